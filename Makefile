@@ -1,0 +1,38 @@
+# The two commands a new user needs:  `make demo` (install + main job)  and  `make test`.
+PY := .venv/bin/python
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply bootstrap clean
+
+demo: install                 ## install everything, then run the whole loop on the embedded default
+	$(PY) -m services.demo
+
+install: .venv/.installed     ## the project virtualenv with every dependency and generated gRPC code
+
+.venv/.installed: pyproject.toml scripts/install.sh
+	scripts/install.sh
+	touch $@
+
+test: install                 ## every test (unit + integration against real processes)
+	$(PY) -m pytest -q
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit
+
+test-integration: install
+	$(PY) -m pytest -q tests/integration
+
+up: install                   ## keep the suite running on fixed ports for grpcurl (Ctrl-C stops it)
+	$(PY) -m services.up
+
+protos:                       ## regenerate gen/ from protos/
+	scripts/gen_protos.sh
+
+check-protos:                 ## fail if gen/ is not what protos/ generates
+	@tmp=$$(mktemp -d); scripts/gen_protos.sh $$tmp && diff -r -x __pycache__ $$tmp/shoprank gen/shoprank && echo "generated code up to date"; rc=$$?; rm -rf $$tmp; exit $$rc
+
+feast-apply:                  ## `feast apply` with the CLI, against var/
+	cd feature_repo && RECSYS_DATA_DIR=$(CURDIR)/var ../.venv/bin/feast apply
+
+clean:
+	rm -rf var .venv

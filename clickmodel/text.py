@@ -1,0 +1,84 @@
+"""How a shopper and a product become model text: the single source of truth for serving and training.
+
+Training/serving skew in how this text is built is the classic bug of text recommenders, so the
+scoring service and the fine-tuning worker both call these functions and nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+# Events that say something about taste; impressions are exposure, not interest, and stay out of history.
+INTEREST_EVENTS = ("click", "add_to_cart", "purchase")
+# Events that count as a positive label for the click model.
+POSITIVE_EVENTS = INTEREST_EVENTS
+EVENT_TYPES = ("impression",) + INTEREST_EVENTS
+HISTORY_LENGTH = 20  # recent interest events kept per user in the online store
+TEXT_HISTORY_ITEMS = 8  # of which the most recent few are spelt out in the model text
+
+
+@dataclass(frozen=True)
+class ItemText:
+    """The catalogue fields the model reads for a product."""
+
+    title: str
+    description: str = ""
+    category: str = ""
+    price: float = 0.0
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One past interest event of a shopper, most recent first in a history."""
+
+    item_id: str
+    event_type: str
+
+
+def item_text(item: ItemText) -> str:
+    """Text for a candidate product: title first (it survives truncation), then category, price, description."""
+    parts = [item.title.strip()]
+    if item.category:
+        parts.append(f"category {item.category.strip()}")
+    if item.price and item.price > 0:
+        parts.append(f"price {price_band(item.price)}")
+    if item.description and item.description.strip().lower() != item.title.strip().lower():
+        parts.append(item.description.strip())
+    return ". ".join(p for p in parts if p)
+
+
+def price_band(price: float) -> str:
+    """A coarse band: exact prices tokenise into noise, bands carry the signal."""
+    for limit, name in ((2, "very low"), (5, "low"), (15, "medium"), (50, "high")):
+        if price < limit:
+            return name
+    return "very high"
+
+
+def user_text(history: Sequence[HistoryEntry], titles: dict[str, str]) -> str:
+    """Text for a shopper from their recent interest events (most recent first).
+
+    A shopper with no history gets a fixed phrase, so a ranking still comes from item text alone.
+    """
+    shown = [h for h in history if h.item_id in titles][:TEXT_HISTORY_ITEMS]
+    if not shown:
+        return "new shopper with no history"
+    bought = [titles[h.item_id] for h in shown if h.event_type == "purchase"]
+    viewed = [titles[h.item_id] for h in shown if h.event_type != "purchase"]
+    parts = []
+    if bought:
+        parts.append("bought: " + "; ".join(bought))
+    if viewed:
+        parts.append("viewed: " + "; ".join(viewed))
+    return ". ".join(parts)
+
+
+def history_from_events(events: Iterable[tuple[str, str, float]], limit: int = HISTORY_LENGTH) -> list[HistoryEntry]:
+    """Recent interest history from (item_id, event_type, timestamp) events, most recent first.
+
+    The feedback service uses this to build the online feature; training uses it to build the history a
+    shopper had at the time of each labelled event, so both see the same thing.
+    """
+    interest = [e for e in events if e[1] in INTEREST_EVENTS]
+    interest.sort(key=lambda e: e[2], reverse=True)
+    return [HistoryEntry(item_id=i, event_type=t) for i, t, _ in interest[:limit]]

@@ -1,0 +1,163 @@
+"""Labelled examples from an event log and the fine-tuning loop, used by the worker and the bootstrap."""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+import torch
+
+from clickmodel.network import ClickModel
+from clickmodel.text import POSITIVE_EVENTS, ItemText, history_from_events, item_text, user_text
+from clickmodel.tokenizer import DEFAULT_MAX_LENGTH, encode_pairs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One logged behaviour event as training reads it."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: float
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Example:
+    user_text: str
+    item_text: str
+    label: float
+
+
+def build_examples(
+    events: Sequence[Event],
+    catalogue: Mapping[str, ItemText],
+    *,
+    since: float = float("-inf"),
+    negatives_per_positive: int = 2,
+    max_positives: int | None = None,
+    seed: int = 0,
+) -> list[Example]:
+    """Point-in-time examples: each positive event at or after `since` becomes one positive example whose
+    user text is built from that shopper's history strictly before it; negatives are impressions that
+    led to no interest in the same ranking, topped up with catalogue items the shopper never touched.
+    """
+    rng = random.Random(seed)
+    titles = {item_id: it.title for item_id, it in catalogue.items()}
+    item_ids = sorted(catalogue)
+    by_user: dict[str, list[Event]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: (e.timestamp, e.event_id)):
+        by_user[e.user_id].append(e)
+
+    interested = {(e.user_id, e.request_id, e.item_id) for e in events if e.event_type in POSITIVE_EVENTS}
+    positives = [e for e in events if e.event_type in POSITIVE_EVENTS and e.timestamp >= since and e.item_id in catalogue]
+    positives.sort(key=lambda e: (e.timestamp, e.event_id))
+    if max_positives is not None and len(positives) > max_positives:
+        positives = positives[-max_positives:]  # the newest behaviour matters most
+
+    examples: list[Example] = []
+    for pos in positives:
+        past = [(e.item_id, e.event_type, e.timestamp) for e in by_user[pos.user_id] if e.timestamp < pos.timestamp]
+        utext = user_text(history_from_events(past), titles)
+        examples.append(Example(utext, item_text(catalogue[pos.item_id]), 1.0))
+        touched = {e.item_id for e in by_user[pos.user_id]}
+        shown_not_taken = [
+            e.item_id
+            for e in by_user[pos.user_id]
+            if e.event_type == "impression"
+            and e.request_id
+            and (e.user_id, e.request_id, e.item_id) not in interested
+            and e.item_id in catalogue
+            and abs(e.timestamp - pos.timestamp) < 86400
+        ]
+        negs = rng.sample(shown_not_taken, min(len(shown_not_taken), negatives_per_positive // 2))
+        tries = 0
+        while len(negs) < negatives_per_positive and tries < 50 and item_ids:
+            tries += 1
+            cand = rng.choice(item_ids)
+            if cand not in touched and cand not in negs:
+                negs.append(cand)
+        examples.extend(Example(utext, item_text(catalogue[n]), 0.0) for n in negs)
+    return examples
+
+
+@dataclass
+class TrainReport:
+    steps: int
+    examples_seen: int
+    mean_loss: float
+    final_loss: float
+    seconds: float
+
+
+def fine_tune(
+    model: ClickModel,
+    examples: Sequence[Example],
+    *,
+    max_steps: int,
+    batch_size: int = 16,
+    lr: float = 3e-5,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> TrainReport:
+    """Binary cross-entropy fine-tuning for at most `max_steps` steps (cycling over the examples),
+    with linear warmup over the first tenth of the steps. `progress(step, total, loss)` is called
+    after every step."""
+    if not examples:
+        raise ValueError("no training examples")
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    steps = max(1, min(max_steps, math.ceil(len(examples) / batch_size) * 3))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()
+    losses: list[float] = []
+    started = time.perf_counter()
+    cursor = len(order)
+    for step in range(steps):
+        if cursor + batch_size > len(order):
+            rng.shuffle(order)
+            cursor = 0
+        batch = [examples[i] for i in order[cursor : cursor + batch_size]]
+        cursor += batch_size
+        enc = encode_pairs([b.user_text for b in batch], [b.item_text for b in batch], max_length)
+        tensors = {k: torch.from_numpy(v) for k, v in enc.items()}
+        labels = torch.tensor([[b.label] for b in batch])
+        loss = loss_fn(model.logits(**tensors), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.item()))
+        if progress is not None:
+            progress(step + 1, steps, losses[-1])
+    model.eval()
+    tail = losses[-max(1, len(losses) // 5) :]
+    return TrainReport(
+        steps=steps,
+        examples_seen=steps * batch_size,
+        mean_loss=sum(losses) / len(losses),
+        final_loss=sum(tail) / len(tail),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def score_pairs(model: torch.nn.Module, user_texts: Iterable[str], item_texts: Iterable[str], max_length: int = DEFAULT_MAX_LENGTH) -> list[float]:
+    """Probabilities from an eager or TorchScript click model (used for offline checks)."""
+    enc = encode_pairs(list(user_texts), list(item_texts), max_length)
+    with torch.inference_mode():
+        out = model(*(torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))
+    return out[:, 0].tolist()

@@ -1,0 +1,50 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class RecentItem(_message.Message):
+    __slots__ = ("item_id", "title", "event_type")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    title: str
+    event_type: str
+    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., event_type: _Optional[str] = ...) -> None: ...
+
+class CategoryShare(_message.Message):
+    __slots__ = ("category", "share")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    category: str
+    share: float
+    def __init__(self, category: _Optional[str] = ..., share: _Optional[float] = ...) -> None: ...
+
+class Profile(_message.Message):
+    __slots__ = ("user_id", "recent_items", "event_count", "purchase_count", "last_event_time", "top_categories")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOP_CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    recent_items: _containers.RepeatedCompositeFieldContainer[RecentItem]
+    event_count: int
+    purchase_count: int
+    last_event_time: _timestamp_pb2.Timestamp
+    top_categories: _containers.RepeatedCompositeFieldContainer[CategoryShare]
+    def __init__(self, user_id: _Optional[str] = ..., recent_items: _Optional[_Iterable[_Union[RecentItem, _Mapping]]] = ..., event_count: _Optional[int] = ..., purchase_count: _Optional[int] = ..., last_event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., top_categories: _Optional[_Iterable[_Union[CategoryShare, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Generates the Python gRPC code in gen/ from protos/. The one way generated code is made: never edit gen/ by hand.
+# Usage: scripts/gen_protos.sh [OUT_DIR]   (default gen; CI generates into a temp dir and diffs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-gen}
+py=${PYTHON:-.venv/bin/python}
+rm -rf "$out/shoprank"
+mkdir -p "$out"
+"$py" -m grpc_tools.protoc -I protos --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" protos/shoprank/v1/*.proto
+for d in "$out/shoprank" "$out/shoprank/v1"; do : > "$d/__init__.py"; done

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One install path for a fresh machine: system library for Triton's python stub, the project
+# virtualenv (.venv) with every Python dependency, the tritonserver wheel, and generated gRPC code.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+pyver=$($PY -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+
+# Triton's python-backend stub embeds libpython; pyenv/uv Pythons often ship without the shared library.
+if ! ldconfig -p | grep -q "libpython${pyver}.so.1.0"; then
+  echo "installing libpython${pyver} (Triton's python backend stub needs it)"
+  if command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "libpython${pyver}" >/dev/null
+  else
+    echo "please install libpython${pyver}.so.1.0 with your system's package manager" >&2; exit 1
+  fi
+fi
+
+[ -x .venv/bin/python ] || $PY -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch==2.13.0 first, so nothing later pulls a multi-GB CUDA build in its place.
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[dev]'
+# Only the tritonserver binary is used; the wheel pins numpy<2 while Feast needs numpy>=2.
+.venv/bin/python -m pip install -q --no-deps nvidia-pytriton==0.7.0
+scripts/gen_protos.sh
+.venv/bin/python -c "import torch, feast, celery, tritonclient.grpc, pytriton, shoprank.v1.scoring_pb2; print('install ok: torch', torch.__version__, '| feast', feast.__version__)"

@@ -1,0 +1,61 @@
+"""Settings shared by every process, read from the environment (one place, typed, with defaults).
+
+The embedded default needs no servers: SQLite for the event log, Feast's online store and Celery's
+broker and results, the wheel's tritonserver. Setting the URLs below switches each part to Redis or
+PostgreSQL for the multi-machine deployment (compose.yaml).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "")
+    return value if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("RECSYS_DATA_DIR", str(PROJECT_ROOT / "var"))).resolve())
+    model_repository: Path = field(
+        default_factory=lambda: Path(_env("RECSYS_MODEL_REPOSITORY", str(PROJECT_ROOT / "triton_models"))).resolve()
+    )
+    triton_grpc_url: str = field(default_factory=lambda: _env("RECSYS_TRITON_GRPC_URL", "127.0.0.1:8001"))
+    # Empty means SQLite under data_dir; e.g. postgresql+psycopg://... for a shared log.
+    eventlog_url: str = field(default_factory=lambda: _env("RECSYS_EVENTLOG_URL", ""))
+    # Empty means Feast's SQLite online store under data_dir; "redis://host:port/db" selects Redis.
+    feast_online_url: str = field(default_factory=lambda: _env("RECSYS_FEAST_ONLINE_URL", ""))
+    celery_broker_url: str = field(default_factory=lambda: _env("RECSYS_CELERY_BROKER_URL", ""))
+    celery_result_url: str = field(default_factory=lambda: _env("RECSYS_CELERY_RESULT_URL", ""))
+    max_candidates: int = field(default_factory=lambda: int(_env("RECSYS_MAX_CANDIDATES", "500")))
+    max_batch_events: int = field(default_factory=lambda: int(_env("RECSYS_MAX_BATCH_EVENTS", "5000")))
+    max_length: int = field(default_factory=lambda: int(_env("RECSYS_MAX_LENGTH", "64")))
+    fine_tune_steps: int = field(default_factory=lambda: int(_env("RECSYS_FINE_TUNE_STEPS", "40")))
+    fine_tune_batch: int = field(default_factory=lambda: int(_env("RECSYS_FINE_TUNE_BATCH", "16")))
+    triton_timeout_s: float = field(default_factory=lambda: float(_env("RECSYS_TRITON_TIMEOUT_S", "10")))
+
+    @property
+    def eventlog(self) -> str:
+        return self.eventlog_url or f"sqlite:///{self.data_dir / 'eventlog.db'}"
+
+    @property
+    def celery_broker(self) -> str:
+        return self.celery_broker_url or f"sqla+sqlite:///{self.data_dir / 'celery-broker.db'}"
+
+    @property
+    def celery_results(self) -> str:
+        return self.celery_result_url or f"db+sqlite:///{self.data_dir / 'celery-results.db'}"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+
+def load() -> Settings:
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings

@@ -1,0 +1,182 @@
+"""The main job: the whole loop on real processes, start to finish, with a short report.
+
+catalogue + past events → version 1 (MiniLM + click head, warm-started) → tritonserver, services and a
+Celery worker → rankings from version 1 → new behaviour fed back → fine-tune job → rankings from
+version 2 → report → every process stopped.
+
+    python -m services.demo [--dataset auto|synthetic|online-retail] [--out var/demo]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from services.config import PROJECT_ROOT
+from services.suite import Suite
+
+logger = logging.getLogger("demo")
+
+
+def load_shop(kind: str):  # type: ignore[no-untyped-def]
+    from shopdata import online_retail, synthetic
+
+    if kind == "online-retail" or (kind == "auto" and online_retail.DEFAULT_PATH.exists()):
+        return online_retail.demo_slice()
+    if kind == "auto":
+        print(f"  ({online_retail.DEFAULT_PATH} not found: using the synthetic shop)")
+    return synthetic.generate()
+
+
+def step(text: str) -> float:
+    print(f"\n== {text}", flush=True)
+    return time.perf_counter()
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def run(args: argparse.Namespace) -> dict:
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    out = Path(args.out).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    suite = Suite(data_dir=out, model_repository=out / "triton_models")
+    suite.apply_env()
+    report: dict = {"timings_s": {}}
+    with suite:
+        t = step("data")
+        shop = load_shop(args.dataset)
+        past, fresh = shop.split(0.7)
+        print(f"  {shop.name}: {len(shop.items)} items, {len(shop.events)} events ({len(past)} past, {len(fresh)} new)")
+        report.update(dataset=shop.name, items=len(shop.items), events=len(shop.events))
+
+        t = step("starting the feedback and profile services")
+        suite.prepare()
+        suite.start_services(("feedback", "profile"))
+        report["timings_s"]["start_services"] = time.perf_counter() - t
+
+        from services.client import SuiteClient
+
+        t = step("loading the catalogue and past events through the feedback service")
+        client = SuiteClient(suite.address("feedback"))
+        client.upsert_items(shop.items)
+        batches = [past[i : i + 1000] for i in range(0, len(past), 1000)]
+        for b in tqdm(batches, desc="  events", unit="batch", file=sys.stdout):
+            client.record_events(b)
+        report["timings_s"]["load_past_events"] = time.perf_counter() - t
+
+        t = step("version 1: packaged MiniLM encoder + click head, warm-started on the past events")
+        from services.config import load
+        from workers.publishing import bootstrap
+
+        settings = load()
+        bootstrap(settings, max_steps=args.bootstrap_steps)
+        report["timings_s"]["bootstrap_v1"] = time.perf_counter() - t
+
+        t = step("starting tritonserver (explicit model control), the scoring service and a Celery worker")
+        suite.start_triton()
+        suite.apply_env()
+        suite.start_services(("scoring",))
+        suite.start_worker()
+        report["timings_s"]["start_triton_scoring"] = time.perf_counter() - t
+        client.close()
+        client = SuiteClient(suite.address("feedback"), suite.address("scoring"), suite.address("profile"))
+
+        rng = random.Random(0)
+        users = sorted({e.user_id for e in fresh} & {e.user_id for e in past})[:5] or sorted({e.user_id for e in fresh})[:5]
+        catalogue = sorted(shop.items)
+
+        def candidates(user: str) -> list[str]:
+            own = list(dict.fromkeys(e.item_id for e in reversed(fresh) if e.user_id == user))[:5]
+            return list(dict.fromkeys(own + rng.sample(catalogue, 30)))[:20]
+
+        t = step("rankings from version 1")
+        before = {}
+        for u in users:
+            resp = client.rank(u, candidates(u))
+            before[u] = resp
+            top = ", ".join(shop.items[i.item_id].title for i in resp.items[:3])
+            print(f"  {u}: version {resp.model_version}, top 3: {top}")
+        latencies = []
+        for n in range(args.latency_calls):
+            u = users[n % len(users)]
+            c = candidates(u)
+            t1 = time.perf_counter()
+            client.rank(u, c)
+            latencies.append(time.perf_counter() - t1)
+        report["rank_latency_20_candidates_ms"] = {"p50": 1000 * statistics.median(latencies), "p99": 1000 * percentile(latencies, 99), "calls": len(latencies)}
+        print(f"  Rank, 20 candidates: p50 {report['rank_latency_20_candidates_ms']['p50']:.0f} ms, p99 {report['rank_latency_20_candidates_ms']['p99']:.0f} ms over {len(latencies)} calls")
+
+        t = step("feeding back new behaviour (impressions, clicks, purchases)")
+        accepted, dups, rejected = client.record_events(fresh)
+        print(f"  accepted {accepted}, duplicates {dups}, rejected {rejected}")
+        report["timings_s"]["feed_back"] = time.perf_counter() - t
+
+        t = step("fine-tune job through the model-admin RPC and the Celery worker")
+        job = client.trigger(job_id=f"demo-{int(time.time())}", max_steps=args.fine_tune_steps)
+        with tqdm(total=100, desc=f"  {job.job_id}", unit="%", file=sys.stdout, mininterval=1.0,
+                  bar_format="{desc} {percentage:3.0f}%|{bar:30}| {elapsed} {postfix}") as bar:
+            while job.state not in ("SUCCEEDED", "FAILED"):
+                time.sleep(0.5)
+                job = client.job(job.job_id)
+                bar.update(int(100 * job.progress) - bar.n)
+                bar.set_postfix_str(job.message[:48], refresh=False)
+        print(f"  {job.state}: {job.message}")
+        if job.state != "SUCCEEDED":
+            raise SystemExit(f"fine-tune failed; worker log:\n{suite.tail('worker')}")
+        report["trigger_to_serving_s"] = time.perf_counter() - t
+
+        step("rankings from the new version")
+        for u in users:
+            resp = client.rank(u, [i.item_id for i in before[u].items])
+            top = ", ".join(shop.items[i.item_id].title for i in resp.items[:3])
+            print(f"  {u}: version {resp.model_version}, top 3: {top}")
+        report["served_version_after"] = resp.model_version
+
+        from shoprank.v1 import model_admin_pb2, profile_pb2
+
+        versions = client.admin.ListVersions(model_admin_pb2.ListVersionsRequest(), timeout=30).versions
+        step("model versions (lineage)")
+        for v in versions:
+            print(f"  v{v.version}: parent {v.parent_version or '-'}, {v.example_count} examples, loss {v.final_loss:.4f}, job {v.job_id}, serving {v.serving}")
+        report["versions"] = [{"version": v.version, "parent": v.parent_version, "examples": v.example_count, "serving": v.serving} for v in versions]
+        profile = client.profile.GetProfile(profile_pb2.GetProfileRequest(user_id=users[0]), timeout=30)
+        print(f"\n  profile of {users[0]}: {profile.event_count} events, {profile.purchase_count} purchases, "
+              f"recent: {', '.join(r.title for r in profile.recent_items[:3])}")
+        client.close()
+    report["timings_s"]["total"] = time.perf_counter() - started
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    step("report")
+    print(f"  dataset {report['dataset']}: {report['items']} items, {report['events']} events")
+    print(f"  Rank latency (20 candidates): p50 {report['rank_latency_20_candidates_ms']['p50']:.0f} ms, p99 {report['rank_latency_20_candidates_ms']['p99']:.0f} ms")
+    print(f"  fine-tune trigger → version {report['served_version_after']} serving: {report['trigger_to_serving_s']:.1f} s")
+    for k, v in report["timings_s"].items():
+        print(f"  {k:24s} {v:7.1f} s")
+    print(f"  all processes stopped; logs and report under {out}")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="auto", choices=["auto", "synthetic", "online-retail"])
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "var" / "demo"))
+    parser.add_argument("--bootstrap-steps", type=int, default=30)
+    parser.add_argument("--fine-tune-steps", type=int, default=30)
+    parser.add_argument("--latency-calls", type=int, default=50)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

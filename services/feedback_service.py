@@ -1,0 +1,112 @@
+"""Feedback service: catalogue upserts and behaviour events (and, in the same process, model admin).
+
+An event batch is validated element by element (good ones are kept, bad ones come back with reasons),
+appended durably to the event log, then the shoppers' online features are refreshed in Feast.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+import grpc
+
+from clickmodel.text import HISTORY_LENGTH, history_from_events
+from services.config import Settings, load
+from services.errors import InvalidArgument, Unavailable
+from services.eventlog import EventLog
+from services.features import FeatureClient, UserFeatures
+from services.grpc_server import build_server, serve_until_signalled
+from services.model_admin import ModelAdminServicer
+from services.validation import validate_events, validate_items
+from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
+
+logger = logging.getLogger(__name__)
+
+
+class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
+    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient) -> None:
+        self.settings = settings
+        self.log = log
+        self.features = features
+
+    def RecordEvents(self, request: feedback_pb2.RecordEventsRequest, context: grpc.ServicerContext) -> feedback_pb2.RecordEventsResponse:
+        if not request.events:
+            raise InvalidArgument("events is empty")
+        if len(request.events) > self.settings.max_batch_events:
+            raise InvalidArgument(f"{len(request.events)} events; at most {self.settings.max_batch_events} per batch")
+        good, bad = validate_events(request.events, self.log.known_items(e.item_id for e in request.events))
+        fresh = self.log.append_events(good)  # durable before we answer
+        try:
+            self.refresh_users({e.user_id for e in good})
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("feature refresh failed")
+            raise Unavailable(
+                "events were stored durably but the online features were not refreshed; retrying the same batch is safe"
+            ) from exc
+        return feedback_pb2.RecordEventsResponse(
+            accepted=len(fresh),
+            duplicates=len(good) - len(fresh),
+            rejected=[common_pb2.Rejection(index=r.index, id=r.id, reason=r.reason) for r in bad],
+        )
+
+    def refresh_users(self, user_ids: set[str]) -> None:
+        """Rebuild each shopper's history feature from the log (so a retry or replay converges)."""
+        rows = {}
+        for user_id in sorted(user_ids):
+            recent = self.log.recent_events(user_id, HISTORY_LENGTH)
+            n_events, n_purchases, last_ts = self.log.user_counts(user_id)
+            rows[user_id] = UserFeatures(history_from_events(recent), n_events, n_purchases, last_ts)
+        self.features.push_user_histories(rows)
+
+    def UpsertItems(self, request: feedback_pb2.UpsertItemsRequest, context: grpc.ServicerContext) -> feedback_pb2.UpsertItemsResponse:
+        if not request.items:
+            raise InvalidArgument("items is empty")
+        if len(request.items) > self.settings.max_batch_events:
+            raise InvalidArgument(f"{len(request.items)} items; at most {self.settings.max_batch_events} per batch")
+        good, bad = validate_items(request.items)
+        self.log.upsert_items(good)
+        try:
+            self.features.push_items(good)
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("item push failed")
+            raise Unavailable("items were stored but not published to the online store; retrying is safe") from exc
+        return feedback_pb2.UpsertItemsResponse(
+            upserted=len(good), rejected=[common_pb2.Rejection(index=r.index, id=r.id, reason=r.reason) for r in bad]
+        )
+
+
+SERVICE_NAMES = (
+    feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
+    model_admin_pb2.DESCRIPTOR.services_by_name["ModelAdminService"].full_name,
+)
+
+
+def create_server(settings: Settings, address: str = "127.0.0.1:0"):  # type: ignore[no-untyped-def]
+    """(server, port, health) with the feedback and model-admin services; not started."""
+    from shoprank.v1 import model_admin_pb2_grpc
+
+    log = EventLog(settings.eventlog)
+    features = FeatureClient(settings)
+    feedback = FeedbackServicer(settings, log, features)
+    admin = ModelAdminServicer(settings, log)
+    return build_server(
+        [
+            lambda s: feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(feedback, s),
+            lambda s: model_admin_pb2_grpc.add_ModelAdminServiceServicer_to_server(admin, s),
+        ],
+        SERVICE_NAMES,
+        address,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Feedback + model admin gRPC server")
+    parser.add_argument("--address", default="127.0.0.1:50051")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s feedback %(levelname)s %(name)s: %(message)s")
+    server, port, health = create_server(load(), args.address)
+    serve_until_signalled(server, health, f"feedback on {port}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""What every gRPC server here shares: error interceptor, health per service, reflection, graceful stop."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from typing import Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.errors import ErrorInterceptor
+
+logger = logging.getLogger(__name__)
+
+Registrar = Callable[[grpc.Server], None]
+
+
+def build_server(
+    registrars: Iterable[Registrar], service_names: Iterable[str], address: str, workers: int = 8
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A started-ready (not yet started) server with the given services, health and reflection."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers),
+        interceptors=[ErrorInterceptor()],
+        options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)],
+    )
+    for register in registrars:
+        register(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = list(service_names)
+    for name in names:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind {address}")
+    return server, port, health_servicer
+
+
+def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0) -> None:
+    """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace."""
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("%s: signal %d, draining", name, signum)
+        health_servicer.enter_graceful_shutdown()
+        server.stop(grace).wait()
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    logger.info("%s serving", name)
+    stopped.wait()
+    logger.info("%s stopped", name)

@@ -1,0 +1,96 @@
+"""Model administration: versions with lineage, fine-tune jobs (hosted in the feedback server)."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.config import Settings
+from services.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.eventlog import EventLog, Job
+from services.model_repository import ModelRepository
+from services.triton_client import InferenceUnavailable, TritonClickClient
+from services.validation import check_id
+from shoprank.v1 import model_admin_pb2, model_admin_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+MAX_STEPS = 10000
+
+
+def ts(seconds: float) -> Timestamp:
+    t = Timestamp()
+    if seconds and seconds not in (float("inf"), float("-inf")):
+        t.FromNanoseconds(int(seconds * 1e9))
+    return t
+
+
+def job_message(job: Job) -> model_admin_pb2.Job:
+    return model_admin_pb2.Job(
+        job_id=job.job_id, state=job.state, progress=job.progress, message=job.message,
+        parent_version=job.parent_version, new_version=job.new_version, created=ts(job.created), updated=ts(job.updated),
+    )
+
+
+class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
+    def __init__(self, settings: Settings, log: EventLog) -> None:
+        from workers.app import app  # Celery only; torch stays out of this process
+
+        self.settings = settings
+        self.log = log
+        self.repo = ModelRepository(settings.model_repository)
+        self.celery = app
+
+    def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:  # type: ignore[no-untyped-def]
+        serving: set[str] = set()
+        client = TritonClickClient(self.settings.triton_grpc_url, timeout_s=2.0)
+        try:
+            serving = client.serving_versions()
+        except InferenceUnavailable:
+            logger.warning("Triton unreachable; versions listed without serving state")
+        finally:
+            client.close()
+        out = []
+        for v in reversed(self.repo.versions()):
+            lin = self.repo.lineage(v)
+            msg = model_admin_pb2.ModelVersion(version=str(v), serving=str(v) in serving)
+            if lin:
+                msg.parent_version = lin.parent_version
+                msg.created.CopyFrom(ts(lin.created))
+                msg.data_from.CopyFrom(ts(lin.data_from))
+                msg.data_to.CopyFrom(ts(lin.data_to))
+                msg.example_count = lin.example_count
+                msg.final_loss = lin.final_loss
+                msg.job_id = lin.job_id
+            out.append(msg)
+        return model_admin_pb2.ListVersionsResponse(versions=out)
+
+    def TriggerFineTune(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:  # type: ignore[no-untyped-def]
+        from workers.app import FINE_TUNE_TASK, TRAINING_QUEUE
+        from workers.payloads import FineTuneRequest
+
+        job_id = request.job_id or f"ft-{uuid.uuid4().hex[:12]}"
+        if reason := check_id(job_id, "job_id"):
+            raise InvalidArgument(reason)
+        if not 0 <= request.max_steps <= MAX_STEPS:
+            raise InvalidArgument(f"max_steps {request.max_steps} outside 0..{MAX_STEPS} (0 = default)")
+        parent = self.repo.latest()
+        if parent is None:
+            raise FailedPrecondition("no model version exists yet; run the bootstrap first")
+        steps = request.max_steps or self.settings.fine_tune_steps
+        job, created = self.log.create_job(job_id, str(parent), steps)
+        if created:
+            payload = FineTuneRequest(job_id=job_id, max_steps=steps, batch_size=self.settings.fine_tune_batch)
+            self.celery.send_task(FINE_TUNE_TASK, args=[payload.to_json()], task_id=job_id, queue=TRAINING_QUEUE)
+            logger.info("fine-tune %s queued from version %s (%d steps)", job_id, parent, steps)
+        return job_message(job)
+
+    def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:  # type: ignore[no-untyped-def]
+        if not request.job_id:
+            raise InvalidArgument("missing job_id")
+        job = self.log.get_job(request.job_id)
+        if job is None:
+            raise NotFound(f"no job {request.job_id!r}")
+        return job_message(job)

@@ -1,0 +1,122 @@
+"""The Triton model repository on disk: numeric version folders, lineage records, atomic publishing.
+
+A version folder holds `model.pt` (TorchScript), `model.py` (the python-backend loader, copied from
+triton_models/bert_click/model.py) and `lineage.json`. A new version is written under a temporary
+name that Triton ignores, flushed, then renamed to its number in one step, so Triton never sees a
+half-written version, even if the writer is killed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from services.config import PROJECT_ROOT
+from services.triton_config import MODEL_NAME, build_config, write_config
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_DIR = PROJECT_ROOT / "triton_models" / MODEL_NAME
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass
+class Lineage:
+    version: str
+    parent_version: str
+    created: float
+    data_from: float
+    data_to: float
+    example_count: int
+    final_loss: float
+    job_id: str
+    train_seconds: float = 0.0
+    notes: dict = field(default_factory=dict)
+
+
+class ModelRepository:
+    def __init__(self, root: Path, model_name: str = MODEL_NAME) -> None:
+        self.root = root
+        self.model_dir = root / model_name
+
+    def ensure_layout(self) -> None:
+        """Create the model folder with its config.pbtxt if absent (a fresh deployment)."""
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        config = self.model_dir / "config.pbtxt"
+        if not config.exists():
+            template = TEMPLATE_DIR / "config.pbtxt"
+            if template.exists() and template.resolve() != config.resolve():
+                shutil.copy2(template, config)
+            else:
+                write_config(config, build_config())
+
+    def versions(self) -> list[int]:
+        if not self.model_dir.exists():
+            return []
+        return sorted(int(p.name) for p in self.model_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.pt").exists())
+
+    def latest(self) -> int | None:
+        v = self.versions()
+        return v[-1] if v else None
+
+    def model_path(self, version: int) -> Path:
+        return self.model_dir / str(version) / "model.pt"
+
+    def lineage(self, version: int) -> Lineage | None:
+        path = self.model_dir / str(version) / "lineage.json"
+        if not path.exists():
+            return None
+        return Lineage(**json.loads(path.read_text()))
+
+    def clean_stale_temporaries(self, older_than_s: float = 0.0) -> list[str]:
+        """Remove temporary folders left by writers that died (a killed fine-tune)."""
+        removed = []
+        if not self.model_dir.exists():
+            return removed
+        for p in self.model_dir.iterdir():
+            if p.name.startswith(TMP_PREFIX) and time.time() - p.stat().st_mtime >= older_than_s:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+        return removed
+
+    def publish(self, write_model: Callable[[Path], None], lineage: Lineage, tag: str) -> int:
+        """Write a new version folder under a temporary name and rename it to the next number."""
+        self.ensure_layout()
+        tmp = self.model_dir / f"{TMP_PREFIX}{tag}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        write_model(tmp / "model.pt")
+        shutil.copy2(TEMPLATE_DIR / "model.py", tmp / "model.py")
+        for _ in range(20):
+            version = (self.latest() or 0) + 1
+            lineage.version = str(version)
+            (tmp / "lineage.json").write_text(json.dumps(asdict(lineage), indent=2))
+            _fsync_tree(tmp)
+            try:
+                os.rename(tmp, self.model_dir / str(version))  # atomic; fails if that number appeared meanwhile
+            except OSError:
+                continue
+            _fsync_dir(self.model_dir)
+            logger.info("published %s version %d", self.model_dir.name, version)
+            return version
+        raise RuntimeError("could not find a free version number")
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in path.iterdir():
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

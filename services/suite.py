@@ -1,0 +1,150 @@
+"""Starts and stops the whole suite as real processes: tritonserver, the three gRPC servers, a Celery
+worker. Used by the demo, `make up` and the integration tests (free ports, readiness waits, fail
+fast with the process log when one dies, always cleaned up)."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services import triton_launcher
+from services.config import PROJECT_ROOT
+from services.ports import free_port, log_tail, wait_until
+
+logger = logging.getLogger(__name__)
+
+SERVICES = {
+    "feedback": ("services.feedback_service", "shoprank.v1.FeedbackService"),
+    "scoring": ("services.scoring_service", "shoprank.v1.ScoringService"),
+    "profile": ("services.profile_service", "shoprank.v1.ProfileService"),
+}
+
+
+def grpc_serving(address: str, service: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@dataclass
+class Suite:
+    data_dir: Path
+    model_repository: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    triton: triton_launcher.TritonServer | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RECSYS_DATA_DIR=str(self.data_dir),
+            RECSYS_MODEL_REPOSITORY=str(self.model_repository),
+            PYTHONUNBUFFERED="1",
+            TOKENIZERS_PARALLELISM="false",
+        )
+        if self.triton is not None:
+            env["RECSYS_TRITON_GRPC_URL"] = self.triton.grpc_url
+        elif "triton_grpc" in self.ports:
+            env["RECSYS_TRITON_GRPC_URL"] = f"127.0.0.1:{self.ports['triton_grpc']}"
+        env.update(self.extra_env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+        return env
+
+    def apply_env(self) -> None:
+        """Point this process (the demo, a test) at the same deployment as the children."""
+        os.environ.update({k: v for k, v in self.env().items() if k.startswith("RECSYS_")})
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "services.features", "apply"], env=self.env(), check=True,
+                       stdout=open(self.log_dir / "feast-apply.log", "ab"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+
+    def start_triton(self, timeout: float = 180.0) -> None:
+        self.triton = triton_launcher.start(
+            self.model_repository, self.log_dir / "tritonserver.log",
+            grpc_port=self.ports.get("triton_grpc"), http_port=self.ports.get("triton_http"), timeout=timeout,
+        )
+        self.ports["triton_grpc"] = self.triton.grpc_port
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True)
+        self.processes[name] = proc
+        return proc
+
+    def start_services(self, names: tuple[str, ...] = ("feedback", "scoring", "profile"), timeout: float = 120.0) -> None:
+        """Start the servers together (their imports overlap) and wait for each to be SERVING."""
+        for name in names:
+            self.ports.setdefault(name, free_port())
+            module, _ = SERVICES[name]
+            self._spawn(name, [sys.executable, "-m", module, "--address", self.address(name)])
+        for name in names:
+            service = SERVICES[name][1]
+            wait_until(lambda: grpc_serving(self.address(name), service), self.processes[name], timeout, f"{name} service", self.log_dir / f"{name}.log")
+
+    def start_worker(self, timeout: float = 120.0) -> None:
+        log = self.log_dir / "worker.log"
+        start = log.stat().st_size if log.exists() else 0
+        proc = self._spawn("worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "training",
+                                      "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
+                                      "--loglevel", "INFO", "--hostname", f"trainer-{os.getpid()}@%h", "--without-gossip", "--without-mingle"])
+
+        def ready() -> bool:
+            with open(log, "rb") as f:
+                f.seek(start)
+                return b" ready." in f.read()
+
+        wait_until(ready, proc, timeout, "celery worker", log)
+
+    def stop_process(self, name: str, grace: float = 15.0) -> None:
+        proc = self.processes.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def kill_process(self, name: str) -> None:
+        proc = self.processes.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop(self) -> None:
+        for name in list(self.processes)[::-1]:
+            try:
+                self.stop_process(name)
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                logger.exception("stopping %s", name)
+        if self.triton is not None:
+            self.triton.stop()
+            self.triton = None
+
+    def tail(self, name: str) -> str:
+        return log_tail(self.log_dir / f"{name}.log")
+
+    def __enter__(self) -> "Suite":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

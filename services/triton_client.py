@@ -1,0 +1,72 @@
+"""Click-probability inference on Triton and explicit model control."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.triton_config import MODEL_NAME
+
+logger = logging.getLogger(__name__)
+
+
+class InferenceUnavailable(Exception):
+    """Triton could not be reached or did not answer."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    probabilities: np.ndarray
+    model_version: str
+
+
+class TritonClickClient:
+    def __init__(self, url: str, timeout_s: float = 10.0, model_name: str = MODEL_NAME) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self._grpc = grpcclient
+        self.url = url
+        self.timeout_s = timeout_s
+        self.model_name = model_name
+        self.client = grpcclient.InferenceServerClient(url)
+
+    def score(self, inputs: dict[str, np.ndarray]) -> Scores:
+        """One batched request for all candidate pairs; returns probabilities and the serving version."""
+        from tritonclient.utils import InferenceServerException
+
+        request = []
+        for name in ("input_ids", "attention_mask", "token_type_ids"):
+            t = self._grpc.InferInput(name, list(inputs[name].shape), "INT64")
+            t.set_data_from_numpy(inputs[name])
+            request.append(t)
+        try:
+            result = self.client.infer(
+                self.model_name,
+                request,
+                outputs=[self._grpc.InferRequestedOutput("probability")],
+                client_timeout=self.timeout_s,
+            )
+        except InferenceServerException as exc:
+            raise InferenceUnavailable(str(exc)) from exc
+        return Scores(result.as_numpy("probability")[:, 0], result.get_response().model_version)
+
+    def load(self) -> None:
+        """Ask Triton to (re)load the model, picking up the newest version folder."""
+        self.client.load_model(self.model_name)
+
+    def serving_versions(self) -> set[str]:
+        """The versions that are loaded and ready now."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            index = self.client.get_model_repository_index(as_json=True)
+        except InferenceServerException as exc:
+            raise InferenceUnavailable(str(exc)) from exc
+        return {m.get("version", "") for m in index.get("models", []) if m.get("name") == self.model_name and m.get("state") == "READY"}
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001 - closing a dead channel is not an error worth reporting
+            pass

@@ -1,0 +1,131 @@
+"""Starts the `tritonserver` binary shipped in the nvidia-pytriton wheel, as the embedded default.
+
+The wheel carries the server, its libraries (`nvidia_pytriton.libs`) and python-backend stubs for each
+Python version. The stub embeds `libpython3.X.so.1.0` (Debian: `libpython3.11`) and finds torch
+through the `python3` first on PATH, so the project virtualenv's `bin` goes first.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.ports import free_port, wait_until
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TritonPaths:
+    binary: Path
+    backends: Path
+    libs: Path
+
+
+def locate() -> TritonPaths:
+    """Paths inside the installed nvidia-pytriton wheel, with the stub for this Python put in place."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("nvidia-pytriton is not installed; run `make install`")
+    root = Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
+    site = root.parents[1]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub_src = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    stub_dst = root / "backends" / "python" / "triton_python_backend_stub"
+    if not stub_dst.exists() or stub_dst.stat().st_size != stub_src.stat().st_size:
+        shutil.copy2(stub_src, stub_dst)
+    for exe in (stub_dst, root / "bin" / "tritonserver"):
+        exe.chmod(0o755)
+    return TritonPaths(binary=root / "bin" / "tritonserver", backends=root / "backends", libs=site / "nvidia_pytriton.libs")
+
+
+@dataclass
+class TritonServer:
+    process: subprocess.Popen
+    http_port: int
+    grpc_port: int
+    metrics_port: int
+    log_path: Path
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def triton_env() -> dict[str, str]:
+    paths = locate()
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(paths.libs), env.get("LD_LIBRARY_PATH", "")) if p)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join((venv_bin, env.get("PATH", "")))
+    env.setdefault("RECSYS_TORCH_THREADS", str(max(1, (os.cpu_count() or 2))))
+    return env
+
+
+def start(
+    model_repository: Path,
+    log_path: Path,
+    models: tuple[str, ...] = ("bert_click",),
+    grpc_port: int | None = None,
+    http_port: int | None = None,
+    timeout: float = 180.0,
+) -> TritonServer:
+    """Start tritonserver with explicit model control, wait until ready, fail fast if it dies."""
+    paths = locate()
+    http_port = http_port or free_port()
+    grpc_port = grpc_port or free_port()
+    metrics_port = free_port()
+    cmd = [
+        str(paths.binary),
+        f"--model-repository={model_repository}",
+        f"--backend-directory={paths.backends}",
+        "--model-control-mode=explicit",
+        *[f"--load-model={m}" for m in models],
+        f"--http-port={http_port}",
+        f"--grpc-port={grpc_port}",
+        f"--metrics-port={metrics_port}",
+        "--allow-metrics=false",
+        "--strict-readiness=true",
+        "--exit-on-error=false",
+        "--log-verbose=0",
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(log_path, "ab")
+    logger.info("starting tritonserver: %s", " ".join(cmd))
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=triton_env(), start_new_session=True)
+    server = TritonServer(proc, http_port, grpc_port, metrics_port, log_path)
+
+    def ready() -> bool:
+        import tritonclient.grpc as grpcclient
+
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        try:
+            return client.is_server_ready() and all(client.is_model_ready(m) for m in models)
+        finally:
+            client.close()
+
+    started = time.monotonic()
+    try:
+        wait_until(ready, proc, timeout, "tritonserver", log_path)
+    except BaseException:
+        server.stop()
+        raise
+    logger.info("tritonserver ready on grpc %s after %.1fs", grpc_port, time.monotonic() - started)
+    return server

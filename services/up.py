@@ -1,0 +1,83 @@
+"""`make up`: the suite on fixed ports for grpcurl, until Ctrl-C.
+
+Uses the default deployment (var/ for data, triton_models/ for versions). On first start it loads the
+synthetic shop (or the Online Retail slice when ../shared/data is present) and exports version 1.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from services.config import load
+from services.suite import Suite
+
+logger = logging.getLogger(__name__)
+
+GRPCURL_EXAMPLES = """
+The suite is up. Try (from the repository root; grpcurl is in .venv/bin):
+
+  .venv/bin/grpcurl -plaintext 127.0.0.1:{scoring} list
+  .venv/bin/grpcurl -plaintext -d '{{"user_id": "{user}", "item_ids": [{items}]}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Rank
+  .venv/bin/grpcurl -plaintext -d '{{"user_id": "{user}", "k": 5}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Recommend
+  .venv/bin/grpcurl -plaintext -d '{{"user_id": "{user}"}}' 127.0.0.1:{profile} shoprank.v1.ProfileService/GetProfile
+  .venv/bin/grpcurl -plaintext -d '{{"events": [{{"event_id": "e-manual-1", "user_id": "{user}", "item_id": {first}, "event_type": "purchase", "timestamp": "2026-11-01T10:00:00Z"}}]}}' 127.0.0.1:{feedback} shoprank.v1.FeedbackService/RecordEvents
+  .venv/bin/grpcurl -plaintext -d '{{"max_steps": 10}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/TriggerFineTune
+  .venv/bin/grpcurl -plaintext -d '{{"job_id": "JOB_ID_FROM_ABOVE"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/GetJob
+  .venv/bin/grpcurl -plaintext 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListVersions
+  .venv/bin/grpcurl -plaintext -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check
+
+Logs: {logs}.  Ctrl-C stops every process.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--feedback-port", type=int, default=50051)
+    parser.add_argument("--scoring-port", type=int, default=50052)
+    parser.add_argument("--profile-port", type=int, default=50053)
+    parser.add_argument("--triton-grpc-port", type=int, default=8001)
+    parser.add_argument("--triton-http-port", type=int, default=8000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load()
+    ports = {"feedback": args.feedback_port, "scoring": args.scoring_port, "profile": args.profile_port,
+             "triton_grpc": args.triton_grpc_port, "triton_http": args.triton_http_port}
+    with Suite(settings.data_dir, settings.model_repository, ports=ports) as suite:
+        suite.apply_env()
+        suite.prepare()
+        suite.start_services(("feedback", "profile"))
+        from services.eventlog import EventLog
+
+        log = EventLog(settings.eventlog)
+        if not log.catalogue():
+            from services.client import SuiteClient
+            from services.demo import load_shop
+
+            shop = load_shop("auto")
+            logger.info("first start: loading %s (%d items, %d events)", shop.name, len(shop.items), len(shop.events))
+            client = SuiteClient(suite.address("feedback"))
+            client.upsert_items(shop.items)
+            client.record_events(shop.events)
+            client.close()
+        from workers.publishing import bootstrap
+
+        bootstrap(load(), max_steps=30)
+        suite.start_triton()
+        suite.start_services(("scoring",))
+        suite.start_worker()
+        catalogue = sorted(log.catalogue())[:3]
+        user = log.events()[-1].user_id
+        print(GRPCURL_EXAMPLES.format(
+            scoring=suite.ports["scoring"], profile=suite.ports["profile"], feedback=suite.ports["feedback"], user=user,
+            items=", ".join(f'"{i}"' for i in catalogue), first=f'"{catalogue[0]}"', logs=suite.log_dir), flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop.wait()
+        print("stopping...")
+
+
+if __name__ == "__main__":
+    main()

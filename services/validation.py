@@ -1,0 +1,116 @@
+"""Validation of incoming events, items and ranking requests: pure functions, unit-tested."""
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from clickmodel.text import EVENT_TYPES, ItemText
+from clickmodel.training import Event
+from services.errors import InvalidArgument
+
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 2000
+FUTURE_TOLERANCE_S = 300.0  # storefront clocks drift; more than this ahead is a bad timestamp
+EARLIEST_TS = 946684800.0  # 2000-01-01: anything older is a unit or clock error
+_ID = re.compile(r"^[\w.:@/+-]+$")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    index: int
+    id: str
+    reason: str
+
+
+def check_id(value: str, what: str) -> str | None:
+    """A reason the id is bad, or None."""
+    if not value:
+        return f"missing {what}"
+    if len(value) > MAX_ID_LENGTH:
+        return f"{what} longer than {MAX_ID_LENGTH} characters"
+    if not _ID.match(value):
+        return f"{what} {value!r} has characters outside letters, digits and ._:@/+-"
+    return None
+
+
+def validate_events(
+    raw: Sequence, known_items: Iterable[str], now: float | None = None
+) -> tuple[list[Event], list[Rejected]]:
+    """Split a batch of proto Events into valid events and per-event rejections (in order)."""
+    now = time.time() if now is None else now
+    known = set(known_items)
+    good: list[Event] = []
+    bad: list[Rejected] = []
+    for index, e in enumerate(raw):
+        reason = (
+            check_id(e.event_id, "event_id")
+            or check_id(e.user_id, "user_id")
+            or check_id(e.item_id, "item_id")
+            or _check_type(e.event_type)
+            or _check_time(e, now)
+            or (check_id(e.request_id, "request_id") if e.request_id else None)
+            or (None if e.item_id in known else f"unknown item_id {e.item_id!r} (upsert it first)")
+        )
+        if reason:
+            bad.append(Rejected(index, e.event_id, reason))
+            continue
+        ts = e.timestamp.seconds + e.timestamp.nanos / 1e9
+        good.append(Event(e.event_id, e.user_id, e.item_id, e.event_type, ts, e.request_id))
+    return good, bad
+
+
+def _check_type(event_type: str) -> str | None:
+    if event_type not in EVENT_TYPES:
+        return f"event_type {event_type!r} is not one of {', '.join(EVENT_TYPES)}"
+    return None
+
+
+def _check_time(e, now: float) -> str | None:  # type: ignore[no-untyped-def]
+    if not e.HasField("timestamp"):
+        return "missing timestamp"
+    if not 0 <= e.timestamp.nanos < 1_000_000_000:
+        return f"malformed timestamp (nanos {e.timestamp.nanos} outside 0..999999999)"
+    ts = e.timestamp.seconds + e.timestamp.nanos / 1e9
+    if ts < EARLIEST_TS:
+        return f"timestamp {e.timestamp.seconds} is before 2000-01-01 (seconds since the epoch expected)"
+    if ts > now + FUTURE_TOLERANCE_S:
+        return f"timestamp is {ts - now:.0f}s in the future"
+    return None
+
+
+def validate_items(raw: Sequence) -> tuple[dict[str, ItemText], list[Rejected]]:
+    good: dict[str, ItemText] = {}
+    bad: list[Rejected] = []
+    for index, it in enumerate(raw):
+        reason = check_id(it.item_id, "item_id")
+        if not reason and not it.title.strip():
+            reason = "missing title"
+        elif not reason and any(len(t) > MAX_TEXT_LENGTH for t in (it.title, it.description, it.category)):
+            reason = f"text field longer than {MAX_TEXT_LENGTH} characters"
+        elif not reason and (math.isnan(it.price) or math.isinf(it.price) or it.price < 0):
+            reason = f"price {it.price} is not a non-negative number"
+        if reason:
+            bad.append(Rejected(index, it.item_id, reason))
+            continue
+        good[it.item_id] = ItemText(it.title.strip(), it.description.strip(), it.category.strip(), float(it.price))
+    return good, bad
+
+
+def validate_rank_request(user_id: str, item_ids: Sequence[str], max_candidates: int) -> list[str]:
+    """Raise InvalidArgument for a bad Rank request; returns the candidate ids."""
+    if reason := check_id(user_id, "user_id"):
+        raise InvalidArgument(reason)
+    if not item_ids:
+        raise InvalidArgument("item_ids is empty: send 1 to %d candidates" % max_candidates)
+    if len(item_ids) > max_candidates:
+        raise InvalidArgument(f"{len(item_ids)} candidates; at most {max_candidates} per request")
+    for i in item_ids:
+        if reason := check_id(i, "item_id"):
+            raise InvalidArgument(reason)
+    if len(set(item_ids)) != len(item_ids):
+        dup = sorted({i for i in item_ids if item_ids.count(i) > 1})
+        raise InvalidArgument(f"duplicate candidates: {', '.join(dup[:5])}")
+    return list(item_ids)

@@ -1,0 +1,79 @@
+"""A small synthetic gift shop whose shoppers' tastes drift over time; deterministic by seed.
+
+Used where ../shared/data is absent. Each shopper starts with two favourite categories and, at a
+random moment in the second half of the timeline, moves one favourite to a new category, so a model
+that keeps learning should follow the move and a frozen one should not.
+"""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+from clickmodel.text import ItemText
+from clickmodel.training import Event
+from shopdata import Shop
+
+CATALOGUE = {
+    "kitchen": (["teapot", "mug", "cake tin", "apron", "egg cup", "tea towel", "jam jar", "mixing bowl"], (2, 18)),
+    "garden": (["plant pot", "watering can", "bird feeder", "trowel", "seed tin", "garden kneeler", "wind chime"], (3, 25)),
+    "toys": (["spinning top", "jigsaw", "rag doll", "toy train", "skipping rope", "yo-yo", "puppet"], (1, 12)),
+    "stationery": (["notebook", "pencil case", "gift wrap", "greeting card", "sticker set", "photo album"], (1, 8)),
+    "lighting": (["tea light holder", "lantern", "fairy lights", "candle", "night light", "lamp shade"], (2, 30)),
+    "textiles": (["cushion cover", "tote bag", "blanket", "doorstop", "hot water bottle", "peg bag"], (3, 20)),
+    "party": (["bunting", "paper cups", "balloons", "party bags", "cake candles", "napkins"], (1, 6)),
+    "christmas": (["bauble", "advent calendar", "wreath", "stocking", "tree topper", "snow globe"], (2, 15)),
+}
+STYLES = ["vintage", "retro", "red spotty", "blue polkadot", "pink floral", "scandi", "regency", "rustic", "heart", "owl"]
+
+
+def generate(n_users: int = 40, n_days: int = 60, seed: int = 7, start: str = "2026-09-01") -> Shop:
+    rng = random.Random(seed)
+    items: dict[str, ItemText] = {}
+    by_category: dict[str, list[str]] = {}
+    for c_index, (category, (nouns, (lo, hi))) in enumerate(CATALOGUE.items()):
+        ids = []
+        for noun in nouns:
+            for style in rng.sample(STYLES, 2):
+                item_id = f"SKU{c_index}{len(ids):03d}"
+                title = f"{style} {noun}".title()
+                items[item_id] = ItemText(title, f"A {style} {noun} from our {category} range.", category, round(rng.uniform(lo, hi), 2))
+                ids.append(item_id)
+        by_category[category] = ids
+    categories = list(CATALOGUE)
+
+    t0 = datetime.fromisoformat(start).replace(tzinfo=timezone.utc).timestamp()
+    span = n_days * 86400
+    events: list[Event] = []
+    for u in range(n_users):
+        user_id = f"U{u:04d}"
+        favourites = rng.sample(categories, 2)
+        drift_at = t0 + span * rng.uniform(0.45, 0.8)
+        drift_to = rng.choice([c for c in categories if c not in favourites])
+        n_sessions = rng.randint(6, 14)
+        for s in range(n_sessions):
+            ts = t0 + span * (s + rng.random()) / n_sessions
+            prefs = favourites if ts < drift_at else [favourites[0], drift_to]
+            request_id = f"r{u:04d}-{s:02d}"
+            shown = [rng.choice(by_category[rng.choice(prefs)]) for _ in range(3)]
+            shown += [rng.choice(items_list) for items_list in rng.sample(list(by_category.values()), 3)]
+            for k, item_id in enumerate(dict.fromkeys(shown)):
+                t = ts + k
+                events.append(Event(f"e-{user_id}-{s}-{k}-imp", user_id, item_id, "impression", t, request_id))
+                liked = items[item_id].category in prefs
+                if liked and rng.random() < 0.6:
+                    events.append(Event(f"e-{user_id}-{s}-{k}-clk", user_id, item_id, "click", t + 0.5, request_id))
+                    if rng.random() < 0.5:
+                        events.append(Event(f"e-{user_id}-{s}-{k}-buy", user_id, item_id, "purchase", t + 0.8, request_id))
+                elif not liked and rng.random() < 0.04:
+                    events.append(Event(f"e-{user_id}-{s}-{k}-clk", user_id, item_id, "click", t + 0.5, request_id))
+    events.sort(key=lambda e: (e.timestamp, e.event_id))
+    return Shop("synthetic", items, events)
+
+
+def preferred_categories(shop: Shop, user_id: str, after: float) -> list[str]:
+    """The categories a shopper bought or clicked most after `after` (for demo reporting)."""
+    from collections import Counter
+
+    counts = Counter(shop.items[e.item_id].category for e in shop.events
+                     if e.user_id == user_id and e.timestamp >= after and e.event_type != "impression")
+    return [c for c, _ in counts.most_common(2)]

@@ -1,0 +1,44 @@
+import json
+import os
+
+import pytest
+
+from services.model_repository import TMP_PREFIX, Lineage, ModelRepository
+from services.triton_config import build_config, parse_config
+from services.config import PROJECT_ROOT
+
+
+def lineage(job="j"):
+    return Lineage(version="", parent_version="", created=1.0, data_from=0.0, data_to=2.0, example_count=3, final_loss=0.5, job_id=job)
+
+
+def test_publish_numbers_versions_and_keeps_lineage(tmp_path):
+    repo = ModelRepository(tmp_path)
+    assert repo.latest() is None
+    for n in (1, 2):
+        v = repo.publish(lambda p: p.write_bytes(b"weights"), lineage(f"j{n}"), tag=f"j{n}")
+        assert v == n
+    assert repo.versions() == [1, 2]
+    assert repo.lineage(2).job_id == "j2" and repo.lineage(2).version == "2"
+    assert (tmp_path / "bert_click" / "2" / "model.py").exists()
+    assert parse_config(tmp_path / "bert_click" / "config.pbtxt").name == "bert_click"
+    assert not [p for p in (tmp_path / "bert_click").iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_failed_write_leaves_no_version(tmp_path):
+    repo = ModelRepository(tmp_path)
+
+    def explode(path):
+        path.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        repo.publish(explode, lineage(), tag="x")
+    assert repo.versions() == []
+    assert repo.clean_stale_temporaries() and repo.versions() == []
+
+
+def test_committed_config_is_what_the_builder_makes():
+    committed = parse_config(PROJECT_ROOT / "triton_models" / "bert_click" / "config.pbtxt")
+    assert committed == build_config()
+    assert committed.backend == "python" and committed.dynamic_batching.max_queue_delay_microseconds > 0

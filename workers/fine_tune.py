@@ -1,0 +1,73 @@
+"""The fine-tune task: new labelled events → fine-tuned serving version → version N+1 served by Triton.
+
+Idempotent by job id: a job that already succeeded returns its result without training again; a job
+redelivered after its worker died (acks_late) starts over, after stale temporaries are removed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+
+from services.config import load
+from services.eventlog import EventLog
+from services.model_repository import ModelRepository
+from workers.app import FINE_TUNE_TASK, TRAINING_QUEUE
+from workers.payloads import FineTuneRequest, FineTuneResult
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name=FINE_TUNE_TASK, queue=TRAINING_QUEUE, acks_late=True, bind=True)
+def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
+    from workers.publishing import examples_since, train_and_publish
+
+    request = FineTuneRequest.from_json(payload)
+    settings = load()
+    log = EventLog(settings.eventlog)
+    repo = ModelRepository(settings.model_repository)
+
+    parent = repo.latest()
+    job, _ = log.create_job(request.job_id, "" if parent is None else str(parent), request.max_steps)
+    if job.state == "SUCCEEDED":
+        logger.info("job %s already succeeded (version %s); nothing to do", job.job_id, job.new_version)
+        return FineTuneResult(job.job_id, job.state, job.parent_version, job.new_version, 0, 0.0, 0.0).to_json()
+
+    removed = repo.clean_stale_temporaries()
+    if removed:
+        logger.warning("removed unfinished version folders: %s", removed)
+    if parent is None:
+        log.update_job(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
+        return FineTuneResult(request.job_id, "FAILED", "", "", 0, 0.0, 0.0).to_json()
+
+    lineage = repo.lineage(parent)
+    since = lineage.data_to if lineage else float("-inf")
+    log.update_job(request.job_id, state="RUNNING", progress=0.0, parent_version=str(parent), message="building examples")
+    examples, lo, hi = examples_since(log, since, request.negatives_per_positive, request.max_positives, request.seed)
+    if not examples:
+        log.update_job(request.job_id, state="FAILED", message=f"no new labelled events since version {parent}")
+        return FineTuneResult(request.job_id, "FAILED", str(parent), "", 0, 0.0, 0.0).to_json()
+
+    last_report = [0.0]
+
+    def progress(step: int, total: int, loss: float) -> None:
+        now = time.monotonic()
+        if step == total or now - last_report[0] > 0.5:  # bound the write rate to the job table
+            last_report[0] = now
+            log.update_job(request.job_id, progress=0.9 * step / total, message=f"step {step}/{total} loss {loss:.4f}")
+
+    try:
+        version, new_lineage = train_and_publish(
+            settings, parent=parent, examples=examples, data_window=(lo, hi), max_steps=request.max_steps,
+            batch_size=request.batch_size, job_id=request.job_id, seed=request.seed, progress=progress,
+        )
+    except Exception as exc:
+        logger.exception("fine-tune %s failed", request.job_id)
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        log.update_job(request.job_id, state="FAILED", message=message)
+        raise RuntimeError(message) from None  # plain type: the result backend must be able to store it
+    log.update_job(request.job_id, state="SUCCEEDED", progress=1.0, new_version=str(version),
+                   message=f"version {version} serving; {len(examples)} examples, loss {new_lineage.final_loss:.4f}")
+    return FineTuneResult(request.job_id, "SUCCEEDED", str(parent), str(version), len(examples),
+                          new_lineage.final_loss, new_lineage.train_seconds).to_json()
