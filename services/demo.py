@@ -80,7 +80,13 @@ def run(args: argparse.Namespace) -> dict:
         from workers.publishing import bootstrap
 
         settings = load()
-        bootstrap(settings, max_steps=args.bootstrap_steps)
+        with tqdm(total=args.bootstrap_steps, desc="  training", unit="step", file=sys.stdout, mininterval=1.0) as bar:
+            def progress(step_no: int, total: int, loss: float) -> None:
+                bar.total = total
+                bar.update(step_no - bar.n)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+            bootstrap(settings, max_steps=args.bootstrap_steps, progress=progress)
         report["timings_s"]["bootstrap_v1"] = time.perf_counter() - t
 
         t = step("starting tritonserver (explicit model control), the scoring service and a Celery worker")
@@ -93,20 +99,29 @@ def run(args: argparse.Namespace) -> dict:
         client = SuiteClient(suite.address("feedback"), suite.address("scoring"), suite.address("profile"))
 
         rng = random.Random(0)
-        users = sorted({e.user_id for e in fresh} & {e.user_id for e in past})[:5] or sorted({e.user_id for e in fresh})[:5]
+        users = sorted({e.user_id for e in fresh if e.event_type != "impression"} & {e.user_id for e in past})[:8]
         catalogue = sorted(shop.items)
 
+        new_items = {u: list(dict.fromkeys(e.item_id for e in reversed(fresh) if e.user_id == u and e.event_type != "impression"))[:5] for u in users}
+
         def candidates(user: str) -> list[str]:
-            own = list(dict.fromkeys(e.item_id for e in reversed(fresh) if e.user_id == user))[:5]
-            return list(dict.fromkeys(own + rng.sample(catalogue, 30)))[:20]
+            return list(dict.fromkeys(new_items[user] + rng.sample(catalogue, 30)))[:20]
+
+        def new_items_in_top5(responses: dict) -> float:
+            """Share of each shopper's next clicked/bought items (in the held-back stream) ranked in the top 5 of 20."""
+            found = sum(len(set(new_items[u]) & {i.item_id for i in r.items[:5]}) for u, r in responses.items())
+            return found / max(1, sum(min(5, len(new_items[u])) for u in responses))
 
         t = step("rankings from version 1")
         before = {}
         for u in users:
             resp = client.rank(u, candidates(u))
             before[u] = resp
+            if len(before) > 5:
+                continue
             top = ", ".join(shop.items[i.item_id].title for i in resp.items[:3])
             print(f"  {u}: version {resp.model_version}, top 3: {top}")
+        report["new_items_in_top5"] = {"version_1": new_items_in_top5(before)}
         latencies = []
         for n in range(args.latency_calls):
             u = users[n % len(users)]
@@ -137,11 +152,18 @@ def run(args: argparse.Namespace) -> dict:
         report["trigger_to_serving_s"] = time.perf_counter() - t
 
         step("rankings from the new version")
+        after = {}
         for u in users:
             resp = client.rank(u, [i.item_id for i in before[u].items])
+            after[u] = resp
+            if len(after) > 5:
+                continue
             top = ", ".join(shop.items[i.item_id].title for i in resp.items[:3])
             print(f"  {u}: version {resp.model_version}, top 3: {top}")
         report["served_version_after"] = resp.model_version
+        report["new_items_in_top5"]["version_" + resp.model_version] = new_items_in_top5(after)
+        print("  share of the shoppers' newly clicked/bought items in the top 5 of 20 (in-sample: the new version"
+              " was trained on them): " + ", ".join(f"{k} {v:.2f}" for k, v in report["new_items_in_top5"].items()))
 
         from shoprank.v1 import model_admin_pb2, profile_pb2
 

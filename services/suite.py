@@ -55,13 +55,23 @@ class Suite:
             PYTHONUNBUFFERED="1",
             TOKENIZERS_PARALLELISM="false",
         )
-        if self.triton is not None:
-            env["RECSYS_TRITON_GRPC_URL"] = self.triton.grpc_url
-        elif "triton_grpc" in self.ports:
+        if "triton_grpc" in self.ports:
             env["RECSYS_TRITON_GRPC_URL"] = f"127.0.0.1:{self.ports['triton_grpc']}"
         env.update(self.extra_env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
         return env
+
+    def settings(self):  # type: ignore[no-untyped-def]
+        """Settings for this deployment, as its child processes see them (this process's env untouched)."""
+        from services.config import Settings
+
+        saved = dict(os.environ)
+        try:
+            os.environ.update({k: v for k, v in self.env().items() if k.startswith("RECSYS_")})
+            return Settings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def apply_env(self) -> None:
         """Point this process (the demo, a test) at the same deployment as the children."""
@@ -71,6 +81,10 @@ class Suite:
         return f"127.0.0.1:{self.ports[name]}"
 
     def prepare(self) -> None:
+        """Data folders, Feast registration, and Triton's ports fixed now so that every process,
+        started before or after tritonserver, knows where it will be."""
+        self.ports.setdefault("triton_grpc", free_port())
+        self.ports.setdefault("triton_http", free_port())
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "services.features", "apply"], env=self.env(), check=True,

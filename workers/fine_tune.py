@@ -61,6 +61,7 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         version, new_lineage = train_and_publish(
             settings, parent=parent, examples=examples, data_window=(lo, hi), max_steps=request.max_steps,
             batch_size=request.batch_size, job_id=request.job_id, seed=request.seed, progress=progress,
+            stage=lambda text: log.update_job(request.job_id, progress=0.92 if "publish" in text else 0.96, message=text),
         )
     except Exception as exc:
         logger.exception("fine-tune %s failed", request.job_id)

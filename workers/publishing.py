@@ -40,6 +40,7 @@ def train_and_publish(
     job_id: str,
     seed: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
+    stage: Callable[[str], None] = lambda _: None,
     load_in_triton: bool = True,
 ) -> tuple[int, Lineage]:
     """Fine-tune `parent` (or the pretrained encoder when None), publish it as the next version, and
@@ -62,8 +63,10 @@ def train_and_publish(
         train_seconds=report.seconds,
         notes={"steps": report.steps, "mean_loss": report.mean_loss, "examples_seen": report.examples_seen},
     )
+    stage("tracing and publishing the new version")
     version = repo.publish(lambda path: save_torchscript(model, path), lineage, tag=job_id)
     if load_in_triton:
+        stage(f"loading version {version} in Triton")
         wait_serving(settings, version)
     return version, lineage
 
@@ -83,7 +86,10 @@ def wait_serving(settings: Settings, version: int, timeout_s: float = 120.0) -> 
         client.close()
 
 
-def bootstrap(settings: Settings, max_steps: int, batch_size: int = 16, seed: int = 0) -> int:
+def bootstrap(
+    settings: Settings, max_steps: int, batch_size: int = 16, seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> int:
     """Version 1: the packaged MiniLM encoder plus a click head, warm-started on the event log."""
     log = EventLog(settings.eventlog)
     repo = ModelRepository(settings.model_repository)
@@ -96,7 +102,7 @@ def bootstrap(settings: Settings, max_steps: int, batch_size: int = 16, seed: in
         raise RuntimeError("the event log has no labelled events to warm-start version 1 on")
     version, _ = train_and_publish(
         settings, parent=None, examples=examples, data_window=(lo, hi), max_steps=max_steps,
-        batch_size=batch_size, job_id="bootstrap", seed=seed, load_in_triton=False,
+        batch_size=batch_size, job_id="bootstrap", seed=seed, progress=progress, load_in_triton=False,
     )
     return version
 
