@@ -6,6 +6,7 @@ version's TorchScript weights, fine-tunes it and traces it again, so one file is
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -82,19 +83,26 @@ def example_inputs(batch: int = 4, length: int = 24) -> tuple[torch.Tensor, torc
 def trace(model: ClickModel) -> torch.jit.ScriptModule:
     """TorchScript of the model in eval mode (dropout off)."""
     model.eval()
-    with torch.no_grad():
+    # The tracer warns about a shape check in transformers' mask code; tests/unit/test_model_trace.py
+    # proves the trace holds at other batch sizes and lengths, so the warnings are noise here.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, example_inputs(), strict=False, check_trace=False)
     return traced
 
 
 def save_torchscript(model: ClickModel, path: Path) -> None:
     traced = trace(model)
-    torch.jit.save(traced, str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what Triton hosts
+        torch.jit.save(traced, str(path))
 
 
 def load_for_training(path: Path) -> ClickModel:
     """Rebuild the eager model from a version's TorchScript file (same parameter names)."""
-    scripted = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.load(str(path), map_location="cpu")
     model = build_model(random_encoder=True)
     missing, unexpected = model.load_state_dict(scripted.state_dict(), strict=False)
     # Position and token-type id buffers are constants that transformers may or may not register.

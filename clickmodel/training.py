@@ -5,6 +5,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
@@ -122,6 +123,7 @@ def fine_tune(
     warmup = max(1, steps // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # transformers 5 self-deprecation
     model.train()
     losses: list[float] = []
     started = time.perf_counter()

@@ -1,14 +1,12 @@
 """Feast feature definitions: shoppers, products and the features the click model reads."""
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from feast import Entity, FeatureView, Field, FileSource, PushSource
 from feast.types import Array, Float64, Int64, String
 
-# Batch sources live beside the registry; pushes write to the online store only (the event log in
-# services/eventlog.py is the system of record, and the online features are rebuilt from it).
-_DATA = Path(os.environ.get("RECSYS_DATA_DIR") or Path(__file__).resolve().parents[1] / "var") / "feast"
+# Pushes write to the online store only: the event log (services/eventlog.py) is the system of
+# record and the online features are rebuilt from it. The batch sources are the schema-only parquet
+# files in data/ (Feast wants a batch source behind every push source).
 
 # A shopper, identified by the storefront's user id.
 user = Entity(name="user", join_keys=["user_id"], description="A shopper")
@@ -17,13 +15,13 @@ user = Entity(name="user", join_keys=["user_id"], description="A shopper")
 item = Entity(name="item", join_keys=["item_id"], description="A catalogue product")
 
 # Offline home of catalogue rows pushed by the feedback service.
-item_batch_source = FileSource(name="item_batch", path=str(_DATA / "items.parquet"), timestamp_field="updated_at")
+item_batch_source = FileSource(name="item_batch", path="data/items.parquet", timestamp_field="updated_at")
 
 # Catalogue upserts arrive here from the feedback service.
 item_push = PushSource(name="item_push", batch_source=item_batch_source)
 
 # Offline home of user history rows.
-user_history_batch_source = FileSource(name="user_history_batch", path=str(_DATA / "user_history.parquet"), timestamp_field="event_time")
+user_history_batch_source = FileSource(name="user_history_batch", path="data/user_history.parquet", timestamp_field="event_time")
 
 # Every accepted event batch pushes the refreshed history of its shoppers here.
 user_history_push = PushSource(name="user_history_push", batch_source=user_history_batch_source)

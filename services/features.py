@@ -63,34 +63,11 @@ def open_store(settings: Settings):  # type: ignore[no-untyped-def]
     return FeatureStore(config=config)
 
 
-def _ensure_batch_files(settings: Settings) -> None:
-    """Empty parquet files for the push sources' batch sources (Feast checks they exist at apply)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    ts = pa.timestamp("us", tz="UTC")
-    schemas = {
-        "items.parquet": pa.schema(
-            [("item_id", pa.string()), ("title", pa.string()), ("description", pa.string()),
-             ("category", pa.string()), ("price", pa.float64()), ("updated_at", ts)]
-        ),
-        "user_history.parquet": pa.schema(
-            [("user_id", pa.string()), ("recent_item_ids", pa.list_(pa.string())), ("recent_event_types", pa.list_(pa.string())),
-             ("event_count", pa.int64()), ("purchase_count", pa.int64()), ("last_event_ts", pa.float64()), ("event_time", ts)]
-        ),
-    }
-    for name, schema in schemas.items():
-        path = settings.feast_dir / name
-        if not path.exists():
-            pq.write_table(schema.empty_table(), path)
-
-
 def apply(settings: Settings) -> None:
     """Register the feature definitions (idempotent)."""
     from feature_repo import definitions as d
 
     store = open_store(settings)
-    _ensure_batch_files(settings)
     store.apply([d.user, d.item, d.item_push, d.user_history_push, d.item_text, d.user_history])
     logger.info("feast definitions applied under %s", settings.feast_dir)
 

@@ -1,0 +1,32 @@
+"""`feast apply` (the real CLI) works in feature_repo/, and the services' store config matches it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from services.config import PROJECT_ROOT, Settings
+from services.features import online_store_config
+
+
+def test_feast_apply_cli_registers_the_definitions(tmp_path):
+    feast = Path(sys.executable).parent / "feast"
+    env = dict(os.environ, RECSYS_DATA_DIR=str(tmp_path))
+    subprocess.run([str(feast), "apply"], cwd=PROJECT_ROOT / "feature_repo", env=env, check=True, capture_output=True, timeout=300)
+    listed = subprocess.run([str(feast), "feature-views", "list"], cwd=PROJECT_ROOT / "feature_repo", env=env,
+                            check=True, capture_output=True, text=True, timeout=300).stdout
+    assert "item_text" in listed and "user_history" in listed
+    assert (tmp_path / "feast" / "registry.db").exists()
+
+
+def test_yaml_and_code_agree_on_the_default_online_store(tmp_path):
+    raw = yaml.safe_load((PROJECT_ROOT / "feature_repo" / "feature_store.yaml").read_text())
+    settings = Settings(data_dir=tmp_path, feast_online_url="")
+    assert raw["online_store"]["type"] == online_store_config(settings)["type"] == "sqlite"
+    assert raw["project"] == "shoprank"
+
+
+def test_redis_online_store_is_selected_by_url(tmp_path):
+    config = online_store_config(Settings(data_dir=tmp_path, feast_online_url="redis://10.0.0.5:6380/3"))
+    assert config == {"type": "redis", "connection_string": "10.0.0.5:6380,db=3"}
