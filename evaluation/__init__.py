@@ -1,0 +1,1 @@
+"""Recommendation quality measured as ../shared/EVAL.md defines: monthly test-then-train."""
