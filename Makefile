@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply bootstrap clean
+.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m services.demo
@@ -36,3 +36,9 @@ feast-apply:                  ## `feast apply` with the CLI, against var/
 
 clean:
 	rm -rf var .venv
+
+bench-quality: install        ## EVAL.md protocol, sampled: SAMPLE=200 DATA=path (0 = full protocol)
+	$(PY) -m evaluation.run --sample-per-month $(or $(SAMPLE),200) $(if $(DATA),--data $(DATA),)
+
+bench-quality-full: install   ## every case; the baselines only (BERT on every case takes hours on 2 CPUs)
+	$(PY) -m evaluation.run --sample-per-month 0 --recommenders popularity,repeat,cooccurrence

@@ -66,6 +66,13 @@ class RepeatPopularity:
         self.history = history
         self.popularity = Popularity(ev)
 
+    def own_items(self, case: Case) -> list[int]:
+        """The shopper's items by purchase count, ties by first purchase."""
+        return [i for i, _, _ in sorted(self.history.counts(case), key=lambda x: (-x[1], x[2]))]
+
+    def ranked(self, case: Case, limit: int) -> list[int]:
+        return self.recommend(case, limit)
+
     def recommend(self, case: Case, k: int = 10) -> list[int]:
         own = sorted(self.history.counts(case), key=lambda x: (-x[1], x[2]))
         ranked = [i for i, _, _ in own[:k]]
@@ -90,13 +97,19 @@ class CoOccurrence:
         self.neighbours = neighbours
         self._month_start: int | None = None
         self._top: dict[int, list[tuple[int, float]]] = {}
+        self._pairs: dict[int, Counter[int]] = defaultdict(Counter)
+        self._counted = 0  # events [0, _counted) are in _pairs
 
     def _fit(self, until_ts: int) -> None:
+        """Add the baskets of events before `until_ts` not counted yet (months arrive in order), then
+        refresh each item's neighbour list (cosine-normalised co-purchase counts)."""
         ev = self.ev
         end = int(np.searchsorted(ev.ts, until_ts, side="left"))
-        pairs: dict[int, Counter[int]] = defaultdict(Counter)
-        basket = ev.basket[:end]
-        items = ev.item[:end]
+        if end < self._counted:
+            self._pairs, self._counted = defaultdict(Counter), 0  # went back in time: start over
+        # whole baskets only: a basket straddling `end` waits for the next fit
+        start = self._counted
+        basket, items = ev.basket[start:end], ev.item[start:end]
         order = np.argsort(basket, kind="stable")
         b_sorted, i_sorted = basket[order], items[order]
         splits = np.flatnonzero(np.diff(b_sorted)) + 1
@@ -104,11 +117,12 @@ class CoOccurrence:
             uniq = np.unique(group)
             if 1 < len(uniq) <= 100:  # very large baskets are wholesale orders: little signal, quadratic cost
                 for a in uniq:
-                    pairs[int(a)].update(int(b) for b in uniq if b != a)
-        item_freq = np.bincount(items, minlength=ev.n_items).astype(np.float64)
+                    self._pairs[int(a)].update(int(b) for b in uniq if b != a)
+        self._counted = end
+        item_freq = np.bincount(ev.item[:end], minlength=ev.n_items).astype(np.float64)
         self._top = {
             a: [(b, n / np.sqrt(item_freq[a] * item_freq[b])) for b, n in c.most_common(self.neighbours)]
-            for a, c in pairs.items()
+            for a, c in self._pairs.items()
         }
         self._month_start = until_ts
 
@@ -122,6 +136,9 @@ class CoOccurrence:
             for b, s in self._top.get(a, ()):
                 scores[b] += weight * s
         return scores
+
+    def ranked(self, case: Case, limit: int) -> list[int]:
+        return self.recommend(case, limit)
 
     def recommend(self, case: Case, k: int = 10) -> list[int]:
         ranked = [i for i, _ in self.scores(case).most_common(k)]
