@@ -3,6 +3,7 @@ same TorchScript artifact (`model.pt`) that Triton hosts, built by the same work
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def train_frozen_model(ev: EventArrays, items: pd.DataFrame, until_ts: int, out_
     positives = max(1, steps * batch_size // 3)
     examples = build_examples(events, catalogue, negatives_per_positive=2, max_positives=positives, seed=seed)
     settings = Settings(data_dir=out_dir, model_repository=out_dir / "triton_models")
+    shutil.rmtree(settings.model_repository, ignore_errors=True)  # each run measures its own version 1
     version, _ = train_and_publish(settings, parent=None, examples=examples, data_window=(float(ev.ts[0]), float(until_ts)),
                                    max_steps=steps, batch_size=batch_size, job_id=f"eval-{until_ts}", seed=seed, load_in_triton=False)
     return settings.model_repository / "bert_click" / str(version) / "model.pt", time.perf_counter() - started

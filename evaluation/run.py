@@ -89,14 +89,22 @@ def main() -> None:
     parser.add_argument("--bert-candidates", type=int, default=20)
     parser.add_argument("--bert-max-length", type=int, default=48)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, Markdown and PNG")
+    parser.add_argument("--months", default=",".join(TEST_MONTHS), help="test months, comma separated (YYYY-MM)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     started = time.perf_counter()
     print(f"loading {args.data}", file=sys.stderr)
-    items, events = load_data(args.data)
+    try:
+        items, events = load_data(args.data)
+    except (ValueError, FileNotFoundError) as exc:  # DatasetError included: file and row, no trace
+        raise SystemExit(f"error: {exc}") from None
     ev = EventArrays.from_frame(events)
-    all_cases = build_cases(ev)
+    months = args.months.split(",")
+    all_cases = build_cases(ev, months)
+    if not all_cases:
+        raise SystemExit(f"no test cases in months {months[0]}..{months[-1]}: no shopper bought in a test month after buying before it")
     per_month = args.sample_per_month or None
     cases = sample_cases(all_cases, per_month, args.seed)
     history = History(ev)
@@ -116,9 +124,9 @@ def main() -> None:
     if "bert" in wanted:
         from evaluation.bert import BertReranker, train_frozen_model
 
-        first_month = month_start_seconds(TEST_MONTHS[0])
+        first_month = month_start_seconds(months[0])
         out_dir = PROJECT_ROOT / "var" / "eval"
-        print(f"training the click model on purchases before {TEST_MONTHS[0]} ({args.bert_steps} steps)", file=sys.stderr)
+        print(f"training the click model on purchases before {months[0]} ({args.bert_steps} steps)", file=sys.stderr)
         model_path, train_s = train_frozen_model(ev, items, first_month, out_dir, args.bert_steps, 16, args.seed)
         bert = BertReranker(ev, history, items, model_path, args.bert_candidates, args.bert_max_length, seed=args.seed, cooccurrence=cooccurrence)
         result = evaluate(bert, cases, ev, history, "bert-rerank")
@@ -135,7 +143,7 @@ def main() -> None:
             "months": {m: round(auc([s for mm, s in bert.auc_positive if mm == m], [s for mm, s in bert.auc_negative if mm == m]), 4) for m in months},
         }
         extra["bert"] = {"model": str(model_path.relative_to(PROJECT_ROOT)), "train_steps": args.bert_steps, "max_length": args.bert_max_length,
-                         "trained_on": f"purchases before {TEST_MONTHS[0]}-01 (frozen: never updated)"}
+                         "trained_on": f"purchases before {months[0]}-01 (frozen: never updated)"}
         results.append(result)
 
     tag = args.tag or (f"sample{per_month}" if per_month else "full")
@@ -152,12 +160,12 @@ def main() -> None:
         "recommenders": results,
         **extra,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"quality-{tag}.json").write_text(json.dumps(report, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"quality-{tag}.json").write_text(json.dumps(report, indent=2))
     from evaluation.report import write_markdown, write_plot
 
-    write_plot(report, RESULTS / f"quality-{tag}.png")
-    md = write_markdown(report, RESULTS / f"quality-{tag}.md", f"quality-{tag}.png")
+    write_plot(report, args.out / f"quality-{tag}.png")
+    md = write_markdown(report, args.out / f"quality-{tag}.md", f"quality-{tag}.png")
     print(md)
 
 
