@@ -54,8 +54,9 @@ class SuiteClient:
         assert self.scoring is not None
         return self.scoring.Rank(scoring_pb2.RankRequest(user_id=user_id, item_ids=list(item_ids), request_id=request_id), timeout=60)
 
-    def trigger(self, job_id: str = "", max_steps: int = 0) -> model_admin_pb2.Job:
-        return self.admin.TriggerFineTune(model_admin_pb2.TriggerFineTuneRequest(job_id=job_id, max_steps=max_steps), timeout=30)
+    def trigger(self, job_id: str = "", max_steps: int = 0, learning_rate: float = 0.0) -> model_admin_pb2.Job:
+        request = model_admin_pb2.TriggerFineTuneRequest(job_id=job_id, max_steps=max_steps, learning_rate=learning_rate)
+        return self.admin.TriggerFineTune(request, timeout=30)
 
     def job(self, job_id: str) -> model_admin_pb2.Job:
         return self.admin.GetJob(model_admin_pb2.GetJobRequest(job_id=job_id), timeout=30)

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict:
         job = client.trigger(job_id=f"demo-{int(time.time())}", max_steps=args.fine_tune_steps)
         with tqdm(total=100, desc=f"  {job.job_id}", unit="%", file=sys.stdout, mininterval=1.0,
                   bar_format="{desc} {percentage:3.0f}%|{bar:30}| {elapsed} {postfix}") as bar:
-            while job.state not in ("SUCCEEDED", "FAILED"):
+            while job.state not in ("SUCCEEDED", "REJECTED", "FAILED"):
                 time.sleep(0.5)
                 job = client.job(job.job_id)
                 bar.update(int(100 * job.progress) - bar.n)

@@ -8,7 +8,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.config import Settings
-from services.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.eventlog import EventLog, Job
 from services.model_repository import ModelRepository
 from services.triton_client import InferenceUnavailable, TritonClickClient
@@ -64,6 +64,8 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
                 msg.example_count = lin.example_count
                 msg.final_loss = lin.final_loss
                 msg.job_id = lin.job_id
+                if lin.gate:
+                    msg.gate = ("passed: " if lin.gate.get("passed") else "rejected: ") + lin.gate.get("reason", "")
             out.append(msg)
         return model_admin_pb2.ListVersionsResponse(versions=out)
 
@@ -76,16 +78,42 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             raise InvalidArgument(reason)
         if not 0 <= request.max_steps <= MAX_STEPS:
             raise InvalidArgument(f"max_steps {request.max_steps} outside 0..{MAX_STEPS} (0 = default)")
-        parent = self.repo.latest()
+        if not 0 <= request.learning_rate <= 1:
+            raise InvalidArgument(f"learning_rate {request.learning_rate} outside 0..1 (0 = default)")
+        parent = self.repo.serving_version()
         if parent is None:
             raise FailedPrecondition("no model version exists yet; run the bootstrap first")
         steps = request.max_steps or self.settings.fine_tune_steps
         job, created = self.log.create_job(job_id, str(parent), steps)
         if created:
-            payload = FineTuneRequest(job_id=job_id, max_steps=steps, batch_size=self.settings.fine_tune_batch)
+            payload = FineTuneRequest(job_id=job_id, max_steps=steps, batch_size=self.settings.fine_tune_batch,
+                                      learning_rate=request.learning_rate or FineTuneRequest.learning_rate)
             self.celery.send_task(FINE_TUNE_TASK, args=[payload.to_json()], task_id=job_id, queue=TRAINING_QUEUE)
             logger.info("fine-tune %s queued from version %s (%d steps)", job_id, parent, steps)
         return job_message(job)
+
+    def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ModelVersion:  # type: ignore[no-untyped-def]
+        if not request.version.isdigit():
+            raise InvalidArgument(f"version {request.version!r} is not a version number")
+        version = int(request.version)
+        if version not in self.repo.versions():
+            raise NotFound(f"no version {version}; versions: {', '.join(map(str, self.repo.versions()))}")
+        previous = self.repo.pin(version)
+        client = TritonClickClient(self.settings.triton_grpc_url, self.settings.triton_timeout_s)
+        try:
+            client.load_and_wait(version, timeout_s=120.0)
+        except InferenceUnavailable as exc:
+            if previous is not None:
+                self.repo.pin(previous)
+            raise Unavailable(f"Triton could not load version {version} ({exc}); version {previous} still serves") from None
+        finally:
+            client.close()
+        logger.warning("rolled back: version %d serves (was %s)", version, previous)
+        lin = self.repo.lineage(version)
+        msg = model_admin_pb2.ModelVersion(version=str(version), serving=True)
+        if lin:
+            msg.parent_version, msg.job_id, msg.example_count = lin.parent_version, lin.job_id, lin.example_count
+        return msg
 
     def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:  # type: ignore[no-untyped-def]
         if not request.job_id:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from services.config import PROJECT_ROOT
-from services.triton_config import MODEL_NAME, build_config, write_config
+from services.triton_config import MODEL_NAME, build_config, parse_config, pin_version, pinned_version, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class Lineage:
     job_id: str
     train_seconds: float = 0.0
     notes: dict = field(default_factory=dict)
+    # The promotion gate's decision: {"passed": bool, "reason": str, "metrics": {...}}
+    gate: dict = field(default_factory=dict)
 
 
 class ModelRepository:
@@ -71,7 +73,23 @@ class ModelRepository:
         path = self.model_dir / str(version) / "lineage.json"
         if not path.exists():
             return None
-        return Lineage(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        return Lineage(**{k: v for k, v in data.items() if k in Lineage.__dataclass_fields__})
+
+    def serving_version(self) -> int | None:
+        """The version the config tells Triton to serve: the pinned one, else the newest."""
+        config = self.model_dir / "config.pbtxt"
+        pinned = pinned_version(parse_config(config)) if config.exists() else None
+        return pinned if pinned is not None else self.latest()
+
+    def pin(self, version: int) -> int | None:
+        """Point the config at `version` (atomically); returns the version served before."""
+        if version not in self.versions():
+            raise FileNotFoundError(f"no version {version} in {self.model_dir}")
+        before = self.serving_version()
+        write_config(self.model_dir / "config.pbtxt", pin_version(parse_config(self.model_dir / "config.pbtxt"), version))
+        logger.info("config now serves version %d (was %s)", version, before)
+        return before
 
     def clean_stale_temporaries(self, older_than_s: float = 0.0) -> list[str]:
         """Remove temporary folders left by writers that died (a killed fine-tune)."""

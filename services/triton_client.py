@@ -55,6 +55,23 @@ class TritonClickClient:
         """Ask Triton to (re)load the model, picking up the newest version folder."""
         self.client.load_model(self.model_name)
 
+    def load_and_wait(self, version: int, timeout_s: float = 120.0) -> None:
+        """Explicit load of the model, then wait until Triton reports `version` ready."""
+        import time
+
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            self.load()
+        except InferenceServerException as exc:
+            raise InferenceUnavailable(str(exc)) from exc
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if str(version) in self.serving_versions():
+                return
+            time.sleep(0.2)
+        raise InferenceUnavailable(f"Triton did not report version {version} ready within {timeout_s:.0f}s")
+
     def serving_versions(self) -> set[str]:
         """The versions that are loaded and ready now."""
         from tritonclient.utils import InferenceServerException

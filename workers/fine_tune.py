@@ -9,6 +9,7 @@ import logging
 import time
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from services.config import load
 from services.eventlog import EventLog
@@ -17,6 +18,21 @@ from workers.app import FINE_TUNE_TASK, TRAINING_QUEUE
 from workers.payloads import FineTuneRequest, FineTuneResult
 
 logger = logging.getLogger(__name__)
+
+
+@worker_ready.connect
+def recover_interrupted_jobs(**_: object) -> None:
+    """A training worker that starts finds jobs a dead worker left RUNNING: fail them (to be triggered
+    again) and remove their half-written version folders. Assumes one training worker per deployment,
+    as the embedded default runs; several workers need a lease per job instead."""
+    settings = load()
+    log = EventLog(settings.eventlog)
+    removed = ModelRepository(settings.model_repository).clean_stale_temporaries()
+    for job in log.running_jobs():
+        log.update_job(job.job_id, state="FAILED", message="interrupted: the worker stopped during training; trigger again")
+        logger.warning("job %s was interrupted by a worker stop; marked FAILED", job.job_id)
+    if removed:
+        logger.warning("removed unfinished version folders: %s", removed)
 
 
 @shared_task(name=FINE_TUNE_TASK, queue=TRAINING_QUEUE, acks_late=True, bind=True)
@@ -28,7 +44,7 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
     log = EventLog(settings.eventlog)
     repo = ModelRepository(settings.model_repository)
 
-    parent = repo.latest()
+    parent = repo.serving_version()
     job, _ = log.create_job(request.job_id, "" if parent is None else str(parent), request.max_steps)
     if job.state == "SUCCEEDED":
         logger.info("job %s already succeeded (version %s); nothing to do", job.job_id, job.new_version)
@@ -61,14 +77,18 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         version, new_lineage = train_and_publish(
             settings, parent=parent, examples=examples, data_window=(lo, hi), max_steps=request.max_steps,
             batch_size=request.batch_size, job_id=request.job_id, seed=request.seed, progress=progress,
-            stage=lambda text: log.update_job(request.job_id, progress=0.92 if "publish" in text else 0.96, message=text),
+            learning_rate=request.learning_rate,
+            stage=lambda text: log.update_job(request.job_id, progress={"eval": 0.9, "trac": 0.93}.get(text[:4], 0.96), message=text),
         )
     except Exception as exc:
         logger.exception("fine-tune %s failed", request.job_id)
         message = f"{type(exc).__name__}: {exc}"[:500]
         log.update_job(request.job_id, state="FAILED", message=message)
         raise RuntimeError(message) from None  # plain type: the result backend must be able to store it
-    log.update_job(request.job_id, state="SUCCEEDED", progress=1.0, new_version=str(version),
-                   message=f"version {version} serving; {len(examples)} examples, loss {new_lineage.final_loss:.4f}")
-    return FineTuneResult(request.job_id, "SUCCEEDED", str(parent), str(version), len(examples),
+    if new_lineage.gate.get("passed", True):
+        state, message = "SUCCEEDED", f"version {version} serving; {len(examples)} examples, loss {new_lineage.final_loss:.4f}"
+    else:
+        state, message = "REJECTED", f"version {version} kept, not served: {new_lineage.gate['reason']}"
+    log.update_job(request.job_id, state=state, progress=1.0, new_version=str(version), message=message[:500])
+    return FineTuneResult(request.job_id, state, str(parent), str(version), len(examples),
                           new_lineage.final_loss, new_lineage.train_seconds).to_json()

@@ -12,6 +12,7 @@ class FineTuneRequest:
     negatives_per_positive: int = 2
     max_positives: int = 2000
     seed: int = 0
+    learning_rate: float = 3e-5
 
     def to_json(self) -> dict:
         return asdict(self)

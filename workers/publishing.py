@@ -3,6 +3,7 @@ and the bootstrap of version 1. Torch is imported here lazily, only in processes
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -39,18 +40,29 @@ def train_and_publish(
     batch_size: int,
     job_id: str,
     seed: int = 0,
+    learning_rate: float = 3e-5,
     progress: Callable[[int, int, float], None] | None = None,
     stage: Callable[[str], None] = lambda _: None,
     load_in_triton: bool = True,
 ) -> tuple[int, Lineage]:
-    """Fine-tune `parent` (or the pretrained encoder when None), publish it as the next version, and
-    ask Triton to load it; returns the new version number and its lineage."""
+    """Fine-tune `parent` (or the pretrained encoder when None) on all but the newest fifth of the
+    examples, gate it against the parent on that held-out fifth, publish it as the next version, and
+    (gate passed) pin it as the serving version and have Triton load it. A rejected candidate is
+    published with its metrics and reason but never served."""
     from clickmodel.network import build_model, load_for_training, save_torchscript
     from clickmodel.training import fine_tune
 
     repo = ModelRepository(settings.model_repository)
+    holdout: list[Example] = []
+    train = examples
+    if parent is not None and len(examples) >= 10:
+        cut = len(examples) - max(2, len(examples) // 5)  # examples are in time order: the tail is newest
+        train, holdout = examples[:cut], examples[cut:]
     model = build_model(seed=seed) if parent is None else load_for_training(repo.model_path(parent))
-    report = fine_tune(model, examples, max_steps=max_steps, batch_size=batch_size, max_length=settings.max_length, seed=seed, progress=progress)
+    report = fine_tune(model, train, max_steps=max_steps, batch_size=batch_size, lr=learning_rate,
+                       max_length=settings.max_length, seed=seed, progress=progress)
+    stage("evaluating the candidate against the serving version")
+    gate = promotion_gate(settings, repo, parent, model, holdout)
     lineage = Lineage(
         version="",
         parent_version="" if parent is None else str(parent),
@@ -61,29 +73,62 @@ def train_and_publish(
         final_loss=report.final_loss,
         job_id=job_id,
         train_seconds=report.seconds,
-        notes={"steps": report.steps, "mean_loss": report.mean_loss, "examples_seen": report.examples_seen},
+        notes={"steps": report.steps, "mean_loss": report.mean_loss, "examples_seen": report.examples_seen,
+               "learning_rate": learning_rate, "holdout_examples": len(holdout)},
+        gate=gate,
     )
     stage("tracing and publishing the new version")
     version = repo.publish(lambda path: save_torchscript(model, path), lineage, tag=job_id)
-    if load_in_triton:
-        stage(f"loading version {version} in Triton")
-        wait_serving(settings, version)
+    if gate["passed"]:
+        previous = repo.pin(version)
+        if load_in_triton:
+            stage(f"loading version {version} in Triton")
+            client = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s)
+            try:
+                client.load_and_wait(version)
+            except Exception:
+                if previous is not None:
+                    repo.pin(previous)  # Triton keeps serving the old version; so does the config
+                raise
+            finally:
+                client.close()
     return version, lineage
 
 
-def wait_serving(settings: Settings, version: int, timeout_s: float = 120.0) -> None:
-    """Explicit load of the model, then wait until Triton reports `version` ready."""
-    client = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s)
-    try:
-        client.load()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if str(version) in client.serving_versions():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"Triton did not report version {version} ready within {timeout_s:.0f}s")
-    finally:
-        client.close()
+def promotion_gate(settings: Settings, repo: ModelRepository, parent: int | None, candidate, holdout: list[Example]) -> dict:  # type: ignore[no-untyped-def]
+    """Candidate vs serving version on the newest held-out examples: log loss must not be worse by
+    more than RECSYS_GATE_LOSS_TOLERANCE. (AUC is recorded too; it is undefined on one-class slices.)"""
+    import math
+
+    import torch
+
+    from clickmodel.training import score_pairs
+    from evaluation.metrics import auc
+
+    if parent is None:
+        return {"passed": True, "reason": "first version", "metrics": {}}
+    if not holdout:
+        return {"passed": True, "reason": "too few examples to hold any out; published ungated", "metrics": {}}
+    parent_model = torch.jit.load(str(repo.model_path(parent)), map_location="cpu").eval()
+    users, items = [e.user_text for e in holdout], [e.item_text for e in holdout]
+    labels = [e.label for e in holdout]
+
+    def metrics(model) -> dict:  # type: ignore[no-untyped-def]
+        probs = score_pairs(model, users, items, settings.max_length)
+        eps = 1e-6
+        loss = -sum(y * math.log(max(p, eps)) + (1 - y) * math.log(max(1 - p, eps)) for p, y in zip(probs, labels)) / len(labels)
+        pos = [p for p, y in zip(probs, labels) if y > 0.5]
+        neg = [p for p, y in zip(probs, labels) if y <= 0.5]
+        return {"log_loss": round(loss, 5), "auc": round(auc(pos, neg), 5) if pos and neg else None}
+
+    candidate.eval()
+    ours, theirs = metrics(candidate), metrics(parent_model)
+    tolerance = float(os.environ.get("RECSYS_GATE_LOSS_TOLERANCE", "0.02"))
+    passed = ours["log_loss"] <= theirs["log_loss"] + tolerance
+    verdict = "not worse than" if passed else "worse than"
+    reason = (f"holdout log loss {ours['log_loss']:.4f} {verdict} version {parent}'s {theirs['log_loss']:.4f} "
+              f"(tolerance {tolerance}) on {len(holdout)} newest examples")
+    return {"passed": passed, "reason": reason, "metrics": {"candidate": ours, "serving": theirs, "holdout": len(holdout)}}
 
 
 def bootstrap(

@@ -23,7 +23,7 @@ def wait_job(client: SuiteClient, job_id: str, timeout: float = 600.0):
     while time.monotonic() < deadline:
         job = client.job(job_id)
         seen_progress.add(round(job.progress, 2))
-        if job.state in ("SUCCEEDED", "FAILED"):
+        if job.state in ("SUCCEEDED", "REJECTED", "FAILED"):
             return job, seen_progress
         time.sleep(0.5)
     raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s: {job.message}")

@@ -42,3 +42,24 @@ def test_committed_config_is_what_the_builder_makes():
     committed = parse_config(PROJECT_ROOT / "triton_models" / "bert_click" / "config.pbtxt")
     assert committed == build_config()
     assert committed.backend == "python" and committed.dynamic_batching.max_queue_delay_microseconds > 0
+
+
+def test_pin_serves_a_chosen_version_and_survives_reparse(tmp_path):
+    repo = ModelRepository(tmp_path)
+    for n in (1, 2, 3):
+        repo.publish(lambda p: p.write_bytes(b"w"), lineage(f"j{n}"), tag=f"j{n}")
+    assert repo.serving_version() == 3  # fresh config: the newest
+    assert repo.pin(2) == 3 and repo.serving_version() == 2
+    config = parse_config(tmp_path / "bert_click" / "config.pbtxt")
+    assert list(config.version_policy.specific.versions) == [2]
+    assert config.input == build_config().input  # everything else kept
+    with pytest.raises(FileNotFoundError):
+        repo.pin(7)
+
+
+def test_lineage_keeps_the_gate_decision(tmp_path):
+    repo = ModelRepository(tmp_path)
+    lin = lineage()
+    lin.gate = {"passed": False, "reason": "worse", "metrics": {"candidate": {"log_loss": 0.9}}}
+    v = repo.publish(lambda p: p.write_bytes(b"w"), lin, tag="g")
+    assert repo.lineage(v).gate["reason"] == "worse"

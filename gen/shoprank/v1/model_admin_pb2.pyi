@@ -14,7 +14,7 @@ class ListVersionsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "parent_version", "created", "data_from", "data_to", "example_count", "final_loss", "job_id", "serving")
+    __slots__ = ("version", "parent_version", "created", "data_from", "data_to", "example_count", "final_loss", "job_id", "serving", "gate")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class ModelVersion(_message.Message):
     FINAL_LOSS_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     version: str
     parent_version: str
     created: _timestamp_pb2.Timestamp
@@ -33,7 +34,8 @@ class ModelVersion(_message.Message):
     final_loss: float
     job_id: str
     serving: bool
-    def __init__(self, version: _Optional[str] = ..., parent_version: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., example_count: _Optional[int] = ..., final_loss: _Optional[float] = ..., job_id: _Optional[str] = ..., serving: _Optional[bool] = ...) -> None: ...
+    gate: str
+    def __init__(self, version: _Optional[str] = ..., parent_version: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., example_count: _Optional[int] = ..., final_loss: _Optional[float] = ..., job_id: _Optional[str] = ..., serving: _Optional[bool] = ..., gate: _Optional[str] = ...) -> None: ...
 
 class ListVersionsResponse(_message.Message):
     __slots__ = ("versions",)
@@ -42,12 +44,20 @@ class ListVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ...) -> None: ...
 
 class TriggerFineTuneRequest(_message.Message):
-    __slots__ = ("job_id", "max_steps")
+    __slots__ = ("job_id", "max_steps", "learning_rate")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     max_steps: int
-    def __init__(self, job_id: _Optional[str] = ..., max_steps: _Optional[int] = ...) -> None: ...
+    learning_rate: float
+    def __init__(self, job_id: _Optional[str] = ..., max_steps: _Optional[int] = ..., learning_rate: _Optional[float] = ...) -> None: ...
+
+class RollbackRequest(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -50,6 +50,11 @@ class ModelAdminServiceStub:
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.Job.FromString,
                 _registered_method=True)
+        self.Rollback = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/Rollback',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.FromString,
+                _registered_method=True)
 
 
 class ModelAdminServiceServicer:
@@ -75,6 +80,13 @@ class ModelAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rollback(self, request, context):
+        """Serves a chosen earlier version again (Triton keeps the current one if the load fails).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_ModelAdminServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.GetJobRequest.FromString,
                     response_serializer=shoprank_dot_v1_dot_model__admin__pb2.Job.SerializeToString,
+            ),
+            'Rollback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rollback,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +193,33 @@ class ModelAdminService:
             '/shoprank.v1.ModelAdminService/GetJob',
             shoprank_dot_v1_dot_model__admin__pb2.GetJobRequest.SerializeToString,
             shoprank_dot_v1_dot_model__admin__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/Rollback',
+            shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,85 @@
+"""Versions over their life: a worse candidate is rejected and never served, a rollback restores an
+earlier version in Rank's answers, and a worker killed mid-training leaves the repository loadable."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from clickmodel.training import Event
+from services.client import SuiteClient
+from shoprank.v1 import model_admin_pb2
+from tests.integration.conftest import start_deployment
+from tests.integration.test_loop import wait_job
+
+pytestmark = pytest.mark.integration
+
+CANDIDATES = ["SKU0001", "SKU1001", "SKU2001", "SKU3001"]
+
+
+def fresh_events(tag: str, n: int = 12) -> list[Event]:
+    now = time.time()
+    items = ["SKU0001", "SKU0002", "SKU1001", "SKU1002", "SKU2001", "SKU3001"]
+    return [Event(f"{tag}-{i}", f"U{i % 4:04d}", items[i % len(items)], "purchase", now - 600 + i) for i in range(n)]
+
+
+def versions(client: SuiteClient) -> dict[str, model_admin_pb2.ModelVersion]:
+    return {v.version: v for v in client.admin.ListVersions(model_admin_pb2.ListVersionsRequest(), timeout=30).versions}
+
+
+def test_gate_rollback_and_killed_worker(tmp_path, shop):
+    suite = start_deployment(tmp_path, shop, {})
+    client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+    repo_dir = suite.model_repository / "bert_click"
+    try:
+        # a good candidate passes the gate and serves
+        _, fresh = shop.split(0.6)
+        client.record_events(fresh)
+        done, _ = wait_job(client, client.trigger(job_id="good", max_steps=3).job_id)
+        assert done.state == "SUCCEEDED" and done.new_version == "2", done.message
+        assert client.rank("U0001", CANDIDATES).model_version == "2"
+        assert versions(client)["2"].gate.startswith("passed")
+
+        # a candidate forced to be worse (a learning rate that wrecks the weights) is kept, not served
+        client.record_events(fresh_events("worse", 15))
+        done, _ = wait_job(client, client.trigger(job_id="worse", max_steps=8, learning_rate=0.5).job_id)
+        assert done.state == "REJECTED" and done.new_version == "3", done.message
+        assert "worse than version 2" in done.message
+        assert client.rank("U0001", CANDIDATES).model_version == "2"
+        listed = versions(client)
+        assert listed["3"].gate.startswith("rejected") and not listed["3"].serving and listed["2"].serving
+
+        # rollback to version 1: Rank answers from it; unknown versions are NOT_FOUND
+        reply = client.admin.Rollback(model_admin_pb2.RollbackRequest(version="1"), timeout=180)
+        assert reply.serving and reply.version == "1"
+        assert client.rank("U0001", CANDIDATES).model_version == "1"
+        assert versions(client)["1"].serving
+        import grpc
+
+        with pytest.raises(grpc.RpcError) as info:
+            client.admin.Rollback(model_admin_pb2.RollbackRequest(version="99"), timeout=30)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+        # a worker killed during training leaves no half-written version, and the next run recovers
+        job = client.trigger(job_id="killed", max_steps=400)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            job = client.job("killed")
+            if job.state == "RUNNING" and job.message.startswith("step"):
+                break
+            time.sleep(0.3)
+        assert job.message.startswith("step"), job.message
+        suite.kill_process("worker")
+        before = sorted(p.name for p in repo_dir.iterdir())
+        assert "4" not in before  # nothing published for the killed job
+        assert client.rank("U0001", CANDIDATES).model_version == "1"  # serving untouched
+        suite.start_worker()
+        assert client.job("killed").state == "FAILED" and "interrupted" in client.job("killed").message
+        assert not [p for p in repo_dir.iterdir() if p.name.startswith(".tmp-")]
+        client.record_events(fresh_events("after", 12))
+        done, _ = wait_job(client, client.trigger(job_id="after-kill", max_steps=3).job_id)
+        assert done.state == "SUCCEEDED" and done.new_version == "4", done.message
+        assert client.rank("U0001", CANDIDATES).model_version == "4"
+    finally:
+        client.close()
+        suite.stop()
