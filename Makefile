@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full
+.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m services.demo
@@ -42,3 +42,6 @@ bench-quality: install        ## EVAL.md protocol, sampled: SAMPLE=200 DATA=path
 
 bench-quality-full: install   ## every case; the baselines only (BERT on every case takes hours on 2 CPUs)
 	$(PY) -m evaluation.run --sample-per-month 0 --recommenders popularity,repeat,cooccurrence
+
+bench-freshness: install      ## ack → features visible, and fine-tune trigger → new version serving
+	$(PY) -m evaluation.freshness

@@ -93,6 +93,8 @@ def build_examples(
 @dataclass
 class TrainReport:
     steps: int
+    best_step: int
+    validation_loss: float
     examples_seen: int
     mean_loss: float
     final_loss: float
@@ -109,10 +111,14 @@ def fine_tune(
     max_length: int = DEFAULT_MAX_LENGTH,
     seed: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
+    validation: Sequence[Example] = (),
+    eval_every: int = 10,
+    patience: int = 3,
 ) -> TrainReport:
     """Binary cross-entropy fine-tuning for at most `max_steps` steps (cycling over the examples),
     with linear warmup over the first tenth of the steps. `progress(step, total, loss)` is called
-    after every step."""
+    after every step. With a `validation` slice, its loss is checked every `eval_every` steps; training
+    stops after `patience` checks without improvement and the best weights are kept."""
     if not examples:
         raise ValueError("no training examples")
     torch.manual_seed(seed)
@@ -128,6 +134,11 @@ def fine_tune(
     losses: list[float] = []
     started = time.perf_counter()
     cursor = len(order)
+    best: tuple[float, int, dict | None] = (float("inf"), 0, None)
+    stale = 0
+    if validation:
+        best = (validation_loss(model, validation, max_length), 0, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        model.train()
     for step in range(steps):
         if cursor + batch_size > len(order):
             rng.shuffle(order)
@@ -146,15 +157,44 @@ def fine_tune(
         losses.append(float(loss.item()))
         if progress is not None:
             progress(step + 1, steps, losses[-1])
+        if validation and ((step + 1) % eval_every == 0 or step + 1 == steps):
+            val = validation_loss(model, validation, max_length)
+            model.train()
+            if val < best[0] - 1e-4:
+                best = (val, step + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                stale = 0
+            else:
+                stale += 1
+                if stale >= patience:
+                    logger.info("early stop at step %d: validation loss %.4f, best %.4f at step %d", step + 1, val, best[0], best[1])
+                    break
+    if best[2] is not None:
+        model.load_state_dict(best[2])
     model.eval()
     tail = losses[-max(1, len(losses) // 5) :]
     return TrainReport(
-        steps=steps,
-        examples_seen=steps * batch_size,
+        steps=len(losses),
+        best_step=best[1] if best[2] is not None else len(losses),
+        validation_loss=best[0] if best[2] is not None else float("nan"),
+        examples_seen=len(losses) * batch_size,
         mean_loss=sum(losses) / len(losses),
         final_loss=sum(tail) / len(tail),
         seconds=time.perf_counter() - started,
     )
+
+
+def validation_loss(model: torch.nn.Module, examples: Sequence[Example], max_length: int = DEFAULT_MAX_LENGTH) -> float:
+    """Mean binary cross-entropy of the model on examples (eval mode, no gradients)."""
+    model.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for i in range(0, len(examples), 64):
+            chunk = examples[i : i + 64]
+            enc = encode_pairs([e.user_text for e in chunk], [e.item_text for e in chunk], max_length)
+            logits = model.logits(*(torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))
+            labels = torch.tensor([[e.label] for e in chunk])
+            total += float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum"))
+    return total / len(examples)
 
 
 def score_pairs(model: torch.nn.Module, user_texts: Iterable[str], item_texts: Iterable[str], max_length: int = DEFAULT_MAX_LENGTH) -> list[float]:

@@ -36,6 +36,11 @@ class Settings:
     max_length: int = field(default_factory=lambda: int(_env("RECSYS_MAX_LENGTH", "64")))
     fine_tune_steps: int = field(default_factory=lambda: int(_env("RECSYS_FINE_TUNE_STEPS", "40")))
     fine_tune_batch: int = field(default_factory=lambda: int(_env("RECSYS_FINE_TUNE_BATCH", "16")))
+    replay_capacity: int = field(default_factory=lambda: int(_env("RECSYS_REPLAY_CAPACITY", "5000")))
+    # Fine-tune automatically once this many new positive events arrived since the serving version (0 = off).
+    auto_fine_tune_events: int = field(default_factory=lambda: int(_env("RECSYS_AUTO_FINE_TUNE_EVENTS", "0")))
+    # Celery beat checks for new events this often and fine-tunes if there are any (seconds).
+    fine_tune_interval_s: float = field(default_factory=lambda: float(_env("RECSYS_FINE_TUNE_INTERVAL_S", "3600")))
     triton_timeout_s: float = field(default_factory=lambda: float(_env("RECSYS_TRITON_TIMEOUT_S", "10")))
 
     @property

@@ -58,7 +58,26 @@ jobs_table = sa.Table(
     sa.Column("updated", sa.Float, nullable=False),
 )
 
-JOB_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED")
+# Reservoir of past training examples replayed in later fine-tunes (against forgetting); bounded,
+# persisted here so a restarted worker keeps it.
+replay_table = sa.Table(
+    "replay_buffer",
+    metadata,
+    sa.Column("slot", sa.Integer, primary_key=True),
+    sa.Column("user_text", sa.String, nullable=False),
+    sa.Column("item_text", sa.String, nullable=False),
+    sa.Column("label", sa.Float, nullable=False),
+    sa.Column("added_at", sa.Float, nullable=False),
+)
+
+counters_table = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("value", sa.Integer, nullable=False),
+)
+
+JOB_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "REJECTED", "FAILED")
 
 
 @dataclass(frozen=True)
@@ -228,10 +247,76 @@ class EventLog:
             row = conn.execute(sa.select(jobs_table).where(jobs_table.c.job_id == job_id)).first()
         return Job(**row._mapping) if row else None
 
+    def claim_job(self, job_id: str) -> bool:
+        """Mark the job RUNNING unless another job is RUNNING (one statement, so two workers cannot
+        both win on SQLite; on PostgreSQL it narrows the race to concurrent statements)."""
+        other = sa.select(jobs_table.c.job_id).where(jobs_table.c.state == "RUNNING", jobs_table.c.job_id != job_id).exists()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(jobs_table).where(jobs_table.c.job_id == job_id, ~other)
+                .values(state="RUNNING", progress=0.0, message="starting", updated=time.time())
+            )
+        return bool(result.rowcount)
+
+    def active_jobs(self) -> list[Job]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(jobs_table).where(jobs_table.c.state.in_(("PENDING", "RUNNING")))).all()
+        return [Job(**r._mapping) for r in rows]
+
+    def positive_events_since(self, since: float) -> int:
+        c = events_table.c
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(c.ts > since, c.event_type.in_(INTEREST_EVENTS))).scalar_one())
+
     def running_jobs(self) -> list[Job]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(jobs_table).where(jobs_table.c.state == "RUNNING")).all()
         return [Job(**r._mapping) for r in rows]
+
+
+class ReplayBuffer:
+    """Reservoir sampling (Algorithm R) over every example ever added: each has the same chance of
+    being in the buffer, whatever its age, and the buffer never exceeds `capacity`."""
+
+    def __init__(self, log: EventLog, capacity: int) -> None:
+        self.log = log
+        self.capacity = capacity
+
+    def add(self, examples, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+        import random
+
+        rng = random.Random(seed)
+        now = time.time()
+        with self.log.engine.begin() as conn:
+            seen = conn.execute(sa.select(counters_table.c.value).where(counters_table.c.name == "replay_seen")).scalar()
+            fresh_counter = seen is None
+            seen = seen or 0
+            for e in examples:
+                seen += 1
+                slot = seen - 1 if seen <= self.capacity else rng.randrange(seen)
+                if slot < self.capacity:
+                    row = dict(user_text=e.user_text, item_text=e.item_text, label=e.label, added_at=now)
+                    updated = conn.execute(sa.update(replay_table).where(replay_table.c.slot == slot).values(**row)).rowcount
+                    if not updated:
+                        conn.execute(sa.insert(replay_table).values(slot=slot, **row))
+            if fresh_counter:
+                conn.execute(sa.insert(counters_table).values(name="replay_seen", value=seen))
+            else:
+                conn.execute(sa.update(counters_table).where(counters_table.c.name == "replay_seen").values(value=seen))
+
+    def sample(self, n: int, seed: int = 0) -> list:  # type: ignore[type-arg]
+        import random
+
+        from clickmodel.training import Example
+
+        with self.log.engine.connect() as conn:
+            rows = conn.execute(sa.select(replay_table.c.user_text, replay_table.c.item_text, replay_table.c.label).order_by(replay_table.c.slot)).all()
+        rows = random.Random(seed).sample(rows, min(n, len(rows)))
+        return [Example(u, i, float(y)) for u, i, y in rows]
+
+    def __len__(self) -> int:
+        with self.log.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(replay_table)).scalar_one())
 
 
 def _chunks(seq: Sequence[str], n: int) -> Iterable[Sequence[str]]:

@@ -17,6 +17,7 @@ from services.eventlog import EventLog
 from services.features import FeatureClient, UserFeatures
 from services.grpc_server import build_server, serve_until_signalled
 from services.model_admin import ModelAdminServicer
+from services.triggers import maybe_fine_tune
 from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
 
@@ -25,9 +26,12 @@ logger = logging.getLogger(__name__)
 
 class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     def __init__(self, settings: Settings, log: EventLog, features: FeatureClient) -> None:
+        from workers.app import app  # Celery only: volume-triggered fine-tunes are sent from here
+
         self.settings = settings
         self.log = log
         self.features = features
+        self.celery = app
 
     def RecordEvents(self, request: feedback_pb2.RecordEventsRequest, context: grpc.ServicerContext) -> feedback_pb2.RecordEventsResponse:
         if not request.events:
@@ -43,10 +47,14 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             raise Unavailable(
                 "events were stored durably but the online features were not refreshed; retrying the same batch is safe"
             ) from exc
+        job = None
+        if fresh and self.settings.auto_fine_tune_events > 0:
+            job = maybe_fine_tune(self.settings, self.log, self.celery, self.settings.auto_fine_tune_events, "volume")
         return feedback_pb2.RecordEventsResponse(
             accepted=len(fresh),
             duplicates=len(good) - len(fresh),
             rejected=[common_pb2.Rejection(index=r.index, id=r.id, reason=r.reason) for r in bad],
+            fine_tune_job_id=job.job_id if job else "",
         )
 
     def refresh_users(self, user_ids: set[str]) -> None:

@@ -11,6 +11,7 @@ from services.config import Settings
 from services.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.eventlog import EventLog, Job
 from services.model_repository import ModelRepository
+from services.triggers import enqueue_fine_tune
 from services.triton_client import InferenceUnavailable, TritonClickClient
 from services.validation import check_id
 from shoprank.v1 import model_admin_pb2, model_admin_pb2_grpc
@@ -70,9 +71,6 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         return model_admin_pb2.ListVersionsResponse(versions=out)
 
     def TriggerFineTune(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:  # type: ignore[no-untyped-def]
-        from workers.app import FINE_TUNE_TASK, TRAINING_QUEUE
-        from workers.payloads import FineTuneRequest
-
         job_id = request.job_id or f"ft-{uuid.uuid4().hex[:12]}"
         if reason := check_id(job_id, "job_id"):
             raise InvalidArgument(reason)
@@ -84,12 +82,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         if parent is None:
             raise FailedPrecondition("no model version exists yet; run the bootstrap first")
         steps = request.max_steps or self.settings.fine_tune_steps
-        job, created = self.log.create_job(job_id, str(parent), steps)
-        if created:
-            payload = FineTuneRequest(job_id=job_id, max_steps=steps, batch_size=self.settings.fine_tune_batch,
-                                      learning_rate=request.learning_rate or FineTuneRequest.learning_rate)
-            self.celery.send_task(FINE_TUNE_TASK, args=[payload.to_json()], task_id=job_id, queue=TRAINING_QUEUE)
-            logger.info("fine-tune %s queued from version %s (%d steps)", job_id, parent, steps)
+        job, _ = enqueue_fine_tune(self.settings, self.log, self.celery, job_id, parent, steps, request.learning_rate)
         return job_message(job)
 
     def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ModelVersion:  # type: ignore[no-untyped-def]

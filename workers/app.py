@@ -11,16 +11,19 @@ from services.config import load
 
 TRAINING_QUEUE = "training"
 FINE_TUNE_TASK = "workers.fine_tune.fine_tune"
+SCHEDULED_TASK = "workers.scheduled.scheduled_fine_tune"
 
 
 def make_app() -> Celery:
     settings = load()
-    app = Celery("shoprank", broker=settings.celery_broker, backend=settings.celery_results, include=["workers.fine_tune"])
+    app = Celery("shoprank", broker=settings.celery_broker, backend=settings.celery_results, include=["workers.fine_tune", "workers.scheduled"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_routes={FINE_TUNE_TASK: {"queue": TRAINING_QUEUE}},
+        task_routes={FINE_TUNE_TASK: {"queue": TRAINING_QUEUE}, SCHEDULED_TASK: {"queue": TRAINING_QUEUE}},
+        # `celery -A workers.app beat` sends the scheduled check; it fine-tunes only if there is news.
+        beat_schedule={"fine-tune-on-schedule": {"task": SCHEDULED_TASK, "schedule": settings.fine_tune_interval_s}},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

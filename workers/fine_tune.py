@@ -12,7 +12,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from services.config import load
-from services.eventlog import EventLog
+from services.eventlog import EventLog, ReplayBuffer
 from services.model_repository import ModelRepository
 from workers.app import FINE_TUNE_TASK, TRAINING_QUEUE
 from workers.payloads import FineTuneRequest, FineTuneResult
@@ -46,8 +46,8 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
 
     parent = repo.serving_version()
     job, _ = log.create_job(request.job_id, "" if parent is None else str(parent), request.max_steps)
-    if job.state == "SUCCEEDED":
-        logger.info("job %s already succeeded (version %s); nothing to do", job.job_id, job.new_version)
+    if job.state in ("SUCCEEDED", "REJECTED"):
+        logger.info("job %s already ended %s (version %s); nothing to do", job.job_id, job.state, job.new_version)
         return FineTuneResult(job.job_id, job.state, job.parent_version, job.new_version, 0, 0.0, 0.0).to_json()
 
     removed = repo.clean_stale_temporaries()
@@ -57,14 +57,21 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         log.update_job(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
         return FineTuneResult(request.job_id, "FAILED", "", "", 0, 0.0, 0.0).to_json()
 
+    if not log.claim_job(request.job_id):
+        # Another fine-tune of this model is running: never two at once. Come back later.
+        log.update_job(request.job_id, state="PENDING", message="waiting: another fine-tune is running")
+        raise self.retry(countdown=30, max_retries=None)
     lineage = repo.lineage(parent)
     since = lineage.data_to if lineage else float("-inf")
-    log.update_job(request.job_id, state="RUNNING", progress=0.0, parent_version=str(parent), message="building examples")
+    log.update_job(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")
     examples, lo, hi = examples_since(log, since, request.negatives_per_positive, request.max_positives, request.seed)
     if not examples:
         log.update_job(request.job_id, state="FAILED", message=f"no new labelled events since version {parent}")
         return FineTuneResult(request.job_id, "FAILED", str(parent), "", 0, 0.0, 0.0).to_json()
 
+    buffer = ReplayBuffer(log, settings.replay_capacity)
+    replay_all = buffer.sample(min(len(examples), 256) + 64, seed=request.seed)
+    replay_eval, replay = replay_all[:64], replay_all[64:]
     last_report = [0.0]
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -77,7 +84,7 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         version, new_lineage = train_and_publish(
             settings, parent=parent, examples=examples, data_window=(lo, hi), max_steps=request.max_steps,
             batch_size=request.batch_size, job_id=request.job_id, seed=request.seed, progress=progress,
-            learning_rate=request.learning_rate,
+            learning_rate=request.learning_rate, replay=replay, replay_eval=replay_eval,
             stage=lambda text: log.update_job(request.job_id, progress={"eval": 0.9, "trac": 0.93}.get(text[:4], 0.96), message=text),
         )
     except Exception as exc:
@@ -86,6 +93,7 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         log.update_job(request.job_id, state="FAILED", message=message)
         raise RuntimeError(message) from None  # plain type: the result backend must be able to store it
     if new_lineage.gate.get("passed", True):
+        buffer.add(examples, seed=request.seed)  # what this version learned joins the replay reservoir
         state, message = "SUCCEEDED", f"version {version} serving; {len(examples)} examples, loss {new_lineage.final_loss:.4f}"
     else:
         state, message = "REJECTED", f"version {version} kept, not served: {new_lineage.gate['reason']}"

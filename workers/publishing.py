@@ -6,11 +6,11 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from clickmodel.training import Event, Example, build_examples
 from services.config import Settings
-from services.eventlog import EventLog
+from services.eventlog import EventLog, ReplayBuffer
 from services.model_repository import Lineage, ModelRepository
 from services.triton_client import TritonClickClient
 
@@ -44,11 +44,14 @@ def train_and_publish(
     progress: Callable[[int, int, float], None] | None = None,
     stage: Callable[[str], None] = lambda _: None,
     load_in_triton: bool = True,
+    replay: Sequence[Example] = (),
+    replay_eval: Sequence[Example] = (),
 ) -> tuple[int, Lineage]:
-    """Fine-tune `parent` (or the pretrained encoder when None) on all but the newest fifth of the
-    examples, gate it against the parent on that held-out fifth, publish it as the next version, and
-    (gate passed) pin it as the serving version and have Triton load it. A rejected candidate is
-    published with its metrics and reason but never served."""
+    """Fine-tune `parent` (or the pretrained encoder when None) on the new examples plus `replay`
+    (older examples, against forgetting), early-stopped on the newest tenth of the training part; gate
+    it against the parent on the newest fifth (held out) and on `replay_eval`; publish it as the next
+    version and, if the gate passed, pin it as the serving version and have Triton load it. A rejected
+    candidate is published with its metrics and reason but never served."""
     from clickmodel.network import build_model, load_for_training, save_torchscript
     from clickmodel.training import fine_tune
 
@@ -58,11 +61,19 @@ def train_and_publish(
     if parent is not None and len(examples) >= 10:
         cut = len(examples) - max(2, len(examples) // 5)  # examples are in time order: the tail is newest
         train, holdout = examples[:cut], examples[cut:]
+    validation: list[Example] = []
+    if parent is not None and len(train) >= 20:
+        cut = len(train) - max(4, len(train) // 10)
+        train, validation = train[:cut], train[cut:]
     model = build_model(seed=seed) if parent is None else load_for_training(repo.model_path(parent))
-    report = fine_tune(model, train, max_steps=max_steps, batch_size=batch_size, lr=learning_rate,
-                       max_length=settings.max_length, seed=seed, progress=progress)
+    report = fine_tune(model, list(train) + list(replay), max_steps=max_steps, batch_size=batch_size, lr=learning_rate,
+                       max_length=settings.max_length, seed=seed, progress=progress, validation=validation)
     stage("evaluating the candidate against the serving version")
-    gate = promotion_gate(settings, repo, parent, model, holdout)
+    if validation and report.best_step == 0:
+        gate = {"passed": False, "reason": f"fine-tuning never improved the validation loss ({len(validation)} examples): "
+                "the candidate is the serving version's weights", "metrics": {"validation_loss": report.validation_loss}}
+    else:
+        gate = promotion_gate(settings, repo, parent, model, holdout, list(replay_eval))
     lineage = Lineage(
         version="",
         parent_version="" if parent is None else str(parent),
@@ -73,8 +84,9 @@ def train_and_publish(
         final_loss=report.final_loss,
         job_id=job_id,
         train_seconds=report.seconds,
-        notes={"steps": report.steps, "mean_loss": report.mean_loss, "examples_seen": report.examples_seen,
-               "learning_rate": learning_rate, "holdout_examples": len(holdout)},
+        notes={"steps": report.steps, "best_step": report.best_step, "mean_loss": report.mean_loss,
+               "examples_seen": report.examples_seen, "learning_rate": learning_rate, "holdout_examples": len(holdout),
+               "validation_examples": len(validation), "replay_examples": len(replay)},
         gate=gate,
     )
     stage("tracing and publishing the new version")
@@ -95,9 +107,11 @@ def train_and_publish(
     return version, lineage
 
 
-def promotion_gate(settings: Settings, repo: ModelRepository, parent: int | None, candidate, holdout: list[Example]) -> dict:  # type: ignore[no-untyped-def]
-    """Candidate vs serving version on the newest held-out examples: log loss must not be worse by
-    more than RECSYS_GATE_LOSS_TOLERANCE. (AUC is recorded too; it is undefined on one-class slices.)"""
+def promotion_gate(settings: Settings, repo: ModelRepository, parent: int | None, candidate, holdout: list[Example],  # type: ignore[no-untyped-def]
+                   replay_eval: list[Example] | None = None) -> dict:
+    """Candidate vs serving version on the newest held-out examples and on a replay sample (older
+    behaviour): on each, log loss must not be worse by more than RECSYS_GATE_LOSS_TOLERANCE.
+    (AUC is recorded too; it is undefined on one-class slices.)"""
     import math
 
     import torch
@@ -110,11 +124,10 @@ def promotion_gate(settings: Settings, repo: ModelRepository, parent: int | None
     if not holdout:
         return {"passed": True, "reason": "too few examples to hold any out; published ungated", "metrics": {}}
     parent_model = torch.jit.load(str(repo.model_path(parent)), map_location="cpu").eval()
-    users, items = [e.user_text for e in holdout], [e.item_text for e in holdout]
-    labels = [e.label for e in holdout]
 
-    def metrics(model) -> dict:  # type: ignore[no-untyped-def]
-        probs = score_pairs(model, users, items, settings.max_length)
+    def metrics(model, examples: list[Example]) -> dict:  # type: ignore[no-untyped-def]
+        labels = [e.label for e in examples]
+        probs = score_pairs(model, [e.user_text for e in examples], [e.item_text for e in examples], settings.max_length)
         eps = 1e-6
         loss = -sum(y * math.log(max(p, eps)) + (1 - y) * math.log(max(1 - p, eps)) for p, y in zip(probs, labels)) / len(labels)
         pos = [p for p, y in zip(probs, labels) if y > 0.5]
@@ -122,13 +135,19 @@ def promotion_gate(settings: Settings, repo: ModelRepository, parent: int | None
         return {"log_loss": round(loss, 5), "auc": round(auc(pos, neg), 5) if pos and neg else None}
 
     candidate.eval()
-    ours, theirs = metrics(candidate), metrics(parent_model)
     tolerance = float(os.environ.get("RECSYS_GATE_LOSS_TOLERANCE", "0.02"))
-    passed = ours["log_loss"] <= theirs["log_loss"] + tolerance
-    verdict = "not worse than" if passed else "worse than"
-    reason = (f"holdout log loss {ours['log_loss']:.4f} {verdict} version {parent}'s {theirs['log_loss']:.4f} "
-              f"(tolerance {tolerance}) on {len(holdout)} newest examples")
-    return {"passed": passed, "reason": reason, "metrics": {"candidate": ours, "serving": theirs, "holdout": len(holdout)}}
+    results, reasons, passed = {}, [], True
+    for name, examples in (("newest", holdout), ("replay", replay_eval or [])):
+        if not examples:
+            continue
+        ours, theirs = metrics(candidate, examples), metrics(parent_model, examples)
+        ok = ours["log_loss"] <= theirs["log_loss"] + tolerance
+        passed &= ok
+        results[name] = {"candidate": ours, "serving": theirs, "examples": len(examples), "passed": ok}
+        reasons.append(f"{name}: log loss {ours['log_loss']:.4f} {'not worse than' if ok else 'worse than'} "
+                       f"version {parent}'s {theirs['log_loss']:.4f} on {len(examples)} examples")
+    reason = "; ".join(reasons) + f" (tolerance {tolerance})"
+    return {"passed": passed, "reason": reason, "metrics": results}
 
 
 def bootstrap(
@@ -149,6 +168,7 @@ def bootstrap(
         settings, parent=None, examples=examples, data_window=(lo, hi), max_steps=max_steps,
         batch_size=batch_size, job_id="bootstrap", seed=seed, progress=progress, load_in_triton=False,
     )
+    ReplayBuffer(log, settings.replay_capacity).add(examples, seed=seed)
     return version
 
 

@@ -44,7 +44,7 @@ def test_gate_rollback_and_killed_worker(tmp_path, shop):
         client.record_events(fresh_events("worse", 15))
         done, _ = wait_job(client, client.trigger(job_id="worse", max_steps=8, learning_rate=0.5).job_id)
         assert done.state == "REJECTED" and done.new_version == "3", done.message
-        assert "worse than version 2" in done.message
+        assert "not served" in done.message
         assert client.rank("U0001", CANDIDATES).model_version == "2"
         listed = versions(client)
         assert listed["3"].gate.startswith("rejected") and not listed["3"].serving and listed["2"].serving
@@ -80,6 +80,25 @@ def test_gate_rollback_and_killed_worker(tmp_path, shop):
         done, _ = wait_job(client, client.trigger(job_id="after-kill", max_steps=3).job_id)
         assert done.state == "SUCCEEDED" and done.new_version == "4", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "4"
+    finally:
+        client.close()
+        suite.stop()
+
+
+def test_event_volume_triggers_a_fine_tune_that_rank_uses(tmp_path, shop):
+    suite = start_deployment(tmp_path, shop, {"RECSYS_AUTO_FINE_TUNE_EVENTS": "10", "RECSYS_FINE_TUNE_STEPS": "8"})
+    client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+    try:
+        from shoprank.v1 import feedback_pb2
+        from services.client import event_message
+
+        few = client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in fresh_events("vol-a", 4)]), timeout=60)
+        assert few.accepted == 4 and few.fine_tune_job_id == ""  # below the threshold
+        more = client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in fresh_events("vol-b", 12)]), timeout=60)
+        assert more.fine_tune_job_id.startswith("volume-v1-")
+        done, _ = wait_job(client, more.fine_tune_job_id)
+        assert done.state == "SUCCEEDED", done.message
+        assert client.rank("U0001", CANDIDATES).model_version == done.new_version == "2"
     finally:
         client.close()
         suite.stop()

@@ -12,7 +12,7 @@ def load():
 
 def test_compose_has_every_part():
     services = load()["services"]
-    assert {"redis", "postgres", "triton", "feedback", "scoring", "profile", "worker", "feast-apply"} <= set(services)
+    assert {"redis", "postgres", "triton", "feedback", "scoring", "profile", "worker", "beat", "feast-apply"} <= set(services)
 
 
 def test_python_commands_name_real_modules_and_scale_out_env():

@@ -63,3 +63,19 @@ def test_lineage_keeps_the_gate_decision(tmp_path):
     lin.gate = {"passed": False, "reason": "worse", "metrics": {"candidate": {"log_loss": 0.9}}}
     v = repo.publish(lambda p: p.write_bytes(b"w"), lin, tag="g")
     assert repo.lineage(v).gate["reason"] == "worse"
+
+
+def test_replay_buffer_is_a_bounded_persistent_reservoir(tmp_path):
+    from clickmodel.training import Example
+    from services.eventlog import EventLog, ReplayBuffer
+
+    log = EventLog(f"sqlite:///{tmp_path / 'log.db'}")
+    buffer = ReplayBuffer(log, capacity=50)
+    buffer.add([Example("u", f"old {i}", 1.0) for i in range(40)])
+    assert len(buffer) == 40
+    buffer.add([Example("u", f"new {i}", 0.0) for i in range(200)], seed=1)
+    again = ReplayBuffer(EventLog(f"sqlite:///{tmp_path / 'log.db'}"), capacity=50)  # a restarted worker
+    assert len(again) == 50
+    texts = [e.item_text for e in again.sample(50)]
+    old = sum(t.startswith("old") for t in texts)
+    assert 0 < old < 25  # old examples survive in proportion (40/240 of 50 ≈ 8), not wiped out

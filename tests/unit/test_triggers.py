@@ -1,0 +1,59 @@
+"""The trigger decision (one function; the Celery sender is replaced by a recorder)."""
+import time
+
+from clickmodel.training import Event
+from services.config import Settings
+from services.eventlog import EventLog
+from services.model_repository import Lineage, ModelRepository
+from services.triggers import maybe_fine_tune
+from workers.app import app
+
+
+class Recorder:
+    def __init__(self):
+        self.sent = []
+
+    def send_task(self, name, args, task_id, queue):
+        self.sent.append((name, task_id, queue, args[0]))
+
+
+def setup(tmp_path):
+    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
+    log = EventLog(settings.eventlog)
+    lineage = Lineage("", "", time.time(), 0.0, 1000.0, 1, 0.5, "bootstrap")
+    ModelRepository(settings.model_repository).publish(lambda p: p.write_bytes(b"w"), lineage, tag="b")
+    return settings, log
+
+
+def events(n, start=2000.0):
+    return [Event(f"e{start}-{i}", "u", "i", "purchase", start + i) for i in range(n)]
+
+
+def test_volume_trigger_fires_once_per_window_and_never_twice_at_once(tmp_path):
+    settings, log = setup(tmp_path)
+    sender = Recorder()
+    log.append_events(events(4) + [Event("old", "u", "i", "purchase", 500.0), Event("imp", "u", "i", "impression", 3000.0)])
+    assert maybe_fine_tune(settings, log, sender, 5, "volume") is None  # 4 new positives: not enough
+    log.append_events(events(2, start=4000.0))
+    job = maybe_fine_tune(settings, log, sender, 5, "volume")
+    assert job is not None and job.parent_version == "1" and len(sender.sent) == 1
+    name, task_id, queue, payload = sender.sent[0]
+    assert task_id == job.job_id and queue == "training" and payload["job_id"] == job.job_id
+    log.append_events(events(20, start=5000.0))
+    assert maybe_fine_tune(settings, log, sender, 5, "volume") is None  # one is pending: never two at once
+    log.update_job(job.job_id, state="SUCCEEDED")
+    assert maybe_fine_tune(settings, log, sender, 5, "volume") is not None and len(sender.sent) == 2
+
+
+def test_beat_schedule_runs_the_scheduled_check():
+    entry = app.conf.beat_schedule["fine-tune-on-schedule"]
+    assert entry["task"] == "workers.scheduled.scheduled_fine_tune" and entry["schedule"] > 0
+
+
+def test_claim_job_lets_one_run_at_a_time(tmp_path):
+    _, log = setup(tmp_path)
+    log.create_job("a", "1", 5)
+    log.create_job("b", "1", 5)
+    assert log.claim_job("a") and not log.claim_job("b")
+    log.update_job("a", state="SUCCEEDED")
+    assert log.claim_job("b")
