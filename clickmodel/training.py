@@ -46,6 +46,7 @@ def build_examples(
     negatives_per_positive: int = 2,
     max_positives: int | None = None,
     seed: int = 0,
+    sample: str = "newest",
 ) -> list[Example]:
     """Point-in-time examples: each positive event at or after `since` becomes one positive example whose
     user text is built from that shopper's history strictly before it; negatives are impressions that
@@ -62,7 +63,11 @@ def build_examples(
     positives = [e for e in events if e.event_type in POSITIVE_EVENTS and e.timestamp >= since and e.item_id in catalogue]
     positives.sort(key=lambda e: (e.timestamp, e.event_id))
     if max_positives is not None and len(positives) > max_positives:
-        positives = positives[-max_positives:]  # the newest behaviour matters most
+        if sample == "uniform":  # a budgeted sample of all history (a full retrain on a budget)
+            keep = sorted(random.Random(seed).sample(range(len(positives)), max_positives))
+            positives = [positives[k] for k in keep]
+        else:
+            positives = positives[-max_positives:]  # the newest behaviour matters most
 
     examples: list[Example] = []
     for pos in positives:

@@ -26,6 +26,7 @@ The suite is up. Try (from the repository root; grpcurl is in .venv/bin):
   .venv/bin/grpcurl -plaintext -d '{{"max_steps": 10}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/TriggerFineTune
   .venv/bin/grpcurl -plaintext -d '{{"job_id": "JOB_ID_FROM_ABOVE"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/GetJob
   .venv/bin/grpcurl -plaintext 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListVersions
+  .venv/bin/grpcurl -plaintext -d '{{"version": "1"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/Rollback
   .venv/bin/grpcurl -plaintext -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check
 
 Logs: {logs}.  Ctrl-C stops every process.

@@ -1,0 +1,174 @@
+"""`make bench-lifelong`: frozen vs lifelong vs full monthly retrain under the EVAL protocol, through
+the worker's own training and publishing code (`workers.publishing.train_and_publish`, the replay
+reservoir and the promotion gate), each arm scored with its published `model.pt`.
+
+- frozen: trained once on purchases before the first test month, never updated;
+- lifelong: at each month boundary, the serving version fine-tuned on that month's purchases plus a
+  replay sample of older examples, gated against the serving version (a rejected candidate is not used);
+- full retrain: at each evaluated month boundary, trained from the pretrained encoder on a budgeted
+  uniform sample of all purchases so far.
+
+CPU-sized defaults (a seeded sample of cases in the last six test months); `--help` for the knobs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clickmodel.training import Event, build_examples
+from evaluation.baselines import CoOccurrence, History, RepeatPopularity
+from evaluation.bert import BertReranker, catalogue_text
+from evaluation.metrics import auc
+from evaluation.protocol import TEST_MONTHS, EventArrays, build_cases, month_start_seconds, sample_cases
+from evaluation.run import RESULTS, evaluate, load_data, machine
+from services.config import PROJECT_ROOT, Settings
+from services.eventlog import EventLog, ReplayBuffer
+from services.model_repository import ModelRepository
+from shopdata.online_retail import DEFAULT_PATH
+
+
+def events_between(ev: EventArrays, lo_ts: float, hi_ts: float) -> list[Event]:
+    lo, hi = np.searchsorted(ev.ts, [lo_ts, hi_ts], side="left")
+    return [Event(str(p), str(ev.user_ids[ev.user[p]]), str(ev.item_ids[ev.item[p]]), "purchase", float(ev.ts[p])) for p in range(lo, hi)]
+
+
+def main() -> None:
+    from workers.publishing import train_and_publish
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--sample-per-month", type=int, default=40)
+    parser.add_argument("--eval-months", type=int, default=6, help="the last N test months are evaluated")
+    parser.add_argument("--initial-steps", type=int, default=100, help="frozen model and each full retrain (batch 16)")
+    parser.add_argument("--monthly-steps", type=int, default=25, help="lifelong fine-tune per month boundary")
+    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--max-length", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    items, events = load_data(args.data)
+    ev = EventArrays.from_frame(events)
+    catalogue = catalogue_text(items)
+    history = History(ev)
+    eval_months = TEST_MONTHS[-args.eval_months:]
+    cases = sample_cases(build_cases(ev, eval_months), args.sample_per_month, args.seed)
+    root = PROJECT_ROOT / "var" / "lifelong"
+    shutil.rmtree(root, ignore_errors=True)
+    batch = 16
+    positives_budget = args.initial_steps * batch // 3
+
+    def train(arm: str, parent_repo: Path, parent: int | None, examples, window, steps, replay=(), replay_eval=()):  # type: ignore[no-untyped-def]
+        settings = Settings(data_dir=root / arm, model_repository=parent_repo, max_length=args.max_length)
+        t = time.perf_counter()
+        version, lineage = train_and_publish(settings, parent=parent, examples=examples, data_window=window, max_steps=steps,
+                                             batch_size=batch, job_id=f"{arm}-{int(window[1])}", seed=args.seed,
+                                             load_in_triton=False, replay=replay, replay_eval=replay_eval)
+        return version, lineage, time.perf_counter() - t
+
+    compute = {"frozen": 0.0, "lifelong": 0.0, "full-retrain": 0.0}
+    first = month_start_seconds(TEST_MONTHS[0])
+    print(f"frozen/initial model: {args.initial_steps} steps on purchases before {TEST_MONTHS[0]}", file=sys.stderr)
+    before_first = events_between(ev, float(ev.ts[0]), first)
+    initial_examples = build_examples(before_first, catalogue, negatives_per_positive=2, max_positives=positives_budget, seed=args.seed)
+    frozen_repo = root / "frozen" / "triton_models"
+    v, _, secs = train("frozen", frozen_repo, None, initial_examples, (float(ev.ts[0]), first), args.initial_steps)
+    compute["frozen"] = secs
+    frozen_path = ModelRepository(frozen_repo).model_path(v)
+
+    # lifelong starts from the frozen model (same version 1), then follows every month boundary
+    life_repo = root / "lifelong" / "triton_models"
+    shutil.copytree(frozen_repo, life_repo)
+    life_log = EventLog(f"sqlite:///{root / 'lifelong' / 'replay.db'}")
+    buffer = ReplayBuffer(life_log, 5000)
+    buffer.add(initial_examples, seed=args.seed)
+    compute["lifelong"] = secs  # it shares the initial training
+    serving = v
+    life_paths: dict[str, Path] = {}
+    decisions: dict[str, str] = {}
+    for prev, month in zip(TEST_MONTHS, TEST_MONTHS[1:]):
+        lo, hi = month_start_seconds(prev), month_start_seconds(month)
+        month_events = events_between(ev, lo, hi)
+        context = events_between(ev, lo - 120 * 86400, hi)  # histories for the month's positives
+        new = build_examples(context, catalogue, since=lo, negatives_per_positive=2, max_positives=args.monthly_steps * batch // 3, seed=args.seed)
+        sampled = buffer.sample(len(new) + 64, seed=args.seed)
+        version, lineage, secs = train("lifelong", life_repo, serving, new, (lo, hi), args.monthly_steps, sampled[64:], sampled[:64])
+        compute["lifelong"] += secs
+        decisions[month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:120]}"
+        if lineage.gate["passed"]:
+            serving = version
+            buffer.add(new, seed=args.seed)
+        print(f"lifelong {month}: {decisions[month]} ({secs:.0f}s, {len(month_events)} purchases)", file=sys.stderr)
+        life_paths[month] = ModelRepository(life_repo).model_path(serving)
+
+    retrain_paths: dict[str, Path] = {}
+    for month in eval_months:
+        hi = month_start_seconds(month)
+        so_far = events_between(ev, float(ev.ts[0]), hi)
+        examples = build_examples(so_far, catalogue, negatives_per_positive=2, max_positives=positives_budget, seed=args.seed, sample="uniform")
+        repo = root / f"retrain-{month}" / "triton_models"
+        version, _, secs = train(f"retrain-{month}", repo, None, examples, (float(ev.ts[0]), hi), args.initial_steps)
+        compute["full-retrain"] += secs
+        retrain_paths[month] = ModelRepository(repo).model_path(version)
+        print(f"full retrain {month}: {secs:.0f}s", file=sys.stderr)
+
+    cooc = CoOccurrence(ev, history)
+    arms = {"frozen": {m: frozen_path for m in eval_months}, "lifelong": life_paths, "full-retrain": retrain_paths}
+    results: dict[str, dict] = {}
+    baseline = evaluate(RepeatPopularity(ev, history), cases, ev, history, "repeat+popularity")
+    for arm, paths in arms.items():
+        per_month, aucs, scoring = {}, {}, 0.0
+        for month in eval_months:
+            month_cases = [c for c in cases if c.month == month]
+            reranker = BertReranker(ev, history, items, paths[month], args.candidates, args.max_length, seed=args.seed, cooccurrence=cooc)
+            r = evaluate(reranker, month_cases, ev, history, f"{arm} {month}")
+            per_month[month] = r["overall"]
+            per_month[month]["discovery_ndcg"] = r["discovery"]["overall"].get("ndcg")
+            aucs[month] = round(auc([s for _, s in reranker.auc_positive], [s for _, s in reranker.auc_negative]), 4)
+            scoring += r["seconds"]
+        results[arm] = {"months": per_month, "auc": aucs, "train_seconds": round(compute[arm], 1), "scoring_seconds": round(scoring, 1),
+                        "ndcg_mean": round(float(np.mean([per_month[m]["ndcg"] for m in eval_months])), 4)}
+    report = {"machine": machine(), "cases": len(cases), "sample_per_month": args.sample_per_month, "months": eval_months,
+              "settings": vars(args) | {"data": str(args.data)}, "lifelong_decisions": decisions, "arms": results,
+              "repeat_popularity": {m: baseline["months"][m]["ndcg"] for m in eval_months}, "wall_seconds": round(time.perf_counter() - started, 1)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "lifelong.json").write_text(json.dumps(report, indent=2, default=str))
+    write_outputs(report)
+
+
+def write_outputs(report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    months = report["months"]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for arm, r in report["arms"].items():
+        ax.plot(months, [r["months"][m]["ndcg"] for m in months], marker="o", label=f"{arm} (train {r['train_seconds']:.0f}s)")
+    ax.plot(months, [report["repeat_popularity"][m] for m in months], linestyle="--", color="grey", label="repeat+popularity")
+    ax.set_title(f"NDCG@10 per month: frozen vs lifelong vs full retrain ({report['cases']} cases)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "lifelong.png", dpi=110)
+    plt.close(fig)
+    lines = [f"# Lifelong learning under the EVAL protocol ({report['cases']} cases: {report['sample_per_month']} per month, {months[0]}..{months[-1]})", "",
+             "| arm | mean NDCG@10 | train s | scoring s | " + " | ".join(months) + " |", "| --- " * (4 + len(months)) + "|"]
+    for arm, r in report["arms"].items():
+        lines.append(f"| {arm} | {r['ndcg_mean']:.4f} | {r['train_seconds']:.0f} | {r['scoring_seconds']:.0f} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |")
+    lines.append("| repeat+popularity | " + f"{np.mean([report['repeat_popularity'][m] for m in months]):.4f} | - | - | " + " | ".join(f"{report['repeat_popularity'][m]:.4f}" for m in months) + " |")
+    lines += ["", "AUC per month: " + "; ".join(f"{arm}: " + ", ".join(f"{v:.3f}" for v in r["auc"].values()) for arm, r in report["arms"].items()),
+              "", "Lifelong gate decisions:", ""] + [f"- {m}: {d}" for m, d in report["lifelong_decisions"].items()] + ["", "![NDCG per month](lifelong.png)", ""]
+    (RESULTS / "lifelong.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
