@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness
+.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m services.demo
@@ -45,3 +45,6 @@ bench-quality-full: install   ## every case; the baselines only (BERT on every c
 
 bench-freshness: install      ## ack → features visible, and fine-tune trigger → new version serving
 	$(PY) -m evaluation.freshness
+
+bench-lifelong: install       ## frozen vs lifelong vs full monthly retrain (CPU-sized sample; --help for knobs)
+	$(PY) -m evaluation.lifelong

@@ -30,7 +30,7 @@ from evaluation.run import RESULTS, evaluate, load_data, machine
 from services.config import PROJECT_ROOT, Settings
 from services.eventlog import EventLog, ReplayBuffer
 from services.model_repository import ModelRepository
-from shopdata.online_retail import DEFAULT_PATH
+from shopdata.uci_retail import DEFAULT_PATH
 
 
 def events_between(ev: EventArrays, lo_ts: float, hi_ts: float) -> list[Event]:

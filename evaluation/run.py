@@ -38,7 +38,7 @@ def load_data(path: Path):  # type: ignore[no-untyped-def]
         items, events = read_dataset(path)
         events = events[events["event_type"] == "purchase"]
         return items, events
-    from shopdata.online_retail import load_interactions
+    from shopdata.uci_retail import load_interactions
 
     return load_interactions(path)
 
@@ -78,7 +78,7 @@ def evaluate(rec, cases, ev, history, desc: str) -> dict:  # type: ignore[no-unt
 
 
 def main() -> None:
-    from shopdata.online_retail import DEFAULT_PATH
+    from shopdata.uci_retail import DEFAULT_PATH
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)

@@ -25,12 +25,12 @@ logger = logging.getLogger("demo")
 
 
 def load_shop(kind: str):  # type: ignore[no-untyped-def]
-    from shopdata import online_retail, synthetic
+    from shopdata import synthetic, uci_retail
 
-    if kind == "online-retail" or (kind == "auto" and online_retail.DEFAULT_PATH.exists()):
-        return online_retail.demo_slice()
+    if kind == "online-retail" or (kind == "auto" and uci_retail.DEFAULT_PATH.exists()):
+        return uci_retail.demo_slice()
     if kind == "auto":
-        print(f"  ({online_retail.DEFAULT_PATH} not found: using the synthetic shop)")
+        print(f"  ({uci_retail.DEFAULT_PATH} not found: using the synthetic shop)")
     return synthetic.generate()
 
 

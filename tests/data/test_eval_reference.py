@@ -5,7 +5,7 @@ import pytest
 from evaluation.baselines import History, Popularity, RepeatPopularity
 from evaluation.metrics import hit_recall_ndcg
 from evaluation.protocol import EventArrays, build_cases
-from shopdata.online_retail import DEFAULT_PATH, load_interactions
+from shopdata.uci_retail import DEFAULT_PATH, load_interactions
 
 pytestmark = pytest.mark.skipif(not DEFAULT_PATH.exists(), reason=f"shared data absent: {DEFAULT_PATH}")
 
