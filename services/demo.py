@@ -147,8 +147,9 @@ def run(args: argparse.Namespace) -> dict:
                 bar.update(int(100 * job.progress) - bar.n)
                 bar.set_postfix_str(job.message[:48], refresh=False)
         print(f"  {job.state}: {job.message}")
-        if job.state != "SUCCEEDED":
+        if job.state == "FAILED":
             raise SystemExit(f"fine-tune failed; worker log:\n{suite.tail('worker')}")
+        report["fine_tune_state"] = job.state  # REJECTED: the gate kept the serving version
         report["trigger_to_serving_s"] = time.perf_counter() - t
 
         step("rankings from the new version")

@@ -50,9 +50,6 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         logger.info("job %s already ended %s (version %s); nothing to do", job.job_id, job.state, job.new_version)
         return FineTuneResult(job.job_id, job.state, job.parent_version, job.new_version, 0, 0.0, 0.0).to_json()
 
-    removed = repo.clean_stale_temporaries()
-    if removed:
-        logger.warning("removed unfinished version folders: %s", removed)
     if parent is None:
         log.update_job(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
         return FineTuneResult(request.job_id, "FAILED", "", "", 0, 0.0, 0.0).to_json()
@@ -61,6 +58,9 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         # Another fine-tune of this model is running: never two at once. Come back later.
         log.update_job(request.job_id, state="PENDING", message="waiting: another fine-tune is running")
         raise self.retry(countdown=30, max_retries=None)
+    removed = repo.clean_stale_temporaries()  # only the job holding the claim may touch temporaries
+    if removed:
+        logger.warning("removed unfinished version folders: %s", removed)
     lineage = repo.lineage(parent)
     since = lineage.data_to if lineage else float("-inf")
     log.update_job(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")

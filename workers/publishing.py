@@ -16,6 +16,9 @@ from services.triton_client import TritonClickClient
 
 logger = logging.getLogger(__name__)
 
+GATE_EXAMPLES = 256  # newest examples held out for the promotion gate, at most
+VALIDATION_EXAMPLES = 96  # examples for early stopping, at most (checked every 10 steps)
+
 
 def examples_since(log: EventLog, since: float, negatives: int, max_positives: int, seed: int) -> tuple[list[Example], float, float]:
     """Examples from positives newer than `since`; returns (examples, data_from, data_to)."""
@@ -59,11 +62,12 @@ def train_and_publish(
     holdout: list[Example] = []
     train = examples
     if parent is not None and len(examples) >= 10:
-        cut = len(examples) - max(2, len(examples) // 5)  # examples are in time order: the tail is newest
+        # examples are in time order: the tail is newest; capped so gating costs seconds, not minutes
+        cut = len(examples) - min(GATE_EXAMPLES, max(2, len(examples) // 5))
         train, holdout = examples[:cut], examples[cut:]
     validation: list[Example] = []
     if parent is not None and len(train) >= 20:
-        cut = len(train) - max(4, len(train) // 10)
+        cut = len(train) - min(VALIDATION_EXAMPLES, max(4, len(train) // 10))
         train, validation = train[:cut], train[cut:]
     model = build_model(seed=seed) if parent is None else load_for_training(repo.model_path(parent))
     report = fine_tune(model, list(train) + list(replay), max_steps=max_steps, batch_size=batch_size, lr=learning_rate,

@@ -3,7 +3,6 @@
 Workers copy this file into every version folder they publish; Triton loads it per version.
 Tensors cross the stub boundary through DLPack, which works with numpy 2 as well as 1.
 """
-import json
 import os
 
 import torch
@@ -14,15 +13,11 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
         kind = args.get("model_instance_kind", "CPU")
         self.device = f"cuda:{args.get('model_instance_device_id', '0')}" if kind == "GPU" else "cpu"
         torch.set_num_threads(int(os.environ.get("RECSYS_TORCH_THREADS", "0")) or torch.get_num_threads())
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
         self.model = torch.jit.load(path, map_location=self.device).eval()
-        self.output_dtype = pb_utils.triton_string_to_numpy(
-            pb_utils.get_output_config_by_name(config, "probability")["data_type"]
-        )
 
     def execute(self, requests):
         # Dynamic batching hands several requests at once; pad them to one length and run one forward.
