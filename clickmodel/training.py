@@ -119,18 +119,34 @@ def fine_tune(
     validation: Sequence[Example] = (),
     eval_every: int = 10,
     patience: int = 3,
+    strategy: str = "full",
+    teacher: torch.nn.Module | None = None,
+    distill_weight: float = 0.5,
+    device: str = "cpu",
 ) -> TrainReport:
     """Binary cross-entropy fine-tuning for at most `max_steps` steps (cycling over the examples),
     with linear warmup over the first tenth of the steps. `progress(step, total, loss)` is called
     after every step. With a `validation` slice, its loss is checked every `eval_every` steps; training
-    stops after `patience` checks without improvement and the best weights are kept."""
+    stops after `patience` checks without improvement and the best weights are kept.
+
+    `strategy` is one of `clickmodel.continual.STRATEGIES`; with `distill`, `teacher` (the previous
+    version) adds `distill_weight` × BCE towards its probabilities. Training runs on `device`; the
+    model comes back on the CPU, a plain `ClickModel` whatever the strategy."""
+    from clickmodel import continual
+
     if not examples:
         raise ValueError("no training examples")
+    if strategy == "distill" and teacher is None:
+        raise ValueError("the distill strategy needs the previous version as teacher")
     torch.manual_seed(seed)
     rng = random.Random(seed)
     order = list(range(len(examples)))
     steps = max(1, min(max_steps, math.ceil(len(examples) / batch_size) * 3))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    params = continual.prepare(model, strategy)
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -151,12 +167,17 @@ def fine_tune(
         batch = [examples[i] for i in order[cursor : cursor + batch_size]]
         cursor += batch_size
         enc = encode_pairs([b.user_text for b in batch], [b.item_text for b in batch], max_length)
-        tensors = {k: torch.from_numpy(v) for k, v in enc.items()}
-        labels = torch.tensor([[b.label] for b in batch])
-        loss = loss_fn(model.logits(**tensors), labels)
+        tensors = {k: torch.from_numpy(v).to(device) for k, v in enc.items()}
+        labels = torch.tensor([[b.label] for b in batch], device=device)
+        logits = model.logits(**tensors)
+        loss = loss_fn(logits, labels)
+        if strategy == "distill":
+            with torch.no_grad():
+                soft = torch.sigmoid(teacher.logits(**tensors))  # type: ignore[union-attr,operator]
+            loss = loss + distill_weight * loss_fn(logits, soft)
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         losses.append(float(loss.item()))
@@ -175,7 +196,8 @@ def fine_tune(
                     break
     if best[2] is not None:
         model.load_state_dict(best[2])
-    model.eval()
+    continual.finish(model)
+    model.to("cpu").eval()
     tail = losses[-max(1, len(losses) // 5) :]
     return TrainReport(
         steps=len(losses),
@@ -191,13 +213,14 @@ def fine_tune(
 def validation_loss(model: torch.nn.Module, examples: Sequence[Example], max_length: int = DEFAULT_MAX_LENGTH) -> float:
     """Mean binary cross-entropy of the model on examples (eval mode, no gradients)."""
     model.eval()
+    device = next(model.parameters()).device
     total = 0.0
     with torch.inference_mode():
         for i in range(0, len(examples), 64):
             chunk = examples[i : i + 64]
             enc = encode_pairs([e.user_text for e in chunk], [e.item_text for e in chunk], max_length)
-            logits = model.logits(*(torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))
-            labels = torch.tensor([[e.label] for e in chunk])
+            logits = model.logits(*(torch.from_numpy(enc[k]).to(device) for k in ("input_ids", "attention_mask", "token_type_ids")))
+            labels = torch.tensor([[e.label] for e in chunk], device=device)
             total += float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum"))
     return total / len(examples)
 

@@ -41,6 +41,12 @@ class Settings:
     auto_fine_tune_events: int = field(default_factory=lambda: int(_env("RECSYS_AUTO_FINE_TUNE_EVENTS", "0")))
     # Celery beat checks for new events this often and fine-tunes if there are any (seconds).
     fine_tune_interval_s: float = field(default_factory=lambda: float(_env("RECSYS_FINE_TUNE_INTERVAL_S", "3600")))
+    # How a fine-tune updates the serving version: full | distill | top-layers | lora (clickmodel.continual).
+    fine_tune_strategy: str = field(default_factory=lambda: _env("RECSYS_FINE_TUNE_STRATEGY", "full"))
+    # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
+    train_device: str = field(default_factory=lambda: _env("RECSYS_TRAIN_DEVICE", "auto"))
+    # A RUNNING job whose worker has not reported for this long is treated as abandoned (seconds).
+    job_lease_s: float = field(default_factory=lambda: float(_env("RECSYS_JOB_LEASE_S", "600")))
     triton_timeout_s: float = field(default_factory=lambda: float(_env("RECSYS_TRITON_TIMEOUT_S", "10")))
 
     @property
@@ -54,6 +60,15 @@ class Settings:
     @property
     def celery_results(self) -> str:
         return self.celery_result_url or f"db+sqlite:///{self.data_dir / 'celery-results.db'}"
+
+    @property
+    def device(self) -> str:
+        """The torch device training uses (torch is imported only when asked, in training processes)."""
+        if self.train_device != "auto":
+            return self.train_device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     @property
     def feast_dir(self) -> Path:

@@ -22,7 +22,7 @@ def enqueue_fine_tune(settings: Settings, log: EventLog, celery: Any, job_id: st
     job, created = log.create_job(job_id, str(parent), max_steps)
     if created:
         payload = FineTuneRequest(job_id=job_id, max_steps=max_steps, batch_size=settings.fine_tune_batch,
-                                  learning_rate=learning_rate or FineTuneRequest.learning_rate)
+                                  learning_rate=learning_rate)
         celery.send_task(FINE_TUNE_TASK, args=[payload.to_json()], task_id=job_id, queue=TRAINING_QUEUE)
         logger.info("fine-tune %s queued from version %s (%d steps)", job_id, parent, max_steps)
     return job, created

@@ -12,7 +12,7 @@ class FineTuneRequest:
     negatives_per_positive: int = 2
     max_positives: int = 2000
     seed: int = 0
-    learning_rate: float = 3e-5
+    learning_rate: float = 0.0  # 0: the fine-tune strategy's default
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -43,18 +43,20 @@ def train_and_publish(
     batch_size: int,
     job_id: str,
     seed: int = 0,
-    learning_rate: float = 3e-5,
+    learning_rate: float = 0.0,
     progress: Callable[[int, int, float], None] | None = None,
     stage: Callable[[str], None] = lambda _: None,
     load_in_triton: bool = True,
     replay: Sequence[Example] = (),
     replay_eval: Sequence[Example] = (),
+    strategy: str | None = None,
 ) -> tuple[int, Lineage]:
     """Fine-tune `parent` (or the pretrained encoder when None) on the new examples plus `replay`
     (older examples, against forgetting), early-stopped on the newest tenth of the training part; gate
     it against the parent on the newest fifth (held out) and on `replay_eval`; publish it as the next
     version and, if the gate passed, pin it as the serving version and have Triton load it. A rejected
-    candidate is published with its metrics and reason but never served."""
+    candidate is published with its metrics and reason but never served. `strategy` (default: the
+    settings') picks the continual-learning option; a first version always trains every weight."""
     from clickmodel.network import build_model, load_for_training, save_torchscript
     from clickmodel.training import fine_tune
 
@@ -69,9 +71,15 @@ def train_and_publish(
     if parent is not None and len(train) >= 20:
         cut = len(train) - min(VALIDATION_EXAMPLES, max(4, len(train) // 10))
         train, validation = train[:cut], train[cut:]
+    from clickmodel.continual import DEFAULT_LEARNING_RATE
+
+    strategy = "full" if parent is None else (strategy or settings.fine_tune_strategy)
+    learning_rate = learning_rate or DEFAULT_LEARNING_RATE.get(strategy, 3e-5)
     model = build_model(seed=seed) if parent is None else load_for_training(repo.model_path(parent))
+    teacher = load_for_training(repo.model_path(parent)) if strategy == "distill" and parent is not None else None
     report = fine_tune(model, list(train) + list(replay), max_steps=max_steps, batch_size=batch_size, lr=learning_rate,
-                       max_length=settings.max_length, seed=seed, progress=progress, validation=validation)
+                       max_length=settings.max_length, seed=seed, progress=progress, validation=validation,
+                       strategy=strategy, teacher=teacher, device=settings.device)
     stage("evaluating the candidate against the serving version")
     if validation and report.best_step == 0:
         gate = {"passed": False, "reason": f"fine-tuning never improved the validation loss ({len(validation)} examples): "
@@ -90,7 +98,8 @@ def train_and_publish(
         train_seconds=report.seconds,
         notes={"steps": report.steps, "best_step": report.best_step, "mean_loss": report.mean_loss,
                "examples_seen": report.examples_seen, "learning_rate": learning_rate, "holdout_examples": len(holdout),
-               "validation_examples": len(validation), "replay_examples": len(replay)},
+               "validation_examples": len(validation), "replay_examples": len(replay), "strategy": strategy,
+               "device": settings.device},
         gate=gate,
     )
     stage("tracing and publishing the new version")
