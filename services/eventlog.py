@@ -55,7 +55,10 @@ jobs_table = sa.Table(
     sa.Column("new_version", sa.String, nullable=False, default=""),
     sa.Column("max_steps", sa.Integer, nullable=False, default=0),
     sa.Column("created", sa.Float, nullable=False),
+    # Every progress report refreshes `updated`: it is the running job's heartbeat (its lease).
     sa.Column("updated", sa.Float, nullable=False),
+    # The worker (Celery node name) that claimed the job.
+    sa.Column("owner", sa.String, nullable=False, server_default=""),
 )
 
 # Reservoir of past training examples replayed in later fine-tunes (against forgetting); bounded,
@@ -77,6 +80,7 @@ counters_table = sa.Table(
     sa.Column("value", sa.Integer, nullable=False),
 )
 
+CLAIM_LOCK_KEY = 0x5EC5  # PostgreSQL advisory lock taken while claiming a fine-tune job
 JOB_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "REJECTED", "FAILED")
 
 
@@ -91,6 +95,7 @@ class Job:
     max_steps: int
     created: float
     updated: float
+    owner: str = ""
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -109,6 +114,14 @@ class EventLog:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a log was first created (create_all does not alter existing tables)."""
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns("jobs")}
+        if "owner" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN owner VARCHAR NOT NULL DEFAULT ''"))
 
     def _insert_ignore(self, table: sa.Table):  # type: ignore[no-untyped-def]
         if self.engine.dialect.name == "postgresql":
@@ -238,40 +251,61 @@ class EventLog:
         return job, bool(result.rowcount)
 
     def update_job(self, job_id: str, **fields: object) -> None:
-        fields["updated"] = time.time()
+        fields.setdefault("updated", time.time())
         with self.engine.begin() as conn:
             conn.execute(sa.update(jobs_table).where(jobs_table.c.job_id == job_id).values(**fields))
+
+    def touch_job(self, job_id: str) -> None:
+        """Renew a running job's lease without changing what it reports."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(jobs_table).where(jobs_table.c.job_id == job_id, jobs_table.c.state == "RUNNING")
+                         .values(updated=time.time()))
 
     def get_job(self, job_id: str) -> Job | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(jobs_table).where(jobs_table.c.job_id == job_id)).first()
         return Job(**row._mapping) if row else None
 
-    def claim_job(self, job_id: str) -> bool:
-        """Mark the job RUNNING unless another job is RUNNING (one statement, so two workers cannot
-        both win on SQLite; on PostgreSQL it narrows the race to concurrent statements)."""
-        other = sa.select(jobs_table.c.job_id).where(jobs_table.c.state == "RUNNING", jobs_table.c.job_id != job_id).exists()
+    def claim_job(self, job_id: str, owner: str = "", lease_s: float = float("inf")) -> bool:
+        """Mark the job RUNNING for `owner` unless another job is RUNNING with a live lease (reported
+        within `lease_s`). One statement on SQLite (its write lock serialises it); on PostgreSQL a
+        transaction-scoped advisory lock serialises concurrent claims, so two workers never both win."""
+        now = time.time()
+        other = sa.select(jobs_table.c.job_id).where(
+            jobs_table.c.state == "RUNNING", jobs_table.c.job_id != job_id, jobs_table.c.updated > now - lease_s
+        ).exists()
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
             result = conn.execute(
-                sa.update(jobs_table).where(jobs_table.c.job_id == job_id, ~other)
-                .values(state="RUNNING", progress=0.0, message="starting", updated=time.time())
+                sa.update(jobs_table)
+                .where(jobs_table.c.job_id == job_id, ~other,
+                       sa.or_(jobs_table.c.state != "RUNNING", jobs_table.c.updated <= now - lease_s))
+                .values(state="RUNNING", progress=0.0, message="starting", updated=now, owner=owner)
             )
         return bool(result.rowcount)
 
-    def active_jobs(self) -> list[Job]:
+    def active_jobs(self, lease_s: float = float("inf")) -> list[Job]:
+        """PENDING jobs and RUNNING jobs whose lease is live."""
+        c = jobs_table.c
+        live = sa.or_(c.state == "PENDING", sa.and_(c.state == "RUNNING", c.updated > time.time() - lease_s))
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(jobs_table).where(jobs_table.c.state.in_(("PENDING", "RUNNING")))).all()
+            rows = conn.execute(sa.select(jobs_table).where(live)).all()
+        return [Job(**r._mapping) for r in rows]
+
+    def abandoned_jobs(self, owner: str, lease_s: float) -> list[Job]:
+        """RUNNING jobs that no live worker holds: claimed by `owner` (a worker starting under the
+        name of one that died) or silent for longer than the lease."""
+        c = jobs_table.c
+        dead = sa.and_(c.state == "RUNNING", sa.or_(c.owner == owner, c.updated <= time.time() - lease_s))
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(jobs_table).where(dead)).all()
         return [Job(**r._mapping) for r in rows]
 
     def positive_events_since(self, since: float) -> int:
         c = events_table.c
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(c.ts > since, c.event_type.in_(INTEREST_EVENTS))).scalar_one())
-
-    def running_jobs(self) -> list[Job]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(jobs_table).where(jobs_table.c.state == "RUNNING")).all()
-        return [Job(**r._mapping) for r in rows]
 
 
 class ReplayBuffer:

@@ -33,7 +33,7 @@ def maybe_fine_tune(settings: Settings, log: EventLog, celery: Any, min_events: 
     version's data window and no job is pending or running; returns the job started, if any."""
     repo = ModelRepository(settings.model_repository)
     serving = repo.serving_version()
-    if serving is None or log.active_jobs():
+    if serving is None or log.active_jobs(settings.job_lease_s):
         return None
     lineage = repo.lineage(serving)
     since = lineage.data_to if lineage else float("-inf")

@@ -5,13 +5,16 @@ redelivered after its worker died (acks_late) starts over, after stale temporari
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from typing import Iterator
 
 from celery import shared_task
 from celery.signals import worker_ready
 
-from services.config import load
+from services.config import Settings, load
 from services.eventlog import EventLog, ReplayBuffer
 from services.model_repository import ModelRepository
 from workers.app import FINE_TUNE_TASK, TRAINING_QUEUE
@@ -21,24 +24,46 @@ logger = logging.getLogger(__name__)
 
 
 @worker_ready.connect
-def recover_interrupted_jobs(**_: object) -> None:
-    """A training worker that starts finds jobs a dead worker left RUNNING: fail them (to be triggered
-    again) and remove their half-written version folders. Assumes one training worker per deployment,
-    as the embedded default runs; several workers need a lease per job instead."""
+def recover_interrupted_jobs(sender: object = None, **_: object) -> None:
+    """A training worker that starts fails the jobs no live worker holds (to be triggered again): those
+    claimed under its own node name (it died and restarted) and those whose lease ran out. Half-written
+    version folders are removed only when no other worker is training (it may be writing one)."""
     settings = load()
     log = EventLog(settings.eventlog)
-    removed = ModelRepository(settings.model_repository).clean_stale_temporaries()
-    for job in log.running_jobs():
+    node = str(getattr(sender, "hostname", "") or "")
+    for job in log.abandoned_jobs(node, settings.job_lease_s):
         log.update_job(job.job_id, state="FAILED", message="interrupted: the worker stopped during training; trigger again")
-        logger.warning("job %s was interrupted by a worker stop; marked FAILED", job.job_id)
-    if removed:
-        logger.warning("removed unfinished version folders: %s", removed)
+        logger.warning("job %s was interrupted (worker %s stopped); marked FAILED", job.job_id, job.owner or "?")
+    if not [j for j in log.active_jobs(settings.job_lease_s) if j.state == "RUNNING"]:
+        removed = ModelRepository(settings.model_repository).clean_stale_temporaries()
+        if removed:
+            logger.warning("removed unfinished version folders: %s", removed)
+
+
+@contextlib.contextmanager
+def lease(log: EventLog, job_id: str, lease_s: float) -> Iterator[None]:
+    """Renew the job's lease from a thread while this process works on it (training steps report
+    progress, but tracing, gating and Triton's load can run for a while without a report)."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(max(1.0, lease_s / 4)):
+            try:
+                log.touch_job(job_id)
+            except Exception:  # a missed renewal is retried; the lease is a quarter-interval long
+                logger.warning("could not renew the lease of job %s", job_id, exc_info=True)
+
+    thread = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @shared_task(name=FINE_TUNE_TASK, queue=TRAINING_QUEUE, acks_late=True, bind=True)
 def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
-    from workers.publishing import examples_since, train_and_publish
-
     request = FineTuneRequest.from_json(payload)
     settings = load()
     log = EventLog(settings.eventlog)
@@ -54,10 +79,18 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
         log.update_job(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
         return FineTuneResult(request.job_id, "FAILED", "", "", 0, 0.0, 0.0).to_json()
 
-    if not log.claim_job(request.job_id):
+    if not log.claim_job(request.job_id, owner=self.request.hostname or "", lease_s=settings.job_lease_s):
         # Another fine-tune of this model is running: never two at once. Come back later.
         log.update_job(request.job_id, state="PENDING", message="waiting: another fine-tune is running")
         raise self.retry(countdown=30, max_retries=None)
+    with lease(log, request.job_id, settings.job_lease_s):
+        return _train_claimed(request, settings, log, repo, parent)
+
+
+def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, repo: ModelRepository, parent: int) -> dict:
+    """The claimed job: examples since the parent's data window, replay, train, gate, publish."""
+    from workers.publishing import examples_since, train_and_publish
+
     removed = repo.clean_stale_temporaries()  # only the job holding the claim may touch temporaries
     if removed:
         logger.warning("removed unfinished version folders: %s", removed)

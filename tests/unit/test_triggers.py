@@ -57,3 +57,48 @@ def test_claim_job_lets_one_run_at_a_time(tmp_path):
     assert log.claim_job("a") and not log.claim_job("b")
     log.update_job("a", state="SUCCEEDED")
     assert log.claim_job("b")
+
+
+def test_a_lease_that_runs_out_frees_the_model_for_another_worker(tmp_path):
+    _, log = setup(tmp_path)
+    log.create_job("a", "1", 5)
+    log.create_job("b", "1", 5)
+    assert log.claim_job("a", owner="w1", lease_s=60)
+    assert not log.claim_job("b", owner="w2", lease_s=60)  # a is alive
+    assert not log.claim_job("a", owner="w2", lease_s=60)  # nor can a second worker take a running job
+    assert [j.job_id for j in log.active_jobs(60)] == ["a", "b"]
+    assert log.abandoned_jobs("w2", 60) == []  # another worker starting leaves a live job alone
+    assert [j.job_id for j in log.abandoned_jobs("w1", 60)] == ["a"]  # w1 restarting knows it died
+    log.update_job("a", updated=0.0)  # w1 stopped reporting long ago
+    assert [j.job_id for j in log.abandoned_jobs("w2", 60)] == ["a"]
+    assert [j.job_id for j in log.active_jobs(60)] == ["b"]  # a dead job does not block triggers
+    assert log.claim_job("b", owner="w2", lease_s=60)
+
+
+def test_touch_renews_only_a_running_job(tmp_path):
+    _, log = setup(tmp_path)
+    log.create_job("a", "1", 5)
+    log.update_job("a", updated=1.0)
+    log.touch_job("a")  # PENDING: untouched
+    assert log.get_job("a").updated == 1.0
+    log.claim_job("a", owner="w1")
+    log.update_job("a", updated=1.0)
+    log.touch_job("a")
+    assert log.get_job("a").updated > 1.0
+
+
+def test_an_old_log_gains_the_owner_column(tmp_path):
+    import sqlalchemy as sa
+
+    from services.eventlog import EventLog
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the jobs table as the first release created it
+        conn.execute(sa.text("CREATE TABLE jobs (job_id VARCHAR PRIMARY KEY, state VARCHAR NOT NULL, progress FLOAT NOT NULL, "
+                             "message VARCHAR NOT NULL, parent_version VARCHAR NOT NULL, new_version VARCHAR NOT NULL, "
+                             "max_steps INTEGER NOT NULL, created FLOAT NOT NULL, updated FLOAT NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO jobs VALUES ('old', 'SUCCEEDED', 1.0, 'done', '1', '2', 5, 1.0, 1.0)"))
+    log = EventLog(url)
+    assert log.get_job("old").owner == ""
+    assert log.claim_job("new") is False  # unknown job id: nothing to claim
