@@ -41,6 +41,9 @@ class Settings:
     auto_fine_tune_events: int = field(default_factory=lambda: int(_env("RECSYS_AUTO_FINE_TUNE_EVENTS", "0")))
     # Celery beat checks for new events this often and fine-tunes if there are any (seconds).
     fine_tune_interval_s: float = field(default_factory=lambda: float(_env("RECSYS_FINE_TUNE_INTERVAL_S", "3600")))
+    # Which click model ranks: "fusion" (two towers + repeat signals, clickmodel.fusion) or
+    # "cross-encoder" (MiniLM over every (user text, item text) pair, clickmodel.network).
+    ranker: str = field(default_factory=lambda: _env("RECSYS_RANKER", "fusion"))
     # How a fine-tune updates the serving version: full | distill | top-layers | lora (clickmodel.continual).
     fine_tune_strategy: str = field(default_factory=lambda: _env("RECSYS_FINE_TUNE_STRATEGY", "full"))
     # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
@@ -60,6 +63,15 @@ class Settings:
     @property
     def celery_results(self) -> str:
         return self.celery_result_url or f"db+sqlite:///{self.data_dir / 'celery-results.db'}"
+
+    @property
+    def model_name(self) -> str:
+        """The Triton model of the configured ranker."""
+        from services.triton_config import FUSION_MODEL_NAME, MODEL_NAME
+
+        if self.ranker not in ("fusion", "cross-encoder"):
+            raise ValueError(f"RECSYS_RANKER={self.ranker!r}: choose fusion or cross-encoder")
+        return FUSION_MODEL_NAME if self.ranker == "fusion" else MODEL_NAME
 
     @property
     def device(self) -> str:

@@ -73,6 +73,16 @@ replay_table = sa.Table(
     sa.Column("added_at", sa.Float, nullable=False),
 )
 
+# Item co-purchase neighbours, refitted by the worker whenever it trains the fusion ranker (a signal
+# the scoring service reads for the shopper's recent items).
+co_purchase_table = sa.Table(
+    "co_purchase",
+    metadata,
+    sa.Column("item_id", sa.String, primary_key=True),
+    sa.Column("neighbour_id", sa.String, primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+)
+
 counters_table = sa.Table(
     "counters",
     metadata,
@@ -187,6 +197,45 @@ class EventLog:
             q = q.where(c.ts < until)
         with self.engine.connect() as conn:
             return [Event(*r) for r in conn.execute(q.order_by(c.ts, c.event_id))]
+
+    def interest_history(self, user_id: str, limit: int = 2000) -> list[tuple[str, float]]:
+        """(item_id, ts) of a user's newest interest events (clicks, carts, purchases), newest first."""
+        c = events_table.c
+        q = (sa.select(c.item_id, c.ts).where(c.user_id == user_id, c.event_type.in_(INTEREST_EVENTS))
+             .order_by(c.ts.desc(), c.event_id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [(r[0], float(r[1])) for r in conn.execute(q)]
+
+    def item_counts(self, since: float) -> dict[str, int]:
+        """Interest events per item at or after `since`."""
+        c = events_table.c
+        q = sa.select(c.item_id, sa.func.count()).where(c.ts >= since, c.event_type.in_(INTEREST_EVENTS)).group_by(c.item_id)
+        with self.engine.connect() as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(q)}
+
+    def newest_time(self) -> float | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(events_table.c.ts))).scalar_one()
+        return None if value is None else float(value)
+
+    def replace_co_purchase(self, table: dict[str, list[tuple[str, float]]]) -> None:
+        """Swap in a new neighbour table in one transaction (readers see the old or the new one)."""
+        rows = [dict(item_id=a, neighbour_id=b, score=float(w)) for a, nbs in table.items() for b, w in nbs]
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(co_purchase_table))
+            if rows:
+                conn.execute(sa.insert(co_purchase_table), rows)
+
+    def co_purchase_neighbours(self, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        out: dict[str, list[tuple[str, float]]] = {}
+        c = co_purchase_table.c
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(item_ids)), 500):
+                for a, b, w in conn.execute(sa.select(c.item_id, c.neighbour_id, c.score).where(c.item_id.in_(chunk))):
+                    out.setdefault(a, []).append((b, float(w)))
+        for nbs in out.values():
+            nbs.sort(key=lambda x: -x[1])
+        return out
 
     def event_count(self) -> int:
         with self.engine.connect() as conn:

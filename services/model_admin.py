@@ -41,12 +41,12 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
 
         self.settings = settings
         self.log = log
-        self.repo = ModelRepository(settings.model_repository)
+        self.repo = ModelRepository(settings.model_repository, settings.model_name)
         self.celery = app
 
     def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:  # type: ignore[no-untyped-def]
         serving: set[str] = set()
-        client = TritonClickClient(self.settings.triton_grpc_url, timeout_s=2.0)
+        client = TritonClickClient(self.settings.triton_grpc_url, timeout_s=2.0, model_name=self.settings.model_name)
         try:
             serving = client.serving_versions()
         except InferenceUnavailable:
@@ -92,7 +92,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         if version not in self.repo.versions():
             raise NotFound(f"no version {version}; versions: {', '.join(map(str, self.repo.versions()))}")
         previous = self.repo.pin(version)
-        client = TritonClickClient(self.settings.triton_grpc_url, self.settings.triton_timeout_s)
+        client = TritonClickClient(self.settings.triton_grpc_url, self.settings.triton_timeout_s, self.settings.model_name)
         try:
             client.load_and_wait(version, timeout_s=120.0)
         except InferenceUnavailable as exc:

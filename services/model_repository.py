@@ -21,7 +21,7 @@ from services.triton_config import MODEL_NAME, build_config, parse_config, pin_v
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_DIR = PROJECT_ROOT / "triton_models" / MODEL_NAME
+TEMPLATES = PROJECT_ROOT / "triton_models"  # each model's committed config.pbtxt and model.py
 TMP_PREFIX = ".tmp-"
 
 
@@ -44,18 +44,20 @@ class Lineage:
 class ModelRepository:
     def __init__(self, root: Path, model_name: str = MODEL_NAME) -> None:
         self.root = root
+        self.model_name = model_name
         self.model_dir = root / model_name
+        self.template_dir = TEMPLATES / model_name
 
     def ensure_layout(self) -> None:
         """Create the model folder with its config.pbtxt if absent (a fresh deployment)."""
         self.model_dir.mkdir(parents=True, exist_ok=True)
         config = self.model_dir / "config.pbtxt"
         if not config.exists():
-            template = TEMPLATE_DIR / "config.pbtxt"
+            template = self.template_dir / "config.pbtxt"
             if template.exists() and template.resolve() != config.resolve():
                 shutil.copy2(template, config)
             else:
-                write_config(config, build_config())
+                write_config(config, build_config(model_name=self.model_name))
 
     def versions(self) -> list[int]:
         if not self.model_dir.exists():
@@ -109,7 +111,7 @@ class ModelRepository:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write_model(tmp / "model.pt")
-        shutil.copy2(TEMPLATE_DIR / "model.py", tmp / "model.py")
+        shutil.copy2(self.template_dir / "model.py", tmp / "model.py")
         for _ in range(20):
             version = (self.latest() or 0) + 1
             lineage.version = str(version)

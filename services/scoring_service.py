@@ -1,8 +1,11 @@
-"""Scoring service: ranks candidates for a shopper with the BERT click model on Triton.
+"""Scoring service: ranks candidates for a shopper with the click model on Triton.
 
-Rank reads the shopper's history and the candidates' text from Feast, builds the text pairs with the
-shared featurisation (clickmodel.text), tokenises, and sends one batched request to Triton.
-Recommend puts candidate retrieval (the shopper's items, popular items, the catalogue) in front.
+Rank reads the shopper's history and the candidates' text from Feast and builds the model text with
+the shared featurisation (clickmodel.text). With the fusion ranker (default) it adds the repeat /
+recency / popularity / co-purchase signals from the event log and sends one request: the shopper's
+text once, each candidate's text (Triton caches item embeddings) and the signals. With the
+cross-encoder it sends one (user text, item text) pair per candidate.
+Recommend puts candidate retrieval (the shopper's items, co-purchases, popular items) in front.
 If Triton cannot answer, the response keeps the retrieval/request order and says `degraded`.
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ from services.config import Settings, load
 from services.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.eventlog import EventLog
 from services.features import FeatureClient
+from services.fusion_inputs import FusionInputs, model_inputs
 from services.grpc_server import build_server, serve_until_signalled
 from services.triton_client import InferenceUnavailable, TritonClickClient
 from services.validation import check_id, validate_rank_request
@@ -39,6 +43,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         self.features = features
         self.triton = triton
         self.log = log
+        self.fusion = FusionInputs(log) if settings.ranker == "fusion" else None
         self._popular: tuple[float, list[str]] = (0.0, [])
         self._lock = threading.Lock()
 
@@ -60,7 +65,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         return response
 
     def retrieve(self, user_id: str) -> list[str]:
-        """The shopper's own items first, then popular items, then the rest of the catalogue."""
+        """The shopper's own items first, then co-purchased / popular items, then the rest of the catalogue."""
+        if self.fusion is not None:
+            found = self.fusion.retrieve(user_id, RECOMMEND_CANDIDATES)
+            if len(found) < RECOMMEND_CANDIDATES:
+                found = list(dict.fromkeys(found + self.popular()))[:RECOMMEND_CANDIDATES]
+            return found
         user = self.features.get_user(user_id)
         own = [h.item_id for h in user.history] if user else []
         ordered = list(dict.fromkeys(own + self.popular()))
@@ -86,7 +96,11 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         candidates = [c for c in candidates if c in items]
         titles = {i: t.title for i, t in items.items()}
         utext = user_text(history, titles)
-        inputs = encode_pairs([utext] * len(candidates), [item_text(items[c]) for c in candidates], self.settings.max_length)
+        texts = [item_text(items[c]) for c in candidates]
+        if self.fusion is not None:
+            inputs = model_inputs(utext, texts, self.fusion.signals(self.fusion.history(user_id), candidates))
+        else:
+            inputs = encode_pairs([utext] * len(candidates), texts, self.settings.max_length)
         try:
             scores = self.triton.score(inputs)
         except InferenceUnavailable as exc:
@@ -116,7 +130,7 @@ SERVICE_NAMES = (scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_
 
 
 def create_server(settings: Settings, address: str = "127.0.0.1:0"):  # type: ignore[no-untyped-def]
-    servicer = ScoringServicer(settings, FeatureClient(settings), TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s), EventLog(settings.eventlog))
+    servicer = ScoringServicer(settings, FeatureClient(settings), TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, settings.model_name), EventLog(settings.eventlog))
     return build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address)
 
 

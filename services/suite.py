@@ -92,7 +92,7 @@ class Suite:
 
     def start_triton(self, timeout: float = 180.0) -> None:
         self.triton = triton_launcher.start(
-            self.model_repository, self.log_dir / "tritonserver.log",
+            self.model_repository, self.log_dir / "tritonserver.log", models=(self.settings().model_name,),
             grpc_port=self.ports.get("triton_grpc"), http_port=self.ports.get("triton_http"), timeout=timeout,
         )
         self.ports["triton_grpc"] = self.triton.grpc_port

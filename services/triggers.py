@@ -31,7 +31,7 @@ def enqueue_fine_tune(settings: Settings, log: EventLog, celery: Any, job_id: st
 def maybe_fine_tune(settings: Settings, log: EventLog, celery: Any, min_events: int, source: str) -> Job | None:
     """Start a fine-tune if at least `min_events` new positive events arrived since the serving
     version's data window and no job is pending or running; returns the job started, if any."""
-    repo = ModelRepository(settings.model_repository)
+    repo = ModelRepository(settings.model_repository, settings.model_name)
     serving = repo.serving_version()
     if serving is None or log.active_jobs(settings.job_lease_s):
         return None

@@ -32,13 +32,14 @@ class TritonClickClient:
         self.client = grpcclient.InferenceServerClient(url)
 
     def score(self, inputs: dict[str, np.ndarray]) -> Scores:
-        """One batched request for all candidate pairs; returns probabilities and the serving version."""
+        """One request with every input the model takes (int64 or float32 arrays, by name); returns
+        the candidates' probabilities and the version that answered."""
         from tritonclient.utils import InferenceServerException
 
         request = []
-        for name in ("input_ids", "attention_mask", "token_type_ids"):
-            t = self._grpc.InferInput(name, list(inputs[name].shape), "INT64")
-            t.set_data_from_numpy(inputs[name])
+        for name, array in inputs.items():
+            t = self._grpc.InferInput(name, list(array.shape), "FP32" if array.dtype == np.float32 else "INT64")
+            t.set_data_from_numpy(array)
             request.append(t)
         try:
             result = self.client.infer(

@@ -1,6 +1,6 @@
-"""Builds and parses the Triton `config.pbtxt` of the click model with `model_config_pb2`.
+"""Builds and parses the Triton `config.pbtxt` of the click models with `model_config_pb2`.
 
-Run `python -m services.triton_config` to rewrite triton_models/bert_click/config.pbtxt.
+Run `python -m services.triton_config` to rewrite triton_models/<model>/config.pbtxt of every model.
 """
 from __future__ import annotations
 
@@ -10,20 +10,34 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-MODEL_NAME = "bert_click"
+MODEL_NAME = "bert_click"  # the cross-encoder: reads (user text, item text) for every candidate
+FUSION_MODEL_NAME = "fusion_click"  # two towers + fusion: user text once, item embeddings cached
+MODEL_NAMES = (MODEL_NAME, FUSION_MODEL_NAME)
 MAX_BATCH = 512  # candidates scored in one forward pass at most
 
 
-def build_config(instance_kind: str = "KIND_CPU", instances: int = 1) -> mc.ModelConfig:
-    """The click model's config: python backend (hosts the TorchScript file), dynamic batching."""
-    config = mc.ModelConfig(name=MODEL_NAME, backend="python", max_batch_size=MAX_BATCH)
+def build_config(instance_kind: str = "KIND_CPU", instances: int = 1, model_name: str = MODEL_NAME) -> mc.ModelConfig:
+    """A click model's config: python backend (hosts the TorchScript file). The cross-encoder batches
+    candidate pairs dynamically; the fusion model takes one shopper and their candidates per request."""
+    from clickmodel.signals import SIGNAL_COUNT
+
+    if model_name == MODEL_NAME:
+        config = mc.ModelConfig(name=model_name, backend="python", max_batch_size=MAX_BATCH)
+        for name in ("input_ids", "attention_mask", "token_type_ids"):
+            config.input.add(name=name, data_type=mc.TYPE_INT64, dims=[-1])
+        config.output.add(name="probability", data_type=mc.TYPE_FP32, dims=[1])
+        config.dynamic_batching.max_queue_delay_microseconds = 2000
+    elif model_name == FUSION_MODEL_NAME:
+        config = mc.ModelConfig(name=model_name, backend="python", max_batch_size=0)
+        for name in ("user_input_ids", "user_attention_mask", "item_input_ids", "item_attention_mask"):
+            config.input.add(name=name, data_type=mc.TYPE_INT64, dims=[-1, -1])
+        config.input.add(name="signals", data_type=mc.TYPE_FP32, dims=[-1, SIGNAL_COUNT])
+        config.output.add(name="probability", data_type=mc.TYPE_FP32, dims=[-1, 1])
+    else:
+        raise ValueError(f"unknown model {model_name!r}; known: {', '.join(MODEL_NAMES)}")
     # A fresh repository serves its newest version; once a version is promoted (or rolled back to)
     # the policy pins it (see pin_version), so candidates that fail the gate are never served.
     config.version_policy.latest.num_versions = 1
-    for name in ("input_ids", "attention_mask", "token_type_ids"):
-        config.input.add(name=name, data_type=mc.TYPE_INT64, dims=[-1])
-    config.output.add(name="probability", data_type=mc.TYPE_FP32, dims=[1])
-    config.dynamic_batching.max_queue_delay_microseconds = 2000
     group = config.instance_group.add(count=instances)
     group.kind = mc.ModelInstanceGroup.Kind.Value(instance_kind)
     return config
@@ -60,12 +74,14 @@ def write_config(path: Path, config: mc.ModelConfig) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "triton_models" / MODEL_NAME / "config.pbtxt")
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1] / "triton_models")
     parser.add_argument("--kind", default="KIND_CPU", choices=["KIND_CPU", "KIND_GPU"])
     parser.add_argument("--instances", type=int, default=1)
     args = parser.parse_args()
-    write_config(args.out, build_config(args.kind, args.instances))
-    print(f"wrote {args.out}")
+    for name in MODEL_NAMES:
+        out = args.root / name / "config.pbtxt"
+        write_config(out, build_config(args.kind, args.instances, name))
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def recover_interrupted_jobs(sender: object = None, **_: object) -> None:
         log.update_job(job.job_id, state="FAILED", message="interrupted: the worker stopped during training; trigger again")
         logger.warning("job %s was interrupted (worker %s stopped); marked FAILED", job.job_id, job.owner or "?")
     if not [j for j in log.active_jobs(settings.job_lease_s) if j.state == "RUNNING"]:
-        removed = ModelRepository(settings.model_repository).clean_stale_temporaries()
+        removed = ModelRepository(settings.model_repository, settings.model_name).clean_stale_temporaries()
         if removed:
             logger.warning("removed unfinished version folders: %s", removed)
 
@@ -67,7 +67,7 @@ def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
     request = FineTuneRequest.from_json(payload)
     settings = load()
     log = EventLog(settings.eventlog)
-    repo = ModelRepository(settings.model_repository)
+    repo = ModelRepository(settings.model_repository, settings.model_name)
 
     parent = repo.serving_version()
     job, _ = log.create_job(request.job_id, "" if parent is None else str(parent), request.max_steps)
@@ -96,6 +96,8 @@ def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, 
         logger.warning("removed unfinished version folders: %s", removed)
     lineage = repo.lineage(parent)
     since = lineage.data_to if lineage else float("-inf")
+    if settings.ranker == "fusion":
+        return _fine_tune_fusion(request, settings, log, parent, since)
     log.update_job(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")
     examples, lo, hi = examples_since(log, since, request.negatives_per_positive, request.max_positives, request.seed)
     if not examples:
@@ -133,3 +135,29 @@ def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, 
     log.update_job(request.job_id, state=state, progress=1.0, new_version=str(version), message=message[:500])
     return FineTuneResult(request.job_id, state, str(parent), str(version), len(examples),
                           new_lineage.final_loss, new_lineage.train_seconds).to_json()
+
+
+def _fine_tune_fusion(request: FineTuneRequest, settings: Settings, log: EventLog, parent: int, since: float) -> dict:
+    """The fusion ranker's fine-tune: new baskets since the parent's window plus replayed older ones."""
+    from workers.fusion_publishing import train_fusion_and_publish
+
+    stages = iter((0.1, 0.3, 0.5, 0.8, 0.9, 0.95, 0.97))
+    stage = lambda text: log.update_job(request.job_id, progress=next(stages, 0.97), message=text)  # noqa: E731
+    if log.positive_events_since(since) == 0:
+        log.update_job(request.job_id, state="FAILED", message=f"no new labelled events since version {parent}")
+        return FineTuneResult(request.job_id, "FAILED", str(parent), "", 0, 0.0, 0.0).to_json()
+    try:
+        version, lineage = train_fusion_and_publish(settings, parent=parent, since=since, job_id=request.job_id, seed=request.seed,
+                                                    learning_rate=request.learning_rate, stage=stage,
+                                                    max_lists=max(50, request.max_positives))
+    except Exception as exc:
+        logger.exception("fine-tune %s failed", request.job_id)
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        log.update_job(request.job_id, state="FAILED", message=message)
+        raise RuntimeError(message) from None
+    if lineage.gate.get("passed", True):
+        state, message = "SUCCEEDED", f"version {version} serving; {lineage.notes['new_lists']} new lists, {lineage.notes['replay_lists']} replayed"
+    else:
+        state, message = "REJECTED", f"version {version} kept, not served: {lineage.gate['reason']}"
+    log.update_job(request.job_id, state=state, progress=1.0, new_version=str(version), message=message[:500])
+    return FineTuneResult(request.job_id, state, str(parent), str(version), lineage.example_count, 0.0, lineage.train_seconds).to_json()

@@ -104,20 +104,28 @@ def train_and_publish(
     )
     stage("tracing and publishing the new version")
     version = repo.publish(lambda path: save_torchscript(model, path), lineage, tag=job_id)
-    if gate["passed"]:
-        previous = repo.pin(version)
-        if load_in_triton:
-            stage(f"loading version {version} in Triton")
-            client = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s)
-            try:
-                client.load_and_wait(version)
-            except Exception:
-                if previous is not None:
-                    repo.pin(previous)  # Triton keeps serving the old version; so does the config
-                raise
-            finally:
-                client.close()
+    serve_if_passed(settings, repo, version, gate, load_in_triton, stage)
     return version, lineage
+
+
+def serve_if_passed(settings: Settings, repo: ModelRepository, version: int, gate: dict, load_in_triton: bool,
+                    stage: Callable[[str], None] = lambda _: None) -> None:
+    """A published version that passed the gate becomes the pinned serving version and Triton loads
+    it; if the load fails, the pin goes back to the version served before."""
+    if not gate["passed"]:
+        return
+    previous = repo.pin(version)
+    if load_in_triton:
+        stage(f"loading version {version} in Triton")
+        client = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, repo.model_name)
+        try:
+            client.load_and_wait(version)
+        except Exception:
+            if previous is not None:
+                repo.pin(previous)  # Triton keeps serving the old version; so does the config
+            raise
+        finally:
+            client.close()
 
 
 def promotion_gate(settings: Settings, repo: ModelRepository, parent: int | None, candidate, holdout: list[Example],  # type: ignore[no-untyped-def]
@@ -167,13 +175,20 @@ def bootstrap(
     settings: Settings, max_steps: int, batch_size: int = 16, seed: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> int:
-    """Version 1: the packaged MiniLM encoder plus a click head, warm-started on the event log."""
+    """Version 1 of the configured ranker, warm-started on the event log: the packaged MiniLM encoder
+    plus a click head (cross-encoder), or the text towers plus a ranker trained on recent baskets (fusion)."""
     log = EventLog(settings.eventlog)
-    repo = ModelRepository(settings.model_repository)
+    repo = ModelRepository(settings.model_repository, settings.model_name)
     repo.ensure_layout()
     if repo.latest() is not None:
         logger.info("model repository already has version %s; bootstrap skipped", repo.latest())
         return repo.latest()  # type: ignore[return-value]
+    if settings.ranker == "fusion":
+        from workers.fusion_publishing import train_fusion_and_publish
+
+        version, _ = train_fusion_and_publish(settings, parent=None, since=float("-inf"), job_id="bootstrap", seed=seed,
+                                              load_in_triton=False, max_lists=max(200, max_steps * batch_size * 4))
+        return version
     examples, lo, hi = examples_since(log, float("-inf"), negatives=2, max_positives=max_steps * batch_size, seed=seed)
     if not examples:
         raise RuntimeError("the event log has no labelled events to warm-start version 1 on")

@@ -28,7 +28,8 @@ def versions(client: SuiteClient) -> dict[str, model_admin_pb2.ModelVersion]:
 
 
 def test_gate_rollback_and_killed_worker(tmp_path, shop):
-    suite = start_deployment(tmp_path, shop, {})
+    # the cross-encoder: its training runs long enough to kill the worker mid-step
+    suite = start_deployment(tmp_path, shop, {"RECSYS_RANKER": "cross-encoder"})
     client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
     repo_dir = suite.model_repository / "bert_click"
     try:
@@ -80,6 +81,28 @@ def test_gate_rollback_and_killed_worker(tmp_path, shop):
         done, _ = wait_job(client, client.trigger(job_id="after-kill", max_steps=3).job_id)
         assert done.state == "SUCCEEDED" and done.new_version == "4", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "4"
+    finally:
+        client.close()
+        suite.stop()
+
+
+def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_path, shop):
+    suite = start_deployment(tmp_path, shop, {})
+    client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+    try:
+        _, fresh = shop.split(0.6)
+        client.record_events(fresh)
+        done, _ = wait_job(client, client.trigger(job_id="good", max_steps=3).job_id)
+        assert done.state == "SUCCEEDED" and done.new_version == "2", done.message
+        assert client.rank("U0001", CANDIDATES).model_version == "2"
+        assert versions(client)["2"].gate.startswith("passed")
+        client.record_events(fresh_events("worse", 15))
+        done, _ = wait_job(client, client.trigger(job_id="worse", max_steps=3, learning_rate=0.5).job_id)
+        assert done.state == "REJECTED" and done.new_version == "3", done.message
+        assert client.rank("U0001", CANDIDATES).model_version == "2"
+        reply = client.admin.Rollback(model_admin_pb2.RollbackRequest(version="1"), timeout=180)
+        assert reply.serving and client.rank("U0001", CANDIDATES).model_version == "1"
+        assert sorted(p.name for p in (suite.model_repository / "fusion_click").iterdir() if p.name.isdigit()) == ["1", "2", "3"]
     finally:
         client.close()
         suite.stop()

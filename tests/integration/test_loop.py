@@ -1,7 +1,7 @@
 """The whole loop on real processes: upsert items → record events → Rank (version 1) → record
 purchases → trigger fine-tune → job succeeds → Rank answers from version 2; lineage lists both.
-Once on the embedded default (SQLite everywhere) and once with Redis as Celery broker and Feast
-online store."""
+Once on the embedded default (SQLite everywhere, fusion ranker) and once with Redis as Celery broker
+and Feast online store and the cross-encoder ranker."""
 from __future__ import annotations
 
 import time
@@ -105,6 +105,7 @@ def test_whole_loop_with_redis_broker_and_online_store(tmp_path, shop):
         "RECSYS_CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
         "RECSYS_CELERY_RESULT_URL": "redis://127.0.0.1:6379/13",
         "RECSYS_FEAST_ONLINE_URL": "redis://127.0.0.1:6379/14",
+        "RECSYS_RANKER": "cross-encoder",
     }
     suite = start_deployment(tmp_path, shop, env)
     try:

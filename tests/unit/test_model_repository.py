@@ -38,10 +38,13 @@ def test_failed_write_leaves_no_version(tmp_path):
     assert repo.clean_stale_temporaries() and repo.versions() == []
 
 
-def test_committed_config_is_what_the_builder_makes():
-    committed = parse_config(PROJECT_ROOT / "triton_models" / "bert_click" / "config.pbtxt")
-    assert committed == build_config()
-    assert committed.backend == "python" and committed.dynamic_batching.max_queue_delay_microseconds > 0
+@pytest.mark.parametrize("name", ["bert_click", "fusion_click"])
+def test_committed_config_is_what_the_builder_makes(name):
+    committed = parse_config(PROJECT_ROOT / "triton_models" / name / "config.pbtxt")
+    assert committed == build_config(model_name=name)
+    assert committed.backend == "python"
+    if name == "bert_click":  # candidate pairs are batched across requests; fusion takes one shopper per request
+        assert committed.dynamic_batching.max_queue_delay_microseconds > 0
 
 
 def test_pin_serves_a_chosen_version_and_survives_reparse(tmp_path):

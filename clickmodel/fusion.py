@@ -1,0 +1,218 @@
+"""The two-tower + fusion click model: text read once, repeat evidence fused inside the model.
+
+- `TextEncoder`: the MiniLM encoder, mean-pooled and L2-normalised. It encodes the shopper's text once
+  per request and each item's text once (cached; the encoder is the packaged pretrained one, so an
+  item's embedding depends on its text only, not on the model version).
+- `FusionRanker`: a small network over (user embedding, item embedding, numeric signals of
+  `clickmodel.signals`) giving a purchase probability per candidate. Signal normalisation is a buffer
+  inside the module, so the TorchScript file is the whole artifact. Its cost per candidate is a few
+  thousand multiply-adds, so ranking 100 candidates costs one text encoding plus microseconds.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from clickmodel.signals import SIGNAL_COUNT
+from clickmodel.tokenizer import get_tokenizer, pretrained_dir
+
+EMBEDDING_DIM = 384
+USER_TEXT_LENGTH = 96  # tokens of the shopper's text (recent item titles)
+ITEM_TEXT_LENGTH = 32  # tokens of an item's text (title first)
+
+
+class TextEncoder(nn.Module):
+    """Mean-pooled, L2-normalised MiniLM sentence embedding (what all-MiniLM-L6-v2 was trained for)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return nn.functional.normalize(pooled, dim=-1)
+
+
+def build_text_encoder() -> TextEncoder:
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    encoder = BertModel.from_pretrained(str(pretrained_dir()), add_pooling_layer=False, attn_implementation="eager")
+    return TextEncoder(encoder).eval()
+
+
+def encode_texts(texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+    """Token ids and attention mask (int64, padded to the longest text) of single texts."""
+    enc = get_tokenizer()(list(texts), truncation=True, max_length=max_length, padding="longest", return_tensors="np")
+    return {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+
+
+def embed_texts(encoder: nn.Module, texts: Sequence[str], max_length: int, batch: int = 64) -> np.ndarray:
+    """Embeddings [len(texts), EMBEDDING_DIM] with an eager or TorchScript `TextEncoder`."""
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch):
+            enc = encode_texts(texts[i : i + batch], max_length)
+            out.append(encoder(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"])).numpy())
+    return np.concatenate(out) if out else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+
+
+class FusionRanker(nn.Module):
+    """Purchase probability of (user, item, signals): text affinity through learned projections of
+    the two embeddings, and the repeat / recency / popularity signals, mixed by one MLP."""
+
+    def __init__(self, signals: int = SIGNAL_COUNT, dim: int = EMBEDDING_DIM, projection: int = 32, hidden: int = 64) -> None:
+        super().__init__()
+        self.register_buffer("signal_mean", torch.zeros(signals))
+        self.register_buffer("signal_std", torch.ones(signals))
+        self.user_projection = nn.Linear(dim, projection)
+        self.item_projection = nn.Linear(dim, projection)
+        self.mlp = nn.Sequential(nn.Linear(signals + projection + 1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def set_normalisation(self, signals: np.ndarray) -> None:
+        """Standardise each signal by its mean and spread over the training rows."""
+        with torch.no_grad():
+            self.signal_mean.copy_(torch.from_numpy(signals.mean(0)))
+            self.signal_std.copy_(torch.from_numpy(signals.std(0) + 1e-6))
+
+    def logits(self, user_embedding: torch.Tensor, item_embedding: torch.Tensor, signals: torch.Tensor) -> torch.Tensor:
+        z = (signals - self.signal_mean) / self.signal_std
+        affinity = self.user_projection(user_embedding) * self.item_projection(item_embedding)
+        cosine = (user_embedding * item_embedding).sum(-1, keepdim=True)
+        return self.mlp(torch.cat([z, affinity, cosine], dim=-1))
+
+    def forward(self, user_embedding: torch.Tensor, item_embedding: torch.Tensor, signals: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(user_embedding, item_embedding, signals))
+
+
+class FusionClick(nn.Module):
+    """The served artifact: the text encoder and the ranker in one TorchScript file. `encode` embeds
+    texts (the shopper's once per request, each item's once per loaded version: Triton's model caches
+    them); `forward` ranks candidates from embeddings and signals."""
+
+    def __init__(self, encoder: nn.Module, ranker: FusionRanker) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.ranker = ranker
+
+    @torch.jit.export
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids, attention_mask)
+
+    def forward(self, user_embedding: torch.Tensor, item_embedding: torch.Tensor, signals: torch.Tensor) -> torch.Tensor:
+        return self.ranker(user_embedding, item_embedding, signals)
+
+
+def trace_text_encoder(encoder: TextEncoder) -> torch.jit.ScriptModule:
+    """TorchScript of the text encoder (traced with padding in one row, so the mask path is data)."""
+    encoder.eval()
+    ids = torch.randint(1000, 29000, (2, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, 7:] = 0
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.trace(encoder, (ids * mask, mask), strict=False, check_trace=False)
+
+
+def save_fusion(encoder: nn.Module, ranker: FusionRanker, path: Path) -> None:
+    """Write the served artifact: `encoder` is a `TextEncoder` or its TorchScript (reused as is)."""
+    if not isinstance(encoder, torch.jit.ScriptModule):
+        encoder = trace_text_encoder(encoder)  # type: ignore[arg-type]
+    ranker.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(FusionClick(encoder, ranker)), str(path))
+
+
+def load_fusion(path: Path) -> tuple[torch.jit.ScriptModule, FusionRanker]:
+    """(the TorchScript text encoder, an eager copy of the ranker to fine-tune) from a version's file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.load(str(path), map_location="cpu")
+    state = {k[len("ranker."):]: v for k, v in scripted.state_dict().items() if k.startswith("ranker.")}
+    ranker = FusionRanker(signals=state["signal_mean"].shape[0], projection=state["user_projection.weight"].shape[0],
+                          hidden=state["mlp.0.weight"].shape[0])
+    ranker.load_state_dict(state)
+    return scripted.encoder, ranker.eval()
+
+
+def save_scripted(module: nn.Module, path: Path) -> None:
+    """TorchScript of a lone ranker (offline checks)."""
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(module), str(path))
+
+
+class RankingList:
+    """One shopper's candidates at one moment, with which of them were bought (a training list)."""
+
+    __slots__ = ("user_embedding", "item_embeddings", "signals", "labels")
+
+    def __init__(self, user_embedding: np.ndarray, item_embeddings: np.ndarray, signals: np.ndarray, labels: np.ndarray) -> None:
+        self.user_embedding = user_embedding
+        self.item_embeddings = item_embeddings
+        self.signals = signals
+        self.labels = labels
+
+
+def train_ranker(
+    lists: Sequence[RankingList],
+    *,
+    epochs: int = 3,
+    lr: float = 1e-3,
+    seed: int = 0,
+    model: FusionRanker | None = None,
+    progress=None,  # type: ignore[no-untyped-def]
+    losses: list[float] | None = None,
+) -> FusionRanker:
+    """Listwise training (softmax cross-entropy over each list, bought items as the targets): what
+    NDCG rewards is the order within a shopper's list, not calibrated absolute scores. A new model takes
+    its signal normalisation from these lists; a given `model` (a fine-tune) keeps its own. Each
+    step's loss is appended to `losses` when given."""
+    usable = [r for r in lists if r.labels.sum() > 0 and len(r.labels) > 1]
+    if not usable:
+        raise ValueError("no training list has a bought item among its candidates")
+    torch.manual_seed(seed)
+    if model is None:
+        model = FusionRanker(signals=usable[0].signals.shape[1])
+        model.set_normalisation(np.concatenate([r.signals for r in usable]))
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-5)
+    rng = np.random.default_rng(seed)
+    total = epochs * len(usable)
+    step = 0
+    for _ in range(epochs):
+        for k in rng.permutation(len(usable)):
+            r = usable[k]
+            n = len(r.labels)
+            user = torch.from_numpy(np.broadcast_to(r.user_embedding, (n, r.user_embedding.shape[-1])).copy())
+            logits = model.logits(user, torch.from_numpy(r.item_embeddings), torch.from_numpy(r.signals))[:, 0]
+            labels = torch.from_numpy(r.labels)
+            loss = -(torch.log_softmax(logits, 0) * labels).sum() / labels.sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if losses is not None:
+                losses.append(float(loss))
+            if progress is not None and step % 500 == 0:
+                progress(step, total, float(loss))
+    return model.eval()
+
+
+def score_list(model: nn.Module, user_embedding: np.ndarray, item_embeddings: np.ndarray, signals: np.ndarray) -> np.ndarray:
+    """Probabilities [n] for one shopper's candidates (eager or TorchScript ranker)."""
+    n = len(signals)
+    user = torch.from_numpy(np.broadcast_to(user_embedding, (n, user_embedding.shape[-1])).copy())
+    with torch.inference_mode():
+        return model(user, torch.from_numpy(item_embeddings), torch.from_numpy(signals))[:, 0].numpy()

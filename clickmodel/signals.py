@@ -1,0 +1,112 @@
+"""Numeric signals of one shopper × candidate item, the repeat-buying evidence the ranker fuses with
+the text towers: how often, how recently and how regularly the shopper bought the item, whether it
+was in their last basket, how popular it is now and how often it is bought with their recent items.
+
+One source of truth: the scoring service (from the event log) and the offline evaluation / training
+(from the EVAL arrays) both call `candidate_signals`, so a feature means the same thing everywhere.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+
+DAY = 86400.0
+
+SIGNAL_NAMES = (
+    "bought",  # the shopper bought the item before
+    "log_count",  # log(1 + purchases of the item)
+    "count_share",  # purchases of the item / all the shopper's purchases
+    "basket_share",  # baskets holding the item / the shopper's baskets
+    "recency_30d",  # exp(-days since the last purchase of the item / 30); 0 if never bought
+    "recency_180d",  # the same over 180 days
+    "decayed_count_30d",  # log(1 + sum of exp(-age / 30 days) over the item's purchases)
+    "decayed_count_120d",  # the same over 120 days
+    "due",  # how close "days since last purchase" is to the shopper's usual interval for the item
+    "in_last_basket",  # the item was in the shopper's most recent basket
+    "log_popularity_30d",  # log(1 + purchases of the item by anyone in the last 30 days)
+    "log_popularity_7d",  # the same over 7 days
+    "co_purchase",  # log(1 + 10 × co-purchase score with the shopper's recent items)
+    "log_baskets",  # shopper: log(1 + baskets so far)
+    "shopper_recency",  # shopper: exp(-days since their last basket / 30)
+)
+SIGNAL_COUNT = len(SIGNAL_NAMES)
+
+
+@dataclass(frozen=True)
+class Purchase:
+    item: Hashable
+    timestamp: float
+    basket: Hashable
+
+
+def candidate_signals(
+    history: Sequence[Purchase],
+    now: float,
+    candidates: Sequence[Hashable],
+    popularity_30d: Mapping[Hashable, float],
+    popularity_7d: Mapping[Hashable, float],
+    co_purchase: Mapping[Hashable, float],
+) -> np.ndarray:
+    """A float32 [len(candidates), SIGNAL_COUNT] matrix; `history` is the shopper's purchases strictly
+    before `now`, in any order."""
+    times: dict[Hashable, list[float]] = defaultdict(list)
+    baskets: dict[Hashable, set] = defaultdict(set)
+    all_baskets: dict[Hashable, float] = {}
+    for p in history:
+        times[p.item].append(p.timestamp)
+        baskets[p.item].add(p.basket)
+        all_baskets[p.basket] = max(all_baskets.get(p.basket, p.timestamp), p.timestamp)
+    n_events = max(1, len(history))
+    n_baskets = max(1, len(all_baskets))
+    last_basket = max(all_baskets, key=all_baskets.__getitem__) if all_baskets else None
+    last_basket_time = all_baskets[last_basket] if last_basket is not None else None
+    log_baskets = math.log1p(len(all_baskets))
+    shopper_recency = math.exp(-(now - last_basket_time) / DAY / 30) if last_basket_time is not None else 0.0
+
+    out = np.zeros((len(candidates), SIGNAL_COUNT), dtype=np.float32)
+    for row, item in enumerate(candidates):
+        ts = times.get(item)
+        if ts:
+            ages = (now - np.asarray(ts, dtype=np.float64)) / DAY
+            since_last = float(ages.min())
+            visits = sorted(set(ts))
+            due = 0.0
+            if len(visits) >= 2:
+                interval = (visits[-1] - visits[0]) / DAY / (len(visits) - 1)
+                due = math.exp(-abs(math.log((since_last + 1) / (interval + 1))))
+            out[row, :10] = (
+                1.0,
+                math.log1p(len(ts)),
+                len(ts) / n_events,
+                len(baskets[item]) / n_baskets,
+                math.exp(-since_last / 30),
+                math.exp(-since_last / 180),
+                math.log1p(float(np.exp(-ages / 30).sum())),
+                math.log1p(float(np.exp(-ages / 120).sum())),
+                due,
+                1.0 if last_basket in baskets[item] else 0.0,
+            )
+        out[row, 10] = math.log1p(popularity_30d.get(item, 0.0))
+        out[row, 11] = math.log1p(popularity_7d.get(item, 0.0))
+        out[row, 12] = math.log1p(10 * co_purchase.get(item, 0.0))
+        out[row, 13] = log_baskets
+        out[row, 14] = shopper_recency
+    return out
+
+
+def merge_candidates(own: Sequence[Hashable], co_purchased: Sequence[Hashable], popular: Sequence[Hashable],
+                     size: int = 100, own_limit: int = 60) -> list:
+    """Retrieval for the ranker: the shopper's own items (best first, at most `own_limit`), then
+    co-purchase neighbours and popular items interleaved, without repeats, at most `size`."""
+    merged = list(dict.fromkeys(own[:own_limit]))[:size]
+    seen = set(merged)
+    for rank in range(max(len(co_purchased), len(popular))):
+        for source in (co_purchased, popular):
+            if rank < len(source) and source[rank] not in seen and len(merged) < size:
+                merged.append(source[rank])
+                seen.add(source[rank])
+    return merged

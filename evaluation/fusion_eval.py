@@ -1,0 +1,324 @@
+"""`make bench-fusion`: the two-tower + fusion click model (clickmodel.fusion) under the EVAL protocol.
+
+Retrieval (the shopper's items, co-purchase neighbours, 30-day popular items: up to 100 candidates),
+then the fusion ranker over the frozen MiniLM embeddings of the shopper's text and each item's text
+plus the repeat / recency / popularity signals of clickmodel.signals. Arms, all on the same cases:
+
+- fusion (frozen): trained on invoices of the six months before the first test month, never updated;
+- fusion (monthly): the same model fine-tuned at each month boundary on the month just ended plus a
+  replay sample of older lists (what the worker's lifelong loop does);
+- signals only: the monthly arm's recipe with the text embeddings zeroed (what the text adds);
+- the EVAL baselines, and "repeat+popularity (popular ties)": the user's items by count with ties broken
+  by current popularity instead of first purchase.
+
+Per month NDCG/HR/Recall@10, AUC (2 bought vs 2 sampled never-bought-in-that-invoice items per case),
+discovery metrics, retrieval recall, training compute and ranker cost per candidate; JSON, Markdown
+and PNG under bench/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clickmodel.fusion import (ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, FusionRanker, RankingList, build_text_encoder,
+                               embed_texts, score_list, train_ranker)
+from clickmodel.signals import Purchase, candidate_signals
+from clickmodel.text import history_from_events, item_text, user_text
+from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
+from evaluation.bert import catalogue_text
+from evaluation.metrics import auc
+from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
+from evaluation.ranker_data import CaseRows, Retrieval, training_cases
+from evaluation.run import RESULTS, evaluate, load_data, machine
+from services.config import PROJECT_ROOT
+from shopdata.uci_retail import DEFAULT_PATH
+
+CACHE = PROJECT_ROOT / "var" / "fusion-cache"
+
+
+def next_month(month: str) -> str:
+    return (pd.Timestamp(month + "-01") + pd.offsets.MonthBegin(1)).strftime("%Y-%m")
+
+
+class Embeddings:
+    """Item embeddings (once per item text) and shopper-text embeddings (once per case), cached on
+    disk so a rerun re-encodes nothing."""
+
+    def __init__(self, ev: EventArrays, items: pd.DataFrame, history: History) -> None:
+        self.ev, self.history = ev, history
+        catalogue = catalogue_text(items)
+        self.titles = {str(i): catalogue[str(i)].title for i in ev.item_ids if str(i) in catalogue}
+        texts = [item_text(catalogue[str(i)]) if str(i) in catalogue else str(i) for i in ev.item_ids]
+        self.encoder = build_text_encoder()
+        CACHE.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
+        path = CACHE / f"items-{key}.npy"
+        if not path.exists():
+            print(f"encoding {len(texts)} item texts", file=sys.stderr)
+            np.save(path, embed_texts(self.encoder, texts, ITEM_TEXT_LENGTH))
+        self.items = np.load(path)
+        self.user_path = CACHE / "users.npz"
+        self.users: dict[str, np.ndarray] = dict(np.load(self.user_path)) if self.user_path.exists() else {}
+        self.encode_seconds = 0.0
+
+    def text(self, case: Case) -> str:
+        pos = self.history.before(case)
+        past = [(str(self.ev.item_ids[self.ev.item[p]]), "purchase", float(self.ev.ts[p])) for p in pos[-50:]]
+        return user_text(history_from_events(past), self.titles)
+
+    def users_for(self, cases: list[Case]) -> np.ndarray:
+        keys = [f"{c.user}-{c.cutoff}" for c in cases]
+        missing = [(k, c) for k, c in zip(keys, cases) if k not in self.users]
+        if missing:
+            started = time.perf_counter()
+            from tqdm import tqdm
+
+            for i in tqdm(range(0, len(missing), 256), desc="  shopper texts", unit="x256", file=sys.stderr, mininterval=5):
+                chunk = missing[i : i + 256]
+                vectors = embed_texts(self.encoder, [self.text(c) for _, c in chunk], USER_TEXT_LENGTH)
+                self.users.update({k: v for (k, _), v in zip(chunk, vectors)})
+            self.encode_seconds += time.perf_counter() - started
+            np.savez(self.user_path, **self.users)
+        return np.stack([self.users[k] for k in keys]) if keys else np.zeros((0, self.items.shape[1]), dtype=np.float32)
+
+
+def ranking_lists(rows: list[CaseRows], users: np.ndarray, items: np.ndarray, text: bool = True) -> list[RankingList]:
+    out = []
+    for r, u in zip(rows, users):
+        emb = items[r.candidates]
+        out.append(RankingList(u if text else np.zeros_like(u), emb if text else np.zeros_like(emb), r.signals, r.labels))
+    return out
+
+
+class FusionRecommender:
+    """Ranks a case's candidates with one ranker per month (then popularity for the rest)."""
+
+    def __init__(self, name: str, ev: EventArrays, rows: dict, users: dict, items: np.ndarray, models: dict, text: bool = True) -> None:
+        self.name, self.ev, self.rows, self.users, self.items, self.models, self.text = name, ev, rows, users, items, models, text
+        self.popularity = Popularity(ev)
+        self.auc_scores: dict[str, tuple[list[float], list[float]]] = {}
+
+    def scores(self, case: Case, signals: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        u, emb = self.users[(case.user, case.ts)], self.items[candidates]
+        if not self.text:
+            u, emb = np.zeros_like(u), np.zeros_like(emb)
+        return score_list(self.models[case.month], u, emb, signals)
+
+    def ranked(self, case: Case, limit: int) -> list[int]:
+        r = self.rows[(case.user, case.ts)]
+        probs = self.scores(case, r.signals, r.candidates)
+        out = [int(r.candidates[j]) for j in np.argsort(-probs, kind="stable")]
+        have = set(out)
+        return (out + [i for i in self.popularity.ranked(case, limit + len(have)) if i not in have])[:limit]
+
+
+class PopularTies:
+    """Repeat + popularity with ties among the shopper's items broken by current popularity."""
+
+    name = "repeat+popularity (popular ties)"
+
+    def __init__(self, rows: dict, ev: EventArrays) -> None:
+        self.rows, self.popularity = rows, Popularity(ev)
+
+    def ranked(self, case: Case, limit: int) -> list[int]:
+        r = self.rows[(case.user, case.ts)]
+        key = r.signals[:, 1] * 1000 + r.signals[:, 10]  # log count, then log popularity
+        own = [int(r.candidates[j]) for j in np.argsort(-key, kind="stable") if r.signals[j, 0] > 0]
+        have = set(own)
+        return (own + [i for i in self.popularity.ranked(case, limit + len(have)) if i not in have])[:limit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--sample-per-month", type=int, default=0, help="seeded sample of test cases per month; 0 = every case")
+    parser.add_argument("--train-per-month", type=int, default=800, help="training invoices sampled per month")
+    parser.add_argument("--train-months", type=int, default=6, help="months before the first test month the frozen model learns from")
+    parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    items, events = load_data(args.data)
+    ev = EventArrays.from_frame(events)
+    history = History(ev)
+    retrieval = Retrieval(ev, history, size=args.candidates)
+    emb = Embeddings(ev, items, history)
+    rng = np.random.default_rng(args.seed)
+
+    def month_lists(month: str, text: bool = True) -> list[RankingList]:
+        cases = training_cases(ev, month_start_seconds(month), month_start_seconds(next_month(month)), month)
+        if len(cases) > args.train_per_month:
+            cases = [cases[k] for k in sorted(rng.choice(len(cases), args.train_per_month, replace=False))]
+        rows = [retrieval.rows(c) for c in cases]
+        return ranking_lists(rows, emb.users_for(cases), emb.items, text)
+
+    first = pd.Timestamp(TEST_MONTHS[0] + "-01")
+    pre_months = [(first - pd.offsets.MonthBegin(k)).strftime("%Y-%m") for k in range(args.train_months, 0, -1)]
+    all_months = pre_months + TEST_MONTHS[:-1]
+    print(f"training lists for {all_months[0]}..{all_months[-1]}", file=sys.stderr)
+    lists = {m: month_lists(m) for m in all_months}
+
+    compute: dict[str, float] = {}
+    t = time.perf_counter()
+    frozen = train_ranker([r for m in pre_months for r in lists[m]], epochs=args.epochs, seed=args.seed)
+    compute["fusion (frozen)"] = time.perf_counter() - t
+
+    def monthly(text: bool) -> tuple[dict[str, FusionRanker], float]:
+        t = time.perf_counter()
+        strip = (lambda r: r) if text else (lambda r: RankingList(np.zeros_like(r.user_embedding), np.zeros_like(r.item_embeddings), r.signals, r.labels))
+        older = [strip(r) for m in pre_months for r in lists[m]]
+        model = train_ranker(older, epochs=args.epochs, seed=args.seed)
+        models = {TEST_MONTHS[0]: model}
+        for prev, month in zip(TEST_MONTHS, TEST_MONTHS[1:]):
+            new = [strip(r) for r in lists[prev]]
+            replay = [older[k] for k in np.random.default_rng(args.seed).choice(len(older), min(len(older), len(new)), replace=False)]
+            model = train_ranker(new + replay, epochs=1, lr=3e-4, seed=args.seed, model=_copy(model))
+            models[month] = model
+            older += new
+        return models, time.perf_counter() - t
+
+    monthly_models, compute["fusion (monthly)"] = monthly(text=True)
+    signal_models, compute["signals only (monthly)"] = monthly(text=False)
+
+    cases = sample_cases(build_cases(ev), args.sample_per_month or None, args.seed)
+    print(f"{len(cases)} test cases: candidates and signals", file=sys.stderr)
+    t = time.perf_counter()
+    rows = {(c.user, c.ts): retrieval.rows(c) for c in cases}
+    retrieval_seconds = time.perf_counter() - t
+    user_vectors = emb.users_for(cases)
+    users = {(c.user, c.ts): u for c, u in zip(cases, user_vectors)}
+    recommenders = [
+        Popularity(ev), RepeatPopularity(ev, history), CoOccurrence(ev, history), PopularTies(rows, ev),
+        FusionRecommender("fusion (frozen)", ev, rows, users, emb.items, {m: frozen for m in TEST_MONTHS}),
+        FusionRecommender("fusion (monthly)", ev, rows, users, emb.items, monthly_models),
+        FusionRecommender("signals only (monthly)", ev, rows, users, emb.items, signal_models, text=False),
+    ]
+    results = {}
+    for rec in recommenders:
+        results[rec.name] = evaluate(rec, cases, ev, history, rec.name[:18])
+        results[rec.name]["train_seconds"] = round(compute.get(rec.name, 0.0), 1)
+        if isinstance(rec, FusionRecommender):
+            results[rec.name]["auc"] = auc_per_month(rec, cases, ev, history, retrieval, args.seed)
+    recall = {}
+    for c in cases:
+        recall.setdefault(c.month, []).append(rows[(c.user, c.ts)].labels.sum() / len(c.target))
+    report = {
+        "machine": machine(), "cases": len(cases), "sample_per_month": args.sample_per_month or "all", "settings": vars(args) | {"data": str(args.data)},
+        "results": results, "retrieval_recall": {m: round(float(np.mean(v)), 4) for m, v in recall.items()},
+        "retrieval_recall_overall": round(float(np.mean([x for v in recall.values() for x in v])), 4),
+        "cost": ranker_cost(monthly_models[TEST_MONTHS[-1]], emb), "text_encode_seconds": round(emb.encode_seconds, 1),
+        "retrieval_seconds": round(retrieval_seconds, 1), "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    name = "fusion-full" if not args.sample_per_month else f"fusion-sample{args.sample_per_month}"
+    name += f"-{args.tag}" if args.tag else ""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2, default=str))
+    write_outputs(report, name)
+
+
+def _copy(model: FusionRanker) -> FusionRanker:
+    clone = FusionRanker(signals=model.signal_mean.shape[0])
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def auc_per_month(rec: FusionRecommender, cases: list[Case], ev: EventArrays, history: History, retrieval: Retrieval, seed: int) -> dict[str, float]:
+    """2 bought items vs 2 items seen in the shop but not bought in that invoice, per case."""
+    rng = np.random.default_rng(seed)
+    pos: dict[str, list[float]] = {}
+    neg: dict[str, list[float]] = {}
+    for c in cases:
+        target = [int(i) for i in rng.permutation(sorted(c.target))[:2]]
+        seen = np.flatnonzero(ev.item_first_seen < c.cutoff)
+        negatives = [int(i) for i in rng.choice(seen, 6, replace=False) if int(i) not in c.target][:2]
+        lo = int(np.searchsorted(ev.ts, c.ts - 31 * 86400, side="right"))
+        pop30 = np.bincount(ev.item[lo : c.cutoff], minlength=ev.n_items)
+        lo7 = int(np.searchsorted(ev.ts, c.ts - 8 * 86400, side="right"))
+        pop7 = np.bincount(ev.item[lo7 : c.cutoff], minlength=ev.n_items)
+        past = [Purchase(int(ev.item[p]), float(ev.ts[p]), int(ev.basket[p])) for p in history.before(c)]
+        candidates = target + negatives
+        signals = candidate_signals(past, float(c.ts), candidates, dict(enumerate(pop30.astype(float))), dict(enumerate(pop7.astype(float))),
+                                    retrieval.cooc.scores(c))
+        probs = rec.scores(c, signals, np.asarray(candidates))
+        pos.setdefault(c.month, []).extend(probs[: len(target)].tolist())
+        neg.setdefault(c.month, []).extend(probs[len(target) :].tolist())
+    return {m: round(auc(pos[m], neg[m]), 4) for m in pos}
+
+
+def ranker_cost(model: FusionRanker, emb: Embeddings) -> dict[str, float]:
+    """Wall ms of the TorchScript ranker for 100 candidates and of one shopper-text encoding (CPU)."""
+    import tempfile
+
+    from clickmodel.fusion import save_scripted
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_scripted(model, Path(tmp) / "r.pt")
+        scripted = torch.jit.load(str(Path(tmp) / "r.pt"))
+    u, items, sig = np.zeros(384, np.float32), emb.items[:100], np.random.default_rng(0).random((100, model.signal_mean.shape[0]), dtype=np.float32)
+    for _ in range(5):
+        score_list(scripted, u, items, sig)
+    t = time.perf_counter()
+    for _ in range(50):
+        score_list(scripted, u, items, sig)
+    ranker_ms = (time.perf_counter() - t) / 50 * 1000
+    text = "bought: " + "; ".join(["white hanging heart t-light holder"] * 8)
+    embed_texts(emb.encoder, [text], USER_TEXT_LENGTH)
+    t = time.perf_counter()
+    for _ in range(10):
+        embed_texts(emb.encoder, [text], USER_TEXT_LENGTH)
+    return {"ranker_ms_per_100": round(ranker_ms, 3), "ranker_us_per_candidate": round(ranker_ms * 10, 2),
+            "user_text_encode_ms": round((time.perf_counter() - t) / 10 * 1000, 1)}
+
+
+def write_outputs(report: dict, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    months = list(next(iter(results.values()))["months"])
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for rec, r in results.items():
+        style = "-" if rec.startswith(("fusion", "signals")) else "--"
+        ax.plot(months, [r["months"][m]["ndcg"] for m in months], style, marker="o", markersize=3, label=rec)
+    ax.axhline(0.30, color="black", linewidth=0.6, linestyle=":")
+    ax.set_title(f"NDCG@10 per month ({report['cases']} cases)")
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+    lines = [f"# Fusion ranker under the EVAL protocol ({report['cases']} cases, sample per month: {report['sample_per_month']})", "",
+             "| recommender | HR@10 | Recall@10 | NDCG@10 | discovery HR@10 | discovery NDCG@10 | mean AUC | train s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for rec, r in results.items():
+        o, d = r["overall"], r["discovery"]["overall"]
+        mean_auc = f"{np.mean(list(r['auc'].values())):.3f}" if "auc" in r else "-"
+        lines.append(f"| {rec} | {o['hr']:.4f} | {o['recall']:.4f} | {o['ndcg']:.4f} | {d.get('hr', 0):.4f} | {d.get('ndcg', 0):.4f} | {mean_auc} | {r['train_seconds']:.0f} |")
+    lines += ["", "NDCG@10 per month:", "", "| recommender | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
+    for rec, r in results.items():
+        lines.append(f"| {rec} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |")
+    lines += ["", f"Retrieval recall (share of the target among the candidates): {report['retrieval_recall_overall']}", "",
+              f"Cost (this machine, CPU): {report['cost']}; shopper-text encoding {report['text_encode_seconds']} s in all; "
+              f"candidates+signals {report['retrieval_seconds']} s; wall {report['wall_seconds']} s.", "", f"![NDCG per month]({name}.png)", ""]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The fusion click model: the served TorchScript matches the eager modules, item encodings do not
+depend on padding (Triton caches them per item), training learns a toy preference, and the worker's
+ranking lists only look at what happened before each basket."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clickmodel.fusion import (FusionRanker, RankingList, build_text_encoder, encode_texts,
+                               load_fusion, save_fusion, score_list, train_ranker)
+from clickmodel.signals import SIGNAL_COUNT, SIGNAL_NAMES
+from clickmodel.text import ItemText
+from clickmodel.training import Event
+from workers.fusion_publishing import baskets_of, build_lists, list_ndcg
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return build_text_encoder()
+
+
+def test_served_artifact_matches_eager_and_round_trips(encoder, tmp_path: Path):
+    ranker = FusionRanker()
+    save_fusion(encoder, ranker, tmp_path / "model.pt")
+    served = torch.jit.load(str(tmp_path / "model.pt"))
+    enc = encode_texts(["bought: red mug; blue teapot", "owl lantern"], 32)
+    ids, mask = torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"])
+    with torch.no_grad():
+        both = served.encode(ids, mask)
+        assert torch.allclose(both, encoder(ids, mask), atol=1e-5)
+        alone = encode_texts(["owl lantern"], 32)
+        single = served.encode(torch.from_numpy(alone["input_ids"]), torch.from_numpy(alone["attention_mask"]))
+        assert torch.allclose(single[0], both[1], atol=1e-5)  # padding does not change an item's embedding
+        x = (torch.randn(4, 384), torch.randn(4, 384), torch.rand(4, SIGNAL_COUNT))
+        assert torch.allclose(served(*x), ranker(*x), atol=1e-6)
+    encoder2, ranker2 = load_fusion(tmp_path / "model.pt")
+    save_fusion(encoder2, ranker2, tmp_path / "again.pt")
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(tmp_path / "again.pt"))(*x), served(*x), atol=1e-6)
+
+
+def test_listwise_training_learns_the_repeat_signal():
+    rng = np.random.default_rng(0)
+    lists = []
+    for _ in range(200):
+        signals = rng.random((10, SIGNAL_COUNT), dtype=np.float32)
+        labels = np.zeros(10, dtype=np.float32)
+        labels[int(np.argmax(signals[:, SIGNAL_NAMES.index("log_count")]))] = 1.0  # the most bought item is rebought
+        lists.append(RankingList(np.zeros(384, np.float32), np.zeros((10, 384), np.float32), signals, labels))
+    before = list_ndcg(FusionRanker(), lists[150:])
+    model = train_ranker(lists[:150], epochs=8, lr=3e-3)
+    assert list_ndcg(model, lists[150:]) > max(0.7, before + 0.15)
+
+
+def test_worker_lists_see_only_the_past():
+    catalogue = {i: ItemText(f"item {i}") for i in ("a", "b", "c", "d")}
+    day = 86400.0
+    events = [Event("1", "u", "a", "purchase", 1 * day), Event("2", "u", "b", "purchase", 1 * day),
+              Event("3", "v", "c", "purchase", 2 * day), Event("4", "u", "a", "purchase", 3 * day),
+              Event("5", "u", "d", "purchase", 3 * day)]
+    assert [(u, t, items) for u, t, items in baskets_of(events)] == [("u", day, ["a", "b"]), ("v", 2 * day, ["c"]), ("u", 3 * day, ["a", "d"])]
+    (spec,) = build_lists(events, catalogue, {("u", 3 * day), ("v", 2 * day)}, table={})  # v has no past: no list
+    assert spec.timestamp == 3 * day and set(spec.candidates) == {"a", "b", "c"}  # d was never seen before
+    labels = dict(zip(spec.candidates, spec.labels))
+    assert labels == {"a": 1.0, "b": 0.0, "c": 0.0}
+    counts = dict(zip(spec.candidates, spec.signals[:, SIGNAL_NAMES.index("log_count")]))
+    assert counts["a"] == pytest.approx(np.log1p(1)) and counts["c"] == 0  # the basket itself is not history
+    assert "bought: item" in spec.user_text
