@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong
+.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-rank
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m services.demo
@@ -46,5 +46,14 @@ bench-quality-full: install   ## every case; the baselines only (BERT on every c
 bench-freshness: install      ## ack → features visible, and fine-tune trigger → new version serving
 	$(PY) -m evaluation.freshness
 
-bench-lifelong: install       ## frozen vs lifelong vs full monthly retrain (CPU-sized sample; --help for knobs)
+bench-lifelong: install       ## frozen vs lifelong (each continual-learning option) vs full monthly retrain (CPU-sized; --help)
 	$(PY) -m evaluation.lifelong
+
+bench-step-cost: install      ## seconds per training step of each continual-learning option, back to back
+	$(PY) -m evaluation.step_cost
+
+bench-fusion: install         ## the fusion ranker vs every baseline under EVAL.md: SAMPLE=0 (full protocol) or N per month
+	$(PY) -m evaluation.fusion_eval --sample-per-month $(or $(SAMPLE),0)
+
+bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
+	$(PY) -m evaluation.rank_latency

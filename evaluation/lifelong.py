@@ -80,6 +80,7 @@ def main() -> None:
 
     compute: dict[str, float] = {}
     window_compute: dict[str, float] = {"frozen": 0.0, "full-retrain": 0.0}  # training spent on the evaluated months' models
+    window_steps: dict[str, int] = {"frozen": 0, "full-retrain": 0}
     first = month_start_seconds(TEST_MONTHS[0])
     print(f"frozen/initial model: {args.initial_steps} steps on purchases before {TEST_MONTHS[0]}", file=sys.stderr)
     before_first = events_between(ev, float(ev.ts[0]), first)
@@ -109,6 +110,7 @@ def main() -> None:
             compute[arm] += took
             if month in eval_months:
                 window_compute[arm] += took
+                window_steps[arm] = window_steps.get(arm, 0) + int(lineage.notes["steps"])
             decisions[arm][month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:140]}"
             if lineage.gate["passed"]:
                 serving = version
@@ -126,6 +128,7 @@ def main() -> None:
         version, _, secs = train(f"retrain-{month}", repo, None, examples, (float(ev.ts[0]), hi), args.initial_steps)
         compute["full-retrain"] = compute.get("full-retrain", 0.0) + secs
         window_compute["full-retrain"] += secs
+        window_steps["full-retrain"] += args.initial_steps
         retrain_paths[month] = ModelRepository(repo).model_path(version)
         print(f"full retrain {month}: {secs:.0f}s", file=sys.stderr)
 
@@ -144,7 +147,8 @@ def main() -> None:
             aucs[month] = round(auc([s for _, s in reranker.auc_positive], [s for _, s in reranker.auc_negative]), 4)
             scoring += r["seconds"]
         results[arm] = {"months": per_month, "auc": aucs, "train_seconds": round(compute[arm], 1), "scoring_seconds": round(scoring, 1),
-                        "window_train_seconds": round(window_compute[arm], 1),
+                        "window_train_seconds": round(window_compute[arm], 1), "window_steps": window_steps.get(arm, 0),
+                        "strategy": arm.removeprefix("lifelong-") if arm.startswith("lifelong-") else "full",
                         "ndcg_mean": round(float(np.mean([per_month[m]["ndcg"] for m in eval_months])), 4)}
     report = {"machine": machine(), "cases": len(cases), "sample_per_month": args.sample_per_month, "months": eval_months,
               "settings": vars(args) | {"data": str(args.data)}, "lifelong_decisions": decisions, "arms": results,
@@ -184,6 +188,15 @@ def write_outputs(report: dict) -> None:
                      + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |")
     lines.append("| repeat+popularity | " + f"{np.mean([report['repeat_popularity'][m] for m in months]):.4f} | | - | - | | - | "
                  + " | ".join(f"{report['repeat_popularity'][m]:.4f}" for m in months) + " |")
+    step_cost = RESULTS / "step-cost.json"
+    if step_cost.exists() and all("window_steps" in r for r in report["arms"].values()):
+        per_step = json.loads(step_cost.read_text())["seconds_per_step"]
+        cost = {arm: r["window_steps"] * per_step[r["strategy"]] for arm, r in report["arms"].items()}
+        lines += ["", "Compute without the noise of a shared machine: training steps behind the evaluated months' models × seconds per "
+                  f"step of each option measured back to back (`make bench-step-cost`: {', '.join(f'{k} {v:.3f}' for k, v in per_step.items())} s/step); "
+                  "validation, gate and tracing time excluded (they are in the wall-second columns).", "",
+                  "| arm | window steps | step-cost seconds | ratio to full retrain |", "| --- | --- | --- | --- |"]
+        lines += [f"| {arm} | {r['window_steps']} | {cost[arm]:.0f} | {cost[arm] / cost['full-retrain']:.2f} |" for arm, r in report["arms"].items()]
     lines += ["", "AUC per month:", ""] + [f"- {arm}: " + ", ".join(f"{v:.3f}" for v in r["auc"].values()) for arm, r in report["arms"].items()]
     lines += ["", "Lifelong gate decisions:"]
     for arm, per_month in report["lifelong_decisions"].items():

@@ -45,7 +45,7 @@ class Settings:
     # "cross-encoder" (MiniLM over every (user text, item text) pair, clickmodel.network).
     ranker: str = field(default_factory=lambda: _env("RECSYS_RANKER", "fusion"))
     # How a fine-tune updates the serving version: full | distill | top-layers | lora (clickmodel.continual).
-    fine_tune_strategy: str = field(default_factory=lambda: _env("RECSYS_FINE_TUNE_STRATEGY", "full"))
+    fine_tune_strategy: str = field(default_factory=lambda: _env("RECSYS_FINE_TUNE_STRATEGY", "top-layers"))
     # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
     train_device: str = field(default_factory=lambda: _env("RECSYS_TRAIN_DEVICE", "auto"))
     # A RUNNING job whose worker has not reported for this long is treated as abandoned (seconds).

@@ -1,6 +1,7 @@
 """The main job: the whole loop on real processes, start to finish, with a short report.
 
-catalogue + past events → version 1 (MiniLM + click head, warm-started) → tritonserver, services and a
+catalogue + past events → version 1 (the configured ranker, by default the fusion model: MiniLM text
+towers + repeat/recency/popularity signals, trained on past baskets) → tritonserver, services and a
 Celery worker → rankings from version 1 → new behaviour fed back → fine-tune job → rankings from
 version 2 → report → every process stopped.
 
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> dict:
     suite.apply_env()
     report: dict = {"timings_s": {}}
     with suite:
+        from services.config import load
+
         t = step("data")
         shop = load_shop(args.dataset)
         past, fresh = shop.split(0.7)
@@ -75,8 +78,7 @@ def run(args: argparse.Namespace) -> dict:
             client.record_events(b)
         report["timings_s"]["load_past_events"] = time.perf_counter() - t
 
-        t = step("version 1: packaged MiniLM encoder + click head, warm-started on the past events")
-        from services.config import load
+        t = step(f"version 1 of the {load().ranker} ranker, trained on the past events")
         from workers.publishing import bootstrap
 
         settings = load()
