@@ -204,7 +204,7 @@ def train_ranker(
             optimizer.step()
             step += 1
             if losses is not None:
-                losses.append(float(loss))
+                losses.append(loss.item())
             if progress is not None and step % 500 == 0:
                 progress(step, total, float(loss))
     return model.eval()

@@ -51,7 +51,8 @@ class BertReranker:
     name = "bert-rerank"
 
     def __init__(self, ev: EventArrays, history: History, items: pd.DataFrame, model_path: Path, candidates: int = 20,
-                 max_length: int = 48, auc_pairs: int = 2, seed: int = 0, cooccurrence: CoOccurrence | None = None) -> None:
+                 max_length: int = 48, auc_pairs: int = 2, seed: int = 0, cooccurrence: CoOccurrence | None = None,
+                 device: str = "cpu") -> None:
         import torch
 
         self.torch = torch
@@ -63,7 +64,8 @@ class BertReranker:
         catalogue = catalogue_text(items)
         self.item_text = [item_text(catalogue[str(i)]) if str(i) in catalogue else str(i) for i in ev.item_ids]
         self.titles = {str(i): catalogue[str(i)].title for i in ev.item_ids if str(i) in catalogue}
-        self.model = torch.jit.load(str(model_path), map_location="cpu").eval()
+        self.device = device
+        self.model = torch.jit.load(str(model_path), map_location=device).eval()
         self.n_candidates = candidates
         self.max_length = max_length
         self.auc_pairs = auc_pairs
@@ -101,7 +103,7 @@ class BertReranker:
         utext = self.user_text(case)
         enc = encode_pairs([utext] * len(to_score), [self.item_text[i] for i in to_score], self.max_length)
         with self.torch.inference_mode():
-            probs = self.model(*(self.torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))[:, 0].numpy()
+            probs = self.model(*(self.torch.from_numpy(enc[k]).to(self.device) for k in ("input_ids", "attention_mask", "token_type_ids")))[:, 0].cpu().numpy()
         self.scored += len(to_score)
         n = len(cands)
         self.auc_positive += [(case.month, float(p)) for p in probs[n : n + len(positives)]]

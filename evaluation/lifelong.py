@@ -9,6 +9,11 @@ reservoir and the promotion gate), each arm scored with its published `model.pt`
   uniform sample of all purchases so far.
 
 CPU-sized defaults (a seeded sample of cases in the last six test months); `--help` for the knobs.
+Full-scale configuration for a machine with a GPU (every case of the last six months, training sized
+like EVAL.md's full retrain):
+
+    python -m evaluation.lifelong --device cuda --sample-per-month 0 --initial-steps 4000 \
+        --monthly-steps 600 --candidates 50 --max-length 64 --strategies distill,top-layers,lora,full
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--sample-per-month", type=int, default=40)
+    parser.add_argument("--sample-per-month", type=int, default=40, help="0 = every case")
     parser.add_argument("--eval-months", type=int, default=6, help="the last N test months are evaluated")
     parser.add_argument("--initial-steps", type=int, default=100, help="frozen model and each full retrain (batch 16)")
     parser.add_argument("--monthly-steps", type=int, default=25, help="lifelong fine-tune per month boundary")
@@ -55,23 +60,26 @@ def main() -> None:
     parser.add_argument("--strategies", type=lambda text: text.split(","), default=list(STRATEGIES),
                         help=f"comma-separated continual-learning options, each a lifelong arm ({','.join(STRATEGIES)})")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="training and scoring device: cpu, cuda, auto")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     started = time.perf_counter()
     items, events = load_data(args.data)
     ev = EventArrays.from_frame(events)
     catalogue = catalogue_text(items)
     history = History(ev)
     eval_months = TEST_MONTHS[-args.eval_months:]
-    cases = sample_cases(build_cases(ev, eval_months), args.sample_per_month, args.seed)
+    cases = sample_cases(build_cases(ev, eval_months), args.sample_per_month or None, args.seed)
     root = PROJECT_ROOT / "var" / "lifelong"
     shutil.rmtree(root, ignore_errors=True)
     batch = 16
     positives_budget = args.initial_steps * batch // 3
 
     def train(arm: str, parent_repo: Path, parent: int | None, examples, window, steps, replay=(), replay_eval=(), strategy="full"):  # type: ignore[no-untyped-def]
-        settings = Settings(data_dir=root / arm, model_repository=parent_repo, max_length=args.max_length, train_device="cpu")
+        settings = Settings(data_dir=root / arm, model_repository=parent_repo, max_length=args.max_length, train_device=args.device)
         t = time.perf_counter()
         version, lineage = train_and_publish(settings, parent=parent, examples=examples, data_window=window, max_steps=steps,
                                              batch_size=batch, job_id=f"{arm}-{int(window[1])}", seed=args.seed,
@@ -140,7 +148,8 @@ def main() -> None:
         per_month, aucs, scoring = {}, {}, 0.0
         for month in eval_months:
             month_cases = [c for c in cases if c.month == month]
-            reranker = BertReranker(ev, history, items, paths[month], args.candidates, args.max_length, seed=args.seed, cooccurrence=cooc)
+            reranker = BertReranker(ev, history, items, paths[month], args.candidates, args.max_length, seed=args.seed, cooccurrence=cooc,
+                                    device=args.device)
             r = evaluate(reranker, month_cases, ev, history, f"{arm} {month}")
             per_month[month] = r["overall"]
             per_month[month]["discovery_ndcg"] = r["discovery"]["overall"].get("ndcg")
