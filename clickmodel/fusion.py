@@ -205,7 +205,7 @@ def train_ranker(
             step += 1
             if losses is not None:
                 losses.append(loss.item())
-            if progress is not None and step % 500 == 0:
+            if progress is not None and (step % 100 == 0 or step == total):
                 progress(step, total, float(loss))
     return model.eval()
 

@@ -134,6 +134,7 @@ def list_ndcg(model, lists, k: int = 10) -> float:  # type: ignore[no-untyped-de
 def train_fusion_and_publish(
     settings: Settings, *, parent: int | None, since: float, job_id: str, max_lists: int = 1500, epochs: int = 3,
     seed: int = 0, learning_rate: float = 0.0, stage: Callable[[str], None] = lambda _: None, load_in_triton: bool = True,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[int, Lineage]:
     """Version 1 (parent None: pretrained text encoder, ranker trained on the newest `max_lists`
     baskets) or a fine-tune of `parent` on the baskets after `since` plus as many replay lists."""
@@ -176,7 +177,7 @@ def train_fusion_and_publish(
     stage("training the ranker")
     started = time.perf_counter()
     losses: list[float] = []
-    candidate = train_ranker(new_lists + replay_lists, epochs=epochs if parent is None else 1, seed=seed, losses=losses,
+    candidate = train_ranker(new_lists + replay_lists, epochs=epochs if parent is None else 1, seed=seed, losses=losses, progress=progress,
                              lr=learning_rate or (1e-3 if parent is None else 3e-4), model=_clone(previous) if previous is not None else None)
     seconds = time.perf_counter() - started
     stage("evaluating the candidate against the serving version")

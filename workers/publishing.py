@@ -187,7 +187,8 @@ def bootstrap(
         from workers.fusion_publishing import train_fusion_and_publish
 
         version, _ = train_fusion_and_publish(settings, parent=None, since=float("-inf"), job_id="bootstrap", seed=seed,
-                                              load_in_triton=False, max_lists=max(200, max_steps * batch_size * 4))
+                                              load_in_triton=False, max_lists=max(200, max_steps * batch_size * 4),
+                                              progress=progress, stage=lambda text: logger.info("bootstrap: %s", text))
         return version
     examples, lo, hi = examples_since(log, float("-inf"), negatives=2, max_positives=max_steps * batch_size, seed=seed)
     if not examples:
