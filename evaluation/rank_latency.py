@@ -3,7 +3,9 @@ for each ranker in one run (same machine, same data, same candidates), so the nu
 ratios. Each ranker gets its own real deployment (tritonserver, scoring and feedback services);
 version 1 is bootstrapped from the same past events.
 
-- cold: the first Rank that meets 100 items Triton has not embedded yet (fusion encodes them once);
+- first call: the first Rank after the deployment started (TorchScript's first runs, connections);
+- new items: a later Rank whose 100 items were never requested (fusion: served from the catalogue table
+  the worker embedded at publish, else encoded once);
 - warm: p50 / p99 over repeated calls for several shoppers with fresh candidate lists drawn from
   items already seen.
 
@@ -49,11 +51,15 @@ def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:
         users = sorted({e.user_id for e in past})[:10]
         catalogue = sorted(shop.items)
         pool = rng.sample(catalogue, min(len(catalogue), 3 * candidates))
-        cold_items = pool[:candidates]
         t = time.perf_counter()
-        first = client.rank(users[0], cold_items)
-        cold = time.perf_counter() - t
+        first = client.rank(users[0], pool[:candidates])
+        first_call = time.perf_counter() - t
         assert not first.degraded, "Triton did not answer"
+        for u in users[1:4]:  # warm the processes (TorchScript's first runs, connections) on the same items
+            client.rank(u, pool[:candidates])
+        t = time.perf_counter()
+        client.rank(users[0], pool[candidates : 2 * candidates])  # items never requested before
+        cold = time.perf_counter() - t
         for u in users:  # every pool item seen once
             client.rank(u, rng.sample(pool, candidates))
         latencies = []
@@ -63,7 +69,7 @@ def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:
             client.rank(users[n % len(users)], items)
             latencies.append(time.perf_counter() - t)
         client.close()
-    return {"ranker": ranker, "candidates": candidates, "cold_ms": round(1000 * cold, 1), "p50_ms": round(1000 * statistics.median(latencies), 1),
+    return {"ranker": ranker, "candidates": candidates, "first_call_ms": round(1000 * first_call, 1), "cold_ms": round(1000 * cold, 1), "p50_ms": round(1000 * statistics.median(latencies), 1),
             "p99_ms": round(1000 * percentile(latencies, 99), 1), "calls": calls, "bootstrap_s": round(bootstrap_s, 1)}
 
 
@@ -87,8 +93,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rank-latency.json").write_text(json.dumps(report, indent=2))
     lines = [f"# Rank latency, end to end ({shop.name}, {args.candidates} candidates, {args.calls} warm calls)", "",
-             "| ranker | cold ms (items not yet embedded) | warm p50 ms | warm p99 ms |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['ranker']} | {r['cold_ms']:.0f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |" for r in rows]
+             "| ranker | first call ms | 100 never-requested items ms | warm p50 ms | warm p99 ms |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['ranker']} | {r['first_call_ms']:.0f} | {r['cold_ms']:.0f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |" for r in rows]
     if len(rows) == 2:
         lines += ["", f"warm p50 ratio {rows[1]['ranker']} / {rows[0]['ranker']}: {rows[1]['p50_ms'] / rows[0]['p50_ms']:.1f}x"]
     (RESULTS / "rank-latency.md").write_text("\n".join(lines) + "\n")

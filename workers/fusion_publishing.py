@@ -18,6 +18,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 CANDIDATES = 100
 GATE_LISTS = 200
+ITEM_TABLE = "item_embeddings.pt"  # read by triton_models/fusion_click/model.py at load
 
 
 @dataclass
@@ -191,12 +193,41 @@ def train_fusion_and_publish(
                "held_out_replay_lists": len(held_replay), "candidates_per_list": CANDIDATES},
         gate=gate,
     )
+    stage("embedding the catalogue for Triton's item cache")
+    parent_table = repo.model_path(parent).parent / ITEM_TABLE if parent is not None else None
+    table_items = item_table(encoder, catalogue, parent_table)
+
+    def write(path: Path) -> None:
+        save_fusion(encoder, candidate, path)
+        torch.save(table_items, path.parent / ITEM_TABLE)
+
     stage("publishing the new version")
-    version = repo.publish(lambda path: save_fusion(encoder, candidate, path), lineage, tag=job_id)
+    version = repo.publish(write, lineage, tag=job_id)
     if gate["passed"]:
         log.replace_co_purchase(fit_neighbours(items for _, _, items in baskets))  # serving reads every basket
     serve_if_passed(settings, repo, version, gate, load_in_triton, stage)
     return version, lineage
+
+
+def item_table(encoder, catalogue: dict[str, ItemText], previous: Path | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """Every catalogue item's embedding keyed the way Triton's model caches them (the item text's token
+    ids), so a freshly loaded version starts warm. The text encoder is the same pretrained one in every
+    version, so the parent's table is reused and only new or changed texts are encoded."""
+    import torch
+
+    from clickmodel.fusion import ITEM_TEXT_LENGTH, embed_texts, encode_texts
+
+    known: dict[bytes, torch.Tensor] = {}
+    if previous is not None and previous.exists():
+        old = torch.load(previous)
+        known = dict(zip(old["keys"], old["vectors"]))
+    texts = sorted({item_text(it) for it in catalogue.values()})
+    keys = [encode_texts([t], ITEM_TEXT_LENGTH)["input_ids"][0].tobytes() for t in texts]
+    missing = [k for k, key in enumerate(keys) if key not in known]
+    if missing:
+        fresh = embed_texts(encoder, [texts[k] for k in missing], ITEM_TEXT_LENGTH)
+        known.update({keys[k]: torch.from_numpy(v) for k, v in zip(missing, fresh)})
+    return {"keys": keys, "vectors": torch.stack([known[key] for key in keys]) if keys else torch.zeros(0, 384)}
 
 
 def _clone(model):  # type: ignore[no-untyped-def]

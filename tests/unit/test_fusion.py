@@ -10,7 +10,7 @@ import torch
 from clickmodel.fusion import (FusionRanker, RankingList, build_text_encoder, encode_texts,
                                load_fusion, save_fusion, score_list, train_ranker)
 from clickmodel.signals import SIGNAL_COUNT, SIGNAL_NAMES
-from clickmodel.text import ItemText
+from clickmodel.text import ItemText, item_text
 from clickmodel.training import Event
 from workers.fusion_publishing import baskets_of, build_lists, list_ndcg
 
@@ -67,3 +67,22 @@ def test_worker_lists_see_only_the_past():
     counts = dict(zip(spec.candidates, spec.signals[:, SIGNAL_NAMES.index("log_count")]))
     assert counts["a"] == pytest.approx(np.log1p(1)) and counts["c"] == 0  # the basket itself is not history
     assert "bought: item" in spec.user_text
+
+
+def test_item_table_keys_match_what_triton_caches(encoder, tmp_path: Path):
+    """The worker's catalogue table must use the keys triton_models/fusion_click/model.py computes from a
+    padded request, or a freshly loaded version would re-encode every item."""
+    from services.fusion_inputs import model_inputs
+    from workers.fusion_publishing import item_table
+
+    catalogue = {"a": ItemText("Owl Lantern"), "b": ItemText("Pink Floral Teapot With A Long Name", category="kitchen")}
+    table = item_table(encoder, catalogue)
+    texts = [item_text(catalogue["a"]), item_text(catalogue["b"])]
+    request = model_inputs("bought: mug", texts, np.zeros((2, SIGNAL_COUNT), np.float32))
+    ids, mask = torch.from_numpy(request["item_input_ids"]), torch.from_numpy(request["item_attention_mask"])
+    served_keys = [bytes(row[m.bool()].numpy().tobytes()) for row, m in zip(ids, mask)]  # as model.py does
+    assert set(served_keys) == set(table["keys"])
+    torch.save(table, tmp_path / "t.pt")
+    again = item_table(encoder, {**catalogue, "c": ItemText("Red Mug")}, tmp_path / "t.pt")  # reuses a and b
+    assert len(again["keys"]) == 3
+    assert torch.equal(again["vectors"][again["keys"].index(table["keys"][0])], table["vectors"][0])

@@ -22,6 +22,10 @@ class TritonPythonModel:
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
         self.model = torch.jit.load(path, map_location=self.device).eval()
         self.cache = OrderedDict()  # token ids bytes -> embedding (this version's encoder)
+        table = os.path.join(args["model_repository"], args["model_version"], "item_embeddings.pt")
+        if os.path.exists(table):  # the catalogue, embedded by the worker that published this version
+            data = torch.load(table)
+            self.cache.update(zip(data["keys"], data["vectors"]))
 
     def _input(self, request, name):
         return torch.from_dlpack(pb_utils.get_input_tensor_by_name(request, name).to_dlpack())
