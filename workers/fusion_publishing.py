@@ -41,8 +41,9 @@ ITEM_TABLE = "item_embeddings.pt"  # read by triton_models/fusion_click/model.py
 
 @dataclass
 class ListSpec:
-    """A ranking list before embedding: texts, candidate ids, signals, labels."""
+    """A ranking list before embedding: whose, when, texts, candidate ids, signals, labels."""
 
+    user_id: str
     timestamp: float
     user_text: str
     candidates: list[str]
@@ -98,7 +99,7 @@ def build_lists(events: Sequence[Event], catalogue: dict[str, ItemText], chosen:
             signals = candidate_signals([Purchase(i, ts, ts) for i, _, ts in past], t, candidates, pop30, pop7, co)
             labels = np.asarray([1.0 if c in bought else 0.0 for c in candidates], dtype=np.float32)
             text = user_text(history_from_events(past[-50:]), titles)
-            lists.append(ListSpec(t, text, candidates, signals, labels))
+            lists.append(ListSpec(user, t, text, candidates, signals, labels))
         for e in same_time:
             history[e.user_id].append((e.item_id, e.event_type, e.timestamp))
             pop30[e.item_id] += 1
@@ -136,10 +137,11 @@ def list_ndcg(model, lists, k: int = 10) -> float:  # type: ignore[no-untyped-de
 def train_fusion_and_publish(
     settings: Settings, *, parent: int | None, since: float, job_id: str, max_lists: int = 1500, epochs: int = 3,
     seed: int = 0, learning_rate: float = 0.0, stage: Callable[[str], None] = lambda _: None, load_in_triton: bool = True,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[int, int, float], None] | None = None, until: float | None = None,
 ) -> tuple[int, Lineage]:
     """Version 1 (parent None: pretrained text encoder, ranker trained on the newest `max_lists`
-    baskets) or a fine-tune of `parent` on the baskets after `since` plus as many replay lists."""
+    baskets) or a fine-tune of `parent` on the baskets after `since` plus as many replay lists.
+    `until` bounds the events read (a replay of history: train as of that moment)."""
     import torch
 
     from clickmodel.fusion import build_text_encoder, load_fusion, save_fusion, train_ranker
@@ -149,7 +151,7 @@ def train_fusion_and_publish(
     log = EventLog(settings.eventlog)
     repo = ModelRepository(settings.model_repository, FUSION_MODEL_NAME)
     catalogue = log.catalogue()
-    events = log.events()
+    events = log.events(until=until)
     baskets = [b for b in baskets_of(events) if any(i in catalogue for i in b[2])]
     new = [b for b in baskets if b[1] > since]
     if not new:

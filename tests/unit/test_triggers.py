@@ -21,7 +21,7 @@ def setup(tmp_path):
     settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
     log = EventLog(settings.eventlog)
     lineage = Lineage("", "", time.time(), 0.0, 1000.0, 1, 0.5, "bootstrap")
-    ModelRepository(settings.model_repository).publish(lambda p: p.write_bytes(b"w"), lineage, tag="b")
+    ModelRepository(settings.model_repository, settings.model_name).publish(lambda p: p.write_bytes(b"w"), lineage, tag="b")
     return settings, log
 
 
