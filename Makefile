@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-rank
+.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m services.demo
@@ -54,6 +54,9 @@ bench-step-cost: install      ## seconds per training step of each continual-lea
 
 bench-fusion: install         ## the fusion ranker vs every baseline under EVAL.md: SAMPLE=0 (full protocol) or N per month
 	$(PY) -m evaluation.fusion_eval --sample-per-month $(or $(SAMPLE),0)
+
+bench-fusion-served: install  ## the fusion ranker through the worker code and the published artifact, full protocol (~35 min)
+	$(PY) -m evaluation.fusion_served
 
 bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
 	$(PY) -m evaluation.rank_latency

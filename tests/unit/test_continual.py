@@ -7,15 +7,8 @@ import torch
 
 from clickmodel import continual
 from clickmodel.network import ClickModel, build_model, example_inputs, trace
-from clickmodel.training import Example, fine_tune, validation_loss
-
-
-def examples(n):
-    out = []
-    for i in range(n):
-        out.append(Example("bought: red teapot; red mug", f"red kettle {i}", 1.0))
-        out.append(Example("bought: red teapot; red mug", f"garden trowel {i}", 0.0))
-    return out
+from clickmodel.training import fine_tune, validation_loss
+from tests.unit.test_fine_tune import examples
 
 
 @pytest.fixture(scope="module")
