@@ -310,9 +310,14 @@ def write_outputs(report: dict, name: str) -> None:
         o, d = r["overall"], r["discovery"]["overall"]
         mean_auc = f"{np.mean(list(r['auc'].values())):.3f}" if "auc" in r else "-"
         lines.append(f"| {rec} | {o['hr']:.4f} | {o['recall']:.4f} | {o['ndcg']:.4f} | {d.get('hr', 0):.4f} | {d.get('ndcg', 0):.4f} | {mean_auc} | {r['train_seconds']:.0f} |")
-    lines += ["", "NDCG@10 per month:", "", "| recommender | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
-    for rec, r in results.items():
-        lines.append(f"| {rec} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |")
+    for title, pick in (("NDCG@10", lambda r, m: r["months"][m]["ndcg"]), ("HR@10", lambda r, m: r["months"][m]["hr"]),
+                        ("Recall@10", lambda r, m: r["months"][m]["recall"]),
+                        ("discovery NDCG@10", lambda r, m: r["discovery"]["months"].get(m, {}).get("ndcg", float("nan"))),
+                        ("AUC (2 bought vs 2 sampled items per case)", lambda r, m: r["auc"][m] if "auc" in r else None)):
+        lines += ["", f"{title} per month:", "", "| recommender | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
+        for rec, r in results.items():
+            if pick(r, months[0]) is not None:
+                lines.append(f"| {rec} | " + " | ".join(f"{pick(r, m):.4f}" for m in months) + " |")
     lines += ["", f"Retrieval recall (share of the target among the candidates): {report['retrieval_recall_overall']}", "",
               f"Cost (this machine, CPU): {report['cost']}; shopper-text encoding {report['text_encode_seconds']} s in all; "
               f"candidates+signals {report['retrieval_seconds']} s; wall {report['wall_seconds']} s.", "", f"![NDCG per month]({name}.png)", ""]
