@@ -143,8 +143,30 @@ def main() -> None:
     lines += ["", f"Training (bootstrap + 11 monthly fine-tunes, with list building, text encoding and gates): {train_seconds:.0f} s; "
               f"wall {report['wall_seconds']:.0f} s; cases ranked by the model: {report['ranked_cases']} of {len(cases)}.", "", "Gate decisions:", ""]
     lines += [f"- {m}: {d}" for m, d in decisions.items()]
+    lines += ["", "![NDCG per month](fusion-served.png)"]
     (RESULTS / "fusion-served.md").write_text("\n".join(lines) + "\n")
+    write_plot(report)
     print("\n".join(lines))
+
+
+def write_plot(report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (title, key) in zip(axes, (("NDCG@10", None), ("discovery NDCG@10", "discovery"))):
+        for name, r in report["results"].items():
+            months = r["months"] if key is None else r[key]["months"]
+            ax.plot(list(months), [v["ndcg"] for v in months.values()], marker="o", markersize=3, label=name)
+        ax.set_title(f"{title} per month ({report['cases']} cases)")
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "fusion-served.png", dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
