@@ -86,3 +86,31 @@ def test_item_table_keys_match_what_triton_caches(encoder, tmp_path: Path):
     again = item_table(encoder, {**catalogue, "c": ItemText("Red Mug")}, tmp_path / "t.pt")  # reuses a and b
     assert len(again["keys"]) == 3
     assert torch.equal(again["vectors"][again["keys"].index(table["keys"][0])], table["vectors"][0])
+
+
+def test_serving_signals_match_the_training_lists(tmp_path: Path):
+    """No training/serving skew: the scoring service's signals (services.fusion_inputs, from the event
+    log) equal the worker's (workers.fusion_publishing.build_lists) for the same shopper at the same moment."""
+    from clickmodel.co_purchase import fit_neighbours
+    from services.eventlog import EventLog
+    from services.fusion_inputs import FusionInputs
+
+    day = 86400.0
+    catalogue = {i: ItemText(f"item {i}") for i in "abcdefg"}
+    T = 100 * day
+    history = [Event("1", "u", "a", "purchase", T - 40 * day), Event("2", "u", "b", "purchase", T - 40 * day),
+               Event("3", "u", "a", "purchase", T - 10 * day), Event("4", "v", "c", "purchase", T - 5 * day),
+               Event("5", "v", "a", "purchase", T - 5 * day), Event("6", "w", "d", "purchase", T - 2 * day),
+               Event("7", "u", "c", "click", T - 1 * day), Event("8", "w", "e", "purchase", T - 1)]  # the log's clock: T - 1 s
+    basket = [Event("9", "u", "d", "purchase", T), Event("10", "u", "a", "purchase", T)]
+    table = fit_neighbours(items for _, _, items in baskets_of(history))
+    (spec,) = build_lists(history + basket, catalogue, {("u", T)}, table)
+
+    log = EventLog(f"sqlite:///{tmp_path / 'log.db'}")
+    log.upsert_items(catalogue)
+    log.append_events(history)
+    log.replace_co_purchase(table)
+    inputs = FusionInputs(log)
+    served = inputs.signals(inputs.history("u"), spec.candidates)
+    assert np.allclose(served, spec.signals, atol=1e-4), (spec.candidates, served - spec.signals)
+    assert set(inputs.retrieve("u")) == set(spec.candidates)
