@@ -67,13 +67,18 @@ def main() -> None:
         "fine_tune": {"state": job.state, "steps": args.steps, "trigger_to_rank_on_new_version_s": round(trigger_to_serving, 1),
                       "job_message": job.message},
     }
+    from services.config import Settings
+
+    ranker = Settings().ranker
+    report["ranker"] = ranker
+    what = f"{args.steps} steps × 8" if ranker == "cross-encoder" else "fusion ranker: new baskets + replayed ones, catalogue table, gate"
     out = PROJECT_ROOT / "bench" / "results"
     (out / "freshness.json").write_text(json.dumps(report, indent=2))
     md = (f"# Freshness (2-core CPU, embedded default)\n\n"
           f"| measure | value |\n| --- | --- |\n"
           f"| RecordEvents acknowledgement (1 event, durable append + Feast push) | p50 {report['ack_ms']['p50']:.1f} ms, max {report['ack_ms']['max']:.1f} ms |\n"
           f"| event sent → visible in the online features Rank reads | p50 {report['ack_to_visible_ms']['p50']:.1f} ms, max {report['ack_to_visible_ms']['max']:.1f} ms |\n"
-          f"| fine-tune trigger → Rank answers from the new version ({args.steps} steps × 8) | {trigger_to_serving:.1f} s ({job.state}) |\n\n"
+          f"| fine-tune trigger → Rank answers from the new version ({what}) | {trigger_to_serving:.1f} s ({job.state}) |\n\n"
           f"Rerun: `make bench-freshness`.\n")
     (out / "freshness.md").write_text(md)
     print(md)
