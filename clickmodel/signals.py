@@ -99,13 +99,14 @@ def candidate_signals(
 
 
 def merge_candidates(own: Sequence[Hashable], co_purchased: Sequence[Hashable], popular: Sequence[Hashable],
-                     size: int = 100, own_limit: int = 60) -> list:
+                     size: int = 100, own_limit: int = 60, also: Sequence[Sequence[Hashable]] = ()) -> list:
     """Retrieval for the ranker: the shopper's own items (best first, at most `own_limit`), then
-    co-purchase neighbours and popular items interleaved, without repeats, at most `size`."""
+    co-purchase neighbours, popular items and any `also` sources interleaved, without repeats, at most `size`."""
     merged = list(dict.fromkeys(own[:own_limit]))[:size]
     seen = set(merged)
-    for rank in range(max(len(co_purchased), len(popular))):
-        for source in (co_purchased, popular):
+    sources = (co_purchased, popular, *also)
+    for rank in range(max(len(x) for x in sources)):
+        for source in sources:
             if rank < len(source) and source[rank] not in seen and len(merged) < size:
                 merged.append(source[rank])
                 seen.add(source[rank])

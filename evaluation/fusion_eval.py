@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--train-months", type=int, default=6, help="months before the first test month the frozen model learns from")
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--text-candidates", type=int, default=0,
+                        help="also retrieve the N items whose text embedding is nearest the shopper's (an experiment; 0 = off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="")
@@ -157,13 +159,22 @@ def main() -> None:
     retrieval = Retrieval(ev, history, size=args.candidates)
     emb = Embeddings(ev, items, history)
     rng = np.random.default_rng(args.seed)
+    if args.text_candidates:
+        def text_neighbours(case: Case) -> list[int]:
+            sims = emb.items @ emb.users[f"{case.user}-{case.cutoff}"]
+            sims[ev.item_first_seen >= case.cutoff] = -np.inf  # only items the shop had sold before
+            top = np.argpartition(-sims, args.text_candidates)[: args.text_candidates]
+            return [int(i) for i in top[np.argsort(-sims[top])]]
+
+        retrieval.text_neighbours = text_neighbours
 
     def month_lists(month: str, text: bool = True) -> list[RankingList]:
         cases = training_cases(ev, month_start_seconds(month), month_start_seconds(next_month(month)), month)
         if len(cases) > args.train_per_month:
             cases = [cases[k] for k in sorted(rng.choice(len(cases), args.train_per_month, replace=False))]
+        users = emb.users_for(cases)  # before the rows: text retrieval reads them
         rows = [retrieval.rows(c) for c in cases]
-        return ranking_lists(rows, emb.users_for(cases), emb.items, text)
+        return ranking_lists(rows, users, emb.items, text)
 
     first = pd.Timestamp(TEST_MONTHS[0] + "-01")
     pre_months = [(first - pd.offsets.MonthBegin(k)).strftime("%Y-%m") for k in range(args.train_months, 0, -1)]
@@ -195,10 +206,10 @@ def main() -> None:
 
     cases = sample_cases(build_cases(ev), args.sample_per_month or None, args.seed)
     print(f"{len(cases)} test cases: candidates and signals", file=sys.stderr)
+    user_vectors = emb.users_for(cases)
     t = time.perf_counter()
     rows = {(c.user, c.ts): retrieval.rows(c) for c in cases}
     retrieval_seconds = time.perf_counter() - t
-    user_vectors = emb.users_for(cases)
     users = {(c.user, c.ts): u for c, u in zip(cases, user_vectors)}
     recommenders = [
         Popularity(ev), RepeatPopularity(ev, history), CoOccurrence(ev, history), PopularTies(rows, ev),

@@ -33,6 +33,7 @@ class Retrieval:
         self.own = own
         self.cooc = CoOccurrence(ev, history)
         self.popularity = Popularity(ev)
+        self.text_neighbours = None  # optional: case -> items nearest the shopper's text (an extra source)
 
     def popularity_counts(self, case: Case, days: int) -> np.ndarray:
         ev = self.ev
@@ -48,7 +49,8 @@ class Retrieval:
         pop7 = self.popularity_counts(case, 7)
         nz = np.flatnonzero(pop30)
         popular = nz[np.lexsort((ev.item_first_seen[nz], -pop30[nz]))][: self.size].tolist()
-        merged = merge_candidates(own, [int(i) for i, _ in cooc.most_common(self.size)], [int(i) for i in popular], self.size, self.own)
+        also = [self.text_neighbours(case)] if self.text_neighbours is not None else []
+        merged = merge_candidates(own, [int(i) for i, _ in cooc.most_common(self.size)], [int(i) for i in popular], self.size, self.own, also)
         pos = self.history.before(case)
         history = [Purchase(int(ev.item[p]), float(ev.ts[p]), int(ev.basket[p])) for p in pos]
         signals = candidate_signals(history, float(case.ts), merged, _lookup(pop30), _lookup(pop7), cooc)
