@@ -112,6 +112,19 @@ class FusionClick(nn.Module):
         return self.ranker(user_embedding, item_embedding, signals)
 
 
+def clone_ranker(model: FusionRanker) -> FusionRanker:
+    """An independent copy of a ranker (a fine-tune starts from it and leaves the original intact)."""
+    clone = FusionRanker(signals=model.signal_mean.shape[0], projection=model.user_projection.out_features,
+                         hidden=model.mlp[0].out_features)
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def item_cache_key(text: str) -> bytes:
+    """How Triton's fusion_click model keys its item-embedding cache: the item text's token ids (int64)."""
+    return encode_texts([text], ITEM_TEXT_LENGTH)["input_ids"][0].tobytes()
+
+
 def trace_text_encoder(encoder: TextEncoder) -> torch.jit.ScriptModule:
     """TorchScript of the text encoder (traced with padding in one row, so the mask path is data)."""
     encoder.eval()

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clickmodel.fusion import (ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, FusionRanker, RankingList, build_text_encoder,
+from clickmodel.fusion import (ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, FusionRanker, RankingList, build_text_encoder, clone_ranker,
                                embed_texts, score_list, train_ranker)
 from clickmodel.signals import Purchase, candidate_signals
 from clickmodel.text import history_from_events, item_text, user_text
@@ -36,7 +36,7 @@ from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopula
 from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
-from evaluation.ranker_data import CaseRows, Retrieval, training_cases
+from evaluation.ranker_data import CaseRows, Retrieval, CountLookup, training_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from services.config import PROJECT_ROOT
 from shopdata.uci_retail import DEFAULT_PATH
@@ -196,7 +196,7 @@ def main() -> None:
         for prev, month in zip(TEST_MONTHS, TEST_MONTHS[1:]):
             new = [strip(r) for r in lists[prev]]
             replay = [older[k] for k in np.random.default_rng(args.seed).choice(len(older), min(len(older), len(new)), replace=False)]
-            model = train_ranker(new + replay, epochs=1, lr=3e-4, seed=args.seed, model=_copy(model))
+            model = train_ranker(new + replay, epochs=1, lr=3e-4, seed=args.seed, model=clone_ranker(model))
             models[month] = model
             older += new
         return models, time.perf_counter() - t
@@ -240,12 +240,6 @@ def main() -> None:
     write_outputs(report, name)
 
 
-def _copy(model: FusionRanker) -> FusionRanker:
-    clone = FusionRanker(signals=model.signal_mean.shape[0])
-    clone.load_state_dict(model.state_dict())
-    return clone
-
-
 def auc_per_month(rec: FusionRecommender, cases: list[Case], ev: EventArrays, history: History, retrieval: Retrieval, seed: int) -> dict[str, float]:
     """2 bought items vs 2 items seen in the shop but not bought in that invoice, per case."""
     rng = np.random.default_rng(seed)
@@ -261,8 +255,7 @@ def auc_per_month(rec: FusionRecommender, cases: list[Case], ev: EventArrays, hi
         pop7 = np.bincount(ev.item[lo7 : c.cutoff], minlength=ev.n_items)
         past = [Purchase(int(ev.item[p]), float(ev.ts[p]), int(ev.basket[p])) for p in history.before(c)]
         candidates = target + negatives
-        signals = candidate_signals(past, float(c.ts), candidates, dict(enumerate(pop30.astype(float))), dict(enumerate(pop7.astype(float))),
-                                    retrieval.cooc.scores(c))
+        signals = candidate_signals(past, float(c.ts), candidates, CountLookup(pop30), CountLookup(pop7), retrieval.cooc.scores(c))
         probs = rec.scores(c, signals, np.asarray(candidates))
         pos.setdefault(c.month, []).extend(probs[: len(target)].tolist())
         neg.setdefault(c.month, []).extend(probs[len(target) :].tolist())

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clickmodel.fusion import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, encode_texts
+from clickmodel.fusion import USER_TEXT_LENGTH, encode_texts, item_cache_key
 from clickmodel.text import item_text
 from clickmodel.training import Event
 from evaluation.baselines import History, Popularity, RepeatPopularity
@@ -72,7 +72,7 @@ class ServedFusion:
     def key_of(self, catalogue, item_id: str) -> bytes:  # type: ignore[no-untyped-def]
         """The item's cache key in the version's table: its text's token ids (as model.py keys them)."""
         if item_id not in self._keys:
-            self._keys[item_id] = encode_texts([item_text(catalogue[item_id])], ITEM_TEXT_LENGTH)["input_ids"][0].tobytes()
+            self._keys[item_id] = item_cache_key(item_text(catalogue[item_id]))
         return self._keys[item_id]
 
     def ranked(self, case: Case, limit: int) -> list[int]:

@@ -53,12 +53,14 @@ class Retrieval:
         merged = merge_candidates(own, [int(i) for i, _ in cooc.most_common(self.size)], [int(i) for i in popular], self.size, self.own, also)
         pos = self.history.before(case)
         history = [Purchase(int(ev.item[p]), float(ev.ts[p]), int(ev.basket[p])) for p in pos]
-        signals = candidate_signals(history, float(case.ts), merged, _lookup(pop30), _lookup(pop7), cooc)
+        signals = candidate_signals(history, float(case.ts), merged, CountLookup(pop30), CountLookup(pop7), cooc)
         labels = np.asarray([1.0 if i in case.target else 0.0 for i in merged], dtype=np.float32)
         return CaseRows(case, np.asarray(merged, dtype=np.int64), signals, labels)
 
 
-class _lookup(dict):  # noqa: N801 - a Mapping view of a count array
+class CountLookup(dict):
+    """Item index -> count, a Mapping view of a bincount array (what candidate_signals reads)."""
+
     def __init__(self, counts: np.ndarray) -> None:
         super().__init__()
         self.counts = counts

@@ -51,9 +51,9 @@ class FusionInputs:
         co = co_purchase_scores(recent, self.log.co_purchase_neighbours(recent))
         return candidate_signals(purchases, now, candidates, pop30, pop7, co)
 
-    def retrieve(self, user_id: str, size: int = RETRIEVE_SIZE) -> list[str]:
+    def retrieve(self, user_id: str, size: int = RETRIEVE_SIZE, history: list[tuple[str, float]] | None = None) -> list[str]:
         """The shopper's items (most bought first), co-purchase neighbours and popular items."""
-        history = self.history(user_id)
+        history = self.history(user_id) if history is None else history
         counts: dict[str, int] = {}
         for item, _ in history:
             counts[item] = counts.get(item, 0) + 1

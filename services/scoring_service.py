@@ -57,17 +57,18 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         k = request.k or 10
         if not 1 <= k <= 100:
             raise InvalidArgument(f"k {k} outside 1..100")
-        candidates = self.retrieve(request.user_id)
+        purchases = self.fusion.history(request.user_id) if self.fusion is not None else None  # read once for both steps
+        candidates = self.retrieve(request.user_id, purchases)
         if not candidates:
             raise FailedPrecondition("the catalogue is empty; upsert items first")
-        response = self.rank(request.user_id, candidates, self._request_id(request.request_id), allow_unknown=True)
+        response = self.rank(request.user_id, candidates, self._request_id(request.request_id), allow_unknown=True, purchases=purchases)
         del response.items[k:]
         return response
 
-    def retrieve(self, user_id: str) -> list[str]:
+    def retrieve(self, user_id: str, purchases: list[tuple[str, float]] | None = None) -> list[str]:
         """The shopper's own items first, then co-purchased / popular items, then the rest of the catalogue."""
         if self.fusion is not None:
-            found = self.fusion.retrieve(user_id, RECOMMEND_CANDIDATES)
+            found = self.fusion.retrieve(user_id, RECOMMEND_CANDIDATES, purchases)
             if len(found) < RECOMMEND_CANDIDATES:
                 found = list(dict.fromkeys(found + self.popular()))[:RECOMMEND_CANDIDATES]
             return found
@@ -86,7 +87,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 self._popular = (time.monotonic(), items)
             return items
 
-    def rank(self, user_id: str, candidates: Sequence[str], request_id: str, allow_unknown: bool = False) -> scoring_pb2.RankResponse:
+    def rank(self, user_id: str, candidates: Sequence[str], request_id: str, allow_unknown: bool = False,
+             purchases: list[tuple[str, float]] | None = None) -> scoring_pb2.RankResponse:
         user = self.features.get_user(user_id)
         history = user.history if user else []
         items = self.features.get_items(list(candidates) + [h.item_id for h in history])
@@ -98,7 +100,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         utext = user_text(history, titles)
         texts = [item_text(items[c]) for c in candidates]
         if self.fusion is not None:
-            inputs = model_inputs(utext, texts, self.fusion.signals(self.fusion.history(user_id), candidates))
+            inputs = model_inputs(utext, texts, self.fusion.signals(purchases if purchases is not None else self.fusion.history(user_id), candidates))
         else:
             inputs = encode_pairs([utext] * len(candidates), texts, self.settings.max_length)
         try:

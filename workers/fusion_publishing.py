@@ -144,10 +144,11 @@ def train_fusion_and_publish(
     `until` bounds the events read (a replay of history: train as of that moment)."""
     import torch
 
-    from clickmodel.fusion import build_text_encoder, load_fusion, save_fusion, train_ranker
+    from clickmodel.fusion import build_text_encoder, clone_ranker, load_fusion, save_fusion, train_ranker
     from workers.publishing import serve_if_passed
 
-    torch.set_num_threads(max(1, int(os.environ.get("RECSYS_TRAIN_THREADS", "0")) or torch.get_num_threads()))
+    if threads := int(os.environ.get("RECSYS_TRAIN_THREADS", "0")):
+        torch.set_num_threads(threads)
     log = EventLog(settings.eventlog)
     repo = ModelRepository(settings.model_repository, FUSION_MODEL_NAME)
     catalogue = log.catalogue()
@@ -182,7 +183,7 @@ def train_fusion_and_publish(
     started = time.perf_counter()
     losses: list[float] = []
     candidate = train_ranker(new_lists + replay_lists, epochs=epochs if parent is None else 1, seed=seed, losses=losses, progress=progress,
-                             lr=learning_rate or (1e-3 if parent is None else 3e-4), model=_clone(previous) if previous is not None else None)
+                             lr=learning_rate or (1e-3 if parent is None else 3e-4), model=clone_ranker(previous) if previous is not None else None)
     seconds = time.perf_counter() - started
     stage("evaluating the candidate against the serving version")
     gate = fusion_gate(candidate, previous, held_new, held_replay)
@@ -217,27 +218,19 @@ def item_table(encoder, catalogue: dict[str, ItemText], previous: Path | None = 
     version, so the parent's table is reused and only new or changed texts are encoded."""
     import torch
 
-    from clickmodel.fusion import ITEM_TEXT_LENGTH, embed_texts, encode_texts
+    from clickmodel.fusion import ITEM_TEXT_LENGTH, embed_texts, item_cache_key
 
     known: dict[bytes, torch.Tensor] = {}
     if previous is not None and previous.exists():
         old = torch.load(previous)
         known = dict(zip(old["keys"], old["vectors"]))
     texts = sorted({item_text(it) for it in catalogue.values()})
-    keys = [encode_texts([t], ITEM_TEXT_LENGTH)["input_ids"][0].tobytes() for t in texts]
+    keys = [item_cache_key(t) for t in texts]
     missing = [k for k, key in enumerate(keys) if key not in known]
     if missing:
         fresh = embed_texts(encoder, [texts[k] for k in missing], ITEM_TEXT_LENGTH)
         known.update({keys[k]: torch.from_numpy(v) for k, v in zip(missing, fresh)})
     return {"keys": keys, "vectors": torch.stack([known[key] for key in keys]) if keys else torch.zeros(0, 384)}
-
-
-def _clone(model):  # type: ignore[no-untyped-def]
-    from clickmodel.fusion import FusionRanker
-
-    clone = FusionRanker(signals=model.signal_mean.shape[0], projection=model.user_projection.out_features, hidden=model.mlp[0].out_features)
-    clone.load_state_dict(model.state_dict())
-    return clone
 
 
 def fusion_gate(candidate, serving, held_new, held_replay) -> dict:  # type: ignore[no-untyped-def]
