@@ -5,7 +5,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
-	$(PY) -m services.demo
+	$(PY) -m devtools.demo
 
 install: .venv/.installed     ## the project virtualenv with every dependency and generated gRPC code
 
@@ -23,7 +23,7 @@ test-integration: install
 	$(PY) -m pytest -q tests/integration
 
 up: install                   ## keep the suite running on fixed ports for grpcurl (Ctrl-C stops it)
-	$(PY) -m services.up
+	$(PY) -m devtools.up
 
 protos:                       ## regenerate gen/ from protos/
 	scripts/gen_protos.sh

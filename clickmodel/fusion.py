@@ -19,11 +19,10 @@ import torch
 from torch import nn
 
 from clickmodel.signals import SIGNAL_COUNT
-from clickmodel.tokenizer import get_tokenizer, pretrained_dir
+from clickmodel.text import ITEM_TEXT_LENGTH
+from clickmodel.tokenizer import encode_texts, pretrained_dir
 
 EMBEDDING_DIM = 384
-USER_TEXT_LENGTH = 96  # tokens of the shopper's text (recent item titles)
-ITEM_TEXT_LENGTH = 32  # tokens of an item's text (title first)
 
 
 class TextEncoder(nn.Module):
@@ -48,12 +47,6 @@ def build_text_encoder() -> TextEncoder:
     hf_logging.set_verbosity_error()
     encoder = BertModel.from_pretrained(str(pretrained_dir()), add_pooling_layer=False, attn_implementation="eager")
     return TextEncoder(encoder).eval()
-
-
-def encode_texts(texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-    """Token ids and attention mask (int64, padded to the longest text) of single texts."""
-    enc = get_tokenizer()(list(texts), truncation=True, max_length=max_length, padding="longest", return_tensors="np")
-    return {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
 
 
 def embed_texts(encoder: nn.Module, texts: Sequence[str], max_length: int, batch: int = 64) -> np.ndarray:

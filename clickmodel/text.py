@@ -8,23 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-# Events that say something about taste; impressions are exposure, not interest, and stay out of history.
-INTEREST_EVENTS = ("click", "add_to_cart", "purchase")
-# Events that count as a positive label for the click model.
-POSITIVE_EVENTS = INTEREST_EVENTS
-EVENT_TYPES = ("impression",) + INTEREST_EVENTS
+from core.domain import EVENT_TYPES, INTEREST_EVENTS, POSITIVE_EVENTS, ItemText
+
+__all__ = ["EVENT_TYPES", "INTEREST_EVENTS", "POSITIVE_EVENTS", "ItemText", "HistoryEntry", "item_text", "user_text",
+           "history_from_events", "price_band"]
 HISTORY_LENGTH = 20  # recent interest events kept per user in the online store
 TEXT_HISTORY_ITEMS = 8  # of which the most recent few are spelt out in the model text
-
-
-@dataclass(frozen=True)
-class ItemText:
-    """The catalogue fields the model reads for a product."""
-
-    title: str
-    description: str = ""
-    category: str = ""
-    price: float = 0.0
+USER_TEXT_LENGTH = 96  # tokens of the shopper's text in the two-tower model (recent item titles)
+ITEM_TEXT_LENGTH = 32  # tokens of an item's text in the two-tower model (title first)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,19 @@
-"""Tokenisation of (user text, item text) pairs with the packaged MiniLM vocabulary."""
+"""Tokenisation with the packaged MiniLM vocabulary, torch-free: the `tokenizers` (Rust) tokenizer read
+from the package's tokenizer.json, configured the way transformers' BertTokenizerFast would be called
+(truncation longest-first, padding to the longest text). gRPC processes tokenise without importing
+torch or transformers; tests/unit/test_text.py checks the ids equal transformers' for the same texts.
+"""
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 DEFAULT_MAX_LENGTH = 64
+_lock = threading.Lock()  # a tokenizers.Tokenizer carries its truncation setting: one call at a time
 
 
 def pretrained_dir() -> Path:
@@ -18,10 +24,24 @@ def pretrained_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def get_tokenizer():
-    from transformers import AutoTokenizer
+def get_tokenizer():  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
 
-    return AutoTokenizer.from_pretrained(str(pretrained_dir()))
+    tokenizer = Tokenizer.from_file(str(pretrained_dir() / "tokenizer.json"))
+    tokenizer.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]")  # to the longest in the batch
+    return tokenizer
+
+
+def _encode(inputs: list, max_length: int) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
+    tokenizer = get_tokenizer()
+    with _lock:
+        tokenizer.enable_truncation(max_length, strategy="longest_first")
+        encodings = tokenizer.encode_batch(inputs)
+    return {
+        "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64).reshape(len(encodings), -1),
+        "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64).reshape(len(encodings), -1),
+        "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64).reshape(len(encodings), -1),
+    }
 
 
 def encode_pairs(
@@ -30,12 +50,10 @@ def encode_pairs(
     """Token ids, attention mask and token types (int64, padded to the longest pair) for the model."""
     if len(user_texts) != len(item_texts):
         raise ValueError("user_texts and item_texts must have the same length")
-    enc = get_tokenizer()(
-        list(user_texts),
-        list(item_texts),
-        truncation="longest_first",
-        max_length=max_length,
-        padding="longest",
-        return_tensors="np",
-    )
-    return {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    return _encode(list(zip(user_texts, item_texts)), max_length)
+
+
+def encode_texts(texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+    """Token ids and attention mask (int64, padded to the longest text) of single texts."""
+    enc = _encode(list(texts), max_length)
+    return {k: enc[k] for k in ("input_ids", "attention_mask")}

@@ -13,29 +13,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 
 from clickmodel.network import ClickModel
+from core.domain import Event, Example
 from clickmodel.text import POSITIVE_EVENTS, ItemText, history_from_events, item_text, user_text
 from clickmodel.tokenizer import DEFAULT_MAX_LENGTH, encode_pairs
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One logged behaviour event as training reads it."""
-
-    event_id: str
-    user_id: str
-    item_id: str
-    event_type: str
-    timestamp: float
-    request_id: str = ""
-
-
-@dataclass(frozen=True)
-class Example:
-    user_text: str
-    item_text: str
-    label: float
 
 
 def build_examples(

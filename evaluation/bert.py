@@ -12,7 +12,7 @@ import pandas as pd
 
 from clickmodel.text import ItemText, history_from_events, item_text, user_text
 from clickmodel.tokenizer import encode_pairs
-from clickmodel.training import Event
+from core.domain import Event
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.protocol import Case, EventArrays
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def train_frozen_model(ev: EventArrays, items: pd.DataFrame, until_ts: int, out_dir: Path, steps: int, batch_size: int, seed: int = 0) -> tuple[Path, float]:
     """Version 1 as the worker makes it (pretrained MiniLM + click head, fine-tuned on the newest
     purchases before `until_ts`), published into a model repository under `out_dir`."""
-    from services.config import Settings
+    from core.settings import Settings
     from workers.publishing import train_and_publish
     from clickmodel.training import build_examples
 

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from clickmodel.training import Event
-from services.client import SuiteClient
-from services.config import PROJECT_ROOT
+from core.domain import Event
+from devtools.client import SuiteClient
+from core.settings import PROJECT_ROOT
 from shopdata.synthetic import generate
 from shoprank.v1 import profile_pb2
 
@@ -67,11 +67,11 @@ def main() -> None:
         "fine_tune": {"state": job.state, "steps": args.steps, "trigger_to_rank_on_new_version_s": round(trigger_to_serving, 1),
                       "job_message": job.message},
     }
-    from services.config import Settings
+    from core.settings import Settings
 
     ranker = Settings().ranker
     report["ranker"] = ranker
-    what = f"{args.steps} steps × 8" if ranker == "cross-encoder" else "fusion ranker: new baskets + replayed ones, catalogue table, gate"
+    what = f"the {ranker} ranker's fine-tune ({args.steps} steps asked): new data + replay, gate, publish, load"
     out = PROJECT_ROOT / "bench" / "results"
     (out / "freshness.json").write_text(json.dumps(report, indent=2))
     md = (f"# Freshness (2-core CPU, embedded default)\n\n"

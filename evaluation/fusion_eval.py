@@ -38,7 +38,7 @@ from evaluation.metrics import auc
 from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
 from evaluation.ranker_data import CaseRows, Retrieval, CountLookup, training_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
-from services.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from shopdata.uci_retail import DEFAULT_PATH
 
 CACHE = PROJECT_ROOT / "var" / "fusion-cache"

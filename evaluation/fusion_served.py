@@ -2,10 +2,10 @@
 path end to end, as a replay of the shop's history:
 
 - the purchases go into a real event log (SQLite) with the catalogue;
-- at the first test month the worker's bootstrap (`workers.fusion_publishing.train_fusion_and_publish`)
-  trains version 1 on events before it; at every later month boundary the same function fine-tunes the
+- at the first test month the worker's training and publishing (`workers.publishing.train_and_publish` with
+  the registry's fusion ranker) trains version 1 on events before it; at every later month boundary the same function fine-tunes the
   serving version on the month just ended plus replayed older baskets, gates it and publishes it into a
-  Triton model repository (a rejected candidate is not used), and refits the co-purchase table;
+  Triton model repository with its own co-purchase table (a rejected candidate is not used);
 - each test case is ranked as Triton's `fusion_click/model.py` would: candidates and signals built by the
   worker's list builder (the shop as it was just before the invoice, the co-purchase table the version
   was published with), texts encoded by the published TorchScript `model.pt` (items from its catalogue
@@ -25,19 +25,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clickmodel.fusion import USER_TEXT_LENGTH, encode_texts, item_cache_key
-from clickmodel.text import item_text
-from clickmodel.training import Event
+from clickmodel.fusion import item_cache_key
+from clickmodel.text import USER_TEXT_LENGTH, item_text
+from clickmodel.tokenizer import encode_texts
+from core.domain import Event
+from core.model_repository import ModelRepository
+from core.settings import PROJECT_ROOT, Settings
+from core.store import EventLog
 from evaluation.baselines import History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
-from services.config import PROJECT_ROOT, Settings
-from services.eventlog import EventLog
-from services.model_repository import ModelRepository
-from services.triton_config import FUSION_MODEL_NAME
+from rankers import get_ranker
+from rankers.base import TrainingRun
+from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE
+from rankers.fusion.lists import build_lists
 from shopdata.uci_retail import DEFAULT_PATH
-from workers.fusion_publishing import ITEM_TABLE, build_lists, train_fusion_and_publish
+from workers.publishing import train_and_publish
 
 
 class ServedFusion:
@@ -101,20 +105,22 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     settings = Settings(data_dir=root, model_repository=root / "triton_models", ranker="fusion", train_device="cpu")
-    log = EventLog(settings.eventlog)
-    log.upsert_items(catalogue)
+    log = EventLog.open(settings.eventlog)
+    log.catalogue.upsert(catalogue)
     print(f"replaying {len(events)} purchases into the event log", file=sys.stderr)
-    log.append_events(events)
-    repo = ModelRepository(settings.model_repository, FUSION_MODEL_NAME)
+    log.events.append(events)
+    ranker = get_ranker("fusion")
+    repo = ModelRepository(settings.model_repository, ranker.model_name)
     cases = sample_cases(build_cases(ev), args.sample_per_month or None, 0)
     served = ServedFusion(ev)
     decisions, train_seconds, serving, since = {}, 0.0, None, float("-inf")
     for month in TEST_MONTHS:
         boundary = float(month_start_seconds(month))
         t = time.perf_counter()
-        version, lineage = train_fusion_and_publish(
-            settings, parent=serving, since=since, until=boundary, job_id=f"replay-{month}", load_in_triton=False,
-            max_lists=args.bootstrap_lists if serving is None else args.monthly_lists, stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+        run = TrainingRun(settings, log, repo, parent=serving, since=since, until=boundary, job_id=f"replay-{month}",
+                          max_examples=args.bootstrap_lists if serving is None else args.monthly_lists,
+                          stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+        version, lineage = train_and_publish(run, ranker, load_in_triton=False)
         train_seconds += time.perf_counter() - t
         decisions[month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:160]}"
         print(f"{month}: {decisions[month]} ({time.perf_counter() - t:.0f}s)", file=sys.stderr)
@@ -123,7 +129,7 @@ def main() -> None:
         since = boundary
         month_cases = [c for c in cases if c.month == month]
         next_boundary = float(month_start_seconds(TEST_MONTHS[TEST_MONTHS.index(month) + 1])) if month != TEST_MONTHS[-1] else float(ev.ts[-1]) + 1
-        table = log.co_purchase_neighbours(sorted(catalogue))
+        table = {a: [(b, float(w)) for b, w in nbs] for a, nbs in json.loads((repo.version_dir(serving) / CO_PURCHASE_FILE).read_text()).items()}  # type: ignore[arg-type]
         month_events = [e for e in events if e.timestamp < next_boundary]
         served.score_month(repo.model_path(serving), month_events, catalogue, month_cases, table)  # type: ignore[arg-type]
     results = {r.name: evaluate(r, cases, ev, history, r.name[:18]) for r in (RepeatPopularity(ev, history), served)}

@@ -34,9 +34,9 @@ from evaluation.bert import BertReranker, catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import TEST_MONTHS, EventArrays, build_cases, month_start_seconds, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
-from services.config import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 from services.eventlog import EventLog, ReplayBuffer
-from services.model_repository import ModelRepository
+from core.model_repository import ModelRepository
 from shopdata.uci_retail import DEFAULT_PATH
 
 

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from evaluation.run import RESULTS, machine
-from services.client import SuiteClient
-from services.demo import load_shop, percentile
-from services.suite import Suite
+from devtools.client import SuiteClient
+from devtools.demo import load_shop, percentile
+from devtools.suite import Suite
 
 
 def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ import numpy as np
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.metrics import auc, hit_recall_ndcg
 from evaluation.protocol import TEST_MONTHS, EventArrays, build_cases, month_start_seconds, sample_cases
-from services.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 

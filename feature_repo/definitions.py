@@ -1,18 +1,27 @@
-"""Feast feature definitions: shoppers, products and the features the click model reads."""
+"""Feast feature definitions: shoppers, products, the shop, model versions, and the features the
+ranking path reads. Rank and Recommend read only these (and Triton); the event log is the system of
+record they are derived from, never queried per request."""
 from datetime import timedelta
 
-from feast import Entity, FeatureView, Field, FileSource, PushSource
+from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Array, Float64, Int64, String
 
-# Pushes write to the online store only: the event log (services/eventlog.py) is the system of
-# record and the online features are rebuilt from it. The batch sources are the schema-only parquet
-# files in data/ (Feast wants a batch source behind every push source).
+# Pushes write to the online store only: the online features are rebuilt from the event log or from a
+# model version's folder. The batch sources are schema-only parquet files in data/ (Feast wants a
+# batch source behind every push source).
 
 # A shopper, identified by the storefront's user id.
-user = Entity(name="user", join_keys=["user_id"], description="A shopper")
+user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING, description="A shopper")
 
 # A catalogue product, identified by the storefront's item id.
-item = Entity(name="item", join_keys=["item_id"], description="A catalogue product")
+item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.STRING, description="A catalogue product")
+
+# The whole shop (one row, shop_id "shop"): its clock and what sells now.
+shop = Entity(name="shop", join_keys=["shop_id"], value_type=ValueType.STRING, description="The shop as a whole")
+
+# A published model version, "<triton model>:<version>": per-version features switch with the version.
+model_version = Entity(name="model_version", join_keys=["model_version"], value_type=ValueType.STRING,
+                       description="A published model version")
 
 # Offline home of catalogue rows pushed by the feedback service.
 item_batch_source = FileSource(name="item_batch", path="data/items.parquet", timestamp_field="updated_at")
@@ -25,6 +34,25 @@ user_history_batch_source = FileSource(name="user_history_batch", path="data/use
 
 # Every accepted event batch pushes the refreshed history of its shoppers here.
 user_history_push = PushSource(name="user_history_push", batch_source=user_history_batch_source)
+
+# Offline home of item popularity rows.
+item_popularity_batch_source = FileSource(name="item_popularity_batch", path="data/item_popularity.parquet",
+                                          timestamp_field="event_time")
+
+# Popularity of the batch's items (every batch) and of every item (periodically) arrives here.
+item_popularity_push = PushSource(name="item_popularity_push", batch_source=item_popularity_batch_source)
+
+# Offline home of the shop row.
+shop_batch_source = FileSource(name="shop_batch", path="data/shop_activity.parquet", timestamp_field="event_time")
+
+# The shop's clock and popular items arrive here from the feedback service.
+shop_push = PushSource(name="shop_push", batch_source=shop_batch_source)
+
+# Offline home of per-version co-purchase rows.
+co_purchase_batch_source = FileSource(name="co_purchase_batch", path="data/co_purchase.parquet", timestamp_field="event_time")
+
+# Each published version's co-purchase table arrives here from the worker that wrote it (or a rollback).
+co_purchase_push = PushSource(name="co_purchase_push", batch_source=co_purchase_batch_source)
 
 # Product text and attributes the model reads (see clickmodel.text.item_text).
 item_text = FeatureView(
@@ -41,7 +69,18 @@ item_text = FeatureView(
     online=True,
 )
 
-# A shopper's recent interest events (most recent first) and activity counts.
+# Interest events of the item (clicks, carts, purchases) in the 31 and 8 days before the shop's clock.
+item_popularity = FeatureView(
+    name="item_popularity",
+    entities=[item],
+    ttl=timedelta(days=0),
+    schema=[Field(name="popularity_30d", dtype=Int64), Field(name="popularity_7d", dtype=Int64)],
+    source=item_popularity_push,
+    online=True,
+)
+
+# A shopper's recent interest events (most recent first), activity counts, and their interest events
+# with times (newest first) from which the repeat / recency signals are computed.
 user_history = FeatureView(
     name="user_history",
     entities=[user],
@@ -52,7 +91,35 @@ user_history = FeatureView(
         Field(name="event_count", dtype=Int64),
         Field(name="purchase_count", dtype=Int64),
         Field(name="last_event_ts", dtype=Float64),
+        Field(name="interest_item_ids", dtype=Array(String)),
+        Field(name="interest_timestamps", dtype=Array(Float64)),
     ],
     source=user_history_push,
     online=True,
 )
+
+# The shop's clock (its newest event time), its items by 30-day popularity, and catalogue items that
+# pad short candidate lists (a new shop has few popular items).
+shop_activity = FeatureView(
+    name="shop_activity",
+    entities=[shop],
+    ttl=timedelta(days=0),
+    schema=[Field(name="clock", dtype=Float64), Field(name="popular_item_ids", dtype=Array(String)),
+            Field(name="filler_item_ids", dtype=Array(String))],
+    source=shop_push,
+    online=True,
+)
+
+# An item's co-purchase neighbours and scores in one model version's table.
+co_purchase = FeatureView(
+    name="co_purchase",
+    entities=[model_version, item],
+    ttl=timedelta(days=0),
+    schema=[Field(name="neighbour_ids", dtype=Array(String)), Field(name="neighbour_scores", dtype=Array(Float64))],
+    source=co_purchase_push,
+    online=True,
+)
+
+ENTITIES = [user, item, shop, model_version]
+PUSH_SOURCES = [item_push, user_history_push, item_popularity_push, shop_push, co_purchase_push]
+FEATURE_VIEWS = [item_text, item_popularity, user_history, shop_activity, co_purchase]

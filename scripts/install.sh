@@ -25,4 +25,4 @@ fi
 # Only the tritonserver binary is used; the wheel pins numpy<2 while Feast needs numpy>=2.
 .venv/bin/python -m pip install -q --no-deps nvidia-pytriton==0.7.0
 scripts/gen_protos.sh
-.venv/bin/python -c "import torch, feast, celery, tritonclient.grpc, shoprank.v1.scoring_pb2; from services.triton_launcher import locate; print('install ok: torch', torch.__version__, '| feast', feast.__version__, '| tritonserver', locate().binary)"
+.venv/bin/python -c "import torch, feast, celery, tritonclient.grpc, shoprank.v1.scoring_pb2; from devtools.triton_launcher import locate; print('install ok: torch', torch.__version__, '| feast', feast.__version__, '| tritonserver', locate().binary)"

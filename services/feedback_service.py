@@ -1,23 +1,28 @@
 """Feedback service: catalogue upserts and behaviour events (and, in the same process, model admin).
 
 An event batch is validated element by element (good ones are kept, bad ones come back with reasons),
-appended durably to the event log, then the shoppers' online features are refreshed in Feast.
+appended durably to the event log, then what it changed in the online store is pushed to Feast: the
+shoppers' history and interest features, its items' popularity, and (throttled) every item's
+popularity and the shop's clock and popular list (core.feature_sync).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 
+from typing import Any
+
 import grpc
 
-from clickmodel.text import HISTORY_LENGTH, history_from_events
-from services.config import Settings, load
-from services.errors import InvalidArgument, Unavailable
-from services.eventlog import EventLog
-from services.features import FeatureClient, UserFeatures
+from core.errors import InvalidArgument, Unavailable
+from core.feature_sync import FeatureSync
+from core.features import FeatureClient
+from core.settings import Settings, load
+from core.store import EventLog
+from core.tasks import TaskSender, celery_client
+from core.triggers import maybe_fine_tune
 from services.grpc_server import build_server, serve_until_signalled
 from services.model_admin import ModelAdminServicer
-from services.triggers import maybe_fine_tune
 from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
 
@@ -25,23 +30,23 @@ logger = logging.getLogger(__name__)
 
 
 class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient) -> None:
-        from workers.app import app  # Celery only: volume-triggered fine-tunes are sent from here
-
+    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient, sender: TaskSender) -> None:
         self.settings = settings
         self.log = log
         self.features = features
-        self.celery = app
+        self.sync = FeatureSync(log, features, settings.popularity_refresh_s)
+        self.sender = sender  # volume-triggered fine-tunes are sent by task name
 
     def RecordEvents(self, request: feedback_pb2.RecordEventsRequest, context: grpc.ServicerContext) -> feedback_pb2.RecordEventsResponse:
         if not request.events:
             raise InvalidArgument("events is empty")
         if len(request.events) > self.settings.max_batch_events:
             raise InvalidArgument(f"{len(request.events)} events; at most {self.settings.max_batch_events} per batch")
-        good, bad = validate_events(request.events, self.log.known_items(e.item_id for e in request.events))
-        fresh = self.log.append_events(good)  # durable before we answer
+        good, bad = validate_events(request.events, self.log.catalogue.known(e.item_id for e in request.events))
+        fresh = self.log.events.append(good)  # durable before we answer
         try:
-            self.refresh_users({e.user_id for e in good})
+            if good:
+                self.sync.after_batch({e.user_id for e in good}, {e.item_id for e in good})
         except Exception as exc:  # noqa: BLE001
             logger.exception("feature refresh failed")
             raise Unavailable(
@@ -49,7 +54,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             ) from exc
         job = None
         if fresh and self.settings.auto_fine_tune_events > 0:
-            job = maybe_fine_tune(self.settings, self.log, self.celery, self.settings.auto_fine_tune_events, "volume")
+            job = maybe_fine_tune(self.settings, self.log, self.sender, self.settings.auto_fine_tune_events, "volume")
         return feedback_pb2.RecordEventsResponse(
             accepted=len(fresh),
             duplicates=len(good) - len(fresh),
@@ -57,22 +62,13 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             fine_tune_job_id=job.job_id if job else "",
         )
 
-    def refresh_users(self, user_ids: set[str]) -> None:
-        """Rebuild each shopper's history feature from the log (so a retry or replay converges)."""
-        rows = {}
-        for user_id in sorted(user_ids):
-            recent = self.log.recent_events(user_id, HISTORY_LENGTH)
-            n_events, n_purchases, last_ts = self.log.user_counts(user_id)
-            rows[user_id] = UserFeatures(history_from_events(recent), n_events, n_purchases, last_ts)
-        self.features.push_user_histories(rows)
-
     def UpsertItems(self, request: feedback_pb2.UpsertItemsRequest, context: grpc.ServicerContext) -> feedback_pb2.UpsertItemsResponse:
         if not request.items:
             raise InvalidArgument("items is empty")
         if len(request.items) > self.settings.max_batch_events:
             raise InvalidArgument(f"{len(request.items)} items; at most {self.settings.max_batch_events} per batch")
         good, bad = validate_items(request.items)
-        self.log.upsert_items(good)
+        self.log.catalogue.upsert(good)
         try:
             self.features.push_items(good)
         except Exception as exc:  # noqa: BLE001
@@ -89,14 +85,15 @@ SERVICE_NAMES = (
 )
 
 
-def create_server(settings: Settings, address: str = "127.0.0.1:0"):  # type: ignore[no-untyped-def]
+def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grpc.Server, int, Any]:
     """(server, port, health) with the feedback and model-admin services; not started."""
     from shoprank.v1 import model_admin_pb2_grpc
 
-    log = EventLog(settings.eventlog)
+    log = EventLog.open(settings.eventlog)
     features = FeatureClient(settings)
-    feedback = FeedbackServicer(settings, log, features)
-    admin = ModelAdminServicer(settings, log)
+    sender = celery_client(settings)
+    feedback = FeedbackServicer(settings, log, features, sender)
+    admin = ModelAdminServicer(settings, log, features, sender)
     return build_server(
         [
             lambda s: feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(feedback, s),

@@ -5,27 +5,24 @@ import logging
 import uuid
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.config import Settings
-from services.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from services.eventlog import EventLog, Job
-from services.model_repository import ModelRepository
-from services.triggers import enqueue_fine_tune
-from services.triton_client import InferenceUnavailable, TritonClickClient
+from core.domain import Job
+from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from core.features import FeatureClient
+from core.model_repository import ModelRepository
+from core.settings import Settings
+from core.store import EventLog
+from core.tasks import TaskSender
+from core.triggers import enqueue_fine_tune
+from core.triton_client import InferenceUnavailable, TritonClickClient
+from rankers import get_ranker
+from services.messages import ts
 from services.validation import check_id
 from shoprank.v1 import model_admin_pb2, model_admin_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 MAX_STEPS = 10000
-
-
-def ts(seconds: float) -> Timestamp:
-    t = Timestamp()
-    if seconds and seconds not in (float("inf"), float("-inf")):
-        t.FromNanoseconds(int(seconds * 1e9))
-    return t
 
 
 def job_message(job: Job) -> model_admin_pb2.Job:
@@ -36,17 +33,17 @@ def job_message(job: Job) -> model_admin_pb2.Job:
 
 
 class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
-    def __init__(self, settings: Settings, log: EventLog) -> None:
-        from workers.app import app  # Celery only; torch stays out of this process
-
+    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient, sender: TaskSender) -> None:
         self.settings = settings
         self.log = log
-        self.repo = ModelRepository(settings.model_repository, settings.model_name)
-        self.celery = app
+        self.features = features
+        self.ranker = get_ranker(settings.ranker)
+        self.repo = ModelRepository(settings.model_repository, self.ranker.model_name)
+        self.sender = sender
 
     def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:  # type: ignore[no-untyped-def]
         serving: set[str] = set()
-        client = TritonClickClient(self.settings.triton_grpc_url, timeout_s=2.0, model_name=self.settings.model_name)
+        client = TritonClickClient(self.settings.triton_grpc_url, timeout_s=2.0, model_name=self.ranker.model_name)
         try:
             serving = client.serving_versions()
         except InferenceUnavailable:
@@ -82,7 +79,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         if parent is None:
             raise FailedPrecondition("no model version exists yet; run the bootstrap first")
         steps = request.max_steps or self.settings.fine_tune_steps
-        job, _ = enqueue_fine_tune(self.settings, self.log, self.celery, job_id, parent, steps, request.learning_rate)
+        job, _ = enqueue_fine_tune(self.settings, self.log, self.sender, job_id, parent, steps, request.learning_rate)
         return job_message(job)
 
     def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ModelVersion:  # type: ignore[no-untyped-def]
@@ -91,8 +88,11 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         version = int(request.version)
         if version not in self.repo.versions():
             raise NotFound(f"no version {version}; versions: {', '.join(map(str, self.repo.versions()))}")
+        # the version's own online features first (they are keyed by version, so this is idempotent and
+        # never disturbs the version serving now), then the pin and Triton: all of it switches together
+        self.ranker.materialise(self.repo.version_dir(version), self.features, version)
         previous = self.repo.pin(version)
-        client = TritonClickClient(self.settings.triton_grpc_url, self.settings.triton_timeout_s, self.settings.model_name)
+        client = TritonClickClient(self.settings.triton_grpc_url, self.settings.triton_timeout_s, self.ranker.model_name)
         try:
             client.load_and_wait(version, timeout_s=120.0)
         except InferenceUnavailable as exc:
@@ -111,7 +111,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
     def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:  # type: ignore[no-untyped-def]
         if not request.job_id:
             raise InvalidArgument("missing job_id")
-        job = self.log.get_job(request.job_id)
+        job = self.log.jobs.get(request.job_id)
         if job is None:
             raise NotFound(f"no job {request.job_id!r}")
         return job_message(job)

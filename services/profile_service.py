@@ -4,14 +4,15 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from typing import Any
 
 import grpc
 
-from services.config import Settings, load
-from services.errors import InvalidArgument, NotFound
-from services.features import FeatureClient
+from core.settings import Settings, load
+from core.errors import InvalidArgument, NotFound
+from core.features import FeatureClient
 from services.grpc_server import build_server, serve_until_signalled
-from services.model_admin import ts
+from services.messages import ts
 from services.validation import check_id
 from shoprank.v1 import profile_pb2, profile_pb2_grpc
 
@@ -28,14 +29,14 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         user = self.features.get_user(request.user_id)
         if user is None:
             raise NotFound(f"no profile for user {request.user_id!r} (no events recorded)")
-        items = self.features.get_items([h.item_id for h in user.history])
-        categories = Counter(items[h.item_id].category for h in user.history if h.item_id in items and items[h.item_id].category)
+        items = {i: f.text for i, f in self.features.get_items([i for i, _ in user.recent]).items()}
+        categories = Counter(items[i].category for i, _ in user.recent if i in items and items[i].category)
         total = sum(categories.values())
         return profile_pb2.Profile(
             user_id=request.user_id,
             recent_items=[
-                profile_pb2.RecentItem(item_id=h.item_id, title=items[h.item_id].title if h.item_id in items else "", event_type=h.event_type)
-                for h in user.history
+                profile_pb2.RecentItem(item_id=i, title=items[i].title if i in items else "", event_type=t)
+                for i, t in user.recent
             ],
             event_count=user.event_count,
             purchase_count=user.purchase_count,
@@ -47,7 +48,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
 SERVICE_NAMES = (profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,)
 
 
-def create_server(settings: Settings, address: str = "127.0.0.1:0"):  # type: ignore[no-untyped-def]
+def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grpc.Server, int, Any]:
     servicer = ProfileServicer(FeatureClient(settings))
     return build_server([lambda s: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address)
 

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from clickmodel.text import EVENT_TYPES, ItemText
-from clickmodel.training import Event
-from services.errors import InvalidArgument
+from core.domain import EVENT_TYPES, ItemText
+from core.domain import Event
+from core.errors import InvalidArgument
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2000

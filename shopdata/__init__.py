@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clickmodel.text import ItemText
-from clickmodel.training import Event
+from core.domain import Event
 
 
 @dataclass

@@ -10,7 +10,7 @@ import random
 from datetime import datetime, timezone
 
 from clickmodel.text import ItemText
-from clickmodel.training import Event
+from core.domain import Event
 from shopdata import Shop
 
 CATALOGUE = {

@@ -5,8 +5,8 @@ import logging
 from pathlib import Path
 
 from clickmodel.text import ItemText
-from clickmodel.training import Event
-from services.config import PROJECT_ROOT
+from core.domain import Event
+from core.settings import PROJECT_ROOT
 from shopdata import Shop
 
 logger = logging.getLogger(__name__)

@@ -1,29 +1,33 @@
-"""The Celery app: SQLite broker and result backend by default, Redis (or any broker URL) by environment.
+"""The Celery app of the workers: SQLite broker and result backend by default, Redis (or any broker URL)
+by environment. Task names and queues come from core.tasks, which the services send to by name.
 
 Fine-tuning is long, so its task acknowledges late (a killed worker's job is redelivered), takes one
-message at a time and runs on its own `training` queue.
+message at a time and runs on its own `training` queue; materialising online features runs on `features`.
 """
 from __future__ import annotations
 
 from celery import Celery
 
-from services.config import load
-
-TRAINING_QUEUE = "training"
-FINE_TUNE_TASK = "workers.fine_tune.fine_tune"
-SCHEDULED_TASK = "workers.scheduled.scheduled_fine_tune"
+from core.settings import load
+from core.tasks import FINE_TUNE_TASK, FEATURES_QUEUE, MATERIALISE_TASK, SCHEDULED_TASK, TRAINING_QUEUE
 
 
 def make_app() -> Celery:
     settings = load()
-    app = Celery("shoprank", broker=settings.celery_broker, backend=settings.celery_results, include=["workers.fine_tune", "workers.scheduled"])
+    app = Celery("shoprank", broker=settings.celery_broker, backend=settings.celery_results,
+                 include=["workers.fine_tune", "workers.scheduled", "workers.materialise"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_routes={FINE_TUNE_TASK: {"queue": TRAINING_QUEUE}, SCHEDULED_TASK: {"queue": TRAINING_QUEUE}},
-        # `celery -A workers.app beat` sends the scheduled check; it fine-tunes only if there is news.
-        beat_schedule={"fine-tune-on-schedule": {"task": SCHEDULED_TASK, "schedule": settings.fine_tune_interval_s}},
+        task_routes={FINE_TUNE_TASK: {"queue": TRAINING_QUEUE}, SCHEDULED_TASK: {"queue": TRAINING_QUEUE},
+                     MATERIALISE_TASK: {"queue": FEATURES_QUEUE}},
+        # `celery -A workers.app beat` sends the scheduled check (it fine-tunes only if there is news)
+        # and the periodic refresh of the online features that slide with time.
+        beat_schedule={
+            "fine-tune-on-schedule": {"task": SCHEDULED_TASK, "schedule": settings.fine_tune_interval_s},
+            "materialise-features": {"task": MATERIALISE_TASK, "schedule": max(60.0, settings.popularity_refresh_s)},
+        },
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

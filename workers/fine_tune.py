@@ -14,11 +14,12 @@ from typing import Iterator
 from celery import shared_task
 from celery.signals import worker_ready
 
-from services.config import Settings, load
-from services.eventlog import EventLog, ReplayBuffer
-from services.model_repository import ModelRepository
-from workers.app import FINE_TUNE_TASK, TRAINING_QUEUE
-from workers.payloads import FineTuneRequest, FineTuneResult
+from core.model_repository import ModelRepository
+from core.settings import Settings, load
+from core.store import EventLog
+from core.tasks import FINE_TUNE_TASK, TRAINING_QUEUE, FineTuneRequest, FineTuneResult
+from rankers import get_ranker
+from rankers.base import NothingToLearn, TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,12 @@ def recover_interrupted_jobs(sender: object = None, **_: object) -> None:
     claimed under its own node name (it died and restarted) and those whose lease ran out. Half-written
     version folders are removed only when no other worker is training (it may be writing one)."""
     settings = load()
-    log = EventLog(settings.eventlog)
+    log = EventLog.open(settings.eventlog)
     node = str(getattr(sender, "hostname", "") or "")
-    for job in log.abandoned_jobs(node, settings.job_lease_s):
-        log.update_job(job.job_id, state="FAILED", message="interrupted: the worker stopped during training; trigger again")
+    for job in log.jobs.abandoned(node, settings.job_lease_s):
+        log.jobs.update(job.job_id, state="FAILED", message="interrupted: the worker stopped during training; trigger again")
         logger.warning("job %s was interrupted (worker %s stopped); marked FAILED", job.job_id, job.owner or "?")
-    if not [j for j in log.active_jobs(settings.job_lease_s) if j.state == "RUNNING"]:
+    if not [j for j in log.jobs.active(settings.job_lease_s) if j.state == "RUNNING"]:
         removed = ModelRepository(settings.model_repository, settings.model_name).clean_stale_temporaries()
         if removed:
             logger.warning("removed unfinished version folders: %s", removed)
@@ -49,7 +50,7 @@ def lease(log: EventLog, job_id: str, lease_s: float) -> Iterator[None]:
     def renew() -> None:
         while not stop.wait(max(1.0, lease_s / 4)):
             try:
-                log.touch_job(job_id)
+                log.jobs.touch(job_id)
             except Exception:  # a missed renewal is retried; the lease is a quarter-interval long
                 logger.warning("could not renew the lease of job %s", job_id, exc_info=True)
 
@@ -66,98 +67,69 @@ def lease(log: EventLog, job_id: str, lease_s: float) -> Iterator[None]:
 def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
     request = FineTuneRequest.from_json(payload)
     settings = load()
-    log = EventLog(settings.eventlog)
+    log = EventLog.open(settings.eventlog)
     repo = ModelRepository(settings.model_repository, settings.model_name)
 
     parent = repo.serving_version()
-    job, _ = log.create_job(request.job_id, "" if parent is None else str(parent), request.max_steps)
+    job, _ = log.jobs.create(request.job_id, "" if parent is None else str(parent), request.max_steps)
     if job.state in ("SUCCEEDED", "REJECTED"):
         logger.info("job %s already ended %s (version %s); nothing to do", job.job_id, job.state, job.new_version)
         return FineTuneResult(job.job_id, job.state, job.parent_version, job.new_version, 0, 0.0, 0.0).to_json()
 
     if parent is None:
-        log.update_job(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
+        log.jobs.update(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
         return FineTuneResult(request.job_id, "FAILED", "", "", 0, 0.0, 0.0).to_json()
 
-    if not log.claim_job(request.job_id, owner=self.request.hostname or "", lease_s=settings.job_lease_s):
+    if not log.jobs.claim(request.job_id, owner=self.request.hostname or "", lease_s=settings.job_lease_s):
         # Another fine-tune of this model is running: never two at once. Come back later.
-        log.update_job(request.job_id, state="PENDING", message="waiting: another fine-tune is running")
+        log.jobs.update(request.job_id, state="PENDING", message="waiting: another fine-tune is running")
         raise self.retry(countdown=30, max_retries=None)
     with lease(log, request.job_id, settings.job_lease_s):
         return _train_claimed(request, settings, log, repo, parent)
 
 
 def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, repo: ModelRepository, parent: int) -> dict:
-    """The claimed job: examples since the parent's data window, replay, train, gate, publish."""
-    from workers.publishing import examples_since, train_and_publish
+    """The claimed job: the ranker trains from the serving version on what is new since its data
+    window (with replay), gates the candidate, and the version is published (served if it passed)."""
+    from core.features import FeatureClient
+    from workers.publishing import train_and_publish
 
     removed = repo.clean_stale_temporaries()  # only the job holding the claim may touch temporaries
     if removed:
         logger.warning("removed unfinished version folders: %s", removed)
     lineage = repo.lineage(parent)
-    since = lineage.data_to if lineage else float("-inf")
-    if settings.ranker == "fusion":
-        return _fine_tune_fusion(request, settings, log, parent, since)
-    log.update_job(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")
-    examples, lo, hi = examples_since(log, since, request.negatives_per_positive, request.max_positives, request.seed)
-    if not examples:
-        log.update_job(request.job_id, state="FAILED", message=f"no new labelled events since version {parent}")
-        return FineTuneResult(request.job_id, "FAILED", str(parent), "", 0, 0.0, 0.0).to_json()
-
-    buffer = ReplayBuffer(log, settings.replay_capacity)
-    replay_all = buffer.sample(min(len(examples), 256) + 64, seed=request.seed)
-    replay_eval, replay = replay_all[:64], replay_all[64:]
+    ranker = get_ranker(settings.ranker)
     last_report = [0.0]
+    stages = iter((0.1, 0.3, 0.5, 0.8, 0.9, 0.93, 0.95, 0.97))
 
     def progress(step: int, total: int, loss: float) -> None:
         now = time.monotonic()
         if step == total or now - last_report[0] > 0.5:  # bound the write rate to the job table
             last_report[0] = now
-            log.update_job(request.job_id, progress=0.9 * step / total, message=f"step {step}/{total} loss {loss:.4f}")
+            log.jobs.update(request.job_id, progress=0.9 * step / total, message=f"step {step}/{total} loss {loss:.4f}")
 
+    def stage(text: str) -> None:
+        log.jobs.update(request.job_id, progress=next(stages, 0.97), message=text)
+
+    log.jobs.update(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")
+    run = TrainingRun(settings, log, repo, parent=parent, since=lineage.data_to if lineage else float("-inf"), job_id=request.job_id,
+                      max_steps=request.max_steps, batch_size=request.batch_size, max_examples=ranker.fine_tune_budget(request.max_positives),
+                      negatives_per_positive=request.negatives_per_positive, seed=request.seed, learning_rate=request.learning_rate,
+                      progress=progress, stage=stage)
     try:
-        version, new_lineage = train_and_publish(
-            settings, parent=parent, examples=examples, data_window=(lo, hi), max_steps=request.max_steps,
-            batch_size=request.batch_size, job_id=request.job_id, seed=request.seed, progress=progress,
-            learning_rate=request.learning_rate, replay=replay, replay_eval=replay_eval,
-            stage=lambda text: log.update_job(request.job_id, progress={"eval": 0.9, "trac": 0.93}.get(text[:4], 0.96), message=text),
-        )
+        version, new_lineage = train_and_publish(run, ranker, features=FeatureClient(settings))
+    except NothingToLearn as exc:
+        log.jobs.update(request.job_id, state="FAILED", message=str(exc)[:500])
+        return FineTuneResult(request.job_id, "FAILED", str(parent), "", 0, 0.0, 0.0).to_json()
     except Exception as exc:
         logger.exception("fine-tune %s failed", request.job_id)
         message = f"{type(exc).__name__}: {exc}"[:500]
-        log.update_job(request.job_id, state="FAILED", message=message)
+        log.jobs.update(request.job_id, state="FAILED", message=message)
         raise RuntimeError(message) from None  # plain type: the result backend must be able to store it
     if new_lineage.gate.get("passed", True):
-        buffer.add(examples, seed=request.seed)  # what this version learned joins the replay reservoir
-        state, message = "SUCCEEDED", f"version {version} serving; {len(examples)} examples, loss {new_lineage.final_loss:.4f}"
+        state, message = "SUCCEEDED", f"version {version} serving; {new_lineage.example_count} examples, loss {new_lineage.final_loss:.4f}"
     else:
         state, message = "REJECTED", f"version {version} kept, not served: {new_lineage.gate['reason']}"
-    log.update_job(request.job_id, state=state, progress=1.0, new_version=str(version), message=message[:500])
-    return FineTuneResult(request.job_id, state, str(parent), str(version), len(examples),
+    log.jobs.update(request.job_id, state=state, progress=1.0, new_version=str(version), message=message[:500])
+    return FineTuneResult(request.job_id, state, str(parent), str(version), new_lineage.example_count,
                           new_lineage.final_loss, new_lineage.train_seconds).to_json()
-
-
-def _fine_tune_fusion(request: FineTuneRequest, settings: Settings, log: EventLog, parent: int, since: float) -> dict:
-    """The fusion ranker's fine-tune: new baskets since the parent's window plus replayed older ones."""
-    from workers.fusion_publishing import train_fusion_and_publish
-
-    stages = iter((0.1, 0.3, 0.5, 0.8, 0.9, 0.95, 0.97))
-    stage = lambda text: log.update_job(request.job_id, progress=next(stages, 0.97), message=text)  # noqa: E731
-    if log.positive_events_since(since) == 0:
-        log.update_job(request.job_id, state="FAILED", message=f"no new labelled events since version {parent}")
-        return FineTuneResult(request.job_id, "FAILED", str(parent), "", 0, 0.0, 0.0).to_json()
-    try:
-        version, lineage = train_fusion_and_publish(settings, parent=parent, since=since, job_id=request.job_id, seed=request.seed,
-                                                    learning_rate=request.learning_rate, stage=stage,
-                                                    max_lists=max(50, request.max_positives))
-    except Exception as exc:
-        logger.exception("fine-tune %s failed", request.job_id)
-        message = f"{type(exc).__name__}: {exc}"[:500]
-        log.update_job(request.job_id, state="FAILED", message=message)
-        raise RuntimeError(message) from None
-    if lineage.gate.get("passed", True):
-        state, message = "SUCCEEDED", f"version {version} serving; {lineage.notes['new_lists']} new lists, {lineage.notes['replay_lists']} replayed"
-    else:
-        state, message = "REJECTED", f"version {version} kept, not served: {lineage.gate['reason']}"
-    log.update_job(request.job_id, state=state, progress=1.0, new_version=str(version), message=message[:500])
-    return FineTuneResult(request.job_id, state, str(parent), str(version), lineage.example_count, 0.0, lineage.train_seconds).to_json()

@@ -6,10 +6,10 @@ import logging
 
 from celery import shared_task
 
-from services.config import load
-from services.eventlog import EventLog
-from services.triggers import maybe_fine_tune
-from workers.app import SCHEDULED_TASK, TRAINING_QUEUE
+from core.settings import load
+from core.store import EventLog
+from core.tasks import SCHEDULED_TASK, TRAINING_QUEUE
+from core.triggers import maybe_fine_tune
 
 logger = logging.getLogger(__name__)
 
@@ -19,5 +19,5 @@ def scheduled_fine_tune() -> str:
     from workers.app import app
 
     settings = load()
-    job = maybe_fine_tune(settings, EventLog(settings.eventlog), app, 1, "schedule")
+    job = maybe_fine_tune(settings, EventLog.open(settings.eventlog), app, 1, "schedule")
     return job.job_id if job else ""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.client import SuiteClient
-from services.suite import Suite
+from devtools.client import SuiteClient
+from devtools.suite import Suite
 from shopdata import Shop
 from shopdata.synthetic import generate
 

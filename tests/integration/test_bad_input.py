@@ -5,11 +5,10 @@ import time
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from clickmodel.training import Event
-from services.client import event_message
-from services.suite import grpc_serving
+from core.domain import Event
+from devtools.client import event_message
+from devtools.suite import grpc_serving
 from shoprank.v1 import common_pb2, feedback_pb2, model_admin_pb2, profile_pb2, scoring_pb2
 
 pytestmark = pytest.mark.integration

@@ -2,12 +2,16 @@
 earlier version in Rank's answers, and a worker killed mid-training leaves the repository loadable."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from clickmodel.training import Event
-from services.client import SuiteClient
+from core.domain import Event
+from core.features import FeatureClient
+from devtools.client import SuiteClient
+from rankers import get_ranker
+from rankers.fusion import CO_PURCHASE_FILE
 from shoprank.v1 import model_admin_pb2
 from tests.integration.conftest import start_deployment
 from tests.integration.test_loop import wait_job
@@ -100,9 +104,24 @@ def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_
         done, _ = wait_job(client, client.trigger(job_id="worse", max_steps=3, learning_rate=0.5).job_id)
         assert done.state == "REJECTED" and done.new_version == "3", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "2"
+        # each version carries its own co-purchase table, and Rank reads the serving version's
+        repo = suite.model_repository / "fusion_click"
+        tables = {v: json.loads((repo / v / CO_PURCHASE_FILE).read_text()) for v in ("1", "2")}
+        assert tables["1"] != tables["2"]  # version 2 learned from baskets version 1 never saw
+        features, ranker = FeatureClient(suite.settings()), get_ranker("fusion")
+        user = next(u for u in ("U0001", "U0002", "U0003", "U0000") if ranker.shopper(features, u, "2").co_purchase)
+        recent = [i for i, _ in ranker.shopper(features, user, "2").interests[:20]]
+
+        def expected(version: str) -> dict:
+            return {a: [tuple(x) for x in tables[version][a]] for a in dict.fromkeys(recent) if tables[version].get(a)}
+
+        assert ranker.shopper(features, user, "2").co_purchase == expected("2")
+
+        # rollback to version 1 switches the model and its features together
         reply = client.admin.Rollback(model_admin_pb2.RollbackRequest(version="1"), timeout=180)
-        assert reply.serving and client.rank("U0001", CANDIDATES).model_version == "1"
-        assert sorted(p.name for p in (suite.model_repository / "fusion_click").iterdir() if p.name.isdigit()) == ["1", "2", "3"]
+        assert reply.serving and client.rank(user, CANDIDATES).model_version == "1"
+        assert ranker.shopper(features, user, "1").co_purchase == expected("1") != expected("2")
+        assert sorted(p.name for p in repo.iterdir() if p.name.isdigit()) == ["1", "2", "3"]
     finally:
         client.close()
         suite.stop()
@@ -113,7 +132,7 @@ def test_event_volume_triggers_a_fine_tune_that_rank_uses(tmp_path, shop):
     client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
     try:
         from shoprank.v1 import feedback_pb2
-        from services.client import event_message
+        from devtools.client import event_message
 
         few = client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in fresh_events("vol-a", 4)]), timeout=60)
         assert few.accepted == 4 and few.fine_tune_job_id == ""  # below the threshold

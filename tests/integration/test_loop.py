@@ -9,8 +9,8 @@ import time
 import pytest
 
 from clickmodel.text import ItemText
-from clickmodel.training import Event
-from services.client import SuiteClient
+from core.domain import Event
+from devtools.client import SuiteClient
 from shoprank.v1 import model_admin_pb2, scoring_pb2
 from tests.integration.conftest import flush_redis_db, redis_available, start_deployment
 

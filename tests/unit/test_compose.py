@@ -3,7 +3,7 @@ import importlib.util
 
 import yaml
 
-from services.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 
 def load():

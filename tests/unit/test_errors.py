@@ -2,7 +2,7 @@
 import grpc
 import pytest
 
-from services.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, status_for
+from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, status_for
 from services.grpc_server import build_server
 
 

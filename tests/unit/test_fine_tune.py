@@ -1,5 +1,4 @@
 """The fine-tune loop on a tiny task: it learns, and early stopping keeps the best weights."""
-import torch
 
 from clickmodel.network import build_model
 from clickmodel.training import Example, fine_tune, validation_loss

@@ -1,6 +1,7 @@
 """The fusion click model: the served TorchScript matches the eager modules, item encodings do not
 depend on padding (Triton caches them per item), training learns a toy preference, and the worker's
 ranking lists only look at what happened before each basket."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,12 @@ import pytest
 import torch
 
 from clickmodel.fusion import (FusionRanker, RankingList, build_text_encoder, encode_texts,
-                               load_fusion, save_fusion, score_list, train_ranker)
+                               load_fusion, save_fusion, train_ranker)
 from clickmodel.signals import SIGNAL_COUNT, SIGNAL_NAMES
 from clickmodel.text import ItemText, item_text
-from clickmodel.training import Event
-from workers.fusion_publishing import baskets_of, build_lists, list_ndcg
+from core.domain import Event
+from rankers.fusion.lists import baskets_of, build_lists
+from rankers.fusion.training import list_ndcg
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,8 @@ def test_worker_lists_see_only_the_past():
 def test_item_table_keys_match_what_triton_caches(encoder, tmp_path: Path):
     """The worker's catalogue table must use the keys triton_models/fusion_click/model.py computes from a
     padded request, or a freshly loaded version would re-encode every item."""
-    from services.fusion_inputs import model_inputs
-    from workers.fusion_publishing import item_table
+    from rankers.fusion import model_inputs
+    from rankers.fusion.training import item_table
 
     catalogue = {"a": ItemText("Owl Lantern"), "b": ItemText("Pink Floral Teapot With A Long Name", category="kitchen")}
     table = item_table(encoder, catalogue)
@@ -89,11 +91,17 @@ def test_item_table_keys_match_what_triton_caches(encoder, tmp_path: Path):
 
 
 def test_serving_signals_match_the_training_lists(tmp_path: Path):
-    """No training/serving skew: the scoring service's signals (services.fusion_inputs, from the event
-    log) equal the worker's (workers.fusion_publishing.build_lists) for the same shopper at the same moment."""
+    """No training/serving skew: the scoring path's signals (rankers.fusion over the online features,
+    read back from a real Feast store after the feedback service's sync and the version's
+    materialisation) equal the worker's (rankers.fusion.lists.build_lists) for the same shopper at the
+    same moment; so does retrieval."""
     from clickmodel.co_purchase import fit_neighbours
-    from services.eventlog import EventLog
-    from services.fusion_inputs import FusionInputs
+    from core.feature_sync import FeatureSync
+    from core.features import FeatureClient, apply
+    from core.settings import Settings
+    from core.store import EventLog
+    from rankers import get_ranker
+    from rankers.fusion import CO_PURCHASE_FILE, serving_signals
 
     day = 86400.0
     catalogue = {i: ItemText(f"item {i}") for i in "abcdefg"}
@@ -106,11 +114,23 @@ def test_serving_signals_match_the_training_lists(tmp_path: Path):
     table = fit_neighbours(items for _, _, items in baskets_of(history))
     (spec,) = build_lists(history + basket, catalogue, {("u", T)}, table)
 
-    log = EventLog(f"sqlite:///{tmp_path / 'log.db'}")
-    log.upsert_items(catalogue)
-    log.append_events(history)
-    log.replace_co_purchase(table)
-    inputs = FusionInputs(log)
-    served = inputs.signals(inputs.history("u"), spec.candidates)
+    settings = Settings(data_dir=tmp_path, feast_online_url="")
+    apply(settings)
+    features = FeatureClient(settings)
+    log = EventLog.open(settings.eventlog)
+    log.catalogue.upsert(catalogue)
+    features.push_items(catalogue)
+    log.events.append(history)
+    FeatureSync(log, features).after_batch({"u", "v", "w"}, set(catalogue))  # as the feedback service does
+    version_dir = tmp_path / "7"
+    version_dir.mkdir()
+    (version_dir / CO_PURCHASE_FILE).write_text(json.dumps(table))  # as the worker writes a version
+    ranker = get_ranker("fusion")
+    ranker.materialise(version_dir, features, 7)
+
+    shopper = ranker.shopper(features, "u", "7")
+    items = features.get_items(spec.candidates, popularity=True)
+    served = serving_signals(shopper, spec.candidates, items)
     assert np.allclose(served, spec.signals, atol=1e-4), (spec.candidates, served - spec.signals)
-    assert set(inputs.retrieve("u")) == set(spec.candidates)
+    assert set(ranker.retrieve(shopper, 100)) == set(spec.candidates)
+    assert ranker.shopper(features, "u", "8").co_purchase == {}  # another version's table is not this one's

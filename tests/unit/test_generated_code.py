@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from services.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 
 def test_generated_code_is_up_to_date(tmp_path):

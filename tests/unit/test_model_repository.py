@@ -1,11 +1,11 @@
-import json
-import os
 
 import pytest
 
-from services.model_repository import TMP_PREFIX, Lineage, ModelRepository
-from services.triton_config import build_config, parse_config
-from services.config import PROJECT_ROOT
+from core.domain import Lineage
+from core.model_repository import TMP_PREFIX, ModelRepository
+from core.triton_config import parse_config
+from rankers import get_ranker
+from core.settings import PROJECT_ROOT
 
 
 def lineage(job="j"):
@@ -13,10 +13,10 @@ def lineage(job="j"):
 
 
 def test_publish_numbers_versions_and_keeps_lineage(tmp_path):
-    repo = ModelRepository(tmp_path)
+    repo = ModelRepository(tmp_path, "bert_click")
     assert repo.latest() is None
     for n in (1, 2):
-        v = repo.publish(lambda p: p.write_bytes(b"weights"), lineage(f"j{n}"), tag=f"j{n}")
+        v = repo.publish(lambda p: (p / "model.pt").write_bytes(b"weights"), lineage(f"j{n}"), tag=f"j{n}")
         assert v == n
     assert repo.versions() == [1, 2]
     assert repo.lineage(2).job_id == "j2" and repo.lineage(2).version == "2"
@@ -26,10 +26,10 @@ def test_publish_numbers_versions_and_keeps_lineage(tmp_path):
 
 
 def test_failed_write_leaves_no_version(tmp_path):
-    repo = ModelRepository(tmp_path)
+    repo = ModelRepository(tmp_path, "bert_click")
 
     def explode(path):
-        path.write_bytes(b"half")
+        (path / "model.pt").write_bytes(b"half")
         raise RuntimeError("killed mid-write")
 
     with pytest.raises(RuntimeError):
@@ -41,43 +41,45 @@ def test_failed_write_leaves_no_version(tmp_path):
 @pytest.mark.parametrize("name", ["bert_click", "fusion_click"])
 def test_committed_config_is_what_the_builder_makes(name):
     committed = parse_config(PROJECT_ROOT / "triton_models" / name / "config.pbtxt")
-    assert committed == build_config(model_name=name)
+    from rankers import ranker_for_model
+
+    assert committed == ranker_for_model(name).triton_config()
     assert committed.backend == "python"
     if name == "bert_click":  # candidate pairs are batched across requests; fusion takes one shopper per request
         assert committed.dynamic_batching.max_queue_delay_microseconds > 0
 
 
 def test_pin_serves_a_chosen_version_and_survives_reparse(tmp_path):
-    repo = ModelRepository(tmp_path)
+    repo = ModelRepository(tmp_path, "bert_click")
     for n in (1, 2, 3):
-        repo.publish(lambda p: p.write_bytes(b"w"), lineage(f"j{n}"), tag=f"j{n}")
+        repo.publish(lambda p: (p / "model.pt").write_bytes(b"w"), lineage(f"j{n}"), tag=f"j{n}")
     assert repo.serving_version() == 3  # fresh config: the newest
     assert repo.pin(2) == 3 and repo.serving_version() == 2
     config = parse_config(tmp_path / "bert_click" / "config.pbtxt")
     assert list(config.version_policy.specific.versions) == [2]
-    assert config.input == build_config().input  # everything else kept
+    assert config.input == get_ranker("cross-encoder").triton_config().input  # everything else kept
     with pytest.raises(FileNotFoundError):
         repo.pin(7)
 
 
 def test_lineage_keeps_the_gate_decision(tmp_path):
-    repo = ModelRepository(tmp_path)
+    repo = ModelRepository(tmp_path, "bert_click")
     lin = lineage()
     lin.gate = {"passed": False, "reason": "worse", "metrics": {"candidate": {"log_loss": 0.9}}}
-    v = repo.publish(lambda p: p.write_bytes(b"w"), lin, tag="g")
+    v = repo.publish(lambda p: (p / "model.pt").write_bytes(b"w"), lin, tag="g")
     assert repo.lineage(v).gate["reason"] == "worse"
 
 
 def test_replay_buffer_is_a_bounded_persistent_reservoir(tmp_path):
-    from clickmodel.training import Example
-    from services.eventlog import EventLog, ReplayBuffer
+    from core.domain import Example
+    from core.store import EventLog, ReplayBuffer
 
-    log = EventLog(f"sqlite:///{tmp_path / 'log.db'}")
-    buffer = ReplayBuffer(log, capacity=50)
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    buffer = ReplayBuffer(log.engine, capacity=50)
     buffer.add([Example("u", f"old {i}", 1.0) for i in range(40)])
     assert len(buffer) == 40
     buffer.add([Example("u", f"new {i}", 0.0) for i in range(200)], seed=1)
-    again = ReplayBuffer(EventLog(f"sqlite:///{tmp_path / 'log.db'}"), capacity=50)  # a restarted worker
+    again = ReplayBuffer(EventLog.open(f"sqlite:///{tmp_path / 'log.db'}").engine, capacity=50)  # a restarted worker
     assert len(again) == 50
     texts = [e.item_text for e in again.sample(50)]
     old = sum(t.startswith("old") for t in texts)

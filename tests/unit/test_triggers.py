@@ -1,12 +1,12 @@
 """The trigger decision (one function; the Celery sender is replaced by a recorder)."""
 import time
 
-from clickmodel.training import Event
-from services.config import Settings
-from services.eventlog import EventLog
-from services.model_repository import Lineage, ModelRepository
-from services.triggers import maybe_fine_tune
-from workers.app import app
+from core.domain import Event
+from core.settings import Settings
+from core.store import EventLog
+from core.domain import Lineage
+from core.model_repository import ModelRepository
+from core.triggers import maybe_fine_tune
 
 
 class Recorder:
@@ -19,9 +19,9 @@ class Recorder:
 
 def setup(tmp_path):
     settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
-    log = EventLog(settings.eventlog)
+    log = EventLog.open(settings.eventlog)
     lineage = Lineage("", "", time.time(), 0.0, 1000.0, 1, 0.5, "bootstrap")
-    ModelRepository(settings.model_repository, settings.model_name).publish(lambda p: p.write_bytes(b"w"), lineage, tag="b")
+    ModelRepository(settings.model_repository, settings.model_name).publish(lambda p: (p / "model.pt").write_bytes(b"w"), lineage, tag="b")
     return settings, log
 
 
@@ -32,65 +32,68 @@ def events(n, start=2000.0):
 def test_volume_trigger_fires_once_per_window_and_never_twice_at_once(tmp_path):
     settings, log = setup(tmp_path)
     sender = Recorder()
-    log.append_events(events(4) + [Event("old", "u", "i", "purchase", 500.0), Event("imp", "u", "i", "impression", 3000.0)])
+    log.events.append(events(4) + [Event("old", "u", "i", "purchase", 500.0), Event("imp", "u", "i", "impression", 3000.0)])
     assert maybe_fine_tune(settings, log, sender, 5, "volume") is None  # 4 new positives: not enough
-    log.append_events(events(2, start=4000.0))
+    log.events.append(events(2, start=4000.0))
     job = maybe_fine_tune(settings, log, sender, 5, "volume")
     assert job is not None and job.parent_version == "1" and len(sender.sent) == 1
     name, task_id, queue, payload = sender.sent[0]
     assert task_id == job.job_id and queue == "training" and payload["job_id"] == job.job_id
-    log.append_events(events(20, start=5000.0))
+    log.events.append(events(20, start=5000.0))
     assert maybe_fine_tune(settings, log, sender, 5, "volume") is None  # one is pending: never two at once
-    log.update_job(job.job_id, state="SUCCEEDED")
+    log.jobs.update(job.job_id, state="SUCCEEDED")
     assert maybe_fine_tune(settings, log, sender, 5, "volume") is not None and len(sender.sent) == 2
 
 
-def test_beat_schedule_runs_the_scheduled_check():
+def test_beat_schedule_runs_the_scheduled_check_and_the_materialisation():
+    from workers.app import app
+
     entry = app.conf.beat_schedule["fine-tune-on-schedule"]
     assert entry["task"] == "workers.scheduled.scheduled_fine_tune" and entry["schedule"] > 0
+    assert app.conf.beat_schedule["materialise-features"]["task"] == "workers.materialise.materialise_features"
 
 
 def test_claim_job_lets_one_run_at_a_time(tmp_path):
     _, log = setup(tmp_path)
-    log.create_job("a", "1", 5)
-    log.create_job("b", "1", 5)
-    assert log.claim_job("a") and not log.claim_job("b")
-    log.update_job("a", state="SUCCEEDED")
-    assert log.claim_job("b")
+    log.jobs.create("a", "1", 5)
+    log.jobs.create("b", "1", 5)
+    assert log.jobs.claim("a") and not log.jobs.claim("b")
+    log.jobs.update("a", state="SUCCEEDED")
+    assert log.jobs.claim("b")
 
 
 def test_a_lease_that_runs_out_frees_the_model_for_another_worker(tmp_path):
     _, log = setup(tmp_path)
-    log.create_job("a", "1", 5)
-    log.create_job("b", "1", 5)
-    assert log.claim_job("a", owner="w1", lease_s=60)
-    assert not log.claim_job("b", owner="w2", lease_s=60)  # a is alive
-    assert not log.claim_job("a", owner="w2", lease_s=60)  # nor can a second worker take a running job
-    assert [j.job_id for j in log.active_jobs(60)] == ["a", "b"]
-    assert log.abandoned_jobs("w2", 60) == []  # another worker starting leaves a live job alone
-    assert [j.job_id for j in log.abandoned_jobs("w1", 60)] == ["a"]  # w1 restarting knows it died
-    log.update_job("a", updated=0.0)  # w1 stopped reporting long ago
-    assert [j.job_id for j in log.abandoned_jobs("w2", 60)] == ["a"]
-    assert [j.job_id for j in log.active_jobs(60)] == ["b"]  # a dead job does not block triggers
-    assert log.claim_job("b", owner="w2", lease_s=60)
+    log.jobs.create("a", "1", 5)
+    log.jobs.create("b", "1", 5)
+    assert log.jobs.claim("a", owner="w1", lease_s=60)
+    assert not log.jobs.claim("b", owner="w2", lease_s=60)  # a is alive
+    assert not log.jobs.claim("a", owner="w2", lease_s=60)  # nor can a second worker take a running job
+    assert [j.job_id for j in log.jobs.active(60)] == ["a", "b"]
+    assert log.jobs.abandoned("w2", 60) == []  # another worker starting leaves a live job alone
+    assert [j.job_id for j in log.jobs.abandoned("w1", 60)] == ["a"]  # w1 restarting knows it died
+    log.jobs.update("a", updated=0.0)  # w1 stopped reporting long ago
+    assert [j.job_id for j in log.jobs.abandoned("w2", 60)] == ["a"]
+    assert [j.job_id for j in log.jobs.active(60)] == ["b"]  # a dead job does not block triggers
+    assert log.jobs.claim("b", owner="w2", lease_s=60)
 
 
 def test_touch_renews_only_a_running_job(tmp_path):
     _, log = setup(tmp_path)
-    log.create_job("a", "1", 5)
-    log.update_job("a", updated=1.0)
-    log.touch_job("a")  # PENDING: untouched
-    assert log.get_job("a").updated == 1.0
-    log.claim_job("a", owner="w1")
-    log.update_job("a", updated=1.0)
-    log.touch_job("a")
-    assert log.get_job("a").updated > 1.0
+    log.jobs.create("a", "1", 5)
+    log.jobs.update("a", updated=1.0)
+    log.jobs.touch("a")  # PENDING: untouched
+    assert log.jobs.get("a").updated == 1.0
+    log.jobs.claim("a", owner="w1")
+    log.jobs.update("a", updated=1.0)
+    log.jobs.touch("a")
+    assert log.jobs.get("a").updated > 1.0
 
 
 def test_an_old_log_gains_the_owner_column(tmp_path):
     import sqlalchemy as sa
 
-    from services.eventlog import EventLog
+    from core.store import EventLog
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
@@ -99,6 +102,6 @@ def test_an_old_log_gains_the_owner_column(tmp_path):
                              "message VARCHAR NOT NULL, parent_version VARCHAR NOT NULL, new_version VARCHAR NOT NULL, "
                              "max_steps INTEGER NOT NULL, created FLOAT NOT NULL, updated FLOAT NOT NULL)"))
         conn.execute(sa.text("INSERT INTO jobs VALUES ('old', 'SUCCEEDED', 1.0, 'done', '1', '2', 5, 1.0, 1.0)"))
-    log = EventLog(url)
-    assert log.get_job("old").owner == ""
-    assert log.claim_job("new") is False  # unknown job id: nothing to claim
+    log = EventLog.open(url)
+    assert log.jobs.get("old").owner == ""
+    assert log.jobs.claim("new") is False  # unknown job id: nothing to claim

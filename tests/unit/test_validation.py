@@ -3,7 +3,7 @@ import time
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.errors import InvalidArgument
+from core.errors import InvalidArgument
 from services.validation import validate_events, validate_items, validate_rank_request
 from shoprank.v1 import common_pb2
 

@@ -5,7 +5,7 @@ towers + repeat/recency/popularity signals, trained on past baskets) → tritons
 Celery worker → rankings from version 1 → new behaviour fed back → fine-tune job → rankings from
 version 2 → report → every process stopped.
 
-    python -m services.demo [--dataset auto|synthetic|online-retail] [--out var/demo]
+    python -m devtools.demo [--dataset auto|synthetic|online-retail] [--out var/demo]
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from services.config import PROJECT_ROOT
-from services.suite import Suite
+from core.settings import PROJECT_ROOT
+from devtools.suite import Suite
 
 logger = logging.getLogger("demo")
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> dict:
     suite.apply_env()
     report: dict = {"timings_s": {}}
     with suite:
-        from services.config import load
+        from core.settings import load
 
         t = step("data")
         shop = load_shop(args.dataset)
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> dict:
         suite.start_services(("feedback", "profile"))
         report["timings_s"]["start_services"] = time.perf_counter() - t
 
-        from services.client import SuiteClient
+        from devtools.client import SuiteClient
 
         t = step("loading the catalogue and past events through the feedback service")
         client = SuiteClient(suite.address("feedback"))

@@ -1,4 +1,4 @@
-"""Starts and stops the whole suite as real processes: tritonserver, the three gRPC servers, a Celery
+"""Dev tooling: starts and stops the whole suite as real processes: tritonserver, the three gRPC servers, a Celery
 worker. Used by the demo, `make up` and the integration tests (free ports, readiness waits, fail
 fast with the process log when one dies, always cleaned up)."""
 from __future__ import annotations
@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services import triton_launcher
-from services.config import PROJECT_ROOT
-from services.ports import free_port, log_tail, wait_until
+from devtools import triton_launcher
+from core.settings import PROJECT_ROOT
+from devtools.ports import free_port, log_tail, wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class Suite:
 
     def settings(self):  # type: ignore[no-untyped-def]
         """Settings for this deployment, as its child processes see them (this process's env untouched)."""
-        from services.config import Settings
+        from core.settings import Settings
 
         saved = dict(os.environ)
         try:
@@ -87,7 +86,7 @@ class Suite:
         self.ports.setdefault("triton_http", free_port())
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "services.features", "apply"], env=self.env(), check=True,
+        subprocess.run([sys.executable, "-m", "core.features", "apply"], env=self.env(), check=True,
                        stdout=open(self.log_dir / "feast-apply.log", "ab"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
 
     def start_triton(self, timeout: float = 180.0) -> None:
@@ -116,7 +115,7 @@ class Suite:
     def start_worker(self, timeout: float = 120.0) -> None:
         log = self.log_dir / "worker.log"
         start = log.stat().st_size if log.exists() else 0
-        proc = self._spawn("worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "training",
+        proc = self._spawn("worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "training,features",
                                       "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
                                       "--loglevel", "INFO", "--hostname", f"trainer-{os.getpid()}@%h", "--without-gossip", "--without-mingle"])
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
-
-from services.triton_config import MODEL_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,11 @@ class Scores:
     model_version: str
 
 
+VERSION_CACHE_S = 1.0  # how long the scoring path trusts its answer to "which version serves?"
+
+
 class TritonClickClient:
-    def __init__(self, url: str, timeout_s: float = 10.0, model_name: str = MODEL_NAME) -> None:
+    def __init__(self, url: str, timeout_s: float, model_name: str) -> None:
         import tritonclient.grpc as grpcclient
 
         self._grpc = grpcclient
@@ -30,10 +33,31 @@ class TritonClickClient:
         self.timeout_s = timeout_s
         self.model_name = model_name
         self.client = grpcclient.InferenceServerClient(url)
+        self._version: tuple[float, str] = (float("-inf"), "")
+        self._version_lock = threading.Lock()
 
-    def score(self, inputs: dict[str, np.ndarray]) -> Scores:
-        """One request with every input the model takes (int64 or float32 arrays, by name); returns
-        the candidates' probabilities and the version that answered."""
+    def serving_version(self) -> str:
+        """The version Triton serves now (cached for a second; the config pins exactly one), so the
+        request's per-version features and the model that scores them are the same version."""
+        with self._version_lock:
+            stamp, version = self._version
+            if time.monotonic() - stamp < VERSION_CACHE_S and version:
+                return version
+        ready = self.serving_versions()
+        version = max(ready, key=int) if ready else ""
+        if not version:
+            raise InferenceUnavailable(f"Triton serves no version of {self.model_name}")
+        with self._version_lock:
+            self._version = (time.monotonic(), version)
+        return version
+
+    def forget_version(self) -> None:
+        with self._version_lock:
+            self._version = (float("-inf"), "")
+
+    def score(self, inputs: dict[str, np.ndarray], version: str = "") -> Scores:
+        """One request with every input the model takes (int64 or float32 arrays, by name) to
+        `version` (or whichever Triton serves); returns the probabilities and the version that answered."""
         from tritonclient.utils import InferenceServerException
 
         request = []
@@ -45,10 +69,12 @@ class TritonClickClient:
             result = self.client.infer(
                 self.model_name,
                 request,
+                model_version=version,
                 outputs=[self._grpc.InferRequestedOutput("probability")],
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as exc:
+            self.forget_version()  # the version may have just been replaced: ask again next time
             raise InferenceUnavailable(str(exc)) from exc
         return Scores(result.as_numpy("probability")[:, 0], result.get_response().model_version)
 

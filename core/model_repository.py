@@ -1,9 +1,11 @@
 """The Triton model repository on disk: numeric version folders, lineage records, atomic publishing.
 
-A version folder holds `model.pt` (TorchScript), `model.py` (the python-backend loader, copied from
-triton_models/bert_click/model.py) and `lineage.json`. A new version is written under a temporary
-name that Triton ignores, flushed, then renamed to its number in one step, so Triton never sees a
-half-written version, even if the writer is killed.
+A version folder holds everything it needs to serve: `model.pt` (TorchScript), `model.py` (the
+python-backend loader, copied from triton_models/<model>/model.py), `lineage.json`, and whatever its
+ranker writes beside them (the fusion ranker: item-embedding table, co-purchase table, signal
+statistics). A new version is written under a temporary name that Triton ignores, flushed, then
+renamed to its number in one step, so Triton never sees a half-written version, even if the writer is
+killed; promotion and rollback switch all of it at once.
 """
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from services.config import PROJECT_ROOT
-from services.triton_config import MODEL_NAME, build_config, parse_config, pin_version, pinned_version, write_config
+from core.domain import Lineage
+from core.settings import PROJECT_ROOT
+from core.triton_config import parse_config, pin_version, pinned_version, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -25,24 +28,8 @@ TEMPLATES = PROJECT_ROOT / "triton_models"  # each model's committed config.pbtx
 TMP_PREFIX = ".tmp-"
 
 
-@dataclass
-class Lineage:
-    version: str
-    parent_version: str
-    created: float
-    data_from: float
-    data_to: float
-    example_count: int
-    final_loss: float
-    job_id: str
-    train_seconds: float = 0.0
-    notes: dict = field(default_factory=dict)
-    # The promotion gate's decision: {"passed": bool, "reason": str, "metrics": {...}}
-    gate: dict = field(default_factory=dict)
-
-
 class ModelRepository:
-    def __init__(self, root: Path, model_name: str = MODEL_NAME) -> None:
+    def __init__(self, root: Path, model_name: str) -> None:
         self.root = root
         self.model_name = model_name
         self.model_dir = root / model_name
@@ -54,10 +41,10 @@ class ModelRepository:
         config = self.model_dir / "config.pbtxt"
         if not config.exists():
             template = self.template_dir / "config.pbtxt"
-            if template.exists() and template.resolve() != config.resolve():
+            if not template.exists():
+                raise FileNotFoundError(f"no committed config for {self.model_name} at {template}")
+            if template.resolve() != config.resolve():
                 shutil.copy2(template, config)
-            else:
-                write_config(config, build_config(model_name=self.model_name))
 
     def versions(self) -> list[int]:
         if not self.model_dir.exists():
@@ -68,8 +55,11 @@ class ModelRepository:
         v = self.versions()
         return v[-1] if v else None
 
+    def version_dir(self, version: int) -> Path:
+        return self.model_dir / str(version)
+
     def model_path(self, version: int) -> Path:
-        return self.model_dir / str(version) / "model.pt"
+        return self.version_dir(version) / "model.pt"
 
     def lineage(self, version: int) -> Lineage | None:
         path = self.model_dir / str(version) / "lineage.json"
@@ -104,13 +94,14 @@ class ModelRepository:
                 removed.append(p.name)
         return removed
 
-    def publish(self, write_model: Callable[[Path], None], lineage: Lineage, tag: str) -> int:
-        """Write a new version folder under a temporary name and rename it to the next number."""
+    def publish(self, write_version: Callable[[Path], None], lineage: Lineage, tag: str) -> int:
+        """Write a new version folder under a temporary name (`write_version` fills the folder) and
+        rename it to the next number."""
         self.ensure_layout()
         tmp = self.model_dir / f"{TMP_PREFIX}{tag}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        write_model(tmp / "model.pt")
+        write_version(tmp)
         shutil.copy2(self.template_dir / "model.py", tmp / "model.py")
         for _ in range(20):
             version = (self.latest() or 0) + 1

@@ -10,8 +10,8 @@ import logging
 import signal
 import threading
 
-from services.config import load
-from services.suite import Suite
+from core.settings import load
+from devtools.suite import Suite
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,12 @@ def main() -> None:
         suite.apply_env()
         suite.prepare()
         suite.start_services(("feedback", "profile"))
-        from services.eventlog import EventLog
+        from core.store import EventLog
 
-        log = EventLog(settings.eventlog)
-        if not log.catalogue():
-            from services.client import SuiteClient
-            from services.demo import load_shop
+        log = EventLog.open(settings.eventlog)
+        if not log.catalogue.items():
+            from devtools.client import SuiteClient
+            from devtools.demo import load_shop
 
             shop = load_shop("auto")
             logger.info("first start: loading %s (%d items, %d events)", shop.name, len(shop.items), len(shop.events))
@@ -68,8 +68,8 @@ def main() -> None:
         suite.start_triton()
         suite.start_services(("scoring",))
         suite.start_worker()
-        catalogue = sorted(log.catalogue())[:3]
-        user = log.events()[-1].user_id
+        catalogue = sorted(log.catalogue.items())[:3]
+        user = log.events.read()[-1].user_id
         print(GRPCURL_EXAMPLES.format(
             scoring=suite.ports["scoring"], profile=suite.ports["profile"], feedback=suite.ports["feedback"], user=user,
             items=", ".join(f'"{i}"' for i in catalogue), first=f'"{catalogue[0]}"', logs=suite.log_dir), flush=True)

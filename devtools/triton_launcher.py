@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.ports import free_port, wait_until
+from devtools.ports import free_port, wait_until
 
 logger = logging.getLogger(__name__)
 

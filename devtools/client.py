@@ -1,4 +1,4 @@
-"""A small Python client of the suite (stubs on one channel each), used by the demo and the tests."""
+"""Dev tooling: a small Python client of the suite (stubs on one channel each), used by the demo and the tests."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -7,7 +7,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clickmodel.text import ItemText
-from clickmodel.training import Event
+from core.domain import Event
 from shoprank.v1 import (common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2, model_admin_pb2_grpc,
                          profile_pb2_grpc, scoring_pb2, scoring_pb2_grpc)
 
@@ -53,6 +53,10 @@ class SuiteClient:
     def rank(self, user_id: str, item_ids: Iterable[str], request_id: str = "") -> scoring_pb2.RankResponse:
         assert self.scoring is not None
         return self.scoring.Rank(scoring_pb2.RankRequest(user_id=user_id, item_ids=list(item_ids), request_id=request_id), timeout=60)
+
+    def recommend(self, user_id: str, k: int = 10, request_id: str = "") -> scoring_pb2.RankResponse:
+        assert self.scoring is not None
+        return self.scoring.Recommend(scoring_pb2.RecommendRequest(user_id=user_id, k=k, request_id=request_id), timeout=60)
 
     def trigger(self, job_id: str = "", max_steps: int = 0, learning_rate: float = 0.0) -> model_admin_pb2.Job:
         request = model_admin_pb2.TriggerFineTuneRequest(job_id=job_id, max_steps=max_steps, learning_rate=learning_rate)

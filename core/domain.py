@@ -1,0 +1,91 @@
+"""Domain types shared by services, workers, rankers and tools: events, catalogue items, jobs, lineage,
+gate decisions. Plain dataclasses, no torch, no I/O."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Events that say something about taste; impressions are exposure, not interest, and stay out of history.
+INTEREST_EVENTS = ("click", "add_to_cart", "purchase")
+# Events that count as a positive label for the click models.
+POSITIVE_EVENTS = INTEREST_EVENTS
+EVENT_TYPES = ("impression",) + INTEREST_EVENTS
+
+JOB_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "REJECTED", "FAILED")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One behaviour event as the storefront sent it (timestamp in epoch seconds)."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: float
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ItemText:
+    """The catalogue fields the models read for a product."""
+
+    title: str
+    description: str = ""
+    category: str = ""
+    price: float = 0.0
+
+
+@dataclass(frozen=True)
+class Example:
+    """A labelled (shopper text, item text) pair: what the cross-encoder trains on."""
+
+    user_text: str
+    item_text: str
+    label: float
+
+
+@dataclass(frozen=True)
+class Job:
+    """A fine-tune job as the job store keeps it."""
+
+    job_id: str
+    state: str
+    progress: float
+    message: str
+    parent_version: str
+    new_version: str
+    max_steps: int
+    created: float
+    updated: float
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a candidate version may serve, why, and the numbers behind it."""
+
+    passed: bool
+    reason: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reason": self.reason, "metrics": self.metrics}
+
+
+@dataclass
+class Lineage:
+    """Where a version comes from: parent, data window, examples, training cost, gate decision."""
+
+    version: str
+    parent_version: str
+    created: float
+    data_from: float
+    data_to: float
+    example_count: int
+    final_loss: float
+    job_id: str
+    train_seconds: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)
+    # The promotion gate's decision: {"passed": bool, "reason": str, "metrics": {...}}
+    gate: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,81 @@
+"""Online features derived from the event log: what the feedback service pushes after each event batch
+and what a full refresh rewrites. The log is the system of record; everything here can be rebuilt
+from it, so a retried or replayed batch converges to the same features."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Iterable
+
+from core.features import FeatureClient, UserFeatures
+from core.store import EventLog
+
+logger = logging.getLogger(__name__)
+
+DAY = 86400.0
+HISTORY_LENGTH = 20  # recent interest events per shopper for the model text (clickmodel.text reads 8)
+INTEREST_LIMIT = 2000  # interest events per shopper for the repeat / recency signals
+POPULAR_ITEMS = 100  # the shop's popular list (retrieval's fallback)
+# Popularity windows: events at or after clock - 31 days (and - 8 days), as the training lists count them.
+WINDOW_30D = 31 * DAY
+WINDOW_7D = 8 * DAY
+
+
+class FeatureSync:
+    """Pushes the features an event batch changed; refreshes every item's popularity and the shop's
+    popular list at most every `refresh_s` (the windows slide with the clock)."""
+
+    def __init__(self, log: EventLog, features: FeatureClient, refresh_s: float = 30.0) -> None:
+        self.log = log
+        self.features = features
+        self.refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._last_full = float("-inf")
+        self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
+
+    def users(self, user_ids: Iterable[str]) -> None:
+        """Rebuild each shopper's history and interest features from the log."""
+        rows = {}
+        for user_id in sorted(set(user_ids)):
+            recent = self.log.events.recent_events(user_id, HISTORY_LENGTH)
+            n_events, n_purchases, last_ts = self.log.events.user_counts(user_id)
+            interests = self.log.events.interest_history(user_id, INTEREST_LIMIT)
+            rows[user_id] = UserFeatures([(i, t) for i, t, _ in recent], n_events, n_purchases, last_ts, interests)
+        self.features.push_users(rows)
+
+    def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
+        """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest."""
+        self.users(user_ids)
+        with self._lock:
+            if time.monotonic() - self._last_full >= self.refresh_s:
+                self._refresh_all()
+                return
+            clock = self.log.events.newest_time() or 0.0
+            items = sorted(set(item_ids))
+            self.features.push_popularity(self.log.events.item_counts(clock - WINDOW_30D, items),
+                                          self.log.events.item_counts(clock - WINDOW_7D, items))
+            self._pushed_items.update(items)
+
+    def refresh_all(self) -> None:
+        """Every item's popularity, the shop's clock and popular list, now."""
+        with self._lock:
+            self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        clock = self.log.events.newest_time()
+        if clock is None:
+            self._last_full = time.monotonic()
+            return
+        pop30 = self.log.events.item_counts(clock - WINDOW_30D)
+        pop7 = self.log.events.item_counts(clock - WINDOW_7D)
+        stale = {i: 0 for i in self._pushed_items if i not in pop30}  # dropped out of the window
+        self.features.push_popularity({**stale, **pop30}, pop7)
+        self._pushed_items = set(pop30)
+        popular = sorted(pop30, key=lambda i: (-pop30[i], i))[:POPULAR_ITEMS]
+        filler: list[str] = []
+        if len(popular) < POPULAR_ITEMS:
+            filler = [i for i in sorted(self.log.catalogue.items()) if i not in pop30][:POPULAR_ITEMS - len(popular)]
+        self.features.push_shop(clock, popular, filler)
+        self._last_full = time.monotonic()
+        logger.info("online popularity refreshed: %d items, clock %.0f", len(pop30), clock)

@@ -1,0 +1,226 @@
+"""The Feast feature store as the services and workers use it: apply, push, and online reads.
+
+What the ranking path reads lives here and only here (feature_repo/definitions.py declares it):
+item text and popularity, the shopper's history and interest events, the shop's clock and popular
+items, and each model version's co-purchase neighbours. `python -m core.features apply` registers the
+definitions against the deployment's registry (the same as `feast apply` in feature_repo/).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from core.domain import ItemText
+from core.settings import PROJECT_ROOT, Settings, load
+
+logger = logging.getLogger(__name__)
+
+SHOP_ID = "shop"
+ITEM_TEXT = ["item_text:title", "item_text:description", "item_text:category", "item_text:price"]
+ITEM_POPULARITY = ["item_popularity:popularity_30d", "item_popularity:popularity_7d"]
+USER_FEATURES = [
+    "user_history:recent_item_ids",
+    "user_history:recent_event_types",
+    "user_history:event_count",
+    "user_history:purchase_count",
+    "user_history:last_event_ts",
+    "user_history:interest_item_ids",
+    "user_history:interest_timestamps",
+]
+SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids"]
+CO_PURCHASE = ["co_purchase:neighbour_ids", "co_purchase:neighbour_scores"]
+
+
+@dataclass(frozen=True)
+class UserFeatures:
+    """A shopper as the online store holds them."""
+
+    recent: list[tuple[str, str]]  # (item_id, event_type) of their newest interest events, newest first
+    event_count: int
+    purchase_count: int
+    last_event_ts: float
+    interests: list[tuple[str, float]] = field(default_factory=list)  # (item_id, ts), newest first
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    text: ItemText
+    popularity_30d: int = 0
+    popularity_7d: int = 0
+
+
+@dataclass(frozen=True)
+class ShopFeatures:
+    clock: float  # the newest event time: "now" for signals, so a replayed shop reads like a live one
+    popular: list[str]  # items bought in the last 30 days, most first
+    filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
+
+
+def version_key(model_name: str, version: int | str) -> str:
+    """The entity key of a model version's features."""
+    return f"{model_name}:{version}"
+
+
+def online_store_config(settings: Settings) -> dict[str, Any]:
+    """SQLite under the data dir by default; Redis when RECSYS_FEAST_ONLINE_URL is redis://host:port/db."""
+    if settings.feast_online_url.startswith("redis://"):
+        url = urlparse(settings.feast_online_url)
+        db = (url.path or "/0").lstrip("/") or "0"
+        return {"type": "redis", "connection_string": f"{url.hostname}:{url.port or 6379},db={db}"}
+    return {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
+
+
+def open_store(settings: Settings) -> Any:
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    config = RepoConfig(
+        project="shoprank",
+        provider="local",
+        registry=str(settings.feast_dir / "registry.db"),
+        online_store=online_store_config(settings),
+        offline_store={"type": "file"},
+        entity_key_serialization_version=3,
+        repo_path=str(PROJECT_ROOT / "feature_repo"),
+    )
+    return FeatureStore(config=config)
+
+
+def apply(settings: Settings) -> None:
+    """Register the feature definitions (idempotent)."""
+    from feature_repo import definitions as d
+
+    store = open_store(settings)
+    store.apply([*d.ENTITIES, *d.PUSH_SOURCES, *d.FEATURE_VIEWS])
+    logger.info("feast definitions applied under %s", settings.feast_dir)
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+class FeatureClient:
+    """Pushes and online reads; one per process (the store caches its registry)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.store = open_store(settings)
+
+    # --- writes ---------------------------------------------------------------------------------
+    def _push(self, source: str, columns: dict[str, list[Any]]) -> None:
+        n = len(next(iter(columns.values())))
+        if n:
+            columns = {**columns, ("updated_at" if source == "item_push" else "event_time"): [_now()] * n}
+            self.store.push(source, pd.DataFrame(columns))
+
+    def push_items(self, items: dict[str, ItemText]) -> None:
+        self._push("item_push", {
+            "item_id": list(items),
+            "title": [i.title for i in items.values()],
+            "description": [i.description for i in items.values()],
+            "category": [i.category for i in items.values()],
+            "price": [float(i.price) for i in items.values()],
+        })
+
+    def push_users(self, rows: dict[str, UserFeatures]) -> None:
+        self._push("user_history_push", {
+            "user_id": list(rows),
+            "recent_item_ids": [[i for i, _ in r.recent] for r in rows.values()],
+            "recent_event_types": [[t for _, t in r.recent] for r in rows.values()],
+            "event_count": [r.event_count for r in rows.values()],
+            "purchase_count": [r.purchase_count for r in rows.values()],
+            "last_event_ts": [r.last_event_ts for r in rows.values()],
+            "interest_item_ids": [[i for i, _ in r.interests] for r in rows.values()],
+            "interest_timestamps": [[float(t) for _, t in r.interests] for r in rows.values()],
+        })
+
+    def push_popularity(self, counts_30d: dict[str, int], counts_7d: dict[str, int]) -> None:
+        """Popularity of the items in `counts_30d` (an item absent from `counts_7d` had none in 7 days)."""
+        self._push("item_popularity_push", {
+            "item_id": list(counts_30d),
+            "popularity_30d": [int(n) for n in counts_30d.values()],
+            "popularity_7d": [int(counts_7d.get(i, 0)) for i in counts_30d],
+        })
+
+    def push_shop(self, clock: float, popular: Sequence[str], filler: Sequence[str] = ()) -> None:
+        self._push("shop_push", {"shop_id": [SHOP_ID], "clock": [float(clock)], "popular_item_ids": [list(popular)],
+                                 "filler_item_ids": [list(filler)]})
+
+    def push_co_purchase(self, key: str, table: dict[str, list[tuple[str, float]]]) -> None:
+        """One model version's co-purchase neighbours (see version_key)."""
+        self._push("co_purchase_push", {
+            "model_version": [key] * len(table),
+            "item_id": list(table),
+            "neighbour_ids": [[b for b, _ in nbs] for nbs in table.values()],
+            "neighbour_scores": [[float(s) for _, s in nbs] for nbs in table.values()],
+        })
+
+    # --- reads ----------------------------------------------------------------------------------
+    def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:
+        """Features of the known items among `item_ids` (unknown ones are absent)."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        features = ITEM_TEXT + (ITEM_POPULARITY if popularity else [])
+        data = self.store.get_online_features(features=features, entity_rows=[{"item_id": i} for i in ids]).to_dict()
+        out: dict[str, ItemFeatures] = {}
+        for k, item_id in enumerate(data["item_id"]):
+            title = data["title"][k]
+            if title is None:
+                continue
+            text = ItemText(title, data["description"][k] or "", data["category"][k] or "", float(data["price"][k] or 0.0))
+            if popularity:
+                out[item_id] = ItemFeatures(text, int(data["popularity_30d"][k] or 0), int(data["popularity_7d"][k] or 0))
+            else:
+                out[item_id] = ItemFeatures(text)
+        return out
+
+    def get_user(self, user_id: str) -> UserFeatures | None:
+        data = self.store.get_online_features(features=USER_FEATURES, entity_rows=[{"user_id": user_id}]).to_dict()
+        ids = data["recent_item_ids"][0]
+        if ids is None and data["event_count"][0] is None:
+            return None
+        types = data["recent_event_types"][0] or []
+        return UserFeatures(
+            recent=list(zip(ids or [], types)),
+            event_count=int(data["event_count"][0] or 0),
+            purchase_count=int(data["purchase_count"][0] or 0),
+            last_event_ts=float(data["last_event_ts"][0] or 0.0),
+            interests=list(zip(data["interest_item_ids"][0] or [], map(float, data["interest_timestamps"][0] or []))),
+        )
+
+    def get_shop(self) -> ShopFeatures:
+        data = self.store.get_online_features(features=SHOP_FEATURES, entity_rows=[{"shop_id": SHOP_ID}]).to_dict()
+        return ShopFeatures(float(data["clock"][0] or 0.0), list(data["popular_item_ids"][0] or []),
+                            list(data["filler_item_ids"][0] or []))
+
+    def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        """Neighbours of `item_ids` in the version `key` (items without neighbours are absent)."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        rows = [{"model_version": key, "item_id": i} for i in ids]
+        data = self.store.get_online_features(features=CO_PURCHASE, entity_rows=rows).to_dict()
+        out = {}
+        for k, item_id in enumerate(data["item_id"]):
+            nbs = data["neighbour_ids"][k]
+            if nbs:
+                out[item_id] = list(zip(nbs, map(float, data["neighbour_scores"][k])))
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["apply"])
+    parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    apply(load())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Settings shared by every process, read from `RECSYS_*` environment variables and validated at start.
+
+The embedded default needs no servers: SQLite for the event log, Feast's online store and Celery's
+broker and results, the wheel's tritonserver. Setting the URLs below switches each part to Redis or
+PostgreSQL for the multi-machine deployment (compose.yaml). A wrong value fails at start with an
+error that names the variable and what it allows (`SettingsError`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "RECSYS_"
+
+logger = logging.getLogger(__name__)
+
+
+class SettingsError(ValueError):
+    """One or more RECSYS_* variables have values the suite cannot run with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True)
+
+    data_dir: Path = PROJECT_ROOT / "var"
+    model_repository: Path = PROJECT_ROOT / "triton_models"
+    triton_grpc_url: str = "127.0.0.1:8001"
+    # Empty means SQLite under data_dir; e.g. postgresql+psycopg://... for a shared log.
+    eventlog_url: str = ""
+    # Empty means Feast's SQLite online store under data_dir; "redis://host:port/db" selects Redis.
+    feast_online_url: str = ""
+    celery_broker_url: str = ""
+    celery_result_url: str = ""
+    max_candidates: int = Field(500, ge=1, le=10_000)
+    max_batch_events: int = Field(5000, ge=1)
+    # Tokens of a (user text, item text) pair for the cross-encoder.
+    max_length: int = Field(64, ge=8, le=512)
+    fine_tune_steps: int = Field(40, ge=1)
+    fine_tune_batch: int = Field(16, ge=1)
+    replay_capacity: int = Field(5000, ge=0)
+    # Fine-tune automatically once this many new positive events arrived since the serving version (0 = off).
+    auto_fine_tune_events: int = Field(0, ge=0)
+    # Celery beat checks for new events this often and fine-tunes if there are any (seconds).
+    fine_tune_interval_s: float = Field(3600.0, gt=0)
+    # Which click model ranks: a name in the ranker registry (rankers.RANKERS).
+    ranker: str = "fusion"
+    # How a cross-encoder fine-tune updates the serving version (clickmodel.continual).
+    fine_tune_strategy: Literal["full", "distill", "top-layers", "lora"] = "top-layers"
+    # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
+    train_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    # Torch threads of a training process (0: torch's default).
+    train_threads: int = Field(0, ge=0)
+    # A RUNNING job whose worker has not reported for this long is treated as abandoned (seconds).
+    job_lease_s: float = Field(600.0, gt=0)
+    triton_timeout_s: float = Field(10.0, gt=0)
+    # The promotion gates: how much worse than the serving version a candidate may be.
+    gate_loss_tolerance: float = Field(0.02, ge=0)  # log loss (cross-encoder)
+    gate_ndcg_tolerance: float = Field(0.01, ge=0)  # listwise NDCG@10 (fusion)
+    # How often the feedback service refreshes shop-wide popularity in the online store (seconds).
+    popularity_refresh_s: float = Field(30.0, ge=0)
+
+    @field_validator("ranker")
+    @classmethod
+    def _known_ranker(cls, value: str) -> str:
+        from rankers import RANKERS  # the registry's names only; no model code is imported
+
+        if value not in RANKERS:
+            raise ValueError(f"unknown ranker {value!r}; choose one of: {', '.join(RANKERS)}")
+        return value
+
+    @field_validator("data_dir", "model_repository")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @property
+    def eventlog(self) -> str:
+        return self.eventlog_url or f"sqlite:///{self.data_dir / 'eventlog.db'}"
+
+    @property
+    def celery_broker(self) -> str:
+        return self.celery_broker_url or f"sqla+sqlite:///{self.data_dir / 'celery-broker.db'}"
+
+    @property
+    def celery_results(self) -> str:
+        return self.celery_result_url or f"db+sqlite:///{self.data_dir / 'celery-results.db'}"
+
+    @property
+    def model_name(self) -> str:
+        """The Triton model of the configured ranker."""
+        from rankers import get_ranker
+
+        return get_ranker(self.ranker).model_name
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        name = ENV_PREFIX + "_".join(str(p) for p in problem["loc"]).upper()
+        given = problem.get("input")
+        lines.append(f"{name}={given!r}: {problem['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load(**overrides: object) -> Settings:
+    """The settings of this process (environment, then `overrides`); the data dir exists afterwards.
+    Raises SettingsError naming each bad variable."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings

@@ -1,0 +1,33 @@
+"""The event log, the system of record, split by concern: events, catalogue, jobs, replay. One engine
+(SQLite by default, PostgreSQL by URL) behind stores that each own their tables."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from core.store.catalogue import CatalogueStore
+from core.store.events import EventStore
+from core.store.jobs import JobStore
+from core.store.replay import ReplayBuffer
+from core.store.schema import open_engine
+
+__all__ = ["EventLog", "EventStore", "CatalogueStore", "JobStore", "ReplayBuffer", "open_engine"]
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """The stores of one log. Processes take the stores they need (the scoring service takes none)."""
+
+    engine: Engine
+    events: EventStore
+    catalogue: CatalogueStore
+    jobs: JobStore
+
+    @classmethod
+    def open(cls, url: str) -> "EventLog":
+        engine = open_engine(url)
+        return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine))
+
+    def replay(self, capacity: int) -> ReplayBuffer:
+        return ReplayBuffer(self.engine, capacity)

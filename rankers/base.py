@@ -1,0 +1,140 @@
+"""The `Ranker` interface: everything that differs between click models, behind one shape.
+
+A ranker has two halves. The serving half (this module's `Ranker`, torch-free) names its Triton model
+and builds its config, reads what it needs of a shopper from the online store, retrieves candidates,
+turns a shopper and candidates into the model's request tensors, and materialises its per-version
+online features. The training half (`Trainer`, imported lazily by `Ranker.trainer()` in processes that
+train) builds examples from the event log, trains from a parent version or from scratch, gates the
+candidate against the serving version and says which files make up the version. Scoring, the
+fine-tune task, publishing, rollback and the benchmarks call only these methods.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from clickmodel.text import HistoryEntry
+from core.domain import Lineage
+from core.features import FeatureClient, ItemFeatures, version_key
+
+if TYPE_CHECKING:
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from core.model_repository import ModelRepository
+    from core.settings import Settings
+    from core.store import EventLog
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """One shopper at request time, as the online store holds them (and the shop around them)."""
+
+    user_id: str
+    recent: list[HistoryEntry]  # newest interest events first (the model text)
+    interests: list[tuple[str, float]]  # (item_id, ts) of interest events, newest first (the signals)
+    clock: float  # the shop's newest event time: "now"
+    popular: list[str]  # the shop's items by 30-day popularity
+    filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
+    co_purchase: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # of recent items, this version
+
+    @property
+    def known(self) -> bool:
+        return bool(self.recent or self.interests)
+
+
+class Ranker(ABC):
+    name: ClassVar[str]  # the registry name (RECSYS_RANKER)
+    model_name: ClassVar[str]  # the Triton model, and the model repository folder
+    reads_popularity: ClassVar[bool] = False  # whether request_inputs needs ItemFeatures.popularity_*
+
+    # --- serving (torch-free) -------------------------------------------------------------------
+    @abstractmethod
+    def triton_config(self, instance_kind: str = "KIND_CPU", instances: int = 1) -> "mc.ModelConfig":
+        """The model's config.pbtxt (python backend over the version's TorchScript file)."""
+
+    def shopper(self, features: FeatureClient, user_id: str, version: str) -> Shopper:
+        """What ranking reads of `user_id` from the online store, for the serving `version`."""
+        user = features.get_user(user_id)
+        shop = features.get_shop()
+        if user is None:
+            return Shopper(user_id, [], [], shop.clock, shop.popular, shop.filler)
+        return Shopper(user_id, [HistoryEntry(i, t) for i, t in user.recent], user.interests, shop.clock, shop.popular, shop.filler)
+
+    @abstractmethod
+    def retrieve(self, shopper: Shopper, size: int) -> list[str]:
+        """Candidates for Recommend, best first (at most `size`)."""
+
+    @abstractmethod
+    def request_inputs(self, shopper: Shopper, candidates: Sequence[str], items: dict[str, ItemFeatures],
+                       settings: "Settings") -> dict[str, np.ndarray]:
+        """The Triton request for `candidates` (all in `items`, as are the shopper's recent items)."""
+
+    def materialise(self, version_dir: Path, features: FeatureClient, version: int) -> None:  # noqa: B027
+        """Push the version's own online features (read from its folder); none by default."""
+
+    def version_key(self, version: int | str) -> str:
+        return version_key(self.model_name, version)
+
+    # --- training (imports torch) ---------------------------------------------------------------
+    def first_version_budget(self, max_steps: int, batch_size: int) -> int:
+        """TrainingRun.max_examples for version 1 (the bootstrap)."""
+        return max_steps * batch_size
+
+    def fine_tune_budget(self, max_positives: int) -> int:
+        """TrainingRun.max_examples for a fine-tune asked to use `max_positives` new positives."""
+        return max_positives
+
+    @abstractmethod
+    def trainer(self) -> "Trainer":
+        """The training half (imported on call)."""
+
+
+class NothingToLearn(Exception):
+    """The log holds nothing new for this ranker since the parent version's window."""
+
+
+@dataclass
+class TrainingRun:
+    """One training of a version: from `parent` (None: from the pretrained encoder) on what the log
+    holds after `since` (and before `until`, when replaying history)."""
+
+    settings: "Settings"
+    log: "EventLog"
+    repo: "ModelRepository"
+    parent: int | None
+    since: float
+    job_id: str
+    max_steps: int = 40
+    batch_size: int = 16
+    max_examples: int = 2000  # positives (cross-encoder) or baskets (fusion) from the new data, at most
+    negatives_per_positive: int = 2
+    seed: int = 0
+    learning_rate: float = 0.0  # 0: the ranker's default
+    until: float | None = None
+    strategy: str | None = None  # continual-learning option (cross-encoder); None: the settings'
+    progress: Callable[[int, int, float], None] | None = None  # (step, steps, loss)
+    stage: Callable[[str], None] = lambda _: None
+
+
+@dataclass
+class Candidate:
+    """A trained version before publishing: its lineage (gate decision included), how to write its
+    folder, and what to do once it serves."""
+
+    lineage: Lineage
+    write: Callable[[Path], None]
+    promoted: Callable[[], None] = lambda: None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.lineage.gate.get("passed", True))
+
+
+class Trainer(ABC):
+    @abstractmethod
+    def train(self, run: TrainingRun) -> Candidate:
+        """Train and gate a candidate; raises NothingToLearn when the log has nothing new."""

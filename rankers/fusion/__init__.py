@@ -1,0 +1,101 @@
+"""The fusion ranker (default): two MiniLM text towers plus the repeat / recency / popularity /
+co-purchase signals of clickmodel.signals, fused by a small network (clickmodel.fusion).
+
+Serving half, torch-free: the shopper's interest events, the shop's clock and popularity and the
+serving version's co-purchase neighbours come from the online store; the request carries the shopper's
+text once, each candidate's text (Triton caches item embeddings per version) and the signals.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+from tritonclient.grpc import model_config_pb2 as mc
+
+from clickmodel.co_purchase import RECENT_ITEMS, co_purchase_scores
+from clickmodel.signals import SIGNAL_COUNT, Purchase, candidate_signals, merge_candidates
+from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, item_text, user_text
+from clickmodel.tokenizer import encode_texts
+from core.features import FeatureClient, ItemFeatures
+from core.triton_config import python_model_config
+from rankers.base import Ranker, Shopper, Trainer
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+CO_PURCHASE_FILE = "co_purchase.json"  # the version's neighbour table, pushed to the online store
+ITEM_TABLE = "item_embeddings.pt"  # the catalogue embedded at publish (read by model.py at load)
+SIGNAL_STATS = "signals.json"  # names and training mean / spread of the signals (for operators)
+
+
+def model_inputs(user_text: str, item_texts: Sequence[str], signals: np.ndarray) -> dict[str, np.ndarray]:
+    """The fusion_click request: shopper text tokens, candidate text tokens, signals."""
+    user = encode_texts([user_text], USER_TEXT_LENGTH)
+    items = encode_texts(list(item_texts), ITEM_TEXT_LENGTH)
+    return {"user_input_ids": user["input_ids"], "user_attention_mask": user["attention_mask"],
+            "item_input_ids": items["input_ids"], "item_attention_mask": items["attention_mask"],
+            "signals": signals.astype(np.float32)}
+
+
+def serving_signals(shopper: Shopper, candidates: Sequence[str], items: dict[str, ItemFeatures]) -> np.ndarray:
+    """The signals of clickmodel.signals from the online features (what build_lists computes offline)."""
+    interests = shopper.interests
+    now = max(shopper.clock, interests[0][1] if interests else shopper.clock)
+    purchases = [Purchase(item, ts, ts) for item, ts in interests]  # no basket ids: one basket per timestamp
+    recent = [item for item, _ in interests[:RECENT_ITEMS]]
+    co = co_purchase_scores(recent, shopper.co_purchase)
+    pop30 = {c: items[c].popularity_30d for c in candidates if c in items}
+    pop7 = {c: items[c].popularity_7d for c in candidates if c in items}
+    return candidate_signals(purchases, now, candidates, pop30, pop7, co)
+
+
+class FusionRanker(Ranker):
+    name = "fusion"
+    model_name = "fusion_click"
+    reads_popularity = True
+
+    def triton_config(self, instance_kind: str = "KIND_CPU", instances: int = 1) -> mc.ModelConfig:
+        # one shopper and their candidates per request: the shopper's text is encoded once
+        tokens = [(n, mc.TYPE_INT64, [-1, -1]) for n in ("user_input_ids", "user_attention_mask", "item_input_ids", "item_attention_mask")]
+        return python_model_config(self.model_name, tokens + [("signals", mc.TYPE_FP32, [-1, SIGNAL_COUNT])],
+                                   [("probability", mc.TYPE_FP32, [-1, 1])], instance_kind=instance_kind, instances=instances)
+
+    def shopper(self, features: FeatureClient, user_id: str, version: str) -> Shopper:
+        base = super().shopper(features, user_id, version)
+        recent = [item for item, _ in base.interests[:RECENT_ITEMS]]
+        co = features.get_co_purchase(self.version_key(version), recent) if version and recent else {}
+        return Shopper(base.user_id, base.recent, base.interests, base.clock, base.popular, base.filler, co)
+
+    def retrieve(self, shopper: Shopper, size: int) -> list[str]:
+        """The shopper's items (most bought first), co-purchase neighbours and popular items."""
+        counts = Counter(item for item, _ in shopper.interests)
+        own = sorted(counts, key=lambda i: -counts[i])
+        recent = [item for item, _ in shopper.interests[:RECENT_ITEMS]]
+        co = co_purchase_scores(recent, shopper.co_purchase)
+        return merge_candidates(own, [i for i, _ in co.most_common(size)], shopper.popular[:size], size)
+
+    def request_inputs(self, shopper: Shopper, candidates: Sequence[str], items: dict[str, ItemFeatures],
+                       settings: "Settings") -> dict[str, np.ndarray]:
+        titles = {i: f.text.title for i, f in items.items()}
+        return model_inputs(user_text(shopper.recent, titles), [item_text(items[c].text) for c in candidates],
+                            serving_signals(shopper, candidates, items))
+
+    def materialise(self, version_dir: Path, features: FeatureClient, version: int) -> None:
+        path = version_dir / CO_PURCHASE_FILE
+        if path.exists():
+            table = {a: [(b, float(s)) for b, s in nbs] for a, nbs in json.loads(path.read_text()).items()}
+            features.push_co_purchase(self.version_key(version), table)
+
+    def first_version_budget(self, max_steps: int, batch_size: int) -> int:
+        return max(200, max_steps * batch_size * 4)  # baskets: each is a whole ranking list
+
+    def fine_tune_budget(self, max_positives: int) -> int:
+        return max(50, max_positives)
+
+    def trainer(self) -> Trainer:
+        from rankers.fusion.training import FusionTrainer
+
+        return FusionTrainer(self)

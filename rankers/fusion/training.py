@@ -1,0 +1,162 @@
+"""Training half of the fusion ranker: version 1 (pretrained text towers, fusion network trained on the
+newest baskets) or a fine-tune of the serving version on the baskets since its data window plus as
+many older baskets replayed from the log (the log keeps every event, so no separate buffer is needed).
+
+The co-purchase table the lists read is fitted on baskets before the first list (no peeking at the
+basket being predicted); the version's own serving table is refitted on every basket and written into
+its folder with the model, the catalogue's item embeddings and the signal statistics. The gate
+compares listwise NDCG@10 of candidate and serving version on the newest held-out lists and on replay
+lists. Torch is imported here, only in processes that train.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from clickmodel.co_purchase import fit_neighbours
+from clickmodel.fusion import (EMBEDDING_DIM, FusionRanker, RankingList, build_text_encoder, clone_ranker, embed_texts,
+                               item_cache_key, load_fusion, save_fusion, score_list, train_ranker)
+from clickmodel.metrics import list_ndcg as ndcg_of_list
+from clickmodel.signals import SIGNAL_NAMES
+from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
+from core.domain import GateDecision, Lineage
+from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
+from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS, FusionRanker as FusionServing
+from rankers.fusion.lists import CANDIDATES, ListSpec, baskets_of, build_lists
+
+logger = logging.getLogger(__name__)
+
+GATE_LISTS = 200
+
+
+def embed_lists(encoder: Any, specs: Sequence[ListSpec], catalogue: dict[str, ItemText]) -> list[RankingList]:
+    """RankingLists: the shopper texts and every candidate's item text through `encoder`."""
+    items = sorted({c for s in specs for c in s.candidates})
+    vectors = dict(zip(items, embed_texts(encoder, [item_text(catalogue[i]) for i in items], ITEM_TEXT_LENGTH)))
+    users = embed_texts(encoder, [s.user_text for s in specs], USER_TEXT_LENGTH)
+    return [RankingList(u, np.stack([vectors[c] for c in s.candidates]), s.signals, s.labels) for s, u in zip(specs, users)]
+
+
+def list_ndcg(model: Any, lists: Sequence[RankingList], k: int = 10) -> float:
+    """Mean NDCG@k of a ranker over labelled lists (binary gains, ideal over min(k, bought))."""
+    values = [ndcg_of_list(score_list(model, r.user_embedding, r.item_embeddings, r.signals), r.labels, k)
+              for r in lists if r.labels.sum() > 0]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def item_table(encoder: Any, catalogue: dict[str, ItemText], previous: Path | None = None) -> dict[str, Any]:
+    """Every catalogue item's embedding keyed the way Triton's model caches them (the item text's token
+    ids), so a freshly loaded version starts warm. The text encoder is the same pretrained one in every
+    version, so the parent's table is reused and only new or changed texts are encoded."""
+    known: dict[bytes, torch.Tensor] = {}
+    if previous is not None and previous.exists():
+        old = torch.load(previous)
+        known = dict(zip(old["keys"], old["vectors"]))
+    texts = sorted({item_text(it) for it in catalogue.values()})
+    keys = [item_cache_key(t) for t in texts]
+    missing = [k for k, key in enumerate(keys) if key not in known]
+    if missing:
+        fresh = embed_texts(encoder, [texts[k] for k in missing], ITEM_TEXT_LENGTH)
+        known.update({keys[k]: torch.from_numpy(v) for k, v in zip(missing, fresh)})
+    return {"keys": keys, "vectors": torch.stack([known[key] for key in keys]) if keys else torch.zeros(0, EMBEDDING_DIM)}
+
+
+def fusion_gate(candidate: Any, serving: Any, held_new: Sequence[RankingList], held_replay: Sequence[RankingList],
+                tolerance: float) -> GateDecision:
+    """Listwise NDCG@10 of the candidate may not fall below the serving version's by more than
+    `tolerance` on the newest held-out lists nor on the replay lists."""
+    if serving is None:
+        return GateDecision(True, "first version")
+    results, reasons, passed = {}, [], True
+    for name, lists in (("newest", held_new), ("replay", held_replay)):
+        scored = [r for r in lists if r.labels.sum() > 0]
+        if not scored:
+            continue
+        ours, theirs = list_ndcg(candidate, scored), list_ndcg(serving, scored)
+        ok = ours >= theirs - tolerance
+        passed &= ok
+        results[name] = {"candidate_ndcg": round(ours, 5), "serving_ndcg": round(theirs, 5), "lists": len(scored), "passed": ok}
+        reasons.append(f"{name}: NDCG@10 {ours:.4f} {'not worse than' if ok else 'worse than'} the serving version's {theirs:.4f} on {len(scored)} lists")
+    if not results:
+        return GateDecision(True, "too few lists to hold any out; published ungated")
+    return GateDecision(passed, "; ".join(reasons) + f" (tolerance {tolerance})", results)
+
+
+def signal_statistics(ranker: FusionRanker) -> dict[str, Any]:
+    return {"names": list(SIGNAL_NAMES), "mean": ranker.signal_mean.tolist(), "std": ranker.signal_std.tolist()}
+
+
+class FusionTrainer(Trainer):
+    def __init__(self, ranker: FusionServing) -> None:
+        self.ranker = ranker
+
+    def train(self, run: TrainingRun) -> Candidate:
+        settings, stage = run.settings, run.stage
+        if settings.train_threads:
+            torch.set_num_threads(settings.train_threads)
+        catalogue = run.log.catalogue.items()
+        events = run.log.events.read(until=run.until)
+        baskets = [b for b in baskets_of(events) if any(i in catalogue for i in b[2])]
+        new = [b for b in baskets if b[1] > run.since]
+        if not new:
+            raise NothingToLearn(f"no new labelled events since version {run.parent}" if run.parent else "no baskets in the log")
+        new = new[-run.max_examples:]
+        rng = random.Random(run.seed)
+        older = [b for b in baskets if b[1] <= run.since and b[1] < new[0][1]]
+        replay = rng.sample(older, min(len(older), len(new))) if run.parent is not None else []
+        first = min([new[0][1]] + [b[1] for b in replay])
+        stage(f"building ranking lists: {len(new)} new baskets, {len(replay)} replayed")
+        table = fit_neighbours(items for _, t, items in baskets if t < first)
+        specs = build_lists(events, catalogue, {(u, t) for u, t, _ in new + replay}, table)
+        new_specs = [s for s in specs if s.timestamp > run.since]
+        replay_specs = [s for s in specs if s.timestamp <= run.since]
+        if run.parent is None:
+            encoder, previous = build_text_encoder(), None
+        else:
+            encoder, previous = load_fusion(run.repo.model_path(run.parent))
+        stage("encoding shopper and item texts")
+        new_lists, replay_lists = embed_lists(encoder, new_specs, catalogue), embed_lists(encoder, replay_specs, catalogue)
+        held_new: list[RankingList] = []
+        held_replay: list[RankingList] = []
+        if run.parent is not None:  # the newest lists are held out for the gate, and a slice of replay lists
+            cut = len(new_lists) - min(GATE_LISTS, max(1, len(new_lists) // 5))
+            new_lists, held_new = new_lists[:cut], new_lists[cut:]
+            cut = len(replay_lists) - min(64, len(replay_lists) // 5)
+            replay_lists, held_replay = replay_lists[:cut], replay_lists[cut:]
+        stage("training the ranker")
+        started = time.perf_counter()
+        losses: list[float] = []
+        candidate = train_ranker(new_lists + replay_lists, epochs=3 if run.parent is None else 1, seed=run.seed, losses=losses,
+                                 progress=run.progress, lr=run.learning_rate or (1e-3 if run.parent is None else 3e-4),
+                                 model=clone_ranker(previous) if previous is not None else None)
+        seconds = time.perf_counter() - started
+        stage("evaluating the candidate against the serving version")
+        gate = fusion_gate(candidate, previous, held_new, held_replay, settings.gate_ndcg_tolerance)
+        lineage = Lineage(
+            version="", parent_version="" if run.parent is None else str(run.parent), created=time.time(),
+            data_from=new[0][1], data_to=new[-1][1], example_count=sum(len(r.labels) for r in new_lists),
+            final_loss=float(np.mean(losses[-max(1, len(losses) // 5):])),
+            job_id=run.job_id, train_seconds=seconds,
+            notes={"ranker": self.ranker.name, "new_lists": len(new_lists), "replay_lists": len(replay_lists),
+                   "held_out_lists": len(held_new), "held_out_replay_lists": len(held_replay), "candidates_per_list": CANDIDATES},
+            gate=gate.to_json(),
+        )
+        stage("embedding the catalogue for Triton's item cache")
+        parent_table = run.repo.version_dir(run.parent) / ITEM_TABLE if run.parent is not None else None
+        table_items = item_table(encoder, catalogue, parent_table)
+        serving_table = fit_neighbours(items for _, _, items in baskets)  # serving reads every basket
+
+        def write(folder: Path) -> None:
+            save_fusion(encoder, candidate, folder / "model.pt")
+            torch.save(table_items, folder / ITEM_TABLE)
+            (folder / CO_PURCHASE_FILE).write_text(json.dumps({a: [[b, s] for b, s in nbs] for a, nbs in serving_table.items()}))
+            (folder / SIGNAL_STATS).write_text(json.dumps(signal_statistics(candidate), indent=1))
+
+        return Candidate(lineage, write)

@@ -1,0 +1,83 @@
+"""The structure DESIGN.md asks for, checked: gRPC service modules import no torch, services and
+workers never import each other, production never imports evaluation/ or tests/, no ranker-name
+branch outside the registry, and settings errors name the variable."""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from core.settings import PROJECT_ROOT, SettingsError, load
+
+PRODUCTION = ("core", "rankers", "services", "workers", "clickmodel", "shopdata", "feature_repo", "devtools")
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    """Top-level packages each module of `package` imports (module-level and inside functions)."""
+    out = {}
+    for path in (PROJECT_ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+        out[str(path.relative_to(PROJECT_ROOT))] = found
+    return out
+
+
+@pytest.mark.parametrize("module", ["services.scoring_service", "services.feedback_service", "services.profile_service"])
+def test_importing_a_grpc_service_does_not_import_torch(module):
+    code = (f"import sys, {module} as m; from core.settings import Settings; from rankers import get_ranker; "
+            "get_ranker(Settings().ranker); "
+            "bad = [x for x in ('torch', 'transformers', 'workers', 'evaluation') if x in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_services_and_workers_do_not_import_each_other():
+    for path, found in imports_of("services").items():
+        assert "workers" not in found, path
+    for path, found in imports_of("workers").items():
+        assert "services" not in found, path
+    for path, found in imports_of("core").items():
+        assert not found & {"services", "workers", "devtools", "torch"}, path
+
+
+def test_production_never_imports_evaluation_or_tests():
+    for package in PRODUCTION:
+        for path, found in imports_of(package).items():
+            assert not found & {"evaluation", "tests"}, path
+
+
+def test_no_ranker_name_branch_outside_the_registry():
+    names = re.compile(r"""(==|!=|\bin\b)\s*\(?\s*["'](fusion|cross-encoder)["']|["'](fusion|cross-encoder)["']\s*(==|!=)""")
+    for package in PRODUCTION + ("evaluation",):
+        for path in (PROJECT_ROOT / package).rglob("*.py"):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                assert not names.search(line), f"{path.relative_to(PROJECT_ROOT)}:{n}: {line.strip()}"
+
+
+def test_a_wrong_setting_names_the_variable_and_what_is_allowed(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RECSYS_RANKER", "fusoin")
+    monkeypatch.setenv("RECSYS_MAX_CANDIDATES", "many")
+    with pytest.raises(SettingsError) as info:
+        load()
+    message = str(info.value)
+    assert "RECSYS_RANKER='fusoin'" in message and "fusion" in message and "cross-encoder" in message
+    assert "RECSYS_MAX_CANDIDATES='many'" in message
+
+
+def test_a_service_refuses_to_start_on_a_bad_setting(tmp_path):
+    env = dict(os.environ, RECSYS_DATA_DIR=str(tmp_path), RECSYS_FINE_TUNE_STRATEGY="half")
+    result = subprocess.run([sys.executable, "-m", "services.scoring_service", "--address", "127.0.0.1:0"], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "RECSYS_FINE_TUNE_STRATEGY='half'" in result.stderr and "top-layers" in result.stderr
