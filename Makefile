@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank
+.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -15,6 +15,10 @@ install: .venv/.installed     ## the project virtualenv with every dependency an
 
 test: install                 ## every test (unit + integration against real processes)
 	$(PY) -m pytest -q
+
+lint: install                 ## ruff and mypy as configured in pyproject.toml (CI runs it)
+	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit

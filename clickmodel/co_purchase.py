@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from typing import Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 MAX_BASKET = 100  # bigger baskets are wholesale orders: little signal, quadratic cost
 NEIGHBOURS = 50
@@ -25,11 +25,11 @@ def fit_neighbours(baskets: Iterable[Sequence[Hashable]], neighbours: int = NEIG
     return {a: [(b, n / math.sqrt(freq[a] * freq[b])) for b, n in c.most_common(neighbours)] for a, c in pairs.items()}
 
 
-def co_purchase_scores(recent: Sequence[Hashable], table: Mapping[Hashable, Sequence[tuple[Hashable, float]]],
+def co_purchase_scores(recent: Sequence[Hashable], table: Mapping[Any, Sequence[tuple[Any, float]]],
                        limit: int = RECENT_ITEMS) -> Counter:
     """Neighbour scores summed over the shopper's recent items (most recent first, weight 1/(1+rank))."""
     scores: Counter = Counter()
     for rank, a in enumerate(list(dict.fromkeys(recent))[:limit]):
         for b, s in table.get(a, ()):
-            scores[b] += s / (1 + rank)
+            scores[b] += s / (1 + rank)  # type: ignore[assignment]  # Counter is typed int-valued; these are float weights
     return scores

@@ -52,7 +52,7 @@ class LoRALinear(nn.Module):
 
 
 def _encoder_layers(model: nn.Module) -> nn.ModuleList:
-    return model.encoder.encoder.layer  # type: ignore[no-any-return,union-attr]
+    return model.encoder.encoder.layer
 
 
 def prepare(model: nn.Module, strategy: str) -> list[nn.Parameter]:
@@ -73,7 +73,7 @@ def prepare(model: nn.Module, strategy: str) -> list[nn.Parameter]:
             attention = layer.attention.self
             for name in LORA_TARGETS:
                 setattr(attention, name, LoRALinear(getattr(attention, name)))
-    for p in model.head.parameters():  # type: ignore[union-attr]
+    for p in model.head.parameters():
         p.requires_grad_(True)
     return [p for p in model.parameters() if p.requires_grad]
 

@@ -132,7 +132,7 @@ def trace_text_encoder(encoder: TextEncoder) -> torch.jit.ScriptModule:
 def save_fusion(encoder: nn.Module, ranker: FusionRanker, path: Path) -> None:
     """Write the served artifact: `encoder` is a `TextEncoder` or its TorchScript (reused as is)."""
     if not isinstance(encoder, torch.jit.ScriptModule):
-        encoder = trace_text_encoder(encoder)  # type: ignore[arg-type]
+        encoder = trace_text_encoder(encoder)
     ranker.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -178,7 +178,7 @@ def train_ranker(
     lr: float = 1e-3,
     seed: int = 0,
     model: FusionRanker | None = None,
-    progress=None,  # type: ignore[no-untyped-def]
+    progress=None,
     losses: list[float] | None = None,
 ) -> FusionRanker:
     """Listwise training (softmax cross-entropy over each list, bought items as the targets): what

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -47,9 +47,9 @@ def candidate_signals(
     history: Sequence[Purchase],
     now: float,
     candidates: Sequence[Hashable],
-    popularity_30d: Mapping[Hashable, float],
-    popularity_7d: Mapping[Hashable, float],
-    co_purchase: Mapping[Hashable, float],
+    popularity_30d: Mapping[Any, float],
+    popularity_7d: Mapping[Any, float],
+    co_purchase: Mapping[Any, float],
 ) -> np.ndarray:
     """A float32 [len(candidates), SIGNAL_COUNT] matrix; `history` is the shopper's purchases strictly
     before `now`, in any order."""

@@ -24,7 +24,7 @@ def pretrained_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def get_tokenizer():  # type: ignore[no-untyped-def]
+def get_tokenizer():
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(pretrained_dir() / "tokenizer.json"))
@@ -32,7 +32,7 @@ def get_tokenizer():  # type: ignore[no-untyped-def]
     return tokenizer
 
 
-def _encode(inputs: list, max_length: int) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
+def _encode(inputs: list, max_length: int) -> dict[str, np.ndarray]:
     tokenizer = get_tokenizer()
     with _lock:
         tokenizer.enable_truncation(max_length, strategy="longest_first")

@@ -13,9 +13,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 
 from clickmodel.network import ClickModel
-from core.domain import Event, Example
 from clickmodel.text import POSITIVE_EVENTS, ItemText, history_from_events, item_text, user_text
 from clickmodel.tokenizer import DEFAULT_MAX_LENGTH, encode_pairs
+from core.domain import Event, Example
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def fine_tune(
         loss = loss_fn(logits, labels)
         if strategy == "distill":
             with torch.no_grad():
-                soft = torch.sigmoid(teacher.logits(**tensors))  # type: ignore[union-attr,operator]
+                soft = torch.sigmoid(teacher.logits(**tensors))
             loss = loss + distill_weight * loss_fn(logits, soft)
         optimizer.zero_grad()
         loss.backward()

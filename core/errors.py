@@ -4,8 +4,8 @@ INTERNAL with a short message and a log line carrying the trace (never the trace
 """
 from __future__ import annotations
 
-
 import grpc
+
 
 class RecsysError(Exception):
     code = grpc.StatusCode.INTERNAL

@@ -85,7 +85,7 @@ class ModelRepository:
 
     def clean_stale_temporaries(self, older_than_s: float = 0.0) -> list[str]:
         """Remove temporary folders left by writers that died (a killed fine-tune)."""
-        removed = []
+        removed: list[str] = []
         if not self.model_dir.exists():
             return removed
         for p in self.model_dir.iterdir():

@@ -8,8 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clickmodel.text import ItemText
 from core.domain import Event
-from shoprank.v1 import (common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2, model_admin_pb2_grpc,
-                         profile_pb2_grpc, scoring_pb2, scoring_pb2_grpc)
+from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2, model_admin_pb2_grpc, profile_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 
 
 def event_message(e: Event) -> common_pb2.Event:

@@ -25,7 +25,7 @@ from devtools.suite import Suite
 logger = logging.getLogger("demo")
 
 
-def load_shop(kind: str):  # type: ignore[no-untyped-def]
+def load_shop(kind: str):
     from shopdata import synthetic, uci_retail
 
     if kind == "online-retail" or (kind == "auto" and uci_retail.DEFAULT_PATH.exists()):
@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> dict:
         for v in versions:
             print(f"  v{v.version}: parent {v.parent_version or '-'}, {v.example_count} examples, loss {v.final_loss:.4f}, job {v.job_id}, serving {v.serving}")
         report["versions"] = [{"version": v.version, "parent": v.parent_version, "examples": v.example_count, "serving": v.serving} for v in versions]
+        assert client.profile is not None
         profile = client.profile.GetProfile(profile_pb2.GetProfileRequest(user_id=users[0]), timeout=30)
         print(f"\n  profile of {users[0]}: {profile.event_count} events, {profile.purchase_count} purchases, "
               f"recent: {', '.join(r.title for r in profile.recent_items[:3])}")

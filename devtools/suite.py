@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools import triton_launcher
 from core.settings import PROJECT_ROOT
+from devtools import triton_launcher
 from devtools.ports import free_port, log_tail, wait_until
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Suite:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
         return env
 
-    def settings(self):  # type: ignore[no-untyped-def]
+    def settings(self):
         """Settings for this deployment, as its child processes see them (this process's env untouched)."""
         from core.settings import Settings
 
@@ -109,8 +109,12 @@ class Suite:
             module, _ = SERVICES[name]
             self._spawn(name, [sys.executable, "-m", module, "--address", self.address(name)])
         for name in names:
-            service = SERVICES[name][1]
-            wait_until(lambda: grpc_serving(self.address(name), service), self.processes[name], timeout, f"{name} service", self.log_dir / f"{name}.log")
+            address, service = self.address(name), SERVICES[name][1]
+
+            def serving(address: str = address, service: str = service) -> bool:
+                return grpc_serving(address, service)
+
+            wait_until(serving, self.processes[name], timeout, f"{name} service", self.log_dir / f"{name}.log")
 
     def start_worker(self, timeout: float = 120.0) -> None:
         log = self.log_dir / "worker.log"

@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 def train_frozen_model(ev: EventArrays, items: pd.DataFrame, until_ts: int, out_dir: Path, steps: int, batch_size: int, seed: int = 0) -> tuple[Path, float]:
     """Version 1 as the worker makes it (pretrained MiniLM + click head, fine-tuned on the newest
     purchases before `until_ts`), published into a model repository under `out_dir`."""
+    from clickmodel.training import build_examples
     from core.settings import Settings
     from workers.publishing import train_and_publish
-    from clickmodel.training import build_examples
 
     started = time.perf_counter()
     catalogue = catalogue_text(items)
@@ -79,10 +79,10 @@ class BertReranker:
     def candidates(self, case: Case) -> list[int]:
         lists = [self.repeat.own_items(case)[:10], [i for i, _ in self.cooc.scores(case).most_common(10)], self.popularity.ranked(case, self.n_candidates)]
         merged: list[int] = []
-        for rank in range(max(len(l) for l in lists)):
-            for l in lists:
-                if rank < len(l) and l[rank] not in merged:
-                    merged.append(l[rank])
+        for rank in range(max(len(source) for source in lists)):
+            for source in lists:
+                if rank < len(source) and source[rank] not in merged:
+                    merged.append(source[rank])
         return merged[: self.n_candidates]
 
     def user_text(self, case: Case) -> str:

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from core.domain import Event
-from devtools.client import SuiteClient
 from core.settings import PROJECT_ROOT
+from devtools.client import SuiteClient
 from shopdata.synthetic import generate
 from shoprank.v1 import profile_pb2
 

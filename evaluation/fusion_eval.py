@@ -28,17 +28,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clickmodel.fusion import (ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, FusionRanker, RankingList, build_text_encoder, clone_ranker,
-                               embed_texts, score_list, train_ranker)
+from clickmodel.fusion import (
+    ITEM_TEXT_LENGTH,
+    USER_TEXT_LENGTH,
+    FusionRanker,
+    RankingList,
+    build_text_encoder,
+    clone_ranker,
+    embed_texts,
+    score_list,
+    train_ranker,
+)
 from clickmodel.signals import Purchase, candidate_signals
 from clickmodel.text import history_from_events, item_text, user_text
+from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
-from evaluation.ranker_data import CaseRows, Retrieval, CountLookup, training_cases
+from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, training_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
-from core.settings import PROJECT_ROOT
 from shopdata.uci_retail import DEFAULT_PATH
 
 CACHE = PROJECT_ROOT / "var" / "fusion-cache"

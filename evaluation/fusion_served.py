@@ -119,7 +119,7 @@ def main() -> None:
         t = time.perf_counter()
         run = TrainingRun(settings, log, repo, parent=serving, since=since, until=boundary, job_id=f"replay-{month}",
                           max_examples=args.bootstrap_lists if serving is None else args.monthly_lists,
-                          stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+                          stage=lambda text, month=month: print(f"  {month}: {text}", file=sys.stderr))
         version, lineage = train_and_publish(run, ranker, load_in_triton=False)
         train_seconds += time.perf_counter() - t
         decisions[month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:160]}"

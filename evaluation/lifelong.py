@@ -29,14 +29,14 @@ import torch
 
 from clickmodel.continual import STRATEGIES
 from clickmodel.training import Event, build_examples
+from core.model_repository import ModelRepository
+from core.settings import PROJECT_ROOT, Settings
 from evaluation.baselines import CoOccurrence, History, RepeatPopularity
 from evaluation.bert import BertReranker, catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import TEST_MONTHS, EventArrays, build_cases, month_start_seconds, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
-from core.settings import PROJECT_ROOT, Settings
 from services.eventlog import EventLog, ReplayBuffer
-from core.model_repository import ModelRepository
 from shopdata.uci_retail import DEFAULT_PATH
 
 

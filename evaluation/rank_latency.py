@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from evaluation.run import RESULTS, machine
 from devtools.client import SuiteClient
 from devtools.demo import load_shop, percentile
 from devtools.suite import Suite
+from evaluation.run import RESULTS, machine
 
 
 def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:  # type: ignore[no-untyped-def]

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.metrics import auc, hit_recall_ndcg
 from evaluation.protocol import TEST_MONTHS, EventArrays, build_cases, month_start_seconds, sample_cases
-from core.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,6 @@ def main() -> None:
 
     wanted = args.recommenders.split(",")
     results = []
-    compute: dict[str, dict] = {}
     if "popularity" in wanted:
         results.append(evaluate(Popularity(ev), cases, ev, history, "popularity-30d"))
     if "repeat" in wanted:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-
 from typing import Any
 
 import grpc

@@ -41,7 +41,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         self.repo = ModelRepository(settings.model_repository, self.ranker.model_name)
         self.sender = sender
 
-    def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:  # type: ignore[no-untyped-def]
+    def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:
         serving: set[str] = set()
         client = TritonClickClient(self.settings.triton_grpc_url, timeout_s=2.0, model_name=self.ranker.model_name)
         try:
@@ -67,7 +67,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             out.append(msg)
         return model_admin_pb2.ListVersionsResponse(versions=out)
 
-    def TriggerFineTune(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:  # type: ignore[no-untyped-def]
+    def TriggerFineTune(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:
         job_id = request.job_id or f"ft-{uuid.uuid4().hex[:12]}"
         if reason := check_id(job_id, "job_id"):
             raise InvalidArgument(reason)
@@ -82,7 +82,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         job, _ = enqueue_fine_tune(self.settings, self.log, self.sender, job_id, parent, steps, request.learning_rate)
         return job_message(job)
 
-    def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ModelVersion:  # type: ignore[no-untyped-def]
+    def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ModelVersion:
         if not request.version.isdigit():
             raise InvalidArgument(f"version {request.version!r} is not a version number")
         version = int(request.version)
@@ -108,7 +108,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             msg.parent_version, msg.job_id, msg.example_count = lin.parent_version, lin.job_id, lin.example_count
         return msg
 
-    def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:  # type: ignore[no-untyped-def]
+    def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:
         if not request.job_id:
             raise InvalidArgument("missing job_id")
         job = self.log.jobs.get(request.job_id)

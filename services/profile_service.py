@@ -8,9 +8,9 @@ from typing import Any
 
 import grpc
 
-from core.settings import Settings, load
 from core.errors import InvalidArgument, NotFound
 from core.features import FeatureClient
+from core.settings import Settings, load
 from services.grpc_server import build_server, serve_until_signalled
 from services.messages import ts
 from services.validation import check_id

@@ -7,8 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from core.domain import EVENT_TYPES, ItemText
-from core.domain import Event
+from core.domain import EVENT_TYPES, Event, ItemText
 from core.errors import InvalidArgument
 
 MAX_ID_LENGTH = 128
@@ -68,7 +67,7 @@ def _check_type(event_type: str) -> str | None:
     return None
 
 
-def _check_time(e, now: float) -> str | None:  # type: ignore[no-untyped-def]
+def _check_time(e, now: float) -> str | None:
     if not e.HasField("timestamp"):
         return "missing timestamp"
     if not 0 <= e.timestamp.nanos < 1_000_000_000:

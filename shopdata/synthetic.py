@@ -31,7 +31,7 @@ def generate(n_users: int = 40, n_days: int = 60, seed: int = 7, start: str = "2
     items: dict[str, ItemText] = {}
     by_category: dict[str, list[str]] = {}
     for c_index, (category, (nouns, (lo, hi))) in enumerate(CATALOGUE.items()):
-        ids = []
+        ids: list[str] = []
         for noun in nouns:
             for style in rng.sample(STYLES, 2):
                 item_id = f"SKU{c_index}{len(ids):03d}"

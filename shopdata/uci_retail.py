@@ -15,7 +15,7 @@ DEFAULT_PATH = PROJECT_ROOT.parent / "shared" / "data" / "online_retail_ii" / "o
 REQUIRED = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID"]
 
 
-def load_clean(path: Path = DEFAULT_PATH):  # type: ignore[no-untyped-def]
+def load_clean(path: Path = DEFAULT_PATH):
     """Cleaned purchase rows: one per (customer, invoice, stock code), as EVAL.md defines."""
     import pandas as pd
 
@@ -39,7 +39,7 @@ def load_clean(path: Path = DEFAULT_PATH):  # type: ignore[no-untyped-def]
     return df.drop_duplicates(["Customer ID", "Invoice", "StockCode"])
 
 
-def to_interactions(df):  # type: ignore[no-untyped-def]
+def to_interactions(df):
     """The cleaned file in the documented interaction format: (items, events) frames."""
     import pandas as pd
 
@@ -62,7 +62,7 @@ def to_interactions(df):  # type: ignore[no-untyped-def]
     return items, events
 
 
-def load_interactions(path: Path = DEFAULT_PATH):  # type: ignore[no-untyped-def]
+def load_interactions(path: Path = DEFAULT_PATH):
     """(items, events) of the whole cleaned file, EVAL.md's rule applied."""
     return to_interactions(load_clean(path))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import Celery
 
 from core.settings import load
-from core.tasks import FINE_TUNE_TASK, FEATURES_QUEUE, MATERIALISE_TASK, SCHEDULED_TASK, TRAINING_QUEUE
+from core.tasks import FEATURES_QUEUE, FINE_TUNE_TASK, MATERIALISE_TASK, SCHEDULED_TASK, TRAINING_QUEUE
 
 
 def make_app() -> Celery:

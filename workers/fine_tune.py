@@ -64,7 +64,7 @@ def lease(log: EventLog, job_id: str, lease_s: float) -> Iterator[None]:
 
 
 @shared_task(name=FINE_TUNE_TASK, queue=TRAINING_QUEUE, acks_late=True, bind=True)
-def fine_tune(self, payload: dict) -> dict:  # type: ignore[no-untyped-def]
+def fine_tune(self, payload: dict) -> dict:
     request = FineTuneRequest.from_json(payload)
     settings = load()
     log = EventLog.open(settings.eventlog)

@@ -24,7 +24,7 @@ class EventStore:
         now = time.time()
         ids = [e.event_id for e in events]
         with self.engine.begin() as conn:
-            existing = set()
+            existing: set[str] = set()
             for chunk in chunks(ids, 500):
                 existing.update(conn.execute(sa.select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars())
             fresh: dict[str, Event] = {}
@@ -50,7 +50,7 @@ class EventStore:
             q = q.where(events_table.c.event_type.in_(INTEREST_EVENTS))
         q = q.order_by(events_table.c.ts.desc(), events_table.c.event_id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
+            return [tuple(r) for r in conn.execute(q)]
 
     def user_counts(self, user_id: str) -> tuple[int, int, float]:
         """(interest events, purchases, newest event time) of a user."""

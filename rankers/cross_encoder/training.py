@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Sequence
 import time
+from typing import Any, Callable, Sequence
 
 import torch
 

@@ -21,14 +21,26 @@ import numpy as np
 import torch
 
 from clickmodel.co_purchase import fit_neighbours
-from clickmodel.fusion import (EMBEDDING_DIM, FusionRanker, RankingList, build_text_encoder, clone_ranker, embed_texts,
-                               item_cache_key, load_fusion, save_fusion, score_list, train_ranker)
+from clickmodel.fusion import (
+    EMBEDDING_DIM,
+    FusionRanker,
+    RankingList,
+    build_text_encoder,
+    clone_ranker,
+    embed_texts,
+    item_cache_key,
+    load_fusion,
+    save_fusion,
+    score_list,
+    train_ranker,
+)
 from clickmodel.metrics import list_ndcg as ndcg_of_list
 from clickmodel.signals import SIGNAL_NAMES
 from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
 from core.domain import GateDecision, Lineage
 from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
-from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS, FusionRanker as FusionServing
+from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS
+from rankers.fusion import FusionRanker as FusionServing
 from rankers.fusion.lists import CANDIDATES, ListSpec, baskets_of, build_lists
 
 logger = logging.getLogger(__name__)

@@ -131,8 +131,8 @@ def test_event_volume_triggers_a_fine_tune_that_rank_uses(tmp_path, shop):
     suite = start_deployment(tmp_path, shop, {"RECSYS_AUTO_FINE_TUNE_EVENTS": "10", "RECSYS_FINE_TUNE_STEPS": "8"})
     client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
     try:
-        from shoprank.v1 import feedback_pb2
         from devtools.client import event_message
+        from shoprank.v1 import feedback_pb2
 
         few = client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in fresh_events("vol-a", 4)]), timeout=60)
         assert few.accepted == 4 and few.fine_tune_job_id == ""  # below the threshold

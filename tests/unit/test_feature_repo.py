@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from core.settings import PROJECT_ROOT, Settings
 from core.features import online_store_config
+from core.settings import PROJECT_ROOT, Settings
 
 
 def test_feast_apply_cli_registers_the_definitions(tmp_path):

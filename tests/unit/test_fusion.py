@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from clickmodel.fusion import (FusionRanker, RankingList, build_text_encoder, encode_texts,
-                               load_fusion, save_fusion, train_ranker)
+from clickmodel.fusion import FusionRanker, RankingList, build_text_encoder, encode_texts, load_fusion, save_fusion, train_ranker
 from clickmodel.signals import SIGNAL_COUNT, SIGNAL_NAMES
 from clickmodel.text import ItemText, item_text
 from core.domain import Event

@@ -3,9 +3,9 @@ import pytest
 
 from core.domain import Lineage
 from core.model_repository import TMP_PREFIX, ModelRepository
+from core.settings import PROJECT_ROOT
 from core.triton_config import parse_config
 from rankers import get_ranker
-from core.settings import PROJECT_ROOT
 
 
 def lineage(job="j"):

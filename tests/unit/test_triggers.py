@@ -1,11 +1,10 @@
 """The trigger decision (one function; the Celery sender is replaced by a recorder)."""
 import time
 
-from core.domain import Event
+from core.domain import Event, Lineage
+from core.model_repository import ModelRepository
 from core.settings import Settings
 from core.store import EventLog
-from core.domain import Lineage
-from core.model_repository import ModelRepository
 from core.triggers import maybe_fine_tune
 
 
