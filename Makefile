@@ -36,7 +36,7 @@ check-protos:                 ## fail if gen/ is not what protos/ generates
 	@tmp=$$(mktemp -d); scripts/gen_protos.sh $$tmp && diff -r -x __pycache__ $$tmp/shoprank gen/shoprank && echo "generated code up to date"; rc=$$?; rm -rf $$tmp; exit $$rc
 
 feast-apply:                  ## `feast apply` with the CLI, against var/
-	cd feature_repo && RECSYS_DATA_DIR=$(CURDIR)/var ../.venv/bin/feast apply
+	mkdir -p var/feast && cd feature_repo && RECSYS_DATA_DIR=$(CURDIR)/var ../.venv/bin/feast apply
 
 clean:
 	rm -rf var .venv

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from core.features import FeatureClient, UserFeatures
 from core.store import EventLog
@@ -26,10 +26,12 @@ class FeatureSync:
     """Pushes the features an event batch changed; refreshes every item's popularity and the shop's
     popular list at most every `refresh_s` (the windows slide with the clock)."""
 
-    def __init__(self, log: EventLog, features: FeatureClient, refresh_s: float = 30.0) -> None:
+    def __init__(self, log: EventLog, features: FeatureClient, refresh_s: float = 30.0,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.log = log
         self.features = features
         self.refresh_s = refresh_s
+        self.timer = timer  # what the throttle measures (a replay of history passes the shop's own time)
         self._lock = threading.Lock()
         self._last_full = float("-inf")
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
@@ -48,7 +50,7 @@ class FeatureSync:
         """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest."""
         self.users(user_ids)
         with self._lock:
-            if time.monotonic() - self._last_full >= self.refresh_s:
+            if self.timer() - self._last_full >= self.refresh_s:
                 self._refresh_all()
                 return
             clock = self.log.events.newest_time() or 0.0
@@ -65,7 +67,7 @@ class FeatureSync:
     def _refresh_all(self) -> None:
         clock = self.log.events.newest_time()
         if clock is None:
-            self._last_full = time.monotonic()
+            self._last_full = self.timer()
             return
         pop30 = self.log.events.item_counts(clock - WINDOW_30D)
         pop7 = self.log.events.item_counts(clock - WINDOW_7D)
@@ -77,5 +79,5 @@ class FeatureSync:
         if len(popular) < POPULAR_ITEMS:
             filler = [i for i in sorted(self.log.catalogue.items()) if i not in pop30][:POPULAR_ITEMS - len(popular)]
         self.features.push_shop(clock, popular, filler)
-        self._last_full = time.monotonic()
+        self._last_full = self.timer()
         logger.info("online popularity refreshed: %d items, clock %.0f", len(pop30), clock)

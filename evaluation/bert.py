@@ -23,8 +23,11 @@ def train_frozen_model(ev: EventArrays, items: pd.DataFrame, until_ts: int, out_
     """Version 1 as the worker makes it (pretrained MiniLM + click head, fine-tuned on the newest
     purchases before `until_ts`), published into a model repository under `out_dir`."""
     from clickmodel.training import build_examples
+    from core.model_repository import ModelRepository
     from core.settings import Settings
-    from workers.publishing import train_and_publish
+    from rankers import get_ranker
+    from rankers.cross_encoder.training import train_candidate
+    from workers.publishing import publish
 
     started = time.perf_counter()
     catalogue = catalogue_text(items)
@@ -35,8 +38,11 @@ def train_frozen_model(ev: EventArrays, items: pd.DataFrame, until_ts: int, out_
     examples = build_examples(events, catalogue, negatives_per_positive=2, max_positives=positives, seed=seed)
     settings = Settings(data_dir=out_dir, model_repository=out_dir / "triton_models")
     shutil.rmtree(settings.model_repository, ignore_errors=True)  # each run measures its own version 1
-    version, _ = train_and_publish(settings, parent=None, examples=examples, data_window=(float(ev.ts[0]), float(until_ts)),
-                                   max_steps=steps, batch_size=batch_size, job_id=f"eval-{until_ts}", seed=seed, load_in_triton=False)
+    ranker = get_ranker("cross-encoder")
+    repo = ModelRepository(settings.model_repository, ranker.model_name)
+    candidate = train_candidate(settings, repo, parent=None, examples=examples, data_window=(float(ev.ts[0]), float(until_ts)),
+                                max_steps=steps, batch_size=batch_size, job_id=f"eval-{until_ts}", seed=seed)
+    version = publish(settings, ranker, repo, candidate, f"eval-{until_ts}", load_in_triton=False)
     return settings.model_repository / "bert_click" / str(version) / "model.pt", time.perf_counter() - started
 
 

@@ -29,8 +29,6 @@ import pandas as pd
 import torch
 
 from clickmodel.fusion import (
-    ITEM_TEXT_LENGTH,
-    USER_TEXT_LENGTH,
     FusionRanker,
     RankingList,
     build_text_encoder,
@@ -40,7 +38,7 @@ from clickmodel.fusion import (
     train_ranker,
 )
 from clickmodel.signals import Purchase, candidate_signals
-from clickmodel.text import history_from_events, item_text, user_text
+from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, history_from_events, item_text, user_text
 from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text

@@ -1,17 +1,21 @@
-"""`make bench-fusion-served`: the fusion ranker under the EVAL protocol through the production code
-path end to end, as a replay of the shop's history:
+"""`make bench-fusion-served`: the fusion ranker under the EVAL protocol through the production path
+end to end, as a replay of the shop's history:
 
-- the purchases go into a real event log (SQLite) with the catalogue;
-- at the first test month the worker's training and publishing (`workers.publishing.train_and_publish` with
-  the registry's fusion ranker) trains version 1 on events before it; at every later month boundary the same function fine-tunes the
-  serving version on the month just ended plus replayed older baskets, gates it and publishes it into a
-  Triton model repository with its own co-purchase table (a rejected candidate is not used);
-- each test case is ranked as Triton's `fusion_click/model.py` would: candidates and signals built by the
-  worker's list builder (the shop as it was just before the invoice, the co-purchase table the version
-  was published with), texts encoded by the published TorchScript `model.pt` (items from its catalogue
-  table), probabilities from that same file.
+- the purchases go into a real event log (SQLite) with the catalogue: the training log;
+- at the first test month the worker's training and publishing (`workers.publishing.train_and_publish`
+  with the registry's fusion ranker) trains version 1 on events before it; at every later month boundary
+  the same function fine-tunes the serving version on the month just ended plus replayed older baskets,
+  gates it, publishes it into a Triton model repository with its own co-purchase table, materialises
+  that table into Feast, and a real tritonserver loads it (a rejected candidate is not served);
+- a second event log is replayed in time order up to each test case through the feedback service's
+  own feature sync (core.feature_sync): shopper history and interests and the batch items' popularity
+  pushed to a real Feast store after every batch, every item's popularity and the shop's clock and
+  popular list refreshed once per replayed day (production refreshes every 30 s of wall time);
+- each case is answered by the scoring service's own code (`ScoringServicer.rank`, in process): the
+  ranker reads the shopper, shop and candidates from Feast, retrieves up to 100 candidates, and one
+  request to the tritonserver scores them with the serving version. Nothing reads the event log per case.
 
-Writes bench/results/fusion-served.{json,md}. Compare with `make bench-fusion` (the research harness).
+Writes bench/results/fusion-served.{json,md,png}. Compare with `make bench-fusion` (the research harness).
 """
 from __future__ import annotations
 
@@ -24,65 +28,131 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from clickmodel.fusion import item_cache_key
-from clickmodel.text import USER_TEXT_LENGTH, item_text
-from clickmodel.tokenizer import encode_texts
 from core.domain import Event
+from core.feature_sync import FeatureSync
+from core.features import FeatureClient, apply
 from core.model_repository import ModelRepository
 from core.settings import PROJECT_ROOT, Settings
 from core.store import EventLog
+from core.triton_client import TritonClickClient
+from devtools import triton_launcher
 from evaluation.baselines import History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from rankers import get_ranker
 from rankers.base import TrainingRun
-from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE
-from rankers.fusion.lists import build_lists
+from services.scoring_service import ScoringServicer
 from shopdata.uci_retail import DEFAULT_PATH
-from workers.publishing import train_and_publish
+from workers.publishing import serve, train_and_publish
+
+DAY = 86400.0
 
 
 class ServedFusion:
-    """Ranks each month's cases with the version serving that month, as the Triton model does."""
+    """Ranks each case through the scoring service's code with features replayed into Feast."""
 
-    name = "fusion (served, worker-trained)"
+    name = "fusion (served: Feast + Triton)"
 
-    def __init__(self, ev: EventArrays) -> None:
+    def __init__(self, ev: EventArrays, events: list[Event], live: EventLog, features: FeatureClient, scoring: ScoringServicer) -> None:
         self.ev = ev
+        self.events = events
+        self.live = live
+        self.scoring = scoring
+        self.features = features
+        self.replayed_until = float("-inf")
+        self.sync = FeatureSync(live, features, refresh_s=DAY, timer=lambda: self.replayed_until)
+        self.next_event = 0
         self.popularity = Popularity(ev)
         self.ranked_by_case: dict[tuple[int, int], list[int]] = {}
         self.index = {str(i): k for k, i in enumerate(ev.item_ids)}
-        self._keys: dict[str, bytes] = {}
+        self.degraded = 0
+        self.candidates = 0
 
-    def score_month(self, model_path: Path, events: list[Event], catalogue, cases: list[Case], table: dict) -> None:  # type: ignore[no-untyped-def]
-        model = torch.jit.load(str(model_path)).eval()
-        data = torch.load(model_path.parent / ITEM_TABLE)
-        items = dict(zip(data["keys"], data["vectors"]))
-        chosen = {(str(self.ev.user_ids[c.user]), float(c.ts)) for c in cases}
-        specs = {(s.user_id, s.timestamp): s for s in build_lists(events, catalogue, chosen, table)}
-        with torch.inference_mode():
-            for c in cases:
-                s = specs.get((str(self.ev.user_ids[c.user]), float(c.ts)))
-                if s is None:
-                    continue
-                enc = encode_texts([s.user_text], USER_TEXT_LENGTH)
-                user = model.encode(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
-                vectors = torch.stack([items[self.key_of(catalogue, i)] for i in s.candidates])
-                probs = model(user.expand(len(s.candidates), -1), vectors, torch.from_numpy(s.signals))[:, 0].numpy()
-                self.ranked_by_case[(c.user, c.ts)] = [self.index[s.candidates[j]] for j in np.argsort(-probs, kind="stable")]
+    def replay_until(self, t: float) -> None:
+        """Append every event strictly before `t` to the live log and sync the online store, as the
+        feedback service does after a batch."""
+        end = int(np.searchsorted(self.ev.ts, t, side="left"))
+        if end <= self.next_event:
+            return
+        batch = self.events[self.next_event:end]
+        self.next_event = end
+        self.live.events.append(batch)
+        self.replayed_until = float(self.ev.ts[end - 1])
+        self.sync.after_batch({e.user_id for e in batch}, {e.item_id for e in batch})
 
-    def key_of(self, catalogue, item_id: str) -> bytes:  # type: ignore[no-untyped-def]
-        """The item's cache key in the version's table: its text's token ids (as model.py keys them)."""
-        if item_id not in self._keys:
-            self._keys[item_id] = item_cache_key(item_text(catalogue[item_id]))
-        return self._keys[item_id]
+    def score_month(self, cases: list[Case], month: str) -> None:
+        ranker = self.scoring.ranker
+        self.scoring.triton.forget_version()
+        for c in tqdm(sorted(cases, key=lambda c: (c.ts, c.user)), desc=f"  {month} served", unit="case", file=sys.stderr, mininterval=5):
+            self.replay_until(float(c.ts))
+            version = self.scoring.serving_version()
+            shopper = ranker.shopper(self.features, str(self.ev.user_ids[c.user]), version)
+            candidates = ranker.retrieve(shopper, 100)
+            if not candidates:
+                continue
+            reply = self.scoring.rank(shopper, candidates, f"case-{c.user}-{c.ts}", version, allow_unknown=True)
+            self.degraded += int(reply.degraded)
+            self.candidates += len(reply.items)
+            self.ranked_by_case[(c.user, c.ts)] = [self.index[i.item_id] for i in reply.items]
 
     def ranked(self, case: Case, limit: int) -> list[int]:
         out = list(self.ranked_by_case.get((case.user, case.ts), []))
         have = set(out)
         return (out + [i for i in self.popularity.ranked(case, limit + len(have)) if i not in have])[:limit]
+
+
+class Replay:
+    """The shop's history replayed month by month through the worker (training, gate, publishing) and
+    the request path (Feast + tritonserver + the scoring servicer)."""
+
+    def __init__(self, args: argparse.Namespace, settings: Settings, log: EventLog, ev: EventArrays, events: list[Event],
+                 catalogue: dict) -> None:  # type: ignore[type-arg]
+        self.args, self.settings, self.log, self.ev, self.events = args, settings, log, ev, events
+        self.ranker = get_ranker("fusion")
+        self.repo = ModelRepository(settings.model_repository, self.ranker.model_name)
+        apply(settings)
+        self.features = FeatureClient(settings)
+        self.features.push_items(catalogue)
+        self.live = EventLog.open(f"sqlite:///{settings.data_dir / 'live-eventlog.db'}")  # what the feedback service saw
+        self.live.catalogue.upsert(catalogue)
+        self.triton: triton_launcher.TritonServer | None = None
+        self.served: ServedFusion | None = None
+        self.serving: int | None = None
+        self.since = float("-inf")
+        self.decisions: dict[str, str] = {}
+        self.train_seconds = 0.0
+
+    def month(self, month: str, cases: list[Case]) -> None:
+        """Train (or fine-tune) at the month boundary, serve the result if it passed, answer the month's cases."""
+        boundary = float(month_start_seconds(month))
+        t = time.perf_counter()
+        run = TrainingRun(self.settings, self.log, self.repo, parent=self.serving, since=self.since, until=boundary, job_id=f"replay-{month}",
+                          max_examples=self.args.bootstrap_lists if self.serving is None else self.args.monthly_lists,
+                          stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+        version, lineage = train_and_publish(run, self.ranker, features=self.features, load_in_triton=self.triton is not None)
+        self.train_seconds += time.perf_counter() - t
+        self.decisions[month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:160]}"
+        print(f"{month}: {self.decisions[month]} ({time.perf_counter() - t:.0f}s)", file=sys.stderr)
+        if lineage.gate["passed"]:
+            self.serving = version
+        self.since = boundary
+        if self.served is None:  # version 1 is on disk: start the real server on the repository
+            assert self.serving is not None
+            self.triton = triton_launcher.start(self.settings.model_repository, self.settings.data_dir / "tritonserver.log",
+                                                models=(self.ranker.model_name,))
+            self.settings = self.settings.model_copy(update={"triton_grpc_url": self.triton.grpc_url})
+            serve(self.settings, self.repo, self.serving, load_in_triton=True)
+            client = TritonClickClient(self.triton.grpc_url, 30.0, self.ranker.model_name)
+            scoring = ScoringServicer(self.settings, self.features, client, self.ranker)
+            self.served = ServedFusion(self.ev, self.events, self.live, self.features, scoring)
+        self.served.score_month([c for c in cases if c.month == month], month)
+
+    def close(self) -> None:
+        if self.triton is not None:
+            self.triton.stop()
 
 
 def main() -> None:
@@ -109,33 +179,25 @@ def main() -> None:
     log.catalogue.upsert(catalogue)
     print(f"replaying {len(events)} purchases into the event log", file=sys.stderr)
     log.events.append(events)
-    ranker = get_ranker("fusion")
-    repo = ModelRepository(settings.model_repository, ranker.model_name)
     cases = sample_cases(build_cases(ev), args.sample_per_month or None, 0)
-    served = ServedFusion(ev)
-    decisions, train_seconds, serving, since = {}, 0.0, None, float("-inf")
-    for month in TEST_MONTHS:
-        boundary = float(month_start_seconds(month))
-        t = time.perf_counter()
-        run = TrainingRun(settings, log, repo, parent=serving, since=since, until=boundary, job_id=f"replay-{month}",
-                          max_examples=args.bootstrap_lists if serving is None else args.monthly_lists,
-                          stage=lambda text, month=month: print(f"  {month}: {text}", file=sys.stderr))
-        version, lineage = train_and_publish(run, ranker, load_in_triton=False)
-        train_seconds += time.perf_counter() - t
-        decisions[month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:160]}"
-        print(f"{month}: {decisions[month]} ({time.perf_counter() - t:.0f}s)", file=sys.stderr)
-        if lineage.gate["passed"]:
-            serving = version
-        since = boundary
-        month_cases = [c for c in cases if c.month == month]
-        next_boundary = float(month_start_seconds(TEST_MONTHS[TEST_MONTHS.index(month) + 1])) if month != TEST_MONTHS[-1] else float(ev.ts[-1]) + 1
-        table = {a: [(b, float(w)) for b, w in nbs] for a, nbs in json.loads((repo.version_dir(serving) / CO_PURCHASE_FILE).read_text()).items()}  # type: ignore[arg-type]
-        month_events = [e for e in events if e.timestamp < next_boundary]
-        served.score_month(repo.model_path(serving), month_events, catalogue, month_cases, table)  # type: ignore[arg-type]
+    replay = Replay(args, settings, log, ev, events, catalogue)
+    try:
+        for month in TEST_MONTHS:
+            replay.month(month, cases)
+    finally:
+        replay.close()
+    served = replay.served
+    assert served is not None
     results = {r.name: evaluate(r, cases, ev, history, r.name[:18]) for r in (RepeatPopularity(ev, history), served)}
-    report = {"machine": machine(), "cases": len(cases), "settings": vars(args) | {"data": str(args.data)}, "decisions": decisions,
-              "train_seconds": round(train_seconds, 1), "results": results, "wall_seconds": round(time.perf_counter() - started, 1),
-              "ranked_cases": len(served.ranked_by_case)}
+    report = {"machine": machine(), "cases": len(cases), "settings": vars(args) | {"data": str(args.data)}, "decisions": replay.decisions,
+              "train_seconds": round(replay.train_seconds, 1), "results": results, "wall_seconds": round(time.perf_counter() - started, 1),
+              "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,
+              "mean_candidates": round(served.candidates / max(1, len(served.ranked_by_case)), 1)}
+    write_report(report, cases)
+
+
+def write_report(report: dict, cases: list) -> None:  # type: ignore[type-arg]
+    results, decisions, train_seconds = report["results"], report["decisions"], report["train_seconds"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "fusion-served.json").write_text(json.dumps(report, indent=2, default=str))
     months = TEST_MONTHS
@@ -147,7 +209,11 @@ def main() -> None:
     lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |" for name, r in results.items()]
     lines += ["", f"Training (bootstrap + 11 monthly fine-tunes, with list building, text encoding and gates): {train_seconds:.0f} s; "
-              f"wall {report['wall_seconds']:.0f} s; cases ranked by the model: {report['ranked_cases']} of {len(cases)}.", "", "Gate decisions:", ""]
+              f"wall {report['wall_seconds']:.0f} s; cases answered by the scoring path: {report['ranked_cases']} of {len(cases)} "
+              f"(degraded answers: {report['degraded_answers']}; mean candidates {report['mean_candidates']}).", "",
+              "Features: read from a real Feast store replayed through core.feature_sync (per batch: shoppers, batch items' "
+              "popularity; once per replayed day: every item's popularity, the shop's clock and popular list); "
+              "scores: a real tritonserver serving the month's version.", "", "Gate decisions:", ""]
     lines += [f"- {m}: {d}" for m, d in decisions.items()]
     lines += ["", "![NDCG per month](fusion-served.png)"]
     (RESULTS / "fusion-served.md").write_text("\n".join(lines) + "\n")

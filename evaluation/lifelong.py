@@ -1,5 +1,5 @@
 """`make bench-lifelong`: frozen vs lifelong vs full monthly retrain under the EVAL protocol, through
-the worker's own training and publishing code (`workers.publishing.train_and_publish`, the replay
+the worker's own training and publishing code (`rankers.cross_encoder.training.train_candidate` + `workers.publishing.publish`, the replay
 reservoir and the promotion gate), each arm scored with its published `model.pt`.
 
 - frozen: trained once on purchases before the first test month, never updated;
@@ -31,12 +31,12 @@ from clickmodel.continual import STRATEGIES
 from clickmodel.training import Event, build_examples
 from core.model_repository import ModelRepository
 from core.settings import PROJECT_ROOT, Settings
+from core.store import EventLog, ReplayBuffer
 from evaluation.baselines import CoOccurrence, History, RepeatPopularity
 from evaluation.bert import BertReranker, catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import TEST_MONTHS, EventArrays, build_cases, month_start_seconds, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
-from services.eventlog import EventLog, ReplayBuffer
 from shopdata.uci_retail import DEFAULT_PATH
 
 
@@ -46,7 +46,11 @@ def events_between(ev: EventArrays, lo_ts: float, hi_ts: float) -> list[Event]:
 
 
 def main() -> None:
-    from workers.publishing import train_and_publish
+    from rankers import get_ranker
+    from rankers.cross_encoder.training import train_candidate
+    from workers.publishing import publish
+
+    ranker = get_ranker("cross-encoder")
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
@@ -80,11 +84,13 @@ def main() -> None:
 
     def train(arm: str, parent_repo: Path, parent: int | None, examples, window, steps, replay=(), replay_eval=(), strategy="full"):  # type: ignore[no-untyped-def]
         settings = Settings(data_dir=root / arm, model_repository=parent_repo, max_length=args.max_length, train_device=args.device)
+        repo = ModelRepository(parent_repo, ranker.model_name)
         t = time.perf_counter()
-        version, lineage = train_and_publish(settings, parent=parent, examples=examples, data_window=window, max_steps=steps,
-                                             batch_size=batch, job_id=f"{arm}-{int(window[1])}", seed=args.seed,
-                                             load_in_triton=False, replay=replay, replay_eval=replay_eval, strategy=strategy)
-        return version, lineage, time.perf_counter() - t
+        job_id = f"{arm}-{int(window[1])}"
+        candidate = train_candidate(settings, repo, parent=parent, examples=examples, data_window=window, max_steps=steps,
+                                    batch_size=batch, job_id=job_id, seed=args.seed, replay=replay, replay_eval=replay_eval, strategy=strategy)
+        version = publish(settings, ranker, repo, candidate, job_id, load_in_triton=False)
+        return version, candidate.lineage, time.perf_counter() - t
 
     compute: dict[str, float] = {}
     window_compute: dict[str, float] = {"frozen": 0.0, "full-retrain": 0.0}  # training spent on the evaluated months' models
@@ -96,7 +102,7 @@ def main() -> None:
     frozen_repo = root / "frozen" / "triton_models"
     v, _, secs = train("frozen", frozen_repo, None, initial_examples, (float(ev.ts[0]), first), args.initial_steps)
     compute["frozen"] = secs
-    frozen_path = ModelRepository(frozen_repo).model_path(v)
+    frozen_path = ModelRepository(frozen_repo, ranker.model_name).model_path(v)
 
     # each lifelong arm starts from the frozen model (same version 1), then follows every month boundary
     life_arms: dict[str, dict[str, Path]] = {}
@@ -105,7 +111,7 @@ def main() -> None:
         arm = f"lifelong-{strategy}"
         life_repo = root / arm / "triton_models"
         shutil.copytree(frozen_repo, life_repo)
-        buffer = ReplayBuffer(EventLog(f"sqlite:///{root / arm / 'replay.db'}"), 5000)
+        buffer = ReplayBuffer(EventLog.open(f"sqlite:///{root / arm / 'replay.db'}").engine, 5000)
         buffer.add(initial_examples, seed=args.seed)
         compute[arm], window_compute[arm] = secs, 0.0  # it shares the initial training
         serving, life_paths, decisions[arm] = v, {}, {}
@@ -124,7 +130,7 @@ def main() -> None:
                 serving = version
                 buffer.add(new, seed=args.seed)
             print(f"{arm} {month}: {decisions[arm][month]} ({took:.0f}s)", file=sys.stderr)
-            life_paths[month] = ModelRepository(life_repo).model_path(serving)
+            life_paths[month] = ModelRepository(life_repo, ranker.model_name).model_path(serving)
         life_arms[arm] = life_paths
 
     retrain_paths: dict[str, Path] = {}
@@ -137,7 +143,7 @@ def main() -> None:
         compute["full-retrain"] = compute.get("full-retrain", 0.0) + secs
         window_compute["full-retrain"] += secs
         window_steps["full-retrain"] += args.initial_steps
-        retrain_paths[month] = ModelRepository(repo).model_path(version)
+        retrain_paths[month] = ModelRepository(repo, ranker.model_name).model_path(version)
         print(f"full retrain {month}: {secs:.0f}s", file=sys.stderr)
 
     cooc = CoOccurrence(ev, history)

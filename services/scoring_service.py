@@ -40,7 +40,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     def Rank(self, request: scoring_pb2.RankRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         candidates = validate_rank_request(request.user_id, list(request.item_ids), self.settings.max_candidates)
         request_id = self._request_id(request.request_id)
-        version = self._serving_version()
+        version = self.serving_version()
         return self.rank(self.ranker.shopper(self.features, request.user_id, version), candidates, request_id, version)
 
     def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
@@ -50,7 +50,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         if not 1 <= k <= 100:
             raise InvalidArgument(f"k {k} outside 1..100")
         request_id = self._request_id(request.request_id)
-        version = self._serving_version()
+        version = self.serving_version()
         shopper = self.ranker.shopper(self.features, request.user_id, version)
         candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
         if len(candidates) < RECOMMEND_CANDIDATES:
@@ -61,7 +61,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         del response.items[k:]
         return response
 
-    def _serving_version(self) -> str:
+    def serving_version(self) -> str:
         """The version Triton serves ("" when Triton cannot say: the answer will be degraded)."""
         try:
             return self.triton.serving_version()

@@ -90,12 +90,19 @@ def test_gate_rollback_and_killed_worker(tmp_path, shop):
         suite.stop()
 
 
+def baskets(tag: str) -> list[Event]:
+    """Multi-item baskets (one shopper, one moment): what co-purchase neighbours are fitted on."""
+    now = time.time() - 900  # before fresh_events: a data window follows event time (issue 10)
+    pairs = [("U0001", "SKU0001", "SKU1001"), ("U0002", "SKU0001", "SKU2001"), ("U0003", "SKU1001", "SKU3001")]
+    return [Event(f"{tag}-{k}-{item}", user, item, "purchase", now + k) for k, (user, *items) in enumerate(pairs) for item in items]
+
+
 def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_path, shop):
     suite = start_deployment(tmp_path, shop, {})
     client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
     try:
         _, fresh = shop.split(0.6)
-        client.record_events(fresh)
+        client.record_events(fresh + baskets("basket"))
         done, _ = wait_job(client, client.trigger(job_id="good", max_steps=3).job_id)
         assert done.state == "SUCCEEDED" and done.new_version == "2", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "2"
@@ -109,7 +116,7 @@ def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_
         tables = {v: json.loads((repo / v / CO_PURCHASE_FILE).read_text()) for v in ("1", "2")}
         assert tables["1"] != tables["2"]  # version 2 learned from baskets version 1 never saw
         features, ranker = FeatureClient(suite.settings()), get_ranker("fusion")
-        user = next(u for u in ("U0001", "U0002", "U0003", "U0000") if ranker.shopper(features, u, "2").co_purchase)
+        user = "U0001"  # bought SKU0001 with SKU1001 after version 1 was trained
         recent = [i for i, _ in ranker.shopper(features, user, "2").interests[:20]]
 
         def expected(version: str) -> dict:

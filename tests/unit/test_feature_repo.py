@@ -10,14 +10,20 @@ from core.features import online_store_config
 from core.settings import PROJECT_ROOT, Settings
 
 
-def test_feast_apply_cli_registers_the_definitions(tmp_path):
+def test_feast_cli_applies_and_materialises_the_definitions(tmp_path):
     feast = Path(sys.executable).parent / "feast"
     env = dict(os.environ, RECSYS_DATA_DIR=str(tmp_path))
+    (tmp_path / "feast").mkdir()
     subprocess.run([str(feast), "apply"], cwd=PROJECT_ROOT / "feature_repo", env=env, check=True, capture_output=True, timeout=300)
     listed = subprocess.run([str(feast), "feature-views", "list"], cwd=PROJECT_ROOT / "feature_repo", env=env,
                             check=True, capture_output=True, text=True, timeout=300).stdout
-    assert "item_text" in listed and "user_history" in listed
+    for view in ("item_text", "item_popularity", "user_history", "shop_activity", "co_purchase"):
+        assert view in listed
     assert (tmp_path / "feast" / "registry.db").exists()
+    done = subprocess.run([str(feast), "materialize-incremental", "2026-01-01T00:00:00"], cwd=PROJECT_ROOT / "feature_repo", env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "co_purchase" in done.stdout
 
 
 def test_yaml_and_code_agree_on_the_default_online_store(tmp_path):
