@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--bootstrap-lists", type=int, default=4000)
     parser.add_argument("--monthly-lists", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tag", default="fusion-served", help="results file name under bench/results/")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -199,7 +200,7 @@ def main() -> None:
 def write_report(report: dict, cases: list) -> None:  # type: ignore[type-arg]
     results, decisions, train_seconds = report["results"], report["decisions"], report["train_seconds"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "fusion-served.json").write_text(json.dumps(report, indent=2, default=str))
+    (RESULTS / f"{report['settings']['tag']}.json").write_text(json.dumps(report, indent=2, default=str))
     months = TEST_MONTHS
     lines = [f"# Fusion ranker through the worker and the served artifact ({len(cases)} cases, replay of the shop's history)", "",
              "| recommender | HR@10 | Recall@10 | NDCG@10 | discovery HR@10 | discovery NDCG@10 |", "| --- | --- | --- | --- | --- | --- |"]
@@ -215,8 +216,8 @@ def write_report(report: dict, cases: list) -> None:  # type: ignore[type-arg]
               "popularity; once per replayed day: every item's popularity, the shop's clock and popular list); "
               "scores: a real tritonserver serving the month's version.", "", "Gate decisions:", ""]
     lines += [f"- {m}: {d}" for m, d in decisions.items()]
-    lines += ["", "![NDCG per month](fusion-served.png)"]
-    (RESULTS / "fusion-served.md").write_text("\n".join(lines) + "\n")
+    lines += ["", f"![NDCG per month]({report['settings']['tag']}.png)"]
+    (RESULTS / f"{report['settings']['tag']}.md").write_text("\n".join(lines) + "\n")
     write_plot(report)
     print("\n".join(lines))
 
@@ -237,7 +238,7 @@ def write_plot(report: dict) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "fusion-served.png", dpi=110)
+    fig.savefig(RESULTS / f"{report['settings']['tag']}.png", dpi=110)
     plt.close(fig)
 
 
