@@ -25,12 +25,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from core.domain import Event
+from core.domain import Event, ItemText
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient, apply
 from core.model_repository import ModelRepository
@@ -109,7 +110,7 @@ class Replay:
     the request path (Feast + tritonserver + the scoring servicer)."""
 
     def __init__(self, args: argparse.Namespace, settings: Settings, log: EventLog, ev: EventArrays, events: list[Event],
-                 catalogue: dict) -> None:  # type: ignore[type-arg]
+                 catalogue: dict[str, ItemText]) -> None:
         self.args, self.settings, self.log, self.ev, self.events = args, settings, log, ev, events
         self.ranker = get_ranker("fusion")
         self.repo = ModelRepository(settings.model_repository, self.ranker.model_name)
@@ -197,7 +198,7 @@ def main() -> None:
     write_report(report, cases)
 
 
-def write_report(report: dict, cases: list) -> None:  # type: ignore[type-arg]
+def write_report(report: dict[str, Any], cases: list[Case]) -> None:
     results, decisions, train_seconds = report["results"], report["decisions"], report["train_seconds"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{report['settings']['tag']}.json").write_text(json.dumps(report, indent=2, default=str))

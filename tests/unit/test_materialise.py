@@ -16,8 +16,8 @@ from workers.materialise import materialise
 DAY = 86400.0
 
 
-def publish(repo: ModelRepository, table: dict) -> int:  # type: ignore[type-arg]
-    def write(folder):  # type: ignore[no-untyped-def]
+def publish(repo: ModelRepository, table: dict) -> int:
+    def write(folder):
         (folder / "model.pt").write_bytes(b"w")
         (folder / CO_PURCHASE_FILE).write_text(json.dumps(table))
 
