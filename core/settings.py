@@ -91,13 +91,6 @@ class Settings(BaseSettings):
         return self.celery_result_url or f"db+sqlite:///{self.data_dir / 'celery-results.db'}"
 
     @property
-    def model_name(self) -> str:
-        """The Triton model of the configured ranker."""
-        from rankers import get_ranker
-
-        return get_ranker(self.ranker).model_name
-
-    @property
     def feast_dir(self) -> Path:
         return self.data_dir / "feast"
 

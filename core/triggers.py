@@ -26,10 +26,10 @@ def enqueue_fine_tune(settings: Settings, log: EventLog, sender: TaskSender, job
     return job, created
 
 
-def maybe_fine_tune(settings: Settings, log: EventLog, sender: TaskSender, min_events: int, source: str) -> Job | None:
-    """Start a fine-tune if at least `min_events` new positive events arrived since the serving
-    version's data window and no job is pending or running; returns the job started, if any."""
-    repo = ModelRepository(settings.model_repository, settings.model_name)
+def maybe_fine_tune(settings: Settings, log: EventLog, sender: TaskSender, model_name: str, min_events: int, source: str) -> Job | None:
+    """Start a fine-tune of `model_name` (the configured ranker's) if at least `min_events` new positive
+    events arrived since the serving version's data window and no job is pending or running; returns the job started, if any."""
+    repo = ModelRepository(settings.model_repository, model_name)
     serving = repo.serving_version()
     if serving is None or log.jobs.active(settings.job_lease_s):
         return None

@@ -14,6 +14,7 @@ from pathlib import Path
 from core.settings import PROJECT_ROOT
 from devtools import triton_launcher
 from devtools.ports import free_port, log_tail, wait_until
+from rankers import get_ranker
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Suite:
 
     def start_triton(self, timeout: float = 180.0) -> None:
         self.triton = triton_launcher.start(
-            self.model_repository, self.log_dir / "tritonserver.log", models=(self.settings().model_name,),
+            self.model_repository, self.log_dir / "tritonserver.log", models=(get_ranker(self.settings().ranker).model_name,),
             grpc_port=self.ports.get("triton_grpc"), http_port=self.ports.get("triton_http"), timeout=timeout,
         )
         self.ports["triton_grpc"] = self.triton.grpc_port

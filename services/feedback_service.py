@@ -20,6 +20,7 @@ from core.settings import Settings, load
 from core.store import EventLog
 from core.tasks import TaskSender, celery_client
 from core.triggers import maybe_fine_tune
+from rankers import get_ranker
 from services.grpc_server import build_server, serve_until_signalled
 from services.model_admin import ModelAdminServicer
 from services.validation import validate_events, validate_items
@@ -35,6 +36,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         self.features = features
         self.sync = FeatureSync(log, features, settings.popularity_refresh_s)
         self.sender = sender  # volume-triggered fine-tunes are sent by task name
+        self.model_name = get_ranker(settings.ranker).model_name
 
     def RecordEvents(self, request: feedback_pb2.RecordEventsRequest, context: grpc.ServicerContext) -> feedback_pb2.RecordEventsResponse:
         if not request.events:
@@ -53,7 +55,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             ) from exc
         job = None
         if fresh and self.settings.auto_fine_tune_events > 0:
-            job = maybe_fine_tune(self.settings, self.log, self.sender, self.settings.auto_fine_tune_events, "volume")
+            job = maybe_fine_tune(self.settings, self.log, self.sender, self.model_name, self.settings.auto_fine_tune_events, "volume")
         return feedback_pb2.RecordEventsResponse(
             accepted=len(fresh),
             duplicates=len(good) - len(fresh),

@@ -36,7 +36,7 @@ def recover_interrupted_jobs(sender: object = None, **_: object) -> None:
         log.jobs.update(job.job_id, state="FAILED", message="interrupted: the worker stopped during training; trigger again")
         logger.warning("job %s was interrupted (worker %s stopped); marked FAILED", job.job_id, job.owner or "?")
     if not [j for j in log.jobs.active(settings.job_lease_s) if j.state == "RUNNING"]:
-        removed = ModelRepository(settings.model_repository, settings.model_name).clean_stale_temporaries()
+        removed = ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name).clean_stale_temporaries()
         if removed:
             logger.warning("removed unfinished version folders: %s", removed)
 
@@ -68,7 +68,7 @@ def fine_tune(self, payload: dict) -> dict:
     request = FineTuneRequest.from_json(payload)
     settings = load()
     log = EventLog.open(settings.eventlog)
-    repo = ModelRepository(settings.model_repository, settings.model_name)
+    repo = ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name)
 
     parent = repo.serving_version()
     job, _ = log.jobs.create(request.job_id, "" if parent is None else str(parent), request.max_steps)

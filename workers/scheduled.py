@@ -10,6 +10,7 @@ from core.settings import load
 from core.store import EventLog
 from core.tasks import SCHEDULED_TASK, TRAINING_QUEUE
 from core.triggers import maybe_fine_tune
+from rankers import get_ranker
 
 logger = logging.getLogger(__name__)
 
@@ -19,5 +20,5 @@ def scheduled_fine_tune() -> str:
     from workers.app import app
 
     settings = load()
-    job = maybe_fine_tune(settings, EventLog.open(settings.eventlog), app, 1, "schedule")
+    job = maybe_fine_tune(settings, EventLog.open(settings.eventlog), app, get_ranker(settings.ranker).model_name, 1, "schedule")
     return job.job_id if job else ""

@@ -20,7 +20,7 @@ def setup(tmp_path):
     settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
     log = EventLog.open(settings.eventlog)
     lineage = Lineage("", "", time.time(), 0.0, 1000.0, 1, 0.5, "bootstrap")
-    ModelRepository(settings.model_repository, settings.model_name).publish(lambda p: (p / "model.pt").write_bytes(b"w"), lineage, tag="b")
+    ModelRepository(settings.model_repository, "fusion_click").publish(lambda p: (p / "model.pt").write_bytes(b"w"), lineage, tag="b")
     return settings, log
 
 
@@ -32,16 +32,16 @@ def test_volume_trigger_fires_once_per_window_and_never_twice_at_once(tmp_path):
     settings, log = setup(tmp_path)
     sender = Recorder()
     log.events.append(events(4) + [Event("old", "u", "i", "purchase", 500.0), Event("imp", "u", "i", "impression", 3000.0)])
-    assert maybe_fine_tune(settings, log, sender, 5, "volume") is None  # 4 new positives: not enough
+    assert maybe_fine_tune(settings, log, sender, "fusion_click", 5, "volume") is None  # 4 new positives: not enough
     log.events.append(events(2, start=4000.0))
-    job = maybe_fine_tune(settings, log, sender, 5, "volume")
+    job = maybe_fine_tune(settings, log, sender, "fusion_click", 5, "volume")
     assert job is not None and job.parent_version == "1" and len(sender.sent) == 1
     name, task_id, queue, payload = sender.sent[0]
     assert task_id == job.job_id and queue == "training" and payload["job_id"] == job.job_id
     log.events.append(events(20, start=5000.0))
-    assert maybe_fine_tune(settings, log, sender, 5, "volume") is None  # one is pending: never two at once
+    assert maybe_fine_tune(settings, log, sender, "fusion_click", 5, "volume") is None  # one is pending: never two at once
     log.jobs.update(job.job_id, state="SUCCEEDED")
-    assert maybe_fine_tune(settings, log, sender, 5, "volume") is not None and len(sender.sent) == 2
+    assert maybe_fine_tune(settings, log, sender, "fusion_click", 5, "volume") is not None and len(sender.sent) == 2
 
 
 def test_beat_schedule_runs_the_scheduled_check_and_the_materialisation():
