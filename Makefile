@@ -59,7 +59,7 @@ bench-step-cost: install      ## seconds per training step of each continual-lea
 bench-fusion: install         ## the fusion ranker vs every baseline under EVAL.md: SAMPLE=0 (full protocol) or N per month
 	$(PY) -m evaluation.fusion_eval --sample-per-month $(or $(SAMPLE),0)
 
-bench-fusion-served: install  ## the fusion ranker through the worker code and the published artifact, full protocol (~35 min)
+bench-fusion-served: install  ## the fusion ranker through the worker, Feast and tritonserver (served path), full protocol (~35 min)
 	$(PY) -m evaluation.fusion_served
 
 bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
