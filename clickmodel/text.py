@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from core.domain import EVENT_TYPES, INTEREST_EVENTS, POSITIVE_EVENTS, ItemText
+from core.domain import EVENT_TYPES, HISTORY_LENGTH, INTEREST_EVENTS, POSITIVE_EVENTS, ItemText
 
-__all__ = ["EVENT_TYPES", "INTEREST_EVENTS", "POSITIVE_EVENTS", "ItemText", "HistoryEntry", "item_text", "user_text",
+__all__ = ["EVENT_TYPES", "HISTORY_LENGTH", "INTEREST_EVENTS", "POSITIVE_EVENTS", "ItemText", "HistoryEntry", "item_text", "user_text",
            "history_from_events", "price_band"]
-HISTORY_LENGTH = 20  # recent interest events kept per user in the online store
 TEXT_HISTORY_ITEMS = 8  # of which the most recent few are spelt out in the model text
 USER_TEXT_LENGTH = 96  # tokens of the shopper's text in the two-tower model (recent item titles)
 ITEM_TEXT_LENGTH = 32  # tokens of an item's text in the two-tower model (title first)

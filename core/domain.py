@@ -11,6 +11,8 @@ INTEREST_EVENTS = ("click", "add_to_cart", "purchase")
 POSITIVE_EVENTS = INTEREST_EVENTS
 EVENT_TYPES = ("impression",) + INTEREST_EVENTS
 
+HISTORY_LENGTH = 20  # a shopper's newest interest events kept in the online store (the model text reads 8)
+
 JOB_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "REJECTED", "FAILED")
 
 

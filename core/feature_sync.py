@@ -8,13 +8,13 @@ import threading
 import time
 from typing import Callable, Iterable
 
+from core.domain import HISTORY_LENGTH
 from core.features import FeatureClient, UserFeatures
 from core.store import EventLog
 
 logger = logging.getLogger(__name__)
 
 DAY = 86400.0
-HISTORY_LENGTH = 20  # recent interest events per shopper for the model text (clickmodel.text reads 8)
 INTEREST_LIMIT = 2000  # interest events per shopper for the repeat / recency signals
 POPULAR_ITEMS = 100  # the shop's popular list (retrieval's fallback)
 # Popularity windows: events at or after clock - 31 days (and - 8 days), as the training lists count them.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -59,6 +59,20 @@ class ShopFeatures:
     clock: float  # the newest event time: "now" for signals, so a replayed shop reads like a live one
     popular: list[str]  # items bought in the last 30 days, most first
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
+
+
+class OnlineFeatures(Protocol):
+    """The port the ranking path reads through (FeatureClient is the Feast adapter; tests may fake it)."""
+
+    def get_user(self, user_id: str) -> UserFeatures | None: ...
+
+    def get_shop(self) -> ShopFeatures: ...
+
+    def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]: ...
+
+    def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]: ...
+
+    def push_co_purchase(self, key: str, table: dict[str, list[tuple[str, float]]]) -> None: ...
 
 
 def version_key(model_name: str, version: int | str) -> str:

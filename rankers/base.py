@@ -19,7 +19,7 @@ import numpy as np
 
 from clickmodel.text import HistoryEntry
 from core.domain import Lineage
-from core.features import FeatureClient, ItemFeatures, version_key
+from core.features import ItemFeatures, OnlineFeatures, version_key
 
 if TYPE_CHECKING:
     from tritonclient.grpc import model_config_pb2 as mc
@@ -56,7 +56,7 @@ class Ranker(ABC):
     def triton_config(self, instance_kind: str = "KIND_CPU", instances: int = 1) -> "mc.ModelConfig":
         """The model's config.pbtxt (python backend over the version's TorchScript file)."""
 
-    def shopper(self, features: FeatureClient, user_id: str, version: str) -> Shopper:
+    def shopper(self, features: OnlineFeatures, user_id: str, version: str) -> Shopper:
         """What ranking reads of `user_id` from the online store, for the serving `version`."""
         user = features.get_user(user_id)
         shop = features.get_shop()
@@ -73,7 +73,7 @@ class Ranker(ABC):
                        settings: "Settings") -> dict[str, np.ndarray]:
         """The Triton request for `candidates` (all in `items`, as are the shopper's recent items)."""
 
-    def materialise(self, version_dir: Path, features: FeatureClient, version: int) -> None:  # noqa: B027
+    def materialise(self, version_dir: Path, features: OnlineFeatures, version: int) -> None:  # noqa: B027
         """Push the version's own online features (read from its folder); none by default."""
 
     def version_key(self, version: int | str) -> str:

@@ -8,7 +8,7 @@ import grpc
 
 from core.domain import Job
 from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from core.features import FeatureClient
+from core.features import OnlineFeatures
 from core.model_repository import ModelRepository
 from core.settings import Settings
 from core.store import EventLog
@@ -33,7 +33,7 @@ def job_message(job: Job) -> model_admin_pb2.Job:
 
 
 class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
-    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient, sender: TaskSender) -> None:
+    def __init__(self, settings: Settings, log: EventLog, features: OnlineFeatures, sender: TaskSender) -> None:
         self.settings = settings
         self.log = log
         self.features = features

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from core.errors import InvalidArgument, NotFound
-from core.features import FeatureClient
+from core.features import FeatureClient, OnlineFeatures
 from core.settings import Settings, load
 from services.grpc_server import build_server, serve_until_signalled
 from services.messages import ts
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, features: FeatureClient) -> None:
+    def __init__(self, features: OnlineFeatures) -> None:
         self.features = features
 
     def GetProfile(self, request: profile_pb2.GetProfileRequest, context: grpc.ServicerContext) -> profile_pb2.Profile:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import grpc
 
 from core.errors import FailedPrecondition, InvalidArgument, NotFound
-from core.features import FeatureClient
+from core.features import FeatureClient, OnlineFeatures
 from core.settings import Settings, load
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
@@ -31,7 +31,7 @@ RECOMMEND_CANDIDATES = 100
 
 
 class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
-    def __init__(self, settings: Settings, features: FeatureClient, triton: TritonClickClient, ranker: Ranker) -> None:
+    def __init__(self, settings: Settings, features: OnlineFeatures, triton: TritonClickClient, ranker: Ranker) -> None:
         self.settings = settings
         self.features = features
         self.triton = triton

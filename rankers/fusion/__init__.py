@@ -19,7 +19,7 @@ from clickmodel.co_purchase import RECENT_ITEMS, co_purchase_scores
 from clickmodel.signals import SIGNAL_COUNT, Purchase, candidate_signals, merge_candidates
 from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, item_text, user_text
 from clickmodel.tokenizer import encode_texts
-from core.features import FeatureClient, ItemFeatures
+from core.features import ItemFeatures, OnlineFeatures
 from core.triton_config import python_model_config
 from rankers.base import Ranker, Shopper, Trainer
 
@@ -63,7 +63,7 @@ class FusionRanker(Ranker):
         return python_model_config(self.model_name, tokens + [("signals", mc.TYPE_FP32, [-1, SIGNAL_COUNT])],
                                    [("probability", mc.TYPE_FP32, [-1, 1])], instance_kind=instance_kind, instances=instances)
 
-    def shopper(self, features: FeatureClient, user_id: str, version: str) -> Shopper:
+    def shopper(self, features: OnlineFeatures, user_id: str, version: str) -> Shopper:
         base = super().shopper(features, user_id, version)
         recent = [item for item, _ in base.interests[:RECENT_ITEMS]]
         co = features.get_co_purchase(self.version_key(version), recent) if version and recent else {}
@@ -83,7 +83,7 @@ class FusionRanker(Ranker):
         return model_inputs(user_text(shopper.recent, titles), [item_text(items[c].text) for c in candidates],
                             serving_signals(shopper, candidates, items))
 
-    def materialise(self, version_dir: Path, features: FeatureClient, version: int) -> None:
+    def materialise(self, version_dir: Path, features: OnlineFeatures, version: int) -> None:
         path = version_dir / CO_PURCHASE_FILE
         if path.exists():
             table = {a: [(b, float(s)) for b, s in nbs] for a, nbs in json.loads(path.read_text()).items()}
