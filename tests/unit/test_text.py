@@ -30,3 +30,25 @@ def test_history_from_events_drops_impressions_and_orders_newest_first():
     events = [("a", "purchase", 1.0), ("b", "impression", 5.0), ("c", "click", 3.0), ("d", "add_to_cart", 2.0)]
     assert [h.item_id for h in history_from_events(events)] == ["c", "d", "a"]
     assert len(history_from_events([("x", "click", float(i)) for i in range(50)], limit=20)) == 20
+
+
+def test_torch_free_tokenizer_equals_transformers():
+    """gRPC processes tokenise with `tokenizers` on the package's tokenizer.json; the ids, masks and
+    token types must be exactly what transformers' tokenizer (what the models were trained with) gives."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from clickmodel.tokenizer import encode_pairs, encode_texts, pretrained_dir
+
+    reference = AutoTokenizer.from_pretrained(str(pretrained_dir()))
+    users = ["bought: red mug; blue teapot. viewed: owl lantern " * 6, "new shopper with no history", "a", "Ünïcode – café crème"]
+    items = ["owl lantern. category home. price low", "x " * 120, "Ünïcode thing – é", "SET/6 RED SPOTTY PAPER CUPS"]
+    for length in (8, 32, 64, 96):
+        ours, theirs = encode_pairs(users, items, length), reference(users, items, truncation="longest_first", max_length=length,
+                                                                       padding="longest", return_tensors="np")
+        for key in ("input_ids", "attention_mask", "token_type_ids"):
+            assert np.array_equal(ours[key], theirs[key]), (length, key)
+        ours, theirs = encode_texts(users + items, length), reference(users + items, truncation=True, max_length=length,
+                                                                       padding="longest", return_tensors="np")
+        for key in ("input_ids", "attention_mask"):
+            assert np.array_equal(ours[key], theirs[key]), (length, key)
