@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict
@@ -98,7 +99,8 @@ class ModelRepository:
         """Write a new version folder under a temporary name (`write_version` fills the folder) and
         rename it to the next number."""
         self.ensure_layout()
-        tmp = self.model_dir / f"{TMP_PREFIX}{tag}-{os.getpid()}"
+        safe_tag = re.sub(r"[^A-Za-z0-9_-]", "_", tag)[:64]  # a tag never walks out of the model folder
+        tmp = self.model_dir / f"{TMP_PREFIX}{safe_tag}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write_version(tmp)

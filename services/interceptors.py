@@ -6,9 +6,23 @@ from typing import Any, Callable
 
 import grpc
 
-from core.errors import status_for
+from core.errors import InvalidArgument, status_for
 
 logger = logging.getLogger(__name__)
+
+
+def reject_unknown_fields(request: Any) -> None:
+    """Bytes that are not this RPC's message (garbage, another message, a newer client's fields) parse
+    into a message with unknown fields; refuse them rather than act on whatever known fields fell out."""
+    if not hasattr(request, "DiscardUnknownFields"):
+        return
+    known = type(request)()
+    known.CopyFrom(request)
+    known.DiscardUnknownFields()
+    extra = request.ByteSize() - known.ByteSize()
+    if extra:
+        raise InvalidArgument(f"the request has {extra} bytes of fields this server does not know: "
+                              f"not a {type(request).DESCRIPTOR.full_name}, or a newer client's fields")
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
@@ -23,6 +37,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             try:
+                reject_unknown_fields(request)
                 return inner(request, context)
             except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
                 code, message = status_for(exc)

@@ -17,7 +17,7 @@ from core.triggers import enqueue_fine_tune
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
 from services.messages import ts
-from services.validation import check_id
+from services.validation import check_job_id, parse_version, shown
 from shoprank.v1 import model_admin_pb2, model_admin_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
 
     def TriggerFineTune(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:
         job_id = request.job_id or f"ft-{uuid.uuid4().hex[:12]}"
-        if reason := check_id(job_id, "job_id"):
+        if reason := check_job_id(job_id):
             raise InvalidArgument(reason)
         if not 0 <= request.max_steps <= MAX_STEPS:
             raise InvalidArgument(f"max_steps {request.max_steps} outside 0..{MAX_STEPS} (0 = default)")
@@ -83,9 +83,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         return job_message(job)
 
     def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ModelVersion:
-        if not request.version.isdigit():
-            raise InvalidArgument(f"version {request.version!r} is not a version number")
-        version = int(request.version)
+        version = parse_version(request.version)
         if version not in self.repo.versions():
             raise NotFound(f"no version {version}; versions: {', '.join(map(str, self.repo.versions()))}")
         # the version's own online features first (they are keyed by version, so this is idempotent and
@@ -113,5 +111,5 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             raise InvalidArgument("missing job_id")
         job = self.log.jobs.get(request.job_id)
         if job is None:
-            raise NotFound(f"no job {request.job_id!r}")
+            raise NotFound(f"no job {shown(request.job_id)}")
         return job_message(job)

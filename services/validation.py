@@ -14,7 +14,17 @@ MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2000
 FUTURE_TOLERANCE_S = 300.0  # storefront clocks drift; more than this ahead is a bad timestamp
 EARLIEST_TS = 946684800.0  # 2000-01-01: anything older is a unit or clock error
-_ID = re.compile(r"^[\w.:@/+-]+$")
+SHOWN_CHARS = 40  # an echoed value is cut to this many characters (errors, rejections, logs)
+_ID = re.compile(r"[\w.:@/+-]+")  # matched with fullmatch: no trailing newline slips through `$`
+# A job id names a temporary folder of the model repository: plain ASCII, no dots or slashes.
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also accepts "²", "①", "٢"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # terminal escapes and other control characters
+
+
+def shown(value: str) -> str:
+    """`value` as an error message may echo it: repr, cut to SHOWN_CHARS characters."""
+    return repr(value) if len(value) <= SHOWN_CHARS else repr(value[:SHOWN_CHARS]) + f"... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -30,9 +40,23 @@ def check_id(value: str, what: str) -> str | None:
         return f"missing {what}"
     if len(value) > MAX_ID_LENGTH:
         return f"{what} longer than {MAX_ID_LENGTH} characters"
-    if not _ID.match(value):
-        return f"{what} {value!r} has characters outside letters, digits and ._:@/+-"
+    if not _ID.fullmatch(value):
+        return f"{what} {shown(value)} has characters outside letters, digits and ._:@/+-"
     return None
+
+
+def check_job_id(value: str) -> str | None:
+    """A reason the job id is bad, or None (job ids become folder names: ASCII letters, digits, _ and -)."""
+    if not _JOB_ID.fullmatch(value):
+        return f"job_id {shown(value)} must be 1 to 64 ASCII letters, digits, '_' or '-'"
+    return None
+
+
+def parse_version(value: str) -> int:
+    """A model version number from its text (ASCII digits), or InvalidArgument."""
+    if not _VERSION.fullmatch(value):
+        raise InvalidArgument(f"version {shown(value)} is not a version number (ASCII digits, e.g. \"3\")")
+    return int(value)
 
 
 def validate_events(
@@ -54,7 +78,7 @@ def validate_events(
             or (None if e.item_id in known else f"unknown item_id {e.item_id!r} (upsert it first)")
         )
         if reason:
-            bad.append(Rejected(index, e.event_id, reason))
+            bad.append(Rejected(index, e.event_id[:MAX_ID_LENGTH], reason))
             continue
         ts = e.timestamp.seconds + e.timestamp.nanos / 1e9
         good.append(Event(e.event_id, e.user_id, e.item_id, e.event_type, ts, e.request_id))
@@ -63,7 +87,7 @@ def validate_events(
 
 def _check_type(event_type: str) -> str | None:
     if event_type not in EVENT_TYPES:
-        return f"event_type {event_type!r} is not one of {', '.join(EVENT_TYPES)}"
+        return f"event_type {shown(event_type)} is not one of {', '.join(EVENT_TYPES)}"
     return None
 
 
@@ -89,10 +113,12 @@ def validate_items(raw: Sequence) -> tuple[dict[str, ItemText], list[Rejected]]:
             reason = "missing title"
         elif not reason and any(len(t) > MAX_TEXT_LENGTH for t in (it.title, it.description, it.category)):
             reason = f"text field longer than {MAX_TEXT_LENGTH} characters"
+        elif not reason and any(_CONTROL.search(t) for t in (it.title, it.description, it.category)):
+            reason = "text field contains control characters (terminal escapes are not stored)"
         elif not reason and (math.isnan(it.price) or math.isinf(it.price) or it.price < 0):
             reason = f"price {it.price} is not a non-negative number"
         if reason:
-            bad.append(Rejected(index, it.item_id, reason))
+            bad.append(Rejected(index, it.item_id[:MAX_ID_LENGTH], reason))
             continue
         good[it.item_id] = ItemText(it.title.strip(), it.description.strip(), it.category.strip(), float(it.price))
     return good, bad
@@ -111,5 +137,5 @@ def validate_rank_request(user_id: str, item_ids: Sequence[str], max_candidates:
             raise InvalidArgument(reason)
     if len(set(item_ids)) != len(item_ids):
         dup = sorted({i for i in item_ids if item_ids.count(i) > 1})
-        raise InvalidArgument(f"duplicate candidates: {', '.join(dup[:5])}")
+        raise InvalidArgument(f"duplicate candidates: {', '.join(shown(d) for d in dup[:5])}")
     return list(item_ids)

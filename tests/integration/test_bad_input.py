@@ -99,6 +99,18 @@ def test_profile_and_admin_errors(client):
     assert status_of(client.admin.GetJob, model_admin_pb2.GetJobRequest(job_id="no-such-job"))[0] == grpc.StatusCode.NOT_FOUND
     code, msg = status_of(client.admin.TriggerFineTune, model_admin_pb2.TriggerFineTuneRequest(max_steps=-3))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "max_steps" in msg
+    # issue 10: version strings that str.isdigit() accepts, and ids that would walk the file system
+    for version in ("²", "①", "٢", "9" * 5000):
+        code, msg = status_of(client.admin.Rollback, model_admin_pb2.RollbackRequest(version=version))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and len(msg) < 200, (version[:5], msg[:300])
+    code, msg = status_of(client.admin.TriggerFineTune, model_admin_pb2.TriggerFineTuneRequest(job_id="x/../../../../outside"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "job_id" in msg
+    # bytes of another message are not a fine-tune request (raw call: the Item's bytes on the admin method)
+    trigger = client._channels[0].unary_unary("/shoprank.v1.ModelAdminService/TriggerFineTune",
+                                              request_serializer=lambda m: m.SerializeToString(),
+                                              response_deserializer=model_admin_pb2.Job.FromString)
+    code, msg = status_of(trigger, common_pb2.Item(item_id="x", title="not a job", price=3.0))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "does not know" in msg
 
 
 def test_services_keep_serving_after_bad_input(client, serving_suite):
