@@ -1,0 +1,43 @@
+"""Health tells the truth (issue 10, item 6): with tritonserver down the scoring service answers Rank
+`degraded: true` from the request order and reports NOT_SERVING; when Triton is back, SERVING again."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devtools.client import SuiteClient
+from devtools.suite import grpc_serving
+from tests.integration.conftest import start_deployment
+
+pytestmark = pytest.mark.integration
+
+SCORING = "shoprank.v1.ScoringService"
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_scoring_health_follows_triton(tmp_path, shop):
+    suite = start_deployment(tmp_path, shop, {})
+    client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+    try:
+        assert grpc_serving(suite.address("scoring"), SCORING)
+        assert suite.triton is not None
+        suite.triton.stop()
+        suite.triton = None
+        assert wait_for(lambda: not grpc_serving(suite.address("scoring"), SCORING)), "scoring stayed SERVING with Triton down"
+        reply = client.rank("U0001", ["SKU0001", "SKU1001", "SKU2001"])
+        assert reply.degraded and [i.item_id for i in reply.items] == ["SKU0001", "SKU1001", "SKU2001"]
+        suite.start_triton()
+        assert wait_for(lambda: grpc_serving(suite.address("scoring"), SCORING)), "scoring did not come back"
+        assert not client.rank("U0001", ["SKU0001", "SKU1001"]).degraded
+    finally:
+        client.close()
+        suite.stop()
