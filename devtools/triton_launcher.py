@@ -60,6 +60,9 @@ class TritonServer:
         return f"127.0.0.1:{self.grpc_port}"
 
     def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`, to the server's whole process group: its python-backend
+        stubs ignore SIGTERM and would outlive it as orphans (hundreds of MB each)."""
+        group = self.process.pid  # started with start_new_session: the group id is the server's pid
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -67,6 +70,18 @@ class TritonServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        try:
+            os.killpg(group, signal.SIGKILL)  # whatever is left of the group: the stubs
+        except ProcessLookupError:
+            pass
+
+    def group_alive(self) -> bool:
+        """Whether any process of the server's group is still running."""
+        try:
+            os.killpg(self.process.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
 
 
 def triton_env() -> dict[str, str]:

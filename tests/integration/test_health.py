@@ -29,9 +29,11 @@ def test_scoring_health_follows_triton(tmp_path, shop):
     client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
     try:
         assert grpc_serving(suite.address("scoring"), SCORING)
-        assert suite.triton is not None
-        suite.triton.stop()
+        triton = suite.triton
+        assert triton is not None
+        triton.stop()
         suite.triton = None
+        assert wait_for(lambda: not triton.group_alive(), 10), "tritonserver's python stubs outlived it"
         assert wait_for(lambda: not grpc_serving(suite.address("scoring"), SCORING)), "scoring stayed SERVING with Triton down"
         reply = client.rank("U0001", ["SKU0001", "SKU1001", "SKU2001"])
         assert reply.degraded and [i.item_id for i in reply.items] == ["SKU0001", "SKU1001", "SKU2001"]
