@@ -131,6 +131,27 @@ class Suite:
 
         wait_until(ready, proc, timeout, "celery worker", log)
 
+    def restart_dead(self) -> list[str]:
+        """Start again whatever died (a service, the worker, tritonserver), each waited for until ready;
+        returns what was restarted. `make up` calls it every few seconds: a supervisor for one machine."""
+        restarted = []
+        if self.triton is not None and self.triton.process.poll() is not None:
+            logger.warning("tritonserver exited with %s; restarting it", self.triton.process.returncode)
+            self.triton.stop()  # its stubs too
+            self.start_triton()
+            restarted.append("triton")
+        for name, proc in list(self.processes.items()):
+            if proc.poll() is None:
+                continue
+            logger.warning("%s exited with %s; restarting it", name, proc.returncode)
+            del self.processes[name]
+            if name == "worker":
+                self.start_worker()
+            else:
+                self.start_services((name,))
+            restarted.append(name)
+        return restarted
+
     def stop_process(self, name: str, grace: float = 15.0) -> None:
         proc = self.processes.pop(name, None)
         if proc is None or proc.poll() is not None:
@@ -141,6 +162,12 @@ class Suite:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+    def kill_process_keep(self, name: str) -> None:
+        """SIGKILL a process but keep it registered, as a crash would (restart_dead starts it again)."""
+        proc = self.processes[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
     def kill_process(self, name: str) -> None:
         proc = self.processes.pop(name, None)

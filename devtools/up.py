@@ -76,7 +76,9 @@ def main() -> None:
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        stop.wait()
+        while not stop.wait(2.0):  # a killed service, worker or tritonserver is started again
+            for name in suite.restart_dead():
+                print(f"{name} had stopped; restarted", flush=True)
         print("stopping...")
 
 

@@ -40,6 +40,16 @@ def test_scoring_health_follows_triton(tmp_path, shop):
         suite.start_triton()
         assert wait_for(lambda: grpc_serving(suite.address("scoring"), SCORING)), "scoring did not come back"
         assert not client.rank("U0001", ["SKU0001", "SKU1001"]).degraded
+
+        # `make up`'s supervision: whatever is killed is started again, ready, on the same address
+        suite.kill_process_keep("scoring")
+        suite.kill_process_keep("worker")
+        suite.triton.process.kill()
+        suite.triton.process.wait()
+        assert sorted(suite.restart_dead()) == ["scoring", "triton", "worker"]
+        assert grpc_serving(suite.address("scoring"), SCORING)
+        assert wait_for(lambda: not client.rank("U0001", ["SKU0001", "SKU1001"]).degraded)
+        assert suite.restart_dead() == []
     finally:
         client.close()
         suite.stop()
