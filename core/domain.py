@@ -11,6 +11,11 @@ INTEREST_EVENTS = ("click", "add_to_cart", "purchase")
 POSITIVE_EVENTS = INTEREST_EVENTS
 EVENT_TYPES = ("impression",) + INTEREST_EVENTS
 
+DAY = 86400.0
+# Popularity windows: interest events at or after now - 31 days (and - 8 days). Serving (core.feature_sync)
+# and the training lists (rankers.fusion.lists) count with these.
+WINDOW_30D = 31 * DAY
+WINDOW_7D = 8 * DAY
 HISTORY_LENGTH = 20  # a shopper's newest interest events kept in the online store (the model text reads 8)
 
 JOB_STATES = ("PENDING", "RUNNING", "SUCCEEDED", "REJECTED", "FAILED")

@@ -8,18 +8,14 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from core.domain import HISTORY_LENGTH
+from core.domain import HISTORY_LENGTH, WINDOW_7D, WINDOW_30D
 from core.features import FeatureClient, UserFeatures
 from core.store import EventLog
 
 logger = logging.getLogger(__name__)
 
-DAY = 86400.0
 INTEREST_LIMIT = 2000  # interest events per shopper for the repeat / recency signals
 POPULAR_ITEMS = 100  # the shop's popular list (retrieval's fallback)
-# Popularity windows: events at or after clock - 31 days (and - 8 days), as the training lists count them.
-WINDOW_30D = 31 * DAY
-WINDOW_7D = 8 * DAY
 
 
 class FeatureSync:
@@ -40,10 +36,10 @@ class FeatureSync:
         """Rebuild each shopper's history and interest features from the log."""
         rows = {}
         for user_id in sorted(set(user_ids)):
-            recent = self.log.events.recent_events(user_id, HISTORY_LENGTH)
+            interests = self.log.events.recent_events(user_id, INTEREST_LIMIT)  # newest first; the text reads the head
             n_events, n_purchases, last_ts = self.log.events.user_counts(user_id)
-            interests = self.log.events.interest_history(user_id, INTEREST_LIMIT)
-            rows[user_id] = UserFeatures([(i, t) for i, t, _ in recent], n_events, n_purchases, last_ts, interests)
+            rows[user_id] = UserFeatures([(i, t) for i, t, _ in interests[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
+                                         [(i, ts) for i, _, ts in interests])
         self.features.push_users(rows)
 
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:

@@ -41,10 +41,6 @@ class Shopper:
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
     co_purchase: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # of recent items, this version
 
-    @property
-    def known(self) -> bool:
-        return bool(self.recent or self.interests)
-
 
 class Ranker(ABC):
     name: ClassVar[str]  # the registry name (RECSYS_RANKER)

@@ -74,14 +74,6 @@ class EventStore:
         with self.engine.connect() as conn:
             return [Event(*r) for r in conn.execute(q.order_by(c.ts, c.event_id))]
 
-    def interest_history(self, user_id: str, limit: int = 2000) -> list[tuple[str, float]]:
-        """(item_id, ts) of a user's newest interest events (clicks, carts, purchases), newest first."""
-        c = events_table.c
-        q = (sa.select(c.item_id, c.ts).where(c.user_id == user_id, c.event_type.in_(INTEREST_EVENTS))
-             .order_by(c.ts.desc(), c.event_id.desc()).limit(limit))
-        with self.engine.connect() as conn:
-            return [(r[0], float(r[1])) for r in conn.execute(q)]
-
     def item_counts(self, since: float, item_ids: Sequence[str] | None = None) -> dict[str, int]:
         """Interest events per item at or after `since` (of `item_ids` only, when given)."""
         c = events_table.c

@@ -13,9 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from clickmodel.co_purchase import RECENT_ITEMS, co_purchase_scores
-from clickmodel.signals import DAY, Purchase, candidate_signals, merge_candidates
+from clickmodel.signals import Purchase, candidate_signals, merge_candidates
 from clickmodel.text import INTEREST_EVENTS, ItemText, history_from_events, user_text
-from core.domain import Event
+from core.domain import WINDOW_7D, WINDOW_30D, Event
 
 CANDIDATES = 100
 
@@ -56,10 +56,10 @@ def build_lists(events: Sequence[Event], catalogue: dict[str, ItemText], chosen:
     k = 0
     while k < len(interest):
         t = interest[k].timestamp
-        while lo30 < k and interest[lo30].timestamp < t - 31 * DAY:  # windows end just before t
+        while lo30 < k and interest[lo30].timestamp < t - WINDOW_30D:  # windows end just before t
             pop30[interest[lo30].item_id] -= 1
             lo30 += 1
-        while lo7 < k and interest[lo7].timestamp < t - 8 * DAY:
+        while lo7 < k and interest[lo7].timestamp < t - WINDOW_7D:
             pop7[interest[lo7].item_id] -= 1
             lo7 += 1
         end = k
