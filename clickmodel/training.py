@@ -25,12 +25,14 @@ def build_examples(
     catalogue: Mapping[str, ItemText],
     *,
     since: float = float("-inf"),
+    include: Callable[[Event], bool] | None = None,
     negatives_per_positive: int = 2,
     max_positives: int | None = None,
     seed: int = 0,
     sample: str = "newest",
 ) -> list[Example]:
-    """Point-in-time examples: each positive event at or after `since` becomes one positive example whose
+    """Point-in-time examples: each positive event at or after `since` (or, when given, each one `include`
+    accepts) becomes one positive example whose
     user text is built from that shopper's history strictly before it; negatives are impressions that
     led to no interest in the same ranking, topped up with catalogue items the shopper never touched.
     """
@@ -42,7 +44,8 @@ def build_examples(
         by_user[e.user_id].append(e)
 
     interested = {(e.user_id, e.request_id, e.item_id) for e in events if e.event_type in POSITIVE_EVENTS}
-    positives = [e for e in events if e.event_type in POSITIVE_EVENTS and e.timestamp >= since and e.item_id in catalogue]
+    chosen = include or (lambda e: e.timestamp >= since)
+    positives = [e for e in events if e.event_type in POSITIVE_EVENTS and chosen(e) and e.item_id in catalogue]
     positives.sort(key=lambda e: (e.timestamp, e.event_id))
     if max_positives is not None and len(positives) > max_positives:
         if sample == "uniform":  # a budgeted sample of all history (a full retrain on a budget)
@@ -55,7 +58,7 @@ def build_examples(
     for pos in positives:
         past = [(e.item_id, e.event_type, e.timestamp) for e in by_user[pos.user_id] if e.timestamp < pos.timestamp]
         utext = user_text(history_from_events(past), titles)
-        examples.append(Example(utext, item_text(catalogue[pos.item_id]), 1.0))
+        examples.append(Example(utext, item_text(catalogue[pos.item_id]), 1.0, pos.user_id))
         touched = {e.item_id for e in by_user[pos.user_id]}
         shown_not_taken = [
             e.item_id
@@ -73,7 +76,7 @@ def build_examples(
             cand = rng.choice(item_ids)
             if cand not in touched and cand not in negs:
                 negs.append(cand)
-        examples.extend(Example(utext, item_text(catalogue[n]), 0.0) for n in negs)
+        examples.extend(Example(utext, item_text(catalogue[n]), 0.0, pos.user_id) for n in negs)
     return examples
 
 

@@ -31,6 +31,9 @@ class Event:
     event_type: str
     timestamp: float
     request_id: str = ""
+    # Arrival number in the event log (0 until stored): training windows follow it, not `timestamp`,
+    # so an event that arrives late (or stamped ahead by a drifting clock) is still trained on once.
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Example:
     user_text: str
     item_text: str
     label: float
+    user_key: str = ""  # the (pseudonymous) shopper it came from: forgetting them removes it from replay
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class Lineage:
     final_loss: float
     job_id: str
     train_seconds: float = 0.0
+    # The newest arrival number (core.store.events) the version's data window covers: the next fine-tune
+    # trains on what arrived after it. 0 in versions written before arrival numbers existed.
+    seq_to: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
     # The promotion gate's decision: {"passed": bool, "reason": str, "metrics": {...}}
     gate: dict[str, Any] = field(default_factory=dict)

@@ -20,7 +20,13 @@ POPULAR_ITEMS = 100  # the shop's popular list (retrieval's fallback)
 
 class FeatureSync:
     """Pushes the features an event batch changed; refreshes every item's popularity and the shop's
-    popular list at most every `refresh_s` (the windows slide with the clock)."""
+    popular list at most every `refresh_s` (the windows slide with the clock).
+
+    Concurrent batches are coalesced (group commit): one caller at a time refreshes everything that
+    every waiting caller asked for, in one read of the log and one push per feature view, and each
+    returns once a refresh that covered its batch has finished (or raises what that refresh raised).
+    Under load this does less work per event rather than more, and never writes the online store from
+    two threads of one process at once."""
 
     def __init__(self, log: EventLog, features: FeatureClient, refresh_s: float = 30.0,
                  timer: Callable[[], float] = time.monotonic) -> None:
@@ -31,19 +37,62 @@ class FeatureSync:
         self._lock = threading.Lock()
         self._last_full = float("-inf")
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
+        self._batches = threading.Condition()
+        self._pending_users: set[str] = set()
+        self._pending_items: set[str] = set()
+        self._submitted = 0  # batches asked for
+        self._completed = 0  # batches covered by a finished refresh
+        self._refreshing = False
+        self._failures: dict[int, BaseException] = {}
 
     def users(self, user_ids: Iterable[str]) -> None:
         """Rebuild each shopper's history and interest features from the log."""
+        ids = sorted(set(user_ids))
+        if not ids:
+            return
+        interests = self.log.events.recent_events_many(ids, INTEREST_LIMIT)  # newest first; the text reads the head
+        counts = self.log.events.user_counts_many(ids)
         rows = {}
-        for user_id in sorted(set(user_ids)):
-            interests = self.log.events.recent_events(user_id, INTEREST_LIMIT)  # newest first; the text reads the head
-            n_events, n_purchases, last_ts = self.log.events.user_counts(user_id)
-            rows[user_id] = UserFeatures([(i, t) for i, t, _ in interests[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
-                                         [(i, ts) for i, _, ts in interests])
+        for user_id in ids:
+            n_events, n_purchases, last_ts = counts[user_id]
+            mine = interests[user_id]
+            rows[user_id] = UserFeatures([(i, t) for i, t, _ in mine[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
+                                         [(i, ts) for i, _, ts in mine])
         self.features.push_users(rows)
 
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
-        """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest."""
+        """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest.
+        Returns once a refresh covering this batch finished; concurrent callers share refreshes."""
+        with self._batches:
+            self._pending_users.update(user_ids)
+            self._pending_items.update(item_ids)
+            self._submitted += 1
+            ticket = self._submitted
+            while self._completed < ticket:
+                if self._refreshing:
+                    self._batches.wait()
+                    continue
+                self._refreshing = True  # this caller refreshes for every batch submitted so far
+                users, items, upto = self._pending_users, self._pending_items, self._submitted
+                self._pending_users, self._pending_items = set(), set()
+                self._batches.release()
+                failure: BaseException | None = None
+                try:
+                    self._refresh(users, items)
+                except BaseException as exc:  # noqa: BLE001 - handed to every batch this refresh covered
+                    failure = exc
+                finally:
+                    self._batches.acquire()
+                    if failure is not None:
+                        self._failures.update({t: failure for t in range(self._completed + 1, upto + 1)})
+                    self._completed = upto
+                    self._refreshing = False
+                    self._batches.notify_all()
+            failure = self._failures.pop(ticket, None)
+        if failure is not None:
+            raise failure
+
+    def _refresh(self, user_ids: set[str], item_ids: set[str]) -> None:
         self.users(user_ids)
         with self._lock:
             if self.timer() - self._last_full >= self.refresh_s:

@@ -86,7 +86,9 @@ def online_store_config(settings: Settings) -> dict[str, Any]:
         url = urlparse(settings.feast_online_url)
         db = (url.path or "/0").lstrip("/") or "0"
         return {"type": "redis", "connection_string": f"{url.hostname}:{url.port or 6379},db={db}"}
-    return {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
+    from core.feast_sqlite import STORE_TYPE  # Feast's SQLite store, one connection per thread
+
+    return {"type": STORE_TYPE, "path": str(settings.feast_dir / "online_store.db")}
 
 
 def open_store(settings: Settings) -> Any:
@@ -173,6 +175,38 @@ class FeatureClient:
             "neighbour_ids": [[b for b, _ in nbs] for nbs in table.values()],
             "neighbour_scores": [[float(s) for _, s in nbs] for nbs in table.values()],
         })
+
+    # --- erasure --------------------------------------------------------------------------------
+    def _user_keys(self, user_id: str) -> tuple[Any, list[Any]]:
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        view = self.store.get_feature_view("user_history")
+        return view, [EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=user_id)])]
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete the shopper's online rows (history, interests, counts); returns rows (SQLite) or keys (Redis) removed."""
+        view, keys = self._user_keys(user_id)
+        config = self.store.config
+        online = self.store._get_provider().online_store
+        if hasattr(online, "delete_entities"):
+            return int(online.delete_entities(config, view, keys))
+        from feast.infra.online_stores.helpers import _redis_key
+
+        client = online._get_client(config.online_store)
+        return int(client.delete(*[_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]))
+
+    def has_user(self, user_id: str) -> bool:
+        """Whether the online store holds any row of the shopper (an erasure check reads it)."""
+        view, keys = self._user_keys(user_id)
+        config = self.store.config
+        online = self.store._get_provider().online_store
+        if hasattr(online, "count_entities"):
+            return online.count_entities(config, view, keys) > 0
+        from feast.infra.online_stores.helpers import _redis_key
+
+        client = online._get_client(config.online_store)
+        return bool(client.exists(*[_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]))
 
     # --- reads ----------------------------------------------------------------------------------
     def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:

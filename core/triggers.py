@@ -34,12 +34,17 @@ def maybe_fine_tune(settings: Settings, log: EventLog, sender: TaskSender, model
     if serving is None or log.jobs.active(settings.job_lease_s):
         return None
     lineage = repo.lineage(serving)
-    since = lineage.data_to if lineage else float("-inf")
-    fresh = log.events.positive_events_since(since)
+    if lineage and lineage.seq_to:  # what arrived after the version's window (arrival order)
+        window = lineage.seq_to
+        fresh = log.events.positive_events_after(window)
+    else:  # a version from before arrival numbers: by event time
+        since = lineage.data_to if lineage else float("-inf")
+        window = int(since) if since > float("-inf") else 0
+        fresh = log.events.positive_events_since(since)
     if fresh < max(1, min_events):
         return None
     # The id names the window: the same window never gets two jobs, a rejected one is retried only
     # once another `min_events` have arrived.
-    job_id = f"{source}-v{serving}-{int(since) if since > float('-inf') else 0}-{fresh // max(1, min_events)}"
+    job_id = f"{source}-v{serving}-{window}-{fresh // max(1, min_events)}"
     job, created = enqueue_fine_tune(settings, log, sender, job_id, serving, settings.fine_tune_steps)
     return job if created else None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 import numpy as np
 
 from clickmodel.text import HistoryEntry
-from core.domain import Lineage
+from core.domain import Event, Lineage
 from core.features import ItemFeatures, OnlineFeatures, version_key
 
 if TYPE_CHECKING:
@@ -96,7 +96,11 @@ class NothingToLearn(Exception):
 @dataclass
 class TrainingRun:
     """One training of a version: from `parent` (None: from the pretrained encoder) on what the log
-    holds after `since` (and before `until`, when replaying history)."""
+    holds after `since` (and before `until`, when replaying history).
+
+    `after_seq`, when set, decides what is new instead of `since`: the events that *arrived* after that
+    arrival number (the parent's `Lineage.seq_to`), whatever their timestamps, so a late or early-stamped
+    event is trained on exactly once. Replays of history, whose appends follow time, use `since`."""
 
     settings: "Settings"
     log: "EventLog"
@@ -112,8 +116,15 @@ class TrainingRun:
     learning_rate: float = 0.0  # 0: the ranker's default
     until: float | None = None
     strategy: str | None = None  # continual-learning option (cross-encoder); None: the settings'
+    after_seq: int | None = None
     progress: Callable[[int, int, float], None] | None = None  # (step, steps, loss)
     stage: Callable[[str], None] = lambda _: None
+
+    def is_new(self, event: Event) -> bool:
+        """Whether the event belongs to this run's new data (arrival order when `after_seq` is set)."""
+        if self.after_seq is not None:
+            return event.seq > self.after_seq
+        return event.timestamp > self.since
 
 
 @dataclass

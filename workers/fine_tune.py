@@ -112,7 +112,11 @@ def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, 
         log.jobs.update(request.job_id, progress=next(stages, 0.97), message=text)
 
     log.jobs.update(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")
-    run = TrainingRun(settings, log, repo, parent=parent, since=lineage.data_to if lineage else float("-inf"), job_id=request.job_id,
+    # New data is what arrived after the parent's window (arrival numbers); versions from before arrival
+    # numbers existed fall back to their newest event time.
+    after_seq = lineage.seq_to if lineage and lineage.seq_to else None
+    run = TrainingRun(settings, log, repo, parent=parent, since=lineage.data_to if lineage else float("-inf"), after_seq=after_seq,
+                      job_id=request.job_id,
                       max_steps=request.max_steps, batch_size=request.batch_size, max_examples=ranker.fine_tune_budget(request.max_positives),
                       negatives_per_positive=request.negatives_per_positive, seed=request.seed, learning_rate=request.learning_rate,
                       progress=progress, stage=stage)

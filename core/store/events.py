@@ -1,6 +1,12 @@
 """Behaviour events: appended durably before the feedback service acknowledges them, deduplicated by
-event id; read by the feedback service (to refresh online features) and by training. Never on the
-ranking path: Rank reads the online store."""
+event id, numbered in arrival order; read by the feedback service (to refresh online features) and by
+training. Never on the ranking path: Rank reads the online store.
+
+Arrival numbers (`seq`) are what training windows follow: a version records the newest number it
+covered and the next fine-tune trains on everything numbered after it, whatever timestamps the
+storefront sent. Every append first updates the counter row that holds the newest number, which holds
+the log's write lock (SQLite) or that row's lock (PostgreSQL) until commit: appends are serialised,
+numbers commit in order, and a reader that sees number n sees every number below it."""
 from __future__ import annotations
 
 import time
@@ -10,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.domain import INTEREST_EVENTS, Event
-from core.store.schema import chunks, events_table, insert_ignore
+from core.store.schema import EVENT_SEQ, chunks, counters_table, events_table, insert_ignore
 
 
 class EventStore:
@@ -23,7 +29,11 @@ class EventStore:
             return set()
         now = time.time()
         ids = [e.event_id for e in events]
+        counter = counters_table.c
         with self.engine.begin() as conn:
+            # Lock first (see the module docstring), then deduplicate inside the same transaction.
+            conn.execute(sa.update(counters_table).where(counter.name == EVENT_SEQ).values(value=counter.value))
+            last = int(conn.execute(sa.select(counter.value).where(counter.name == EVENT_SEQ)).scalar_one())
             existing: set[str] = set()
             for chunk in chunks(ids, 500):
                 existing.update(conn.execute(sa.select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars())
@@ -37,10 +47,11 @@ class EventStore:
                     stmt,
                     [
                         dict(event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=e.event_type,
-                             ts=e.timestamp, request_id=e.request_id, received_at=now)
-                        for e in fresh.values()
+                             ts=e.timestamp, request_id=e.request_id, received_at=now, seq=last + 1 + k)
+                        for k, e in enumerate(fresh.values())
                     ],
                 )
+                conn.execute(sa.update(counters_table).where(counter.name == EVENT_SEQ).values(value=last + len(fresh)))
         return set(fresh)
 
     def recent_events(self, user_id: str, limit: int, interest_only: bool = True) -> list[tuple[str, str, float]]:
@@ -64,9 +75,39 @@ class EventStore:
             n, p, last = conn.execute(q).one()
         return int(n or 0), int(p or 0), float(last or 0.0)
 
+    def recent_events_many(self, user_ids: Sequence[str], limit: int) -> dict[str, list[tuple[str, str, float]]]:
+        """recent_events(interest_only=True) of many shoppers in one query per 500: {user: newest first}."""
+        c = events_table.c
+        out: dict[str, list[tuple[str, str, float]]] = {u: [] for u in user_ids}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(user_ids), 500):
+                rank = sa.func.row_number().over(partition_by=c.user_id, order_by=(c.ts.desc(), c.event_id.desc())).label("rank")
+                inner = (sa.select(c.user_id, c.item_id, c.event_type, c.ts, rank)
+                         .where(c.user_id.in_(chunk), c.event_type.in_(INTEREST_EVENTS)).subquery())
+                q = sa.select(inner.c.user_id, inner.c.item_id, inner.c.event_type, inner.c.ts).where(inner.c.rank <= limit)
+                for user, item, kind, ts in conn.execute(q.order_by(inner.c.user_id, inner.c.rank)):
+                    out[user].append((item, kind, float(ts)))
+        return out
+
+    def user_counts_many(self, user_ids: Sequence[str]) -> dict[str, tuple[int, int, float]]:
+        """user_counts of many shoppers (absent ones count zero)."""
+        c = events_table.c
+        out = {u: (0, 0, 0.0) for u in user_ids}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(user_ids), 500):
+                q = sa.select(
+                    c.user_id,
+                    sa.func.count().filter(c.event_type.in_(INTEREST_EVENTS)),
+                    sa.func.count().filter(c.event_type == "purchase"),
+                    sa.func.max(c.ts),
+                ).where(c.user_id.in_(chunk)).group_by(c.user_id)
+                for user, n, p, last in conn.execute(q):
+                    out[user] = (int(n or 0), int(p or 0), float(last or 0.0))
+        return out
+
     def read(self, since: float | None = None, until: float | None = None) -> list[Event]:
         c = events_table.c
-        q = sa.select(c.event_id, c.user_id, c.item_id, c.event_type, c.ts, c.request_id)
+        q = sa.select(c.event_id, c.user_id, c.item_id, c.event_type, c.ts, c.request_id, sa.func.coalesce(c.seq, 0))
         if since is not None:
             q = q.where(c.ts >= since)
         if until is not None:
@@ -96,6 +137,43 @@ class EventStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one())
 
     def positive_events_since(self, since: float) -> int:
+        """Positive events stamped after `since` (versions from before arrival numbers)."""
         c = events_table.c
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(c.ts > since, c.event_type.in_(INTEREST_EVENTS))).scalar_one())
+
+    def positive_events_after(self, seq: int) -> int:
+        """Positive events that arrived after arrival number `seq`."""
+        c = events_table.c
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(c.seq > seq, c.event_type.in_(INTEREST_EVENTS))).scalar_one())
+
+    def newest_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(events_table.c.seq))).scalar() or 0)
+
+    def of_user(self, user_id: str) -> list[Event]:
+        """Every event of one shopper (by their stored id), oldest first."""
+        c = events_table.c
+        q = sa.select(c.event_id, c.user_id, c.item_id, c.event_type, c.ts, c.request_id, sa.func.coalesce(c.seq, 0))
+        with self.engine.connect() as conn:
+            return [Event(*r) for r in conn.execute(q.where(c.user_id == user_id).order_by(c.ts, c.event_id))]
+
+    def delete_user(self, user_id: str) -> int:
+        """Remove every event of one shopper; returns how many."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(events_table).where(events_table.c.user_id == user_id)).rowcount)
+
+    def delete_older_than(self, before: float, batch: int = 5000) -> tuple[int, set[str]]:
+        """Remove events stamped before `before` (retention), in batches; returns (removed, their shoppers)."""
+        c = events_table.c
+        removed, users = 0, set[str]()
+        while True:
+            with self.engine.begin() as conn:
+                rows = conn.execute(sa.select(c.event_id, c.user_id).where(c.ts < before).limit(batch)).all()
+                if not rows:
+                    return removed, users
+                for chunk in chunks([r[0] for r in rows], 500):
+                    conn.execute(sa.delete(events_table).where(c.event_id.in_(chunk)))
+            removed += len(rows)
+            users.update(r[1] for r in rows)

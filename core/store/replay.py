@@ -32,7 +32,7 @@ class ReplayBuffer:
                 seen += 1
                 slot = seen - 1 if seen <= self.capacity else rng.randrange(seen)
                 if slot < self.capacity:
-                    row = dict(user_text=e.user_text, item_text=e.item_text, label=e.label, added_at=now)
+                    row = dict(user_text=e.user_text, item_text=e.item_text, label=e.label, added_at=now, user_key=e.user_key)
                     updated = conn.execute(sa.update(replay_table).where(replay_table.c.slot == slot).values(**row)).rowcount
                     if not updated:
                         conn.execute(sa.insert(replay_table).values(slot=slot, **row))
@@ -46,6 +46,15 @@ class ReplayBuffer:
             rows = conn.execute(sa.select(replay_table.c.user_text, replay_table.c.item_text, replay_table.c.label).order_by(replay_table.c.slot)).all()
         rows = random.Random(seed).sample(rows, min(n, len(rows)))
         return [Example(u, i, float(y)) for u, i, y in rows]
+
+    def delete_user(self, user_key: str) -> int:
+        """Remove the shopper's examples (their slots are refilled by later examples)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(replay_table).where(replay_table.c.user_key == user_key)).rowcount)
+
+    def count_user(self, user_key: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(replay_table.c.user_key == user_key)).scalar_one())
 
     def __len__(self) -> int:
         with self.engine.connect() as conn:

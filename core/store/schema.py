@@ -20,6 +20,8 @@ events_table = sa.Table(
     sa.Column("ts", sa.Float, nullable=False, index=True),
     sa.Column("request_id", sa.String, nullable=False, default=""),
     sa.Column("received_at", sa.Float, nullable=False),
+    # Arrival number: 1, 2, 3, ... in commit order (appends are serialised on the counter row below).
+    sa.Column("seq", sa.BigInteger, nullable=True, unique=True, index=True),
 )
 
 items_table = sa.Table(
@@ -60,13 +62,41 @@ replay_table = sa.Table(
     sa.Column("item_text", sa.String, nullable=False),
     sa.Column("label", sa.Float, nullable=False),
     sa.Column("added_at", sa.Float, nullable=False),
+    # The pseudonymous shopper the example came from, so forgetting them reaches the reservoir too.
+    sa.Column("user_key", sa.String, nullable=False, server_default=""),
 )
 
 counters_table = sa.Table(
     "counters",
     metadata,
     sa.Column("name", sa.String, primary_key=True),
-    sa.Column("value", sa.Integer, nullable=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# One row per ForgetUser: what was removed, when, by whom (the shopper appears only as a pseudonym).
+erasures_table = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("receipt_id", sa.String, primary_key=True),
+    sa.Column("user_key", sa.String, nullable=False, index=True),
+    sa.Column("requested_by", sa.String, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("removed", sa.JSON, nullable=False),  # {store: rows removed}
+    sa.Column("trained_versions", sa.JSON, nullable=False),  # published versions whose data window held their events
+)
+
+# Every admin call: who, what, when, and how it ended.
+audit_table = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("client", sa.String, nullable=False),
+    sa.Column("role", sa.String, nullable=False),
+    sa.Column("method", sa.String, nullable=False),
+    sa.Column("request", sa.String, nullable=False),  # the request as text, cut short
+    sa.Column("outcome", sa.String, nullable=False),  # the gRPC status code name
+    sa.Column("detail", sa.String, nullable=False),
 )
 
 
@@ -89,12 +119,31 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+EVENT_SEQ = "event_seq"  # the counters row holding the newest arrival number
+
+
 def _migrate(engine: Engine) -> None:
     """Columns added after a log was first created (create_all does not alter existing tables)."""
-    columns = {c["name"] for c in sa.inspect(engine).get_columns("jobs")}
+    inspector = sa.inspect(engine)
+    columns = {c["name"] for c in inspector.get_columns("jobs")}
     if "owner" not in columns:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN owner VARCHAR NOT NULL DEFAULT ''"))
+    if "seq" not in {c["name"] for c in inspector.get_columns("events")}:
+        # Older logs get arrival numbers in the order they were received.
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE events ADD COLUMN seq BIGINT"))
+            conn.execute(sa.text(
+                "UPDATE events SET seq = numbered.n FROM (SELECT event_id, row_number() OVER "
+                "(ORDER BY received_at, ts, event_id) AS n FROM events) AS numbered WHERE events.event_id = numbered.event_id"))
+            conn.execute(sa.text("CREATE UNIQUE INDEX IF NOT EXISTS ix_events_seq ON events (seq)"))
+    if "user_key" not in {c["name"] for c in inspector.get_columns("replay_buffer")}:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE replay_buffer ADD COLUMN user_key VARCHAR NOT NULL DEFAULT ''"))
+    with engine.begin() as conn:
+        newest = conn.execute(sa.select(sa.func.max(events_table.c.seq))).scalar() or 0
+        stmt = insert_ignore(engine, counters_table).on_conflict_do_nothing(index_elements=["name"])
+        conn.execute(stmt, {"name": EVENT_SEQ, "value": int(newest)})
 
 
 def insert_ignore(engine: Engine, table: sa.Table) -> Any:

@@ -36,17 +36,18 @@ VALIDATION_EXAMPLES = 96  # examples for early stopping, at most (checked every 
 
 
 def examples_since(log: EventLog, since: float, negatives: int, max_positives: int, seed: int,
-                   until: float | None = None) -> tuple[list[Example], float, float]:
-    """Examples from positives newer than `since`; returns (examples, data_from, data_to)."""
+                   until: float | None = None, is_new: Callable[[Event], bool] | None = None) -> tuple[list[Example], float, float, int]:
+    """Examples from the new positives: stamped after `since`, or those `is_new` picks (arrival order);
+    returns (examples, data_from, data_to, newest arrival number read)."""
     events: list[Event] = log.events.read(until=until)
-    fresh = [e.timestamp for e in events if e.timestamp > since]
+    chosen = is_new or (lambda e: e.timestamp > since)
+    fresh = [e.timestamp for e in events if chosen(e)]
+    newest = max((e.seq for e in events), default=0)
     if not fresh:
-        return [], since, since
-    examples = build_examples(
-        events, log.catalogue.items(), since=since + 1e-6 if since > float("-inf") else since,
-        negatives_per_positive=negatives, max_positives=max_positives, seed=seed,
-    )
-    return examples, min(fresh), max(fresh)
+        return [], since, since, newest
+    examples = build_examples(events, log.catalogue.items(), include=chosen, negatives_per_positive=negatives,
+                              max_positives=max_positives, seed=seed)
+    return examples, min(fresh), max(fresh), newest
 
 
 def train_candidate(
@@ -156,7 +157,8 @@ class CrossEncoderTrainer(Trainer):
 
     def train(self, run: TrainingRun) -> Candidate:
         run.stage("building examples")
-        examples, lo, hi = examples_since(run.log, run.since, run.negatives_per_positive, run.max_examples, run.seed, run.until)
+        examples, lo, hi, newest = examples_since(run.log, run.since, run.negatives_per_positive, run.max_examples, run.seed,
+                                                  run.until, run.is_new)
         if not examples:
             raise NothingToLearn(f"no new labelled events since version {run.parent}" if run.parent else
                                  "the event log has no labelled events to warm-start version 1 on")
@@ -171,6 +173,7 @@ class CrossEncoderTrainer(Trainer):
             batch_size=run.batch_size, job_id=run.job_id, seed=run.seed, progress=run.progress, stage=run.stage,
             learning_rate=run.learning_rate, replay=replay, replay_eval=replay_eval, strategy=run.strategy,
         )
+        candidate.lineage.seq_to = newest
         # what this version learned joins the replay reservoir once it serves
         candidate.promoted = lambda: buffer.add(examples, seed=run.seed)
         return candidate

@@ -36,7 +36,7 @@ from clickmodel.fusion import (
 )
 from clickmodel.metrics import list_ndcg as ndcg_of_list
 from clickmodel.signals import SIGNAL_NAMES
-from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
+from clickmodel.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
 from core.domain import GateDecision, Lineage
 from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
 from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS
@@ -116,19 +116,22 @@ class FusionTrainer(Trainer):
         catalogue = run.log.catalogue.items()
         events = run.log.events.read(until=run.until)
         baskets = [b for b in baskets_of(events) if any(i in catalogue for i in b[2])]
-        new = [b for b in baskets if b[1] > run.since]
+        # A basket is new when any of its events is (arrival order: a late event makes its basket new).
+        fresh = {(e.user_id, e.timestamp) for e in events if e.event_type in INTEREST_EVENTS and run.is_new(e)}
+        new = [b for b in baskets if (b[0], b[1]) in fresh]
         if not new:
             raise NothingToLearn(f"no new labelled events since version {run.parent}" if run.parent else "no baskets in the log")
         new = new[-run.max_examples:]
+        fresh = {(u, t) for u, t, _ in new}
         rng = random.Random(run.seed)
-        older = [b for b in baskets if b[1] <= run.since and b[1] < new[0][1]]
+        older = [b for b in baskets if (b[0], b[1]) not in fresh and b[1] < new[-1][1]]
         replay = rng.sample(older, min(len(older), len(new))) if run.parent is not None else []
         first = min([new[0][1]] + [b[1] for b in replay])
         stage(f"building ranking lists: {len(new)} new baskets, {len(replay)} replayed")
         table = fit_neighbours(items for _, t, items in baskets if t < first)
         specs = build_lists(events, catalogue, {(u, t) for u, t, _ in new + replay}, table)
-        new_specs = [s for s in specs if s.timestamp > run.since]
-        replay_specs = [s for s in specs if s.timestamp <= run.since]
+        new_specs = [s for s in specs if (s.user_id, s.timestamp) in fresh]
+        replay_specs = [s for s in specs if (s.user_id, s.timestamp) not in fresh]
         if run.parent is None:
             encoder, previous = build_text_encoder(), None
         else:
@@ -155,7 +158,7 @@ class FusionTrainer(Trainer):
             version="", parent_version="" if run.parent is None else str(run.parent), created=time.time(),
             data_from=new[0][1], data_to=new[-1][1], example_count=sum(len(r.labels) for r in new_lists),
             final_loss=float(np.mean(losses[-max(1, len(losses) // 5):])),
-            job_id=run.job_id, train_seconds=seconds,
+            job_id=run.job_id, train_seconds=seconds, seq_to=max((e.seq for e in events), default=0),
             notes={"ranker": self.ranker.name, "new_lists": len(new_lists), "replay_lists": len(replay_lists),
                    "held_out_lists": len(held_new), "held_out_replay_lists": len(held_replay), "candidates_per_list": CANDIDATES},
             gate=gate.to_json(),

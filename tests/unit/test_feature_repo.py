@@ -29,7 +29,7 @@ def test_feast_cli_applies_and_materialises_the_definitions(tmp_path):
 def test_yaml_and_code_agree_on_the_default_online_store(tmp_path):
     raw = yaml.safe_load((PROJECT_ROOT / "feature_repo" / "feature_store.yaml").read_text())
     settings = Settings(data_dir=tmp_path, feast_online_url="")
-    assert raw["online_store"]["type"] == online_store_config(settings)["type"] == "sqlite"
+    assert raw["online_store"]["type"] == online_store_config(settings)["type"] == "core.feast_sqlite.ThreadSafeSqliteOnlineStore"
     assert raw["project"] == "shoprank"
 
 

@@ -1,0 +1,138 @@
+"""Issue 10, items 1 and 2 at their cause: events are numbered in arrival (commit) order, concurrent
+appends and feature refreshes never fail or lose an event, and a fine-tune trains on what *arrived*
+after its parent's window, so one event stamped in the future cannot hide every later arrival."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from core.domain import Event, ItemText
+from core.feature_sync import FeatureSync
+from core.features import FeatureClient, apply
+from core.model_repository import ModelRepository
+from core.settings import Settings
+from core.store import EventLog
+from rankers import get_ranker
+from rankers.base import NothingToLearn, TrainingRun
+
+DAY = 86400.0
+
+
+def test_arrival_numbers_follow_commits_not_timestamps(tmp_path):
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    log.events.append([Event("late", "u", "a", "purchase", 5_000.0), Event("early", "u", "b", "purchase", 1_000.0)])
+    log.events.append([Event("early", "u", "b", "purchase", 1_000.0), Event("next", "v", "a", "click", 2_000.0)])  # one duplicate
+    seqs = {e.event_id: e.seq for e in log.events.read()}
+    assert seqs == {"late": 1, "early": 2, "next": 3}
+    assert log.events.positive_events_after(1) == 2 and log.events.newest_seq() == 3
+
+
+def test_concurrent_appends_number_every_event_once(tmp_path):
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    errors: list[BaseException] = []
+
+    def client(c: int) -> None:
+        try:
+            for b in range(10):
+                # every batch repeats one id another client also sends: dedup must hold under concurrency
+                batch = [Event(f"c{c}-b{b}-{i}", f"u{c}", "a", "click", 1_000.0 + i) for i in range(20)]
+                log.events.append(batch + [Event(f"shared-{b}", "s", "a", "click", 1.0e3)])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    events = log.events.read()
+    assert len(events) == 16 * 10 * 20 + 10
+    assert sorted(e.seq for e in events) == list(range(1, len(events) + 1))  # unique and gap-free
+
+
+def test_concurrent_batches_refresh_the_sqlite_online_store_without_failing(tmp_path):
+    """Feast's stock SQLite store failed ~2% of such refreshes ("cannot start a transaction within a
+    transaction"); the thread-safe store and the coalesced refresh fail none and lose no shopper."""
+    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
+    apply(settings)
+    log = EventLog.open(settings.eventlog)
+    catalogue = {f"i{k}": ItemText(f"item {k}") for k in range(20)}
+    log.catalogue.upsert(catalogue)
+    features = FeatureClient(settings)
+    features.push_items(catalogue)
+    sync = FeatureSync(log, features, refresh_s=0.05)
+    errors: list[BaseException] = []
+    now = time.time()
+
+    def client(c: int) -> None:
+        try:
+            for b in range(6):
+                batch = [Event(f"c{c}-{b}-{i}", f"u{c}-{i % 5}", f"i{(c + i) % 20}", "purchase", now - 100 + b) for i in range(25)]
+                log.events.append(batch)
+                sync.after_batch({e.user_id for e in batch}, {e.item_id for e in batch})
+                features.get_user(f"u{c}-0")  # reads interleave with other threads' writes
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    for c in range(16):
+        for u in range(5):
+            user = features.get_user(f"u{c}-{u}")
+            assert user is not None and user.purchase_count == 30  # 6 batches x 5 events each
+
+
+def test_sync_failure_reaches_every_batch_it_covered(tmp_path):
+    class Broken:
+        def push_users(self, rows):
+            raise ConnectionError("online store down")
+
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    sync = FeatureSync(log, Broken())  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        sync.after_batch({"u"}, {"a"})
+
+
+def test_a_future_stamped_event_does_not_hide_later_arrivals_from_fine_tuning(tmp_path):
+    """The issue's reproduction: one event stamped ahead of the clock, then many stamped earlier. By
+    timestamp the next fine-tune finds nothing new; by arrival it trains on all of them."""
+    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
+    log = EventLog.open(settings.eventlog)
+    log.events.append([Event("v1-data", "u", "a", "purchase", 1_000.0)])
+    parent_seq = log.events.newest_seq()
+    log.events.append([Event("future", "u", "b", "purchase", 9_999.0)])  # stamped ahead: moves the newest time
+    log.events.append([Event(f"after-{k}", f"w{k}", "a", "purchase", 2_000.0 + k) for k in range(5)])
+    events = log.events.read()
+    repo = ModelRepository(settings.model_repository, "fusion_click")
+    by_time = TrainingRun(settings, log, repo, parent=1, since=9_999.0, job_id="t")
+    by_arrival = TrainingRun(settings, log, repo, parent=1, since=9_999.0, after_seq=parent_seq + 1, job_id="t")
+    assert [e.event_id for e in events if by_time.is_new(e)] == []
+    assert sorted(e.event_id for e in events if by_arrival.is_new(e)) == [f"after-{k}" for k in range(5)]
+
+
+def test_fusion_trainer_trains_on_late_arrivals_and_records_the_window(tmp_path):
+    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
+    log = EventLog.open(settings.eventlog)
+    catalogue = {f"i{k}": ItemText(f"item number {k}", category="c") for k in range(12)}
+    log.catalogue.upsert(catalogue)
+    log.events.append([Event(f"old-{u}-{d}", f"u{u}", f"i{(u + d) % 12}", "purchase", 1_000.0 + d * DAY + u)
+                       for u in range(6) for d in range(4)])
+    seen = log.events.newest_seq()
+    log.events.append([Event("ahead", "u0", "i1", "purchase", 1_000.0 + 30 * DAY)])
+    log.events.append([Event(f"late-{u}", f"u{u}", f"i{(u + 5) % 12}", "purchase", 1_000.0 + 5 * DAY + u) for u in range(6)])
+    repo = ModelRepository(settings.model_repository, "fusion_click")
+    trainer = get_ranker("fusion").trainer()
+    run = TrainingRun(settings, log, repo, parent=None, since=1_000.0 + 30 * DAY, after_seq=seen, job_id="t", max_steps=2)
+    candidate = trainer.train(run)
+    assert candidate.lineage.seq_to == log.events.newest_seq()
+    assert candidate.lineage.notes["new_lists"] >= 6  # the late baskets were the new data
+    run_again = TrainingRun(settings, log, repo, parent=None, since=0.0, after_seq=candidate.lineage.seq_to, job_id="t2")
+    with pytest.raises(NothingToLearn):
+        trainer.train(run_again)
