@@ -31,6 +31,18 @@ class FailedPrecondition(RecsysError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Unauthenticated(RecsysError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(RecsysError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(RecsysError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(RecsysError):
     code = grpc.StatusCode.UNAVAILABLE
 

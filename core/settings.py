@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,27 @@ class Settings(BaseSettings):
     # How often the feedback service refreshes shop-wide popularity in the online store (seconds).
     popularity_refresh_s: float = Field(30.0, ge=0)
 
+    # --- trust (core/security.py) ---
+    # TLS on every gRPC port; certificates default to <secrets dir>/server.pem, generated at first start.
+    tls: bool = True
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None  # what clients (and, with client auth, the server) trust
+    # Client certificates: none (API keys only) or require (mutual TLS: only clients with a certificate
+    # signed by the CA connect, and they still need an API key for a role).
+    tls_client_auth: Literal["none", "require"] = "none"
+    # Extra DNS names in the generated server certificate (compose service names), comma-separated.
+    tls_hostnames: str = "feedback,scoring,profile"
+    # API keys with roles in metadata ("authorization: Bearer <key>" or "x-api-key"); off only for debugging.
+    auth: bool = True
+    api_keys_file: Path | None = None  # default <secrets dir>/api_keys.json
+    secrets_dir: Path | None = None  # default <data dir>/secrets
+    # HMAC key for shopper ids at rest (default: <secrets dir>/pseudonym.key, generated). Changing it
+    # orphans every stored shopper: their history is no longer found under their id.
+    pseudonym_key: SecretStr | None = None
+    # Events older than this are deleted by the retention task (days; 0 = keep forever).
+    retention_days: float = Field(0.0, ge=0)
+
     @field_validator("ranker")
     @classmethod
     def _known_ranker(cls, value: str) -> str:
@@ -93,6 +114,26 @@ class Settings(BaseSettings):
     @property
     def feast_dir(self) -> Path:
         return self.data_dir / "feast"
+
+    @property
+    def secrets_path(self) -> Path:
+        return (self.secrets_dir or self.data_dir / "secrets").resolve()
+
+    @property
+    def server_cert(self) -> Path:
+        return self.tls_cert_file or self.secrets_path / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.tls_key_file or self.secrets_path / "server-key.pem"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.tls_ca_file or self.secrets_path / "ca.pem"
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.api_keys_file or self.secrets_path / "api_keys.json"
 
 
 def _explain(error: ValidationError) -> str:

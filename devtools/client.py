@@ -1,7 +1,8 @@
 """Dev tooling: a small Python client of the suite (stubs on one channel each), used by the demo and the tests."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -9,6 +10,71 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clickmodel.text import ItemText
 from core.domain import Event
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2, model_admin_pb2_grpc, profile_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How a client reaches a deployment: the CA it trusts (None: plaintext), its API key (None: none
+    sent) and, for mutual TLS, its certificate chain (private key, certificate)."""
+
+    ca: bytes | None = None
+    key: str | None = None
+    certificate: tuple[bytes, bytes] | None = None
+
+    @classmethod
+    def of(cls, settings: "Settings", role: str = "admin") -> "Credentials":
+        """The generated credentials of a deployment (core.security) for the client named after `role`."""
+        folder = settings.secrets_path
+        key_file = folder / f"{role}.key"
+        key = key_file.read_text().strip() if settings.auth and key_file.exists() else None
+        certificate = None
+        if settings.tls and settings.tls_client_auth == "require":
+            certificate = ((folder / "client-key.pem").read_bytes(), (folder / "client.pem").read_bytes())
+        return cls(settings.ca_cert.read_bytes() if settings.tls else None, key, certificate)
+
+    def without_key(self) -> "Credentials":
+        return Credentials(self.ca, None, self.certificate)
+
+    def with_key(self, key: str | None) -> "Credentials":
+        return Credentials(self.ca, key, self.certificate)
+
+
+class _KeyAuth(grpc.AuthMetadataPlugin):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, context: Any, callback: Any) -> None:
+        callback((("authorization", f"Bearer {self.key}"),), None)
+
+
+def open_channel(address: str, credentials: Credentials | None = None) -> grpc.Channel:
+    """A channel to one of the suite's servers: TLS when `credentials` has a CA, the key as call metadata."""
+    credentials = credentials or Credentials()
+    if credentials.ca is None:
+        channel = grpc.insecure_channel(address)
+        if credentials.key:
+            metadata = (("authorization", f"Bearer {credentials.key}"),)
+            return grpc.intercept_channel(channel, _StaticMetadata(metadata))
+        return channel
+    private_key, chain = credentials.certificate or (None, None)
+    tls = grpc.ssl_channel_credentials(root_certificates=credentials.ca, private_key=private_key, certificate_chain=chain)
+    if credentials.key:
+        tls = grpc.composite_channel_credentials(tls, grpc.metadata_call_credentials(_KeyAuth(credentials.key)))
+    return grpc.secure_channel(address, tls)
+
+
+class _StaticMetadata(grpc.UnaryUnaryClientInterceptor):
+    """Adds the key to every call on a plaintext channel (RECSYS_TLS=false deployments)."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        details = details._replace(metadata=tuple(details.metadata or ()) + self.metadata)
+        return continuation(details, request)
 
 
 def event_message(e: Event) -> common_pb2.Event:
@@ -22,16 +88,17 @@ def item_message(item_id: str, item: ItemText) -> common_pb2.Item:
 
 
 class SuiteClient:
-    def __init__(self, feedback: str, scoring: str | None = None, profile: str | None = None) -> None:
-        self._channels = [grpc.insecure_channel(feedback)]
+    def __init__(self, feedback: str, scoring: str | None = None, profile: str | None = None,
+                 credentials: Credentials | None = None) -> None:
+        self._channels = [open_channel(feedback, credentials)]
         self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self._channels[0])
         self.admin = model_admin_pb2_grpc.ModelAdminServiceStub(self._channels[0])
         self.scoring = self.profile = None
         if scoring:
-            self._channels.append(grpc.insecure_channel(scoring))
+            self._channels.append(open_channel(scoring, credentials))
             self.scoring = scoring_pb2_grpc.ScoringServiceStub(self._channels[-1])
         if profile:
-            self._channels.append(grpc.insecure_channel(profile))
+            self._channels.append(open_channel(profile, credentials))
             self.profile = profile_pb2_grpc.ProfileServiceStub(self._channels[-1])
 
     def upsert_items(self, items: dict[str, ItemText], batch: int = 500) -> int:

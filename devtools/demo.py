@@ -68,10 +68,9 @@ def run(args: argparse.Namespace) -> dict:
         suite.start_services(("feedback", "profile"))
         report["timings_s"]["start_services"] = time.perf_counter() - t
 
-        from devtools.client import SuiteClient
 
         t = step("loading the catalogue and past events through the feedback service")
-        client = SuiteClient(suite.address("feedback"))
+        client = suite.client("feedback")
         client.upsert_items(shop.items)
         batches = [past[i : i + 1000] for i in range(0, len(past), 1000)]
         for b in tqdm(batches, desc="  events", unit="batch", file=sys.stdout):
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> dict:
         suite.start_worker()
         report["timings_s"]["start_triton_scoring"] = time.perf_counter() - t
         client.close()
-        client = SuiteClient(suite.address("feedback"), suite.address("scoring"), suite.address("profile"))
+        client = suite.client()
 
         rng = random.Random(0)
         users = sorted({e.user_id for e in fresh if e.event_type != "impression"} & {e.user_id for e in past})[:8]

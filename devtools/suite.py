@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.settings import PROJECT_ROOT
 from devtools import triton_launcher
+from devtools.client import Credentials, SuiteClient, open_channel
 from devtools.ports import free_port, log_tail, wait_until
 from rankers import get_ranker
 
@@ -25,11 +26,10 @@ SERVICES = {
 }
 
 
-def grpc_serving(address: str, service: str) -> bool:
-    import grpc
+def grpc_serving(address: str, service: str, credentials: Credentials | None = None) -> bool:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, credentials) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -80,6 +80,17 @@ class Suite:
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
+    def credentials(self, role: str = "admin") -> Credentials:
+        """The deployment's TLS trust and the generated API key of `role` (core.security)."""
+        return Credentials.of(self.settings(), role)
+
+    def client(self, *names: str, role: str = "admin") -> SuiteClient:
+        """A client of the named servers (default: feedback, scoring and profile, those that run)."""
+        names = names or tuple(n for n in ("feedback", "scoring", "profile") if n in self.ports)
+        addresses = [self.address(n) if n in names else None for n in ("feedback", "scoring", "profile")]
+        assert addresses[0] is not None, "a SuiteClient always has the feedback server"
+        return SuiteClient(addresses[0], addresses[1], addresses[2], credentials=self.credentials(role))
+
     def prepare(self) -> None:
         """Data folders, Feast registration, and Triton's ports fixed now so that every process,
         started before or after tritonserver, knows where it will be."""
@@ -87,6 +98,9 @@ class Suite:
         self.ports.setdefault("triton_http", free_port())
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        from core.security import ensure_secrets
+
+        ensure_secrets(self.settings())  # certificates and keys before any server starts
         subprocess.run([sys.executable, "-m", "core.features", "apply"], env=self.env(), check=True,
                        stdout=open(self.log_dir / "feast-apply.log", "ab"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
 
@@ -112,8 +126,10 @@ class Suite:
         for name in names:
             address, service = self.address(name), SERVICES[name][1]
 
-            def serving(address: str = address, service: str = service) -> bool:
-                return grpc_serving(address, service)
+            credentials = self.credentials().without_key()
+
+            def serving(address: str = address, service: str = service, credentials: Credentials = credentials) -> bool:
+                return grpc_serving(address, service, credentials)
 
             wait_until(serving, self.processes[name], timeout, f"{name} service", self.log_dir / f"{name}.log")
 

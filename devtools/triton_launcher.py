@@ -101,8 +101,11 @@ def start(
     grpc_port: int | None = None,
     http_port: int | None = None,
     timeout: float = 180.0,
+    bind: str = "127.0.0.1",
 ) -> TritonServer:
-    """Start tritonserver with explicit model control, wait until ready, fail fast if it dies."""
+    """Start tritonserver with explicit model control, wait until ready, fail fast if it dies. Its ports
+    (whose gRPC API loads and unloads models) listen on `bind` only: loopback by default, a private
+    network address in a multi-machine deployment, never every interface."""
     paths = locate()
     http_port = http_port or free_port()
     grpc_port = grpc_port or free_port()
@@ -113,8 +116,11 @@ def start(
         f"--backend-directory={paths.backends}",
         "--model-control-mode=explicit",
         *[f"--load-model={m}" for m in models],
+        f"--http-address={bind}",
         f"--http-port={http_port}",
+        f"--grpc-address={bind}",
         f"--grpc-port={grpc_port}",
+        f"--metrics-address={bind}",
         f"--metrics-port={metrics_port}",
         "--allow-metrics=false",
         "--strict-readiness=true",

@@ -53,12 +53,11 @@ def main() -> None:
 
         log = EventLog.open(settings.eventlog)
         if not log.catalogue.items():
-            from devtools.client import SuiteClient
             from devtools.demo import load_shop
 
             shop = load_shop("auto")
             logger.info("first start: loading %s (%d items, %d events)", shop.name, len(shop.items), len(shop.events))
-            client = SuiteClient(suite.address("feedback"))
+            client = suite.client("feedback")
             client.upsert_items(shop.items)
             client.record_events(shop.events)
             client.close()

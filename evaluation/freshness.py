@@ -17,7 +17,6 @@ from pathlib import Path
 
 from core.domain import Event
 from core.settings import PROJECT_ROOT
-from devtools.client import SuiteClient
 from shopdata.synthetic import generate
 from shoprank.v1 import profile_pb2
 
@@ -32,7 +31,7 @@ def main() -> None:
     shop = generate(n_users=16, n_days=30, seed=11)
     with tempfile.TemporaryDirectory() as tmp:
         suite = start_deployment(Path(tmp), shop, {})
-        client = SuiteClient(suite.address("feedback"), suite.address("scoring"), suite.address("profile"))
+        client = suite.client()
         try:
             acks, visible = [], []
             for n in range(args.events):

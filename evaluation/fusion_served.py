@@ -35,6 +35,7 @@ from core.domain import Event, ItemText
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient, apply
 from core.model_repository import ModelRepository
+from core.privacy import Pseudonyms
 from core.settings import PROJECT_ROOT, Settings
 from core.store import EventLog
 from core.triton_client import TritonClickClient
@@ -147,7 +148,8 @@ class Replay:
             self.settings = self.settings.model_copy(update={"triton_grpc_url": self.triton.grpc_url})
             serve(self.settings, self.repo, self.serving, load_in_triton=True)
             client = TritonClickClient(self.triton.grpc_url, 30.0, self.ranker.model_name)
-            scoring = ScoringServicer(self.settings, self.features, client, self.ranker)
+            # cases are answered through ScoringServicer.rank with the replay's own ids: no pseudonyms needed
+            scoring = ScoringServicer(self.settings, self.features, client, self.ranker, Pseudonyms(b"replay-of-history-key"))
             self.served = ServedFusion(self.ev, self.events, self.live, self.features, scoring)
         self.served.score_month([c for c in cases if c.month == month], month)
 

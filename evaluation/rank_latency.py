@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from devtools.client import SuiteClient
 from devtools.demo import load_shop, percentile
 from devtools.suite import Suite
 from evaluation.run import RESULTS, machine
@@ -36,7 +35,7 @@ def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:
     with suite:
         suite.prepare()
         suite.start_services(("feedback",))
-        client = SuiteClient(suite.address("feedback"))
+        client = suite.client("feedback")
         client.upsert_items(shop.items)
         past, _ = shop.split(0.7)
         client.record_events(past)
@@ -46,7 +45,7 @@ def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:
         bootstrap_s = time.perf_counter() - t
         suite.start_triton()
         suite.start_services(("scoring",))
-        client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+        client = suite.client("feedback", "scoring")
         rng = random.Random(0)
         users = sorted({e.user_id for e in past})[:10]
         catalogue = sorted(shop.items)

@@ -8,6 +8,7 @@ popularity and the shop's clock and popular list (core.feature_sync).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ import grpc
 from core.errors import InvalidArgument, Unavailable
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
+from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.store import EventLog
 from core.tasks import TaskSender, celery_client
@@ -30,11 +32,13 @@ logger = logging.getLogger(__name__)
 
 
 class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient, sender: TaskSender) -> None:
+    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient, sender: TaskSender, pseudonyms: Pseudonyms,
+                 sync: FeatureSync | None = None) -> None:
         self.settings = settings
         self.log = log
         self.features = features
-        self.sync = FeatureSync(log, features, settings.popularity_refresh_s)
+        self.pseudonyms = pseudonyms  # storefront shopper ids are stored only as keyed hashes
+        self.sync = sync or FeatureSync(log, features, settings.popularity_refresh_s)
         self.sender = sender  # volume-triggered fine-tunes are sent by task name
         self.model_name = get_ranker(settings.ranker).model_name
 
@@ -44,6 +48,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         if len(request.events) > self.settings.max_batch_events:
             raise InvalidArgument(f"{len(request.events)} events; at most {self.settings.max_batch_events} per batch")
         good, bad = validate_events(request.events, self.log.catalogue.known(e.item_id for e in request.events))
+        good = [dataclasses.replace(e, user_id=self.pseudonyms(e.user_id)) for e in good]
         fresh = self.log.events.append(good)  # durable before we answer
         try:
             if good:
@@ -88,13 +93,17 @@ SERVICE_NAMES = (
 
 def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grpc.Server, int, Any]:
     """(server, port, health) with the feedback and model-admin services; not started."""
+    from core.security import ensure_secrets
     from shoprank.v1 import model_admin_pb2_grpc
 
+    ensure_secrets(settings)
     log = EventLog.open(settings.eventlog)
     features = FeatureClient(settings)
     sender = celery_client(settings)
-    feedback = FeedbackServicer(settings, log, features, sender)
-    admin = ModelAdminServicer(settings, log, features, sender)
+    pseudonyms = Pseudonyms.of(settings)
+    sync = FeatureSync(log, features, settings.popularity_refresh_s)
+    feedback = FeedbackServicer(settings, log, features, sender, pseudonyms, sync)
+    admin = ModelAdminServicer(settings, log, features, sender, pseudonyms, sync)
     return build_server(
         [
             lambda s: feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(feedback, s),
@@ -102,6 +111,8 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
         ],
         SERVICE_NAMES,
         address,
+        settings=settings,
+        audit=log.audit,
     )
 
 

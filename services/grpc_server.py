@@ -1,31 +1,57 @@
-"""What every gRPC server here shares: error interceptor, health per service, reflection, graceful stop."""
+"""What every gRPC server here shares: the interceptor (auth, errors, audit), TLS, health per service,
+reflection, graceful stop."""
 from __future__ import annotations
 
 import logging
 import signal
 import threading
 from concurrent import futures
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.auth import AuditSink, Authorizer
 from services.interceptors import ErrorInterceptor
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 Registrar = Callable[[grpc.Server], None]
 
 
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+def server_credentials(settings: "Settings") -> grpc.ServerCredentials:
+    """TLS with the deployment's certificate; with RECSYS_TLS_CLIENT_AUTH=require, clients must present
+    a certificate the CA signed (mutual TLS)."""
+    key, cert = settings.server_key.read_bytes(), settings.server_cert.read_bytes()
+    if settings.tls_client_auth == "require":
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=settings.ca_cert.read_bytes(), require_client_auth=True)
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
 def build_server(
-    registrars: Iterable[Registrar], service_names: Iterable[str], address: str, workers: int = 8
+    registrars: Iterable[Registrar], service_names: Iterable[str], address: str, workers: int = 8,
+    settings: "Settings | None" = None, audit: AuditSink | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started-ready (not yet started) server with the given services, health and reflection."""
+    """A started-ready (not yet started) server with the given services, health and reflection. With
+    `settings` (every real service): TLS and API keys as configured, secrets generated if missing;
+    without (unit tests of one handler): plaintext and no auth."""
+    authorizer = None
+    if settings is not None:
+        from core.security import ensure_secrets
+
+        ensure_secrets(settings)
+        authorizer = Authorizer.from_file(settings.api_keys_path) if settings.auth else Authorizer(None)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
-        interceptors=[ErrorInterceptor()],
-        options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)],
+        interceptors=[ErrorInterceptor(authorizer, audit)],
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
     for register in registrars:
         register(server)
@@ -36,7 +62,10 @@ def build_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    if settings is not None and settings.tls:
+        port = server.add_secure_port(address, server_credentials(settings))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind {address}")
     return server, port, health_servicer

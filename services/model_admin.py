@@ -8,16 +8,19 @@ import grpc
 
 from core.domain import Job
 from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from core.features import OnlineFeatures
+from core.feature_sync import FeatureSync
+from core.features import FeatureClient
 from core.model_repository import ModelRepository
+from core.privacy import Pseudonyms, forget
 from core.settings import Settings
 from core.store import EventLog
 from core.tasks import TaskSender
 from core.triggers import enqueue_fine_tune
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
+from services.auth import current_client
 from services.messages import ts
-from services.validation import check_job_id, parse_version, shown
+from services.validation import check_id, check_job_id, parse_version, shown
 from shoprank.v1 import model_admin_pb2, model_admin_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -33,10 +36,13 @@ def job_message(job: Job) -> model_admin_pb2.Job:
 
 
 class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
-    def __init__(self, settings: Settings, log: EventLog, features: OnlineFeatures, sender: TaskSender) -> None:
+    def __init__(self, settings: Settings, log: EventLog, features: FeatureClient, sender: TaskSender, pseudonyms: Pseudonyms,
+                 sync: FeatureSync | None = None) -> None:
         self.settings = settings
         self.log = log
         self.features = features
+        self.pseudonyms = pseudonyms
+        self.sync = sync  # rebuilds shop-wide popularity after an erasure
         self.ranker = get_ranker(settings.ranker)
         self.repo = ModelRepository(settings.model_repository, self.ranker.model_name)
         self.sender = sender
@@ -105,6 +111,23 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         if lin:
             msg.parent_version, msg.job_id, msg.example_count = lin.parent_version, lin.job_id, lin.example_count
         return msg
+
+    def ForgetUser(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ErasureReceipt:
+        if reason := check_id(request.user_id, "user_id"):
+            raise InvalidArgument(reason)
+        user_key = self.pseudonyms(request.user_id)
+        receipt = forget(user_key, current_client.get().name, self.settings, self.log, self.features, self.repo, self.sync)
+        return model_admin_pb2.ErasureReceipt(receipt_id=receipt.receipt_id, user_key=receipt.user_key, requested_by=receipt.requested_by,
+                                              at=ts(receipt.at), removed=receipt.removed, trained_versions=receipt.trained_versions)
+
+    def ListAudit(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListAuditResponse:
+        limit = request.limit or 100
+        if not 1 <= limit <= 1000:
+            raise InvalidArgument(f"limit {limit} outside 1..1000 (0 = 100)")
+        return model_admin_pb2.ListAuditResponse(entries=[
+            model_admin_pb2.AuditEntry(at=ts(e.at), client=e.client, role=e.role, method=e.method, request=e.request,
+                                       outcome=e.outcome, detail=e.detail)
+            for e in self.log.audit.recent(limit)])
 
     def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:
         if not request.job_id:

@@ -10,25 +10,27 @@ import grpc
 
 from core.errors import InvalidArgument, NotFound
 from core.features import FeatureClient, OnlineFeatures
+from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from services.grpc_server import build_server, serve_until_signalled
 from services.messages import ts
-from services.validation import check_id
+from services.validation import check_id, shown
 from shoprank.v1 import profile_pb2, profile_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, features: OnlineFeatures) -> None:
+    def __init__(self, features: OnlineFeatures, pseudonyms: Pseudonyms) -> None:
         self.features = features
+        self.pseudonyms = pseudonyms
 
     def GetProfile(self, request: profile_pb2.GetProfileRequest, context: grpc.ServicerContext) -> profile_pb2.Profile:
         if reason := check_id(request.user_id, "user_id"):
             raise InvalidArgument(reason)
-        user = self.features.get_user(request.user_id)
+        user = self.features.get_user(self.pseudonyms(request.user_id))
         if user is None:
-            raise NotFound(f"no profile for user {request.user_id!r} (no events recorded)")
+            raise NotFound(f"no profile for user {shown(request.user_id)} (no events recorded)")
         items = {i: f.text for i, f in self.features.get_items([i for i, _ in user.recent]).items()}
         categories = Counter(items[i].category for i, _ in user.recent if i in items and items[i].category)
         total = sum(categories.values())
@@ -49,8 +51,12 @@ SERVICE_NAMES = (profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_
 
 
 def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grpc.Server, int, Any]:
-    servicer = ProfileServicer(FeatureClient(settings))
-    return build_server([lambda s: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address)
+    from core.security import ensure_secrets
+
+    ensure_secrets(settings)
+    servicer = ProfileServicer(FeatureClient(settings), Pseudonyms.of(settings))
+    return build_server([lambda s: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
+                        settings=settings)
 
 
 def main() -> None:

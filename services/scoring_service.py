@@ -18,6 +18,7 @@ import grpc
 
 from core.errors import FailedPrecondition, InvalidArgument, NotFound
 from core.features import FeatureClient, OnlineFeatures
+from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
@@ -32,8 +33,10 @@ RECOMMEND_CANDIDATES = 100
 
 
 class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
-    def __init__(self, settings: Settings, features: OnlineFeatures, triton: TritonClickClient, ranker: Ranker) -> None:
+    def __init__(self, settings: Settings, features: OnlineFeatures, triton: TritonClickClient, ranker: Ranker,
+                 pseudonyms: Pseudonyms) -> None:
         self.settings = settings
+        self.pseudonyms = pseudonyms  # the online store knows shoppers by keyed hash only
         self.features = features
         self.triton = triton
         self.ranker = ranker
@@ -42,7 +45,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         candidates = validate_rank_request(request.user_id, list(request.item_ids), self.settings.max_candidates)
         request_id = self._request_id(request.request_id)
         version = self.serving_version()
-        return self.rank(self.ranker.shopper(self.features, request.user_id, version), candidates, request_id, version)
+        return self.rank(self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version), candidates, request_id, version)
 
     def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         if reason := check_id(request.user_id, "user_id"):
@@ -52,7 +55,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             raise InvalidArgument(f"k {k} outside 1..100")
         request_id = self._request_id(request.request_id)
         version = self.serving_version()
-        shopper = self.ranker.shopper(self.features, request.user_id, version)
+        shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
         candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
         if len(candidates) < RECOMMEND_CANDIDATES:
             candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:RECOMMEND_CANDIDATES]
@@ -137,8 +140,12 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     health follows whether Triton serves the model (a daemon thread checks every HEALTH_CHECK_S)."""
     ranker = get_ranker(settings.ranker)
     triton = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, ranker.model_name)
-    servicer = ScoringServicer(settings, FeatureClient(settings), triton, ranker)
-    server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address)
+    from core.security import ensure_secrets
+
+    ensure_secrets(settings)
+    servicer = ScoringServicer(settings, FeatureClient(settings), triton, ranker, Pseudonyms.of(settings))
+    server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
+                                        settings=settings)
     watcher = TritonClickClient(settings.triton_grpc_url, 2.0, ranker.model_name)  # its own channel
     threading.Thread(target=watch_triton, args=(watcher, health, threading.Event()), name="triton-health", daemon=True).start()
     return server, port, health

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from core.store.audit import AuditLog
 from core.store.catalogue import CatalogueStore
+from core.store.erasures import ErasureStore
 from core.store.events import EventStore
 from core.store.jobs import JobStore
 from core.store.replay import ReplayBuffer
 from core.store.schema import open_engine
 
-__all__ = ["EventLog", "EventStore", "CatalogueStore", "JobStore", "ReplayBuffer", "open_engine"]
+__all__ = ["EventLog", "EventStore", "CatalogueStore", "JobStore", "ReplayBuffer", "AuditLog", "ErasureStore", "open_engine"]
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,13 @@ class EventLog:
     events: EventStore
     catalogue: CatalogueStore
     jobs: JobStore
+    audit: AuditLog
+    erasures: ErasureStore
 
     @classmethod
     def open(cls, url: str) -> "EventLog":
         engine = open_engine(url)
-        return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine))
+        return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine), AuditLog(engine), ErasureStore(engine))
 
     def replay(self, capacity: int) -> ReplayBuffer:
         return ReplayBuffer(self.engine, capacity)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from devtools.client import SuiteClient
 from devtools.suite import Suite
 from shopdata import Shop
 from shopdata.synthetic import generate
@@ -51,7 +50,7 @@ def start_deployment(root: Path, shop: Shop, extra_env: dict[str, str]) -> Suite
         suite.prepare()
         suite.start_services(("feedback", "profile"))
         past, _ = shop.split(0.6)
-        client = SuiteClient(suite.address("feedback"))
+        client = suite.client("feedback")
         client.upsert_items(shop.items)
         client.record_events(past)
         client.close()
@@ -75,6 +74,6 @@ def serving_suite(tmp_path_factory, shop):
 
 @pytest.fixture
 def client(serving_suite):
-    c = SuiteClient(serving_suite.address("feedback"), serving_suite.address("scoring"), serving_suite.address("profile"))
+    c = serving_suite.client()
     yield c
     c.close()

@@ -115,5 +115,5 @@ def test_profile_and_admin_errors(client):
 
 def test_services_keep_serving_after_bad_input(client, serving_suite):
     for name, service in (("feedback", "shoprank.v1.FeedbackService"), ("scoring", "shoprank.v1.ScoringService"), ("profile", "shoprank.v1.ProfileService")):
-        assert grpc_serving(serving_suite.address(name), service)
+        assert grpc_serving(serving_suite.address(name), service, serving_suite.credentials())
     assert client.rank("U0001", ["SKU0001", "SKU1001"]).model_version == "1"

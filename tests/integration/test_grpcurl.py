@@ -1,4 +1,6 @@
-"""The real grpcurl binary lists the services through reflection and calls Rank."""
+"""The real grpcurl binary, over TLS with the deployment's CA and API keys: lists the services through
+reflection (open), calls Rank with the storefront key, and is refused without a key or with the wrong role."""
+import functools
 import json
 import shutil
 import subprocess
@@ -18,29 +20,53 @@ def grpcurl() -> str:
     return found
 
 
-def run(*args: str) -> str:
-    out = subprocess.run([grpcurl(), "-plaintext", *args], capture_output=True, text=True, timeout=60)
+def tls_args(suite, role: str | None = "storefront") -> list[str]:
+    settings = suite.settings()
+    args = ["-cacert", str(settings.ca_cert)]
+    if role:
+        args += ["-H", f"authorization: Bearer {(settings.secrets_path / f'{role}.key').read_text().strip()}"]
+    return args
+
+
+def call(suite, *args: str, role: str | None = "storefront") -> subprocess.CompletedProcess:
+    return subprocess.run([grpcurl(), *tls_args(suite, role), *args], capture_output=True, text=True, timeout=60)
+
+
+def run(*args: str, suite=None, role: str | None = "storefront") -> str:
+    out = call(suite, *args, role=role)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 def test_reflection_lists_services(serving_suite):
-    listed = run(serving_suite.address("scoring"), "list").split()
+    run_ = functools.partial(run, suite=serving_suite, role=None)  # reflection needs no key
+    listed = run_(serving_suite.address("scoring"), "list").split()
     assert "shoprank.v1.ScoringService" in listed and "grpc.health.v1.Health" in listed
-    listed = run(serving_suite.address("feedback"), "list").split()
+    listed = run_(serving_suite.address("feedback"), "list").split()
     assert {"shoprank.v1.FeedbackService", "shoprank.v1.ModelAdminService"} <= set(listed)
-    described = run(serving_suite.address("scoring"), "describe", "shoprank.v1.ScoringService")
+    described = run_(serving_suite.address("scoring"), "describe", "shoprank.v1.ScoringService")
     assert "rpc Rank" in described
 
 
 def test_grpcurl_calls_rank(serving_suite):
     body = json.dumps({"user_id": "U0002", "item_ids": ["SKU0001", "SKU1001", "SKU2001"]})
-    reply = json.loads(run("-d", body, serving_suite.address("scoring"), "shoprank.v1.ScoringService/Rank"))
+    reply = json.loads(run("-d", body, serving_suite.address("scoring"), "shoprank.v1.ScoringService/Rank", suite=serving_suite))
     # grpcurl 1.8 prints the proto field names
     assert reply["model_version"] == "1" and len(reply["items"]) == 3 and reply["request_id"]
 
 
 def test_grpcurl_shows_a_clear_error(serving_suite):
-    out = subprocess.run([grpcurl(), "-plaintext", "-d", '{"user_id": "U0002"}', serving_suite.address("scoring"), "shoprank.v1.ScoringService/Rank"],
-                         capture_output=True, text=True, timeout=60)
+    out = call(serving_suite, "-d", '{"user_id": "U0002"}', serving_suite.address("scoring"), "shoprank.v1.ScoringService/Rank")
     assert out.returncode != 0 and "InvalidArgument" in out.stderr and "item_ids is empty" in out.stderr
+
+
+def test_grpcurl_without_a_key_or_the_role_is_refused(serving_suite):
+    body = json.dumps({"user_id": "U0002", "item_ids": ["SKU0001"]})
+    out = call(serving_suite, "-d", body, serving_suite.address("scoring"), "shoprank.v1.ScoringService/Rank", role=None)
+    assert out.returncode != 0 and "Unauthenticated" in out.stderr and "needs an API key" in out.stderr
+    out = call(serving_suite, serving_suite.address("feedback"), "shoprank.v1.ModelAdminService/ListVersions")  # storefront key
+    assert out.returncode != 0 and "PermissionDenied" in out.stderr and "admin role" in out.stderr
+    out = subprocess.run([grpcurl(), "-plaintext", serving_suite.address("scoring"), "list"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0  # no plaintext port
+    listed = run(serving_suite.address("feedback"), "shoprank.v1.ModelAdminService/ListVersions", suite=serving_suite, role="admin")
+    assert '"version": "1"' in listed

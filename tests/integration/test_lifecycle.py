@@ -34,7 +34,7 @@ def versions(client: SuiteClient) -> dict[str, model_admin_pb2.ModelVersion]:
 def test_gate_rollback_and_killed_worker(tmp_path, shop):
     # the cross-encoder: its training runs long enough to kill the worker mid-step
     suite = start_deployment(tmp_path, shop, {"RECSYS_RANKER": "cross-encoder"})
-    client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+    client = suite.client("feedback", "scoring")
     repo_dir = suite.model_repository / "bert_click"
     try:
         # a good candidate passes the gate and serves
@@ -99,7 +99,7 @@ def baskets(tag: str) -> list[Event]:
 
 def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_path, shop):
     suite = start_deployment(tmp_path, shop, {})
-    client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+    client = suite.client("feedback", "scoring")
     try:
         _, fresh = shop.split(0.6)
         client.record_events(fresh + baskets("basket"))
@@ -136,7 +136,7 @@ def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_
 
 def test_event_volume_triggers_a_fine_tune_that_rank_uses(tmp_path, shop):
     suite = start_deployment(tmp_path, shop, {"RECSYS_AUTO_FINE_TUNE_EVENTS": "10", "RECSYS_FINE_TUNE_STEPS": "8"})
-    client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+    client = suite.client("feedback", "scoring")
     try:
         from devtools.client import event_message
         from shoprank.v1 import feedback_pb2

@@ -30,7 +30,7 @@ def wait_job(client: SuiteClient, job_id: str, timeout: float = 600.0):
 
 
 def run_loop(suite, shop) -> None:
-    client = SuiteClient(suite.address("feedback"), suite.address("scoring"), suite.address("profile"))
+    client = suite.client()
     try:
         # upsert items: two new products arrive
         new_items = {"NEW-1": ItemText("Pink Floral Teapot", "A new teapot.", "kitchen", 12.5), "NEW-2": ItemText("Owl Lantern", "", "lighting", 9.0)}
@@ -88,7 +88,7 @@ def test_whole_loop_embedded_default(tmp_path, shop):
         run_loop(suite, shop)
         # With Triton gone, Rank still answers, in the given order, and says it is degraded.
         suite.triton.stop()
-        client = SuiteClient(suite.address("feedback"), suite.address("scoring"))
+        client = suite.client("feedback", "scoring")
         reply = client.scoring.Rank(scoring_pb2.RankRequest(user_id="loop-user", item_ids=["SKU0001", "NEW-1"]), timeout=60)
         assert reply.degraded and reply.model_version == "" and [i.item_id for i in reply.items] == ["SKU0001", "NEW-1"]
         client.close()

@@ -24,9 +24,9 @@ def test_rank_and_recommend_make_no_event_log_query(serving_suite, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "services.scoring_service", "--address", f"127.0.0.1:{port}"], env=env,
                             cwd=PROJECT_ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: grpc_serving(f"127.0.0.1:{port}", "shoprank.v1.ScoringService"), proc, 120, "scoring without a log", log)
-        ours = SuiteClient(serving_suite.address("feedback"), f"127.0.0.1:{port}")
-        theirs = SuiteClient(serving_suite.address("feedback"), serving_suite.address("scoring"))
+        wait_until(lambda: grpc_serving(f"127.0.0.1:{port}", "shoprank.v1.ScoringService", serving_suite.credentials()), proc, 120, "scoring without a log", log)
+        ours = SuiteClient(serving_suite.address("feedback"), f"127.0.0.1:{port}", credentials=serving_suite.credentials())
+        theirs = serving_suite.client("feedback", "scoring")
         candidates = ["SKU0001", "SKU1001", "SKU2001", "SKU3001"]
         a, b = ours.rank("U0001", candidates), theirs.rank("U0001", candidates)
         assert not a.degraded and a.model_version == b.model_version

@@ -55,6 +55,16 @@ class ModelAdminServiceStub:
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.SerializeToString,
                 response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.FromString,
                 _registered_method=True)
+        self.ForgetUser = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/ForgetUser',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.ForgetUserRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ErasureReceipt.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/ListAudit',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
 
 
 class ModelAdminServiceServicer:
@@ -87,6 +97,21 @@ class ModelAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgetUser(self, request, context):
+        """Forgets a shopper: removes their events, online features and replay examples from every store and
+        returns the erasure receipt (also stored), naming the published versions trained on their data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudit(self, request, context):
+        """The newest admin calls: who, what, when, outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +134,16 @@ def add_ModelAdminServiceServicer_to_server(servicer, server):
                     servicer.Rollback,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.FromString,
                     response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.SerializeToString,
+            ),
+            'ForgetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetUser,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ForgetUserRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ErasureReceipt.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +255,60 @@ class ModelAdminService:
             '/shoprank.v1.ModelAdminService/Rollback',
             shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.SerializeToString,
             shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/ForgetUser',
+            shoprank_dot_v1_dot_model__admin__pb2.ForgetUserRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.ErasureReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/ListAudit',
+            shoprank_dot_v1_dot_model__admin__pb2.ListAuditRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

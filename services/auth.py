@@ -1,0 +1,85 @@
+"""Who may call what: API keys in metadata, roles per RPC, and the audit trail of admin calls.
+
+A client sends its key as `authorization: Bearer <key>` (or `x-api-key: <key>`). Roles:
+`storefront` may record events, upsert items, rank, recommend and read profiles; `admin` may also
+administer models (fine-tune, rollback, versions, jobs), forget shoppers and read the audit log. Health
+and reflection stay open (load balancers and `grpcurl list` call them without a key). The check runs
+in the one server interceptor (services/interceptors.py), before any handler.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from core.errors import PermissionDenied, Unauthenticated
+from core.security import ApiKeys, Client
+
+logger = logging.getLogger(__name__)
+
+ADMIN, STOREFRONT = "admin", "storefront"
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
+STOREFRONT_METHODS = frozenset({
+    "/shoprank.v1.FeedbackService/RecordEvents",
+    "/shoprank.v1.FeedbackService/UpsertItems",
+    "/shoprank.v1.ScoringService/Rank",
+    "/shoprank.v1.ScoringService/Recommend",
+    "/shoprank.v1.ProfileService/GetProfile",
+})
+ANONYMOUS = Client("anonymous", "")
+
+# The caller of the request being handled (handlers read it, e.g. for an erasure receipt).
+current_client: contextvars.ContextVar[Client] = contextvars.ContextVar("current_client", default=ANONYMOUS)
+
+
+def is_open(method: str) -> bool:
+    return method.startswith(OPEN_PREFIXES)
+
+
+def required_role(method: str) -> str:
+    """The role a method needs: storefront for the storefront's RPCs, admin for everything else."""
+    return STOREFRONT if method in STOREFRONT_METHODS else ADMIN
+
+
+def presented_key(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
+    for name, value in metadata:
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
+        if name == "authorization":
+            scheme, _, token = text.partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+        if name == "x-api-key":
+            return text.strip()
+    return None
+
+
+class Authorizer:
+    """API keys → clients → roles. `None` keys means auth is off (RECSYS_AUTH=false): every caller is admin."""
+
+    def __init__(self, keys: ApiKeys | None) -> None:
+        self.keys = keys
+
+    @classmethod
+    def from_file(cls, path: Path) -> "Authorizer":
+        return cls(ApiKeys.load(path))
+
+    def authorize(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> Client:
+        """The client allowed to call `method`, or Unauthenticated / PermissionDenied with the reason."""
+        if self.keys is None:
+            return Client("unauthenticated", ADMIN)
+        key = presented_key(metadata)
+        if not key:
+            raise Unauthenticated(f"{method} needs an API key: send metadata 'authorization: Bearer <key>'")
+        client = self.keys.client(key)
+        if client is None:
+            raise Unauthenticated("the API key is not known to this deployment")
+        role = required_role(method)
+        if role == ADMIN and client.role != ADMIN:
+            raise PermissionDenied(f"{method} needs the admin role; client {client.name!r} has role {client.role!r}")
+        return client
+
+
+class AuditSink(Protocol):
+    """Where admin calls are recorded (core.store.audit.AuditLog; a list in unit tests)."""
+
+    def record(self, client: Client, method: str, request: str, outcome: str, detail: str) -> None: ...
