@@ -16,20 +16,24 @@ from devtools.suite import Suite
 logger = logging.getLogger(__name__)
 
 GRPCURL_EXAMPLES = """
-The suite is up. Try (from the repository root; grpcurl is in .venv/bin):
+The suite is up, TLS and API keys on every port. Try (from the repository root; grpcurl is in .venv/bin):
 
-  .venv/bin/grpcurl -plaintext 127.0.0.1:{scoring} list
-  .venv/bin/grpcurl -plaintext -d '{{"user_id": "{user}", "item_ids": [{items}]}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Rank
-  .venv/bin/grpcurl -plaintext -d '{{"user_id": "{user}", "k": 5}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Recommend
-  .venv/bin/grpcurl -plaintext -d '{{"user_id": "{user}"}}' 127.0.0.1:{profile} shoprank.v1.ProfileService/GetProfile
-  .venv/bin/grpcurl -plaintext -d '{{"events": [{{"event_id": "e-manual-1", "user_id": "{user}", "item_id": {first}, "event_type": "purchase", "timestamp": "2026-11-01T10:00:00Z"}}]}}' 127.0.0.1:{feedback} shoprank.v1.FeedbackService/RecordEvents
-  .venv/bin/grpcurl -plaintext -d '{{"max_steps": 10}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/TriggerFineTune
-  .venv/bin/grpcurl -plaintext -d '{{"job_id": "JOB_ID_FROM_ABOVE"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/GetJob
-  .venv/bin/grpcurl -plaintext 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListVersions
-  .venv/bin/grpcurl -plaintext -d '{{"version": "1"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/Rollback
-  .venv/bin/grpcurl -plaintext -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check
+  CA={ca}; SF="authorization: Bearer $(cat {storefront_key})"; ADMIN="authorization: Bearer $(cat {admin_key})"
+  .venv/bin/grpcurl -cacert $CA 127.0.0.1:{scoring} list
+  .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}", "item_ids": [{items}]}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Rank
+  .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}", "k": 5}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Recommend
+  .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}"}}' 127.0.0.1:{profile} shoprank.v1.ProfileService/GetProfile
+  .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"events": [{{"event_id": "e-manual-1", "user_id": "{user}", "item_id": {first}, "event_type": "purchase", "timestamp": "2026-11-01T10:00:00Z"}}]}}' 127.0.0.1:{feedback} shoprank.v1.FeedbackService/RecordEvents
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"max_steps": 10}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/TriggerFineTune
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"job_id": "JOB_ID_FROM_ABOVE"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/GetJob
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListVersions
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"version": "1"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/Rollback
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"user_id": "{user}"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ForgetUser
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"limit": 5}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListAudit
+  .venv/bin/grpcurl -cacert $CA -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check
 
-Logs: {logs}.  Ctrl-C stops every process.
+Storefront ids are stored only as keyed hashes: the log cannot tell us one to show, so USER_ID stands for
+one of your shoppers' ids where the shop was loaded before this start. Logs: {logs}.  Ctrl-C stops every process.
 """
 
 
@@ -52,6 +56,7 @@ def main() -> None:
         from core.store import EventLog
 
         log = EventLog.open(settings.eventlog)
+        user = "USER_ID"
         if not log.catalogue.items():
             from devtools.demo import load_shop
 
@@ -61,6 +66,7 @@ def main() -> None:
             client.upsert_items(shop.items)
             client.record_events(shop.events)
             client.close()
+            user = shop.events[-1].user_id
         from workers.publishing import bootstrap
 
         bootstrap(load(), max_steps=30)
@@ -68,8 +74,9 @@ def main() -> None:
         suite.start_services(("scoring",))
         suite.start_worker()
         catalogue = sorted(log.catalogue.items())[:3]
-        user = log.events.read()[-1].user_id
+        secrets = settings.secrets_path
         print(GRPCURL_EXAMPLES.format(
+            ca=settings.ca_cert, storefront_key=secrets / "storefront.key", admin_key=secrets / "admin.key",
             scoring=suite.ports["scoring"], profile=suite.ports["profile"], feedback=suite.ports["feedback"], user=user,
             items=", ".join(f'"{i}"' for i in catalogue), first=f'"{catalogue[0]}"', logs=suite.log_dir), flush=True)
         stop = threading.Event()

@@ -63,8 +63,8 @@ class Authorizer:
     def from_file(cls, path: Path) -> "Authorizer":
         return cls(ApiKeys.load(path))
 
-    def authorize(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> Client:
-        """The client allowed to call `method`, or Unauthenticated / PermissionDenied with the reason."""
+    def authenticate(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> Client:
+        """The client the key in `metadata` belongs to, or Unauthenticated with the reason."""
         if self.keys is None:
             return Client("unauthenticated", ADMIN)
         key = presented_key(metadata)
@@ -73,9 +73,18 @@ class Authorizer:
         client = self.keys.client(key)
         if client is None:
             raise Unauthenticated("the API key is not known to this deployment")
-        role = required_role(method)
-        if role == ADMIN and client.role != ADMIN:
+        return client
+
+    @staticmethod
+    def check_role(client: Client, method: str) -> None:
+        """PermissionDenied unless `client`'s role may call `method` (admin may call everything)."""
+        if required_role(method) == ADMIN and client.role != ADMIN:
             raise PermissionDenied(f"{method} needs the admin role; client {client.name!r} has role {client.role!r}")
+
+    def authorize(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> Client:
+        """The client allowed to call `method`, or Unauthenticated / PermissionDenied with the reason."""
+        client = self.authenticate(method, metadata)
+        self.check_role(client, method)
         return client
 
 

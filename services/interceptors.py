@@ -60,7 +60,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             token = None
             try:
                 if self.authorizer is not None:
-                    client = self.authorizer.authorize(method, context.invocation_metadata())
+                    client = self.authorizer.authenticate(method, context.invocation_metadata())
+                    self.authorizer.check_role(client, method)
                 token = current_client.set(client)
                 reject_unknown_fields(request)
                 response = inner(request, context)

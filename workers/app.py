@@ -9,19 +9,19 @@ from __future__ import annotations
 from celery import Celery
 
 from core.settings import load
-from core.tasks import FEATURES_QUEUE, FINE_TUNE_TASK, MATERIALISE_TASK, SCHEDULED_TASK, TRAINING_QUEUE
+from core.tasks import FEATURES_QUEUE, FINE_TUNE_TASK, MATERIALISE_TASK, RETENTION_TASK, SCHEDULED_TASK, TRAINING_QUEUE
 
 
 def make_app() -> Celery:
     settings = load()
     app = Celery("shoprank", broker=settings.celery_broker, backend=settings.celery_results,
-                 include=["workers.fine_tune", "workers.scheduled", "workers.materialise"])
+                 include=["workers.fine_tune", "workers.scheduled", "workers.materialise", "workers.retention"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_routes={FINE_TUNE_TASK: {"queue": TRAINING_QUEUE}, SCHEDULED_TASK: {"queue": TRAINING_QUEUE},
-                     MATERIALISE_TASK: {"queue": FEATURES_QUEUE}},
+                     MATERIALISE_TASK: {"queue": FEATURES_QUEUE}, RETENTION_TASK: {"queue": FEATURES_QUEUE}},
         # `celery -A workers.app beat` sends the scheduled check (it fine-tunes only if there is news)
         # and the periodic refresh of the online features that slide with time.
         beat_schedule={
@@ -35,6 +35,8 @@ def make_app() -> Celery:
         result_extended=True,
         worker_hijack_root_logger=False,
     )
+    if settings.retention_days > 0:  # off by default: deleting history is the operator's decision
+        app.conf.beat_schedule["retention"] = {"task": RETENTION_TASK, "schedule": 86400.0}
     if not settings.celery_broker.startswith("sqla+"):
         # A fine-tune can outlast Redis's default one-hour redelivery window; keep it longer.
         # (The SQLAlchemy transport passes every option to create_engine, so it gets none.)
