@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.settings import PROJECT_ROOT
 from devtools import triton_launcher
@@ -209,3 +210,28 @@ class Suite:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def deploy(root: Path, shop: Any, extra_env: dict[str, str], bootstrap_steps: int = 2) -> Suite:
+    """A whole deployment under `root` from a shop: catalogue and the first 60% of its events through the
+    feedback service, version 1 bootstrapped, then tritonserver, scoring, profile and a Celery worker
+    (the integration tests' deployment, and the reliability benchmark's)."""
+    from workers.publishing import bootstrap
+
+    suite = Suite(data_dir=root / "data", model_repository=root / "triton_models", extra_env=dict(extra_env))
+    try:
+        suite.prepare()
+        suite.start_services(("feedback", "profile"))
+        past, _ = shop.split(0.6)
+        client = suite.client("feedback")
+        client.upsert_items(shop.items)
+        client.record_events(past)
+        client.close()
+        bootstrap(suite.settings(), max_steps=bootstrap_steps, batch_size=8)
+        suite.start_triton()
+        suite.start_services(("scoring",))
+        suite.start_worker()
+    except BaseException:
+        suite.stop()
+        raise
+    return suite

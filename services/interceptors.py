@@ -29,7 +29,33 @@ def reject_unknown_fields(request: Any) -> None:
                               f"not a {type(request).DESCRIPTOR.full_name}, or a newer client's fields")
 
 
+class Undecodable:
+    """What a request's bytes became when they are not a message at all (the handler never sees it)."""
+
+    def __init__(self, message_name: str) -> None:
+        self.message_name = message_name
+
+
+def lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """gRPC answers INTERNAL "Exception deserializing request!" for bytes that do not parse; this
+    deserializer hands them on as Undecodable, so the interceptor can answer INVALID_ARGUMENT."""
+    if deserializer is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)
+    name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request message")
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # noqa: BLE001 - any parse failure is the caller's bad bytes
+            return Undecodable(name)
+
+    return parse
+
+
 def request_text(request: Any, limit: int = 300) -> str:
+    if isinstance(request, Undecodable):
+        return f"<bytes that are not a {request.message_name}>"
     try:
         text = text_format.MessageToString(request, as_one_line=True)
     except Exception:  # noqa: BLE001 - a request that cannot print is audited by its type
@@ -63,6 +89,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                     client = self.authorizer.authenticate(method, context.invocation_metadata())
                     self.authorizer.check_role(client, method)
                 token = current_client.set(client)
+                if isinstance(request, Undecodable):
+                    raise InvalidArgument(f"the request bytes are not a valid {request.message_name}")
                 reject_unknown_fields(request)
                 response = inner(request, context)
                 if audited:
@@ -83,7 +111,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 

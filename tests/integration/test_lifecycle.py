@@ -9,6 +9,7 @@ import pytest
 
 from core.domain import Event
 from core.features import FeatureClient
+from core.privacy import Pseudonyms
 from devtools.client import SuiteClient
 from rankers import get_ranker
 from rankers.fusion import CO_PURCHASE_FILE
@@ -117,17 +118,18 @@ def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_
         assert tables["1"] != tables["2"]  # version 2 learned from baskets version 1 never saw
         features, ranker = FeatureClient(suite.settings()), get_ranker("fusion")
         user = "U0001"  # bought SKU0001 with SKU1001 after version 1 was trained
-        recent = [i for i, _ in ranker.shopper(features, user, "2").interests[:20]]
+        stored = Pseudonyms.of(suite.settings())(user)  # the online store knows them by pseudonym
+        recent = [i for i, _ in ranker.shopper(features, stored, "2").interests[:20]]
 
         def expected(version: str) -> dict:
             return {a: [tuple(x) for x in tables[version][a]] for a in dict.fromkeys(recent) if tables[version].get(a)}
 
-        assert ranker.shopper(features, user, "2").co_purchase == expected("2")
+        assert ranker.shopper(features, stored, "2").co_purchase == expected("2")
 
         # rollback to version 1 switches the model and its features together
         reply = client.admin.Rollback(model_admin_pb2.RollbackRequest(version="1"), timeout=180)
         assert reply.serving and client.rank(user, CANDIDATES).model_version == "1"
-        assert ranker.shopper(features, user, "1").co_purchase == expected("1") != expected("2")
+        assert ranker.shopper(features, stored, "1").co_purchase == expected("1") != expected("2")
         assert sorted(p.name for p in repo.iterdir() if p.name.isdigit()) == ["1", "2", "3"]
     finally:
         client.close()

@@ -76,3 +76,36 @@ def test_bytes_of_another_message_are_not_a_request():
 def test_a_well_formed_request_passes_the_unknown_field_check():
     reject_unknown_fields(feedback_pb2.RecordEventsRequest(events=[common_pb2.Event(event_id="e", user_id="u")]))
     reject_unknown_fields(model_admin_pb2.TriggerFineTuneRequest(job_id="j", max_steps=3))
+
+
+def test_bytes_that_are_not_a_message_are_invalid_argument_not_internal():
+    """gRPC itself answers INTERNAL "Exception deserializing request!"; the interceptor's lenient
+    deserializer turns such bytes into INVALID_ARGUMENT naming the message (the fuzz test found it)."""
+    import grpc
+
+    from services.grpc_server import build_server
+    from shoprank.v1 import model_admin_pb2
+
+    served = []
+
+    def register(server):
+        handler = grpc.unary_unary_rpc_method_handler(lambda r, c: served.append(r) or model_admin_pb2.Job(job_id="x"),
+                                                      request_deserializer=model_admin_pb2.TriggerFineTuneRequest.FromString,
+                                                      response_serializer=model_admin_pb2.Job.SerializeToString)
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("shoprank.v1.ModelAdminService", {"TriggerFineTune": handler})])
+
+    server, port, _ = build_server([register], ["shoprank.v1.ModelAdminService"], "127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/shoprank.v1.ModelAdminService/TriggerFineTune")
+            for garbage in (b"\x07\x01", b"\xff\xff\xff", b"\x0a\x05ab"):
+                try:
+                    call(garbage, timeout=5)
+                    raise AssertionError(f"{garbage!r} was accepted")
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, exc.details()
+                    assert "not a valid shoprank.v1.TriggerFineTuneRequest" in exc.details()
+    finally:
+        server.stop(0)
+    assert served == []  # the handler never ran

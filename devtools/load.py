@@ -1,0 +1,138 @@
+"""Load generators for the suite over real gRPC: concurrent event ingest (each client retries a batch
+the server could not take, with the same event ids, so a retry is safe) and concurrent Rank. Used by
+the ingest test and the reliability benchmark; every call's outcome is counted."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import grpc
+
+from core.domain import Event
+from devtools.client import Credentials, event_message, open_channel
+from shoprank.v1 import feedback_pb2, feedback_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+@dataclass
+class IngestReport:
+    acked: set[str] = field(default_factory=set)  # event ids the server acknowledged (accepted or duplicate)
+    calls: int = 0
+    failed_calls: int = 0  # answers that were not OK and not retryable (a bug)
+    retried_calls: int = 0  # UNAVAILABLE / deadline (server down or restarting), retried with the same batch
+    statuses: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def events_per_s(self) -> float:
+        return len(self.acked) / self.seconds if self.seconds else 0.0
+
+
+def ingest(address: str, credentials: Credentials, users: Sequence[str], items: Sequence[str], clients: int = 16,
+           batches: int = 10, batch_size: int = 50, prefix: str = "load", seed: int = 0, stop: threading.Event | None = None,
+           deadline_s: float = 30.0, give_up_s: float = 180.0) -> IngestReport:
+    """`clients` threads each send `batches` batches of `batch_size` new purchase/click events (or until
+    `stop` is set). A batch that gets UNAVAILABLE is sent again until it is acknowledged or `give_up_s` passes."""
+    report = IngestReport()
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def client(c: int) -> None:
+        rng = random.Random(seed * 7919 + c)
+        channel = open_channel(address, credentials)
+        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        try:
+            for b in range(batches):
+                if stop is not None and stop.is_set():
+                    return
+                now = time.time()
+                batch = [Event(f"{prefix}-{c}-{b}-{i}", rng.choice(users), rng.choice(items), rng.choice(["purchase", "click", "impression"]),
+                               now - rng.random() * 3600) for i in range(batch_size)]
+                request = feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in batch])
+                first = time.monotonic()
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        reply = stub.RecordEvents(request, timeout=deadline_s)
+                    except grpc.RpcError as exc:
+                        code = exc.code()
+                        with lock:
+                            report.calls += 1
+                            report.statuses[code.name] += 1
+                            if code in RETRYABLE and time.monotonic() - first < give_up_s:
+                                report.retried_calls += 1
+                            else:
+                                report.failed_calls += 1
+                        if code in RETRYABLE and time.monotonic() - first < give_up_s:
+                            time.sleep(0.2)
+                            continue
+                        break
+                    with lock:
+                        report.calls += 1
+                        report.statuses["OK"] += 1
+                        report.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                        rejected = {r.id for r in reply.rejected}
+                        report.acked.update(e.event_id for e in batch if e.event_id not in rejected)
+                    break
+        finally:
+            channel.close()
+
+    threads = [threading.Thread(target=client, args=(c,), name=f"ingest-{c}") for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass
+class RankReport:
+    calls: int = 0
+    degraded: int = 0
+    failed_calls: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    answered: list[tuple[float, bool]] = field(default_factory=list)  # (monotonic time, degraded) of each OK answer
+
+
+def rank_load(address: str, credentials: Credentials, users: Sequence[str], items: Sequence[str], stop: threading.Event,
+              clients: int = 4, candidates: int = 20, seed: int = 0) -> RankReport:
+    """Rank requests from `clients` threads until `stop` is set."""
+    report = RankReport()
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        rng = random.Random(seed * 104729 + c)
+        channel = open_channel(address, credentials)
+        stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+        try:
+            while not stop.is_set():
+                request = scoring_pb2.RankRequest(user_id=rng.choice(users), item_ids=rng.sample(list(items), min(candidates, len(items))))
+                try:
+                    reply = stub.Rank(request, timeout=30)
+                    with lock:
+                        report.calls += 1
+                        report.statuses["OK"] += 1
+                        report.degraded += reply.degraded
+                        report.answered.append((time.monotonic(), reply.degraded))
+                except grpc.RpcError as exc:
+                    with lock:
+                        report.calls += 1
+                        report.statuses[exc.code().name] += 1
+                        report.failed_calls += 1
+                    time.sleep(0.1)
+        finally:
+            channel.close()
+
+    threads = [threading.Thread(target=client, args=(c,), name=f"rank-{c}") for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return report
