@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from core.domain import HISTORY_LENGTH, WINDOW_7D, WINDOW_30D
 from core.features import FeatureClient, UserFeatures
+from core.group_commit import GroupCommit
 from core.store import EventLog
 
 logger = logging.getLogger(__name__)
@@ -37,13 +38,7 @@ class FeatureSync:
         self._lock = threading.Lock()
         self._last_full = float("-inf")
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
-        self._batches = threading.Condition()
-        self._pending_users: set[str] = set()
-        self._pending_items: set[str] = set()
-        self._submitted = 0  # batches asked for
-        self._completed = 0  # batches covered by a finished refresh
-        self._refreshing = False
-        self._failures: dict[int, BaseException] = {}
+        self._batches: GroupCommit[tuple[frozenset[str], frozenset[str]], None] = GroupCommit(self._refresh_batches)
 
     def users(self, user_ids: Iterable[str]) -> None:
         """Rebuild each shopper's history and interest features from the log."""
@@ -63,34 +58,11 @@ class FeatureSync:
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
         """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest.
         Returns once a refresh covering this batch finished; concurrent callers share refreshes."""
-        with self._batches:
-            self._pending_users.update(user_ids)
-            self._pending_items.update(item_ids)
-            self._submitted += 1
-            ticket = self._submitted
-            while self._completed < ticket:
-                if self._refreshing:
-                    self._batches.wait()
-                    continue
-                self._refreshing = True  # this caller refreshes for every batch submitted so far
-                users, items, upto = self._pending_users, self._pending_items, self._submitted
-                self._pending_users, self._pending_items = set(), set()
-                self._batches.release()
-                failure: BaseException | None = None
-                try:
-                    self._refresh(users, items)
-                except BaseException as exc:  # noqa: BLE001 - handed to every batch this refresh covered
-                    failure = exc
-                finally:
-                    self._batches.acquire()
-                    if failure is not None:
-                        self._failures.update({t: failure for t in range(self._completed + 1, upto + 1)})
-                    self._completed = upto
-                    self._refreshing = False
-                    self._batches.notify_all()
-            failure = self._failures.pop(ticket, None)
-        if failure is not None:
-            raise failure
+        self._batches.submit((frozenset(user_ids), frozenset(item_ids)))
+
+    def _refresh_batches(self, batches: Sequence[tuple[frozenset[str], frozenset[str]]]) -> list[None]:
+        self._refresh(set().union(*(u for u, _ in batches)), set().union(*(i for _, i in batches)))
+        return [None] * len(batches)
 
     def _refresh(self, user_ids: set[str], item_ids: set[str]) -> None:
         self.users(user_ids)

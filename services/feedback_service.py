@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import grpc
 
+from core.domain import Event
 from core.errors import InvalidArgument, Unavailable
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
+from core.group_commit import GroupCommit
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.store import EventLog
@@ -40,6 +42,8 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         self.pseudonyms = pseudonyms  # storefront shopper ids are stored only as keyed hashes
         self.sync = sync or FeatureSync(log, features, settings.popularity_refresh_s)
         self.sender = sender  # volume-triggered fine-tunes are sent by task name
+        # Concurrent batches share one log transaction and one feature refresh (core.group_commit).
+        self._ingest: GroupCommit[list[Event], tuple[set[str], Exception | None]] = GroupCommit(self._store_and_refresh)
         self.model_name = get_ranker(settings.ranker).model_name
 
     def RecordEvents(self, request: feedback_pb2.RecordEventsRequest, context: grpc.ServicerContext) -> feedback_pb2.RecordEventsResponse:
@@ -49,15 +53,13 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             raise InvalidArgument(f"{len(request.events)} events; at most {self.settings.max_batch_events} per batch")
         good, bad = validate_events(request.events, self.log.catalogue.known(e.item_id for e in request.events))
         good = [dataclasses.replace(e, user_id=self.pseudonyms(e.user_id)) for e in good]
-        fresh = self.log.events.append(good)  # durable before we answer
-        try:
-            if good:
-                self.sync.after_batch({e.user_id for e in good}, {e.item_id for e in good})
-        except Exception as exc:  # noqa: BLE001
-            logger.exception("feature refresh failed")
-            raise Unavailable(
-                "events were stored durably but the online features were not refreshed; retrying the same batch is safe"
-            ) from exc
+        fresh: set[str] = set()
+        if good:
+            fresh, refresh_error = self._ingest.submit(good)  # durable before we answer
+            if refresh_error is not None:
+                raise Unavailable(
+                    "events were stored durably but the online features were not refreshed; retrying the same batch is safe"
+                ) from refresh_error
         job = None
         if fresh and self.settings.auto_fine_tune_events > 0:
             job = maybe_fine_tune(self.settings, self.log, self.sender, self.model_name, self.settings.auto_fine_tune_events, "volume")
@@ -67,6 +69,18 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             rejected=[common_pb2.Rejection(index=r.index, id=r.id, reason=r.reason) for r in bad],
             fine_tune_job_id=job.job_id if job else "",
         )
+
+    def _store_and_refresh(self, batches: Sequence[list[Event]]) -> list[tuple[set[str], Exception | None]]:
+        """Append every batch in one transaction (if it fails, no batch is acknowledged), then refresh
+        what they changed in the online store once."""
+        fresh = self.log.events.append_batches(batches)
+        error: Exception | None = None
+        try:
+            self.sync.after_batch({e.user_id for b in batches for e in b}, {e.item_id for b in batches for e in b})
+        except Exception as exc:  # noqa: BLE001 - the events are stored; the caller answers UNAVAILABLE
+            logger.exception("feature refresh failed")
+            error = exc
+        return [(f, error) for f in fresh]
 
     def UpsertItems(self, request: feedback_pb2.UpsertItemsRequest, context: grpc.ServicerContext) -> feedback_pb2.UpsertItemsResponse:
         if not request.items:
@@ -111,6 +125,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
         ],
         SERVICE_NAMES,
         address,
+        workers=16,  # waiting in a group commit costs a thread, not CPU: more waiters share each commit
         settings=settings,
         audit=log.audit,
     )

@@ -25,34 +25,40 @@ class EventStore:
 
     def append(self, events: Sequence[Event]) -> set[str]:
         """Store events in one transaction; returns the ids that were new (others were duplicates)."""
-        if not events:
-            return set()
+        return self.append_batches([events])[0]
+
+    def append_batches(self, batches: Sequence[Sequence[Event]]) -> list[set[str]]:
+        """Store several batches in one transaction (one fsync): per batch, the ids that were new. An id
+        sent twice counts as new in the first batch that carries it."""
+        if not any(batches):
+            return [set() for _ in batches]
         now = time.time()
-        ids = [e.event_id for e in events]
+        ids = list({e.event_id for batch in batches for e in batch})
         counter = counters_table.c
         with self.engine.begin() as conn:
             # Lock first (see the module docstring), then deduplicate inside the same transaction.
             conn.execute(sa.update(counters_table).where(counter.name == EVENT_SEQ).values(value=counter.value))
             last = int(conn.execute(sa.select(counter.value).where(counter.name == EVENT_SEQ)).scalar_one())
-            existing: set[str] = set()
+            taken: set[str] = set()
             for chunk in chunks(ids, 500):
-                existing.update(conn.execute(sa.select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars())
-            fresh: dict[str, Event] = {}
-            for e in events:
-                if e.event_id not in existing and e.event_id not in fresh:
-                    fresh[e.event_id] = e
-            if fresh:
+                taken.update(conn.execute(sa.select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars().all())
+            fresh: list[set[str]] = []
+            rows: list[dict[str, object]] = []
+            for batch in batches:
+                mine: set[str] = set()
+                for e in batch:
+                    if e.event_id in taken:
+                        continue
+                    taken.add(e.event_id)
+                    mine.add(e.event_id)
+                    rows.append(dict(event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=e.event_type,
+                                     ts=e.timestamp, request_id=e.request_id, received_at=now, seq=last + 1 + len(rows)))
+                fresh.append(mine)
+            if rows:
                 stmt = insert_ignore(self.engine, events_table).on_conflict_do_nothing(index_elements=["event_id"])
-                conn.execute(
-                    stmt,
-                    [
-                        dict(event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=e.event_type,
-                             ts=e.timestamp, request_id=e.request_id, received_at=now, seq=last + 1 + k)
-                        for k, e in enumerate(fresh.values())
-                    ],
-                )
-                conn.execute(sa.update(counters_table).where(counter.name == EVENT_SEQ).values(value=last + len(fresh)))
-        return set(fresh)
+                conn.execute(stmt, rows)
+                conn.execute(sa.update(counters_table).where(counter.name == EVENT_SEQ).values(value=last + len(rows)))
+        return fresh
 
     def recent_events(self, user_id: str, limit: int, interest_only: bool = True) -> list[tuple[str, str, float]]:
         """(item_id, event_type, ts) of a user's newest events, newest first."""
@@ -85,7 +91,7 @@ class EventStore:
                 inner = (sa.select(c.user_id, c.item_id, c.event_type, c.ts, rank)
                          .where(c.user_id.in_(chunk), c.event_type.in_(INTEREST_EVENTS)).subquery())
                 q = sa.select(inner.c.user_id, inner.c.item_id, inner.c.event_type, inner.c.ts).where(inner.c.rank <= limit)
-                for user, item, kind, ts in conn.execute(q.order_by(inner.c.user_id, inner.c.rank)):
+                for user, item, kind, ts in conn.execute(q.order_by(inner.c.user_id, inner.c.rank)).all():
                     out[user].append((item, kind, float(ts)))
         return out
 

@@ -141,6 +141,9 @@ def _migrate(engine: Engine) -> None:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE replay_buffer ADD COLUMN user_key VARCHAR NOT NULL DEFAULT ''"))
     with engine.begin() as conn:
+        # what the feature refresh reads per batch: a shopper's newest events, an item's recent count
+        conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_user_ts ON events (user_id, ts)"))
+        conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_item_ts ON events (item_id, ts)"))
         newest = conn.execute(sa.select(sa.func.max(events_table.c.seq))).scalar() or 0
         stmt = insert_ignore(engine, counters_table).on_conflict_do_nothing(index_elements=["name"])
         conn.execute(stmt, {"name": EVENT_SEQ, "value": int(newest)})
