@@ -60,29 +60,9 @@ class EventStore:
                 conn.execute(sa.update(counters_table).where(counter.name == EVENT_SEQ).values(value=last + len(rows)))
         return fresh
 
-    def recent_events(self, user_id: str, limit: int, interest_only: bool = True) -> list[tuple[str, str, float]]:
-        """(item_id, event_type, ts) of a user's newest events, newest first."""
-        q = sa.select(events_table.c.item_id, events_table.c.event_type, events_table.c.ts).where(events_table.c.user_id == user_id)
-        if interest_only:
-            q = q.where(events_table.c.event_type.in_(INTEREST_EVENTS))
-        q = q.order_by(events_table.c.ts.desc(), events_table.c.event_id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(q)]
-
-    def user_counts(self, user_id: str) -> tuple[int, int, float]:
-        """(interest events, purchases, newest event time) of a user."""
-        c = events_table.c
-        q = sa.select(
-            sa.func.count().filter(c.event_type.in_(INTEREST_EVENTS)),
-            sa.func.count().filter(c.event_type == "purchase"),
-            sa.func.max(c.ts),
-        ).where(c.user_id == user_id)
-        with self.engine.connect() as conn:
-            n, p, last = conn.execute(q).one()
-        return int(n or 0), int(p or 0), float(last or 0.0)
-
     def recent_events_many(self, user_ids: Sequence[str], limit: int) -> dict[str, list[tuple[str, str, float]]]:
-        """recent_events(interest_only=True) of many shoppers in one query per 500: {user: newest first}."""
+        """(item_id, event_type, ts) of each shopper's newest `limit` interest events, newest first, in one
+        query per 500 shoppers."""
         c = events_table.c
         out: dict[str, list[tuple[str, str, float]]] = {u: [] for u in user_ids}
         with self.engine.connect() as conn:
@@ -96,7 +76,7 @@ class EventStore:
         return out
 
     def user_counts_many(self, user_ids: Sequence[str]) -> dict[str, tuple[int, int, float]]:
-        """user_counts of many shoppers (absent ones count zero)."""
+        """(interest events, purchases, newest event time) of each shopper (absent ones count zero)."""
         c = events_table.c
         out = {u: (0, 0, 0.0) for u in user_ids}
         with self.engine.connect() as conn:

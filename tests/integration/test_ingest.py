@@ -56,3 +56,35 @@ def test_sixteen_concurrent_clients_lose_nothing(tmp_path, shop, backend):
         if backend != "embedded":
             flush_redis_db(REDIS_DB)
             drop_postgres_database(env["RECSYS_EVENTLOG_URL"])
+
+
+def test_feedback_killed_under_load_loses_no_acknowledged_event(tmp_path, shop):
+    """SIGKILL the feedback service while 16 clients send; the supervisor starts it again, clients retry
+    their batch with the same ids: everything acknowledged is in the log, nothing twice."""
+    import threading
+    import time
+
+    suite = Suite(data_dir=tmp_path / "data", model_repository=tmp_path / "models", extra_env=dict(TEST_ENV))
+    try:
+        suite.prepare()
+        suite.start_services(("feedback",))
+        client = suite.client("feedback", role="storefront")
+        client.upsert_items(shop.items)
+        client.close()
+        box: dict = {}
+        load = threading.Thread(target=lambda: box.update(report=ingest(
+            suite.address("feedback"), suite.credentials("storefront"), [f"kill-user-{k}" for k in range(200)], sorted(shop.items),
+            clients=16, batches=20, batch_size=50, prefix="kill")))
+        load.start()
+        time.sleep(1.5)
+        suite.kill_process_keep("feedback")
+        assert suite.restart_dead() == ["feedback"]
+        load.join()
+        report = box["report"]
+        assert report.failed_calls == 0 and report.retried_calls > 0, report.statuses
+        events = EventLog.open(suite.settings().eventlog).events.read()
+        persisted = [e.event_id for e in events]
+        assert len(persisted) == len(set(persisted)) == 16 * 20 * 50  # every batch landed once, retries deduplicated
+        assert report.acked == set(persisted)
+    finally:
+        suite.stop()

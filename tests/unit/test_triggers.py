@@ -52,6 +52,19 @@ def test_beat_schedule_runs_the_scheduled_check_and_the_materialisation():
     assert app.conf.beat_schedule["materialise-features"]["task"] == "workers.materialise.materialise_features"
 
 
+def test_retention_runs_on_beat_only_when_configured(monkeypatch, tmp_path):
+    from workers.app import app, make_app
+    from workers.retention import purge
+
+    assert "retention" not in app.conf.beat_schedule  # off by default
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RECSYS_RETENTION_DAYS", "90")
+    configured = make_app()
+    assert configured.conf.beat_schedule["retention"]["task"] == "workers.retention.purge_expired_events"
+    assert configured.conf.task_routes["workers.retention.purge_expired_events"] == {"queue": "features"}
+    assert purge(Settings(data_dir=tmp_path, model_repository=tmp_path / "m", retention_days=0)) == "retention is off (RECSYS_RETENTION_DAYS=0)"
+
+
 def test_claim_job_lets_one_run_at_a_time(tmp_path):
     _, log = setup(tmp_path)
     log.jobs.create("a", "1", 5)
