@@ -148,6 +148,14 @@ class Suite:
 
         wait_until(ready, proc, timeout, "celery worker", log)
 
+    def start_ingest(self, items: dict[str, Any]) -> None:
+        """Just what ingest needs: secrets, Feast, the feedback service, and the catalogue upserted."""
+        self.prepare()
+        self.start_services(("feedback",))
+        client = self.client("feedback", role="storefront")
+        client.upsert_items(items)
+        client.close()
+
     def restart_dead(self) -> list[str]:
         """Start again whatever died (a service, the worker, tritonserver), each waited for until ready;
         returns what was restarted. `make up` calls it every few seconds: a supervisor for one machine."""

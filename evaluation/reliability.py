@@ -152,11 +152,7 @@ def postgres_redis_phase(root: Path, shop: Any, users: list[str], items: list[st
     suite = Suite(data_dir=root / "data", model_repository=root / "models",
                   extra_env={**ENV, "RECSYS_EVENTLOG_URL": url, "RECSYS_FEAST_ONLINE_URL": f"redis://127.0.0.1:6379/{REDIS_DB}"})
     try:
-        suite.prepare()
-        suite.start_services(("feedback",))
-        client = suite.client("feedback", role="storefront")
-        client.upsert_items(shop.items)
-        client.close()
+        suite.start_ingest(shop.items)
         return ingest_phase(suite, users, items, clients, batches, "ingest-pg")
     finally:
         suite.stop()

@@ -30,11 +30,7 @@ def test_sixteen_concurrent_clients_lose_nothing(tmp_path, shop, backend):
         env.update(RECSYS_EVENTLOG_URL=fresh_postgres_database(), RECSYS_FEAST_ONLINE_URL=f"redis://127.0.0.1:6379/{REDIS_DB}")
     suite = Suite(data_dir=tmp_path / "data", model_repository=tmp_path / "models", extra_env=env)
     try:
-        suite.prepare()
-        suite.start_services(("feedback",))
-        client = suite.client("feedback", role="storefront")
-        client.upsert_items(shop.items)
-        client.close()
+        suite.start_ingest(shop.items)
         users = [f"load-user-{k}" for k in range(40)]
         report = ingest(suite.address("feedback"), suite.credentials("storefront"), users, sorted(shop.items),
                         clients=16, batches=8, batch_size=50, prefix=f"ingest-{os.getpid()}")
@@ -66,11 +62,7 @@ def test_feedback_killed_under_load_loses_no_acknowledged_event(tmp_path, shop):
 
     suite = Suite(data_dir=tmp_path / "data", model_repository=tmp_path / "models", extra_env=dict(TEST_ENV))
     try:
-        suite.prepare()
-        suite.start_services(("feedback",))
-        client = suite.client("feedback", role="storefront")
-        client.upsert_items(shop.items)
-        client.close()
+        suite.start_ingest(shop.items)
         box: dict = {}
         load = threading.Thread(target=lambda: box.update(report=ingest(
             suite.address("feedback"), suite.credentials("storefront"), [f"kill-user-{k}" for k in range(200)], sorted(shop.items),
