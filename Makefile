@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability
+.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -67,3 +67,6 @@ bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion
 
 bench-reliability: install    ## 16 clients + kills of feedback, worker, tritonserver + 10k fuzz cases; embedded and PostgreSQL+Redis (~6 min)
 	$(PY) -m evaluation.reliability
+
+bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients (100 candidates) with CPU per process; SECONDS=30 per level
+	$(PY) -m evaluation.load_bench --seconds $(or $(SECONDS),30) $(if $(TAG),--tag $(TAG),)

@@ -99,11 +99,13 @@ class RankReport:
     failed_calls: int = 0
     statuses: Counter = field(default_factory=Counter)
     answered: list[tuple[float, bool]] = field(default_factory=list)  # (monotonic time, degraded) of each OK answer
+    latencies_ms: list[float] = field(default_factory=list)
 
 
 def rank_load(address: str, credentials: Credentials, users: Sequence[str], items: Sequence[str], stop: threading.Event,
-              clients: int = 4, candidates: int = 20, seed: int = 0) -> RankReport:
-    """Rank requests from `clients` threads until `stop` is set."""
+              clients: int = 4, candidates: int = 20, seed: int = 0, recommend_k: int = 0) -> RankReport:
+    """Rank requests (random shopper, `candidates` random items) from `clients` threads until `stop` is
+    set; with `recommend_k`, Recommend requests for the top k instead."""
     report = RankReport()
     lock = threading.Lock()
 
@@ -113,10 +115,15 @@ def rank_load(address: str, credentials: Credentials, users: Sequence[str], item
         stub = scoring_pb2_grpc.ScoringServiceStub(channel)
         try:
             while not stop.is_set():
-                request = scoring_pb2.RankRequest(user_id=rng.choice(users), item_ids=rng.sample(list(items), min(candidates, len(items))))
+                t0 = time.perf_counter()
                 try:
-                    reply = stub.Rank(request, timeout=30)
+                    if recommend_k:
+                        reply = stub.Recommend(scoring_pb2.RecommendRequest(user_id=rng.choice(users), k=recommend_k), timeout=30)
+                    else:
+                        reply = stub.Rank(scoring_pb2.RankRequest(user_id=rng.choice(users),
+                                                                  item_ids=rng.sample(list(items), min(candidates, len(items)))), timeout=30)
                     with lock:
+                        report.latencies_ms.append((time.perf_counter() - t0) * 1000)
                         report.calls += 1
                         report.statuses["OK"] += 1
                         report.degraded += reply.degraded
