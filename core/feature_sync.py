@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 from core.domain import HISTORY_LENGTH, WINDOW_7D, WINDOW_30D
 from core.features import FeatureClient, UserFeatures
-from core.group_commit import GroupCommit
 from core.store import EventLog
 
 logger = logging.getLogger(__name__)
@@ -23,11 +22,9 @@ class FeatureSync:
     """Pushes the features an event batch changed; refreshes every item's popularity and the shop's
     popular list at most every `refresh_s` (the windows slide with the clock).
 
-    Concurrent batches are coalesced (group commit): one caller at a time refreshes everything that
-    every waiting caller asked for, in one read of the log and one push per feature view, and each
-    returns once a refresh that covered its batch has finished (or raises what that refresh raised).
-    Under load this does less work per event rather than more, and never writes the online store from
-    two threads of one process at once."""
+    Refreshes run one at a time: each reads the log when it runs, so a later refresh never pushes older
+    state over a newer one. Concurrent callers that want their batches coalesced go through a group
+    commit first (the feedback service's ingest does: one refresh per group of batches)."""
 
     def __init__(self, log: EventLog, features: FeatureClient, refresh_s: float = 30.0,
                  timer: Callable[[], float] = time.monotonic) -> None:
@@ -38,7 +35,6 @@ class FeatureSync:
         self._lock = threading.Lock()
         self._last_full = float("-inf")
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
-        self._batches: GroupCommit[tuple[frozenset[str], frozenset[str]], None] = GroupCommit(self._refresh_batches)
 
     def users(self, user_ids: Iterable[str]) -> None:
         """Rebuild each shopper's history and interest features from the log."""
@@ -56,17 +52,9 @@ class FeatureSync:
         self.features.push_users(rows)
 
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
-        """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest.
-        Returns once a refresh covering this batch finished; concurrent callers share refreshes."""
-        self._batches.submit((frozenset(user_ids), frozenset(item_ids)))
-
-    def _refresh_batches(self, batches: Sequence[tuple[frozenset[str], frozenset[str]]]) -> list[None]:
-        self._refresh(set().union(*(u for u, _ in batches)), set().union(*(i for _, i in batches)))
-        return [None] * len(batches)
-
-    def _refresh(self, user_ids: set[str], item_ids: set[str]) -> None:
-        self.users(user_ids)
+        """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest."""
         with self._lock:
+            self.users(user_ids)
             if self.timer() - self._last_full >= self.refresh_s:
                 self._refresh_all()
                 return

@@ -177,36 +177,36 @@ class FeatureClient:
         })
 
     # --- erasure --------------------------------------------------------------------------------
-    def _user_keys(self, user_id: str) -> tuple[Any, list[Any]]:
+    def _user_rows(self, user_id: str) -> tuple[Any, Any, Any, list[Any]]:
+        """(online store, config, feature view, entity keys) of the shopper's history rows."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
-        view = self.store.get_feature_view("user_history")
-        return view, [EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=user_id)])]
+        keys = [EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=user_id)])]
+        return self.store._get_provider().online_store, self.store.config, self.store.get_feature_view("user_history"), keys
+
+    @staticmethod
+    def _redis_keys(online: Any, config: Any, keys: list[Any]) -> tuple[Any, list[bytes]]:
+        """Feast's Redis store keeps every feature view of an entity in one hash under this key."""
+        from feast.infra.online_stores.helpers import _redis_key
+
+        return online._get_client(config.online_store), [_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]
 
     def forget_user(self, user_id: str) -> int:
         """Delete the shopper's online rows (history, interests, counts); returns rows (SQLite) or keys (Redis) removed."""
-        view, keys = self._user_keys(user_id)
-        config = self.store.config
-        online = self.store._get_provider().online_store
-        if hasattr(online, "delete_entities"):
+        online, config, view, keys = self._user_rows(user_id)
+        if hasattr(online, "delete_entities"):  # core.feast_sqlite
             return int(online.delete_entities(config, view, keys))
-        from feast.infra.online_stores.helpers import _redis_key
-
-        client = online._get_client(config.online_store)
-        return int(client.delete(*[_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]))
+        client, redis_keys = self._redis_keys(online, config, keys)
+        return int(client.delete(*redis_keys))
 
     def has_user(self, user_id: str) -> bool:
         """Whether the online store holds any row of the shopper (an erasure check reads it)."""
-        view, keys = self._user_keys(user_id)
-        config = self.store.config
-        online = self.store._get_provider().online_store
+        online, config, view, keys = self._user_rows(user_id)
         if hasattr(online, "count_entities"):
             return online.count_entities(config, view, keys) > 0
-        from feast.infra.online_stores.helpers import _redis_key
-
-        client = online._get_client(config.online_store)
-        return bool(client.exists(*[_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]))
+        client, redis_keys = self._redis_keys(online, config, keys)
+        return bool(client.exists(*redis_keys))
 
     # --- reads ----------------------------------------------------------------------------------
     def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:

@@ -8,13 +8,23 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import grpc
 
 from core.domain import Event
 from devtools.client import Credentials, event_message, open_channel
 from shoprank.v1 import feedback_pb2, feedback_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+
+
+def run_clients(client: Callable[[int], None], clients: int, name: str) -> None:
+    """`client(0..clients-1)`, each in its own thread, all at once; returns when every one has."""
+    threads = [threading.Thread(target=client, args=(c,), name=f"{name}-{c}") for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
@@ -83,11 +93,7 @@ def ingest(address: str, credentials: Credentials, users: Sequence[str], items: 
         finally:
             channel.close()
 
-    threads = [threading.Thread(target=client, args=(c,), name=f"ingest-{c}") for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_clients(client, clients, "ingest")
     report.seconds = time.monotonic() - started
     return report
 
@@ -137,9 +143,5 @@ def rank_load(address: str, credentials: Credentials, users: Sequence[str], item
         finally:
             channel.close()
 
-    threads = [threading.Thread(target=client, args=(c,), name=f"rank-{c}") for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_clients(client, clients, "rank")
     return report

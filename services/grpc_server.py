@@ -40,13 +40,10 @@ def build_server(
     settings: "Settings | None" = None, audit: AuditSink | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A started-ready (not yet started) server with the given services, health and reflection. With
-    `settings` (every real service): TLS and API keys as configured, secrets generated if missing;
-    without (unit tests of one handler): plaintext and no auth."""
+    `settings` (every real service; its create_server has run core.security.ensure_secrets): TLS and API
+    keys as configured; without (unit tests of one handler): plaintext and no auth."""
     authorizer = None
     if settings is not None:
-        from core.security import ensure_secrets
-
-        ensure_secrets(settings)
         authorizer = Authorizer.from_file(settings.api_keys_path) if settings.auth else Authorizer(None)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),

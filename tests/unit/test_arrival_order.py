@@ -55,7 +55,7 @@ def test_concurrent_appends_number_every_event_once(tmp_path):
 
 def test_concurrent_batches_refresh_the_sqlite_online_store_without_failing(tmp_path):
     """Feast's stock SQLite store failed ~2% of such refreshes ("cannot start a transaction within a
-    transaction"); the thread-safe store and the coalesced refresh fail none and lose no shopper."""
+    transaction"); the thread-safe store (and refreshes run one at a time) fail none and lose no shopper."""
     settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
     apply(settings)
     log = EventLog.open(settings.eventlog)
