@@ -68,5 +68,5 @@ bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion
 bench-reliability: install    ## 16 clients + kills of feedback, worker, tritonserver + 10k fuzz cases; embedded and PostgreSQL+Redis (~6 min)
 	$(PY) -m evaluation.reliability
 
-bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients (100 candidates) with CPU per process; SECONDS=30 per level
-	$(PY) -m evaluation.load_bench --seconds $(or $(SECONDS),30) $(if $(TAG),--tag $(TAG),)
+bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients, Recommend, 10/100/500 candidates, CPU and memory per process; SECONDS=30 per level, SOAK=600 (s) for the memory soak
+	$(PY) -m evaluation.load_bench --seconds $(or $(SECONDS),30) --soak $(or $(SOAK),600) $(if $(TAG),--tag $(TAG),)

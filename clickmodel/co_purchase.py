@@ -28,8 +28,10 @@ def fit_neighbours(baskets: Iterable[Sequence[Hashable]], neighbours: int = NEIG
 def co_purchase_scores(recent: Sequence[Hashable], table: Mapping[Any, Sequence[tuple[Any, float]]],
                        limit: int = RECENT_ITEMS) -> Counter:
     """Neighbour scores summed over the shopper's recent items (most recent first, weight 1/(1+rank))."""
-    scores: Counter = Counter()
+    scores: dict[Any, float] = {}
+    get = scores.get
     for rank, a in enumerate(list(dict.fromkeys(recent))[:limit]):
+        weight = 1.0 / (1 + rank)
         for b, s in table.get(a, ()):
-            scores[b] += s / (1 + rank)  # type: ignore[assignment]  # Counter is typed int-valued; these are float weights
-    return scores
+            scores[b] = get(b, 0.0) + s * weight  # a plain dict: this runs per neighbour on the request path
+    return Counter(scores)

@@ -68,33 +68,34 @@ def candidate_signals(
     shopper_recency = math.exp(-(now - last_basket_time) / DAY / 30) if last_basket_time is not None else 0.0
 
     out = np.zeros((len(candidates), SIGNAL_COUNT), dtype=np.float32)
+    exp, log1p = math.exp, math.log1p
     for row, item in enumerate(candidates):
         ts = times.get(item)
-        if ts:
-            ages = (now - np.asarray(ts, dtype=np.float64)) / DAY
-            since_last = float(ages.min())
+        if ts:  # plain floats, not numpy: an item's history is a handful of purchases
+            ages = [(now - t) / DAY for t in ts]
+            since_last = min(ages)
             visits = sorted(set(ts))
             due = 0.0
             if len(visits) >= 2:
                 interval = (visits[-1] - visits[0]) / DAY / (len(visits) - 1)
-                due = math.exp(-abs(math.log((since_last + 1) / (interval + 1))))
+                due = exp(-abs(math.log((since_last + 1) / (interval + 1))))
             out[row, :10] = (
                 1.0,
-                math.log1p(len(ts)),
+                log1p(len(ts)),
                 len(ts) / n_events,
                 len(baskets[item]) / n_baskets,
-                math.exp(-since_last / 30),
-                math.exp(-since_last / 180),
-                math.log1p(float(np.exp(-ages / 30).sum())),
-                math.log1p(float(np.exp(-ages / 120).sum())),
+                exp(-since_last / 30),
+                exp(-since_last / 180),
+                log1p(sum(exp(-a / 30) for a in ages)),
+                log1p(sum(exp(-a / 120) for a in ages)),
                 due,
                 1.0 if last_basket in baskets[item] else 0.0,
             )
-        out[row, 10] = math.log1p(popularity_30d.get(item, 0.0))
-        out[row, 11] = math.log1p(popularity_7d.get(item, 0.0))
-        out[row, 12] = math.log1p(10 * co_purchase.get(item, 0.0))
-        out[row, 13] = log_baskets
-        out[row, 14] = shopper_recency
+    out[:, 10] = np.log1p(np.fromiter((popularity_30d.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)))
+    out[:, 11] = np.log1p(np.fromiter((popularity_7d.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)))
+    out[:, 12] = np.log1p(10 * np.fromiter((co_purchase.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)))
+    out[:, 13] = log_baskets
+    out[:, 14] = shopper_recency
     return out
 
 

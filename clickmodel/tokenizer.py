@@ -57,3 +57,21 @@ def encode_texts(texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]
     """Token ids and attention mask (int64, padded to the longest text) of single texts."""
     enc = _encode(list(texts), max_length)
     return {k: enc[k] for k in ("input_ids", "attention_mask")}
+
+
+@functools.lru_cache(maxsize=100_000)
+def _token_ids(text: str, max_length: int) -> np.ndarray:
+    return _encode([text], max_length)["input_ids"][0]
+
+
+def encode_catalogue_texts(texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+    """The same arrays as `encode_texts`, each distinct text tokenised once per process (item texts
+    repeat across requests; shopper texts are not cached here, so no process keeps them)."""
+    rows = [_token_ids(t, max_length) for t in texts]
+    width = max((len(r) for r in rows), default=0)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for k, row in enumerate(rows):
+        ids[k, : len(row)] = row
+        mask[k, : len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}

@@ -15,7 +15,7 @@ from core.store import EventLog
 logger = logging.getLogger(__name__)
 
 INTEREST_LIMIT = 2000  # interest events per shopper for the repeat / recency signals
-POPULAR_ITEMS = 100  # the shop's popular list (retrieval's fallback)
+POPULAR_ITEMS = 200  # the shop's popular list (retrieval's fallback; Recommend retrieves 200)
 
 
 class FeatureSync:

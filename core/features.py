@@ -126,6 +126,7 @@ class FeatureClient:
 
     def __init__(self, settings: Settings) -> None:
         self.store = open_store(settings)
+        self._user_view: tuple[Any, Any] | None = None
 
     # --- writes ---------------------------------------------------------------------------------
     def _push(self, source: str, columns: dict[str, list[Any]]) -> None:
@@ -183,7 +184,10 @@ class FeatureClient:
         from feast.protos.feast.types.Value_pb2 import Value
 
         keys = [EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=user_id)])]
-        return self.store._get_provider().online_store, self.store.config, self.store.get_feature_view("user_history"), keys
+        if self._user_view is None:  # the registry lookup costs more than the read; the view's name and keys never change
+            self._user_view = (self.store._get_provider().online_store, self.store.get_feature_view("user_history"))
+        online, view = self._user_view
+        return online, self.store.config, view, keys
 
     @staticmethod
     def _redis_keys(online: Any, config: Any, keys: list[Any]) -> tuple[Any, list[bytes]]:
@@ -229,17 +233,25 @@ class FeatureClient:
         return out
 
     def get_user(self, user_id: str) -> UserFeatures | None:
-        data = self.store.get_online_features(features=USER_FEATURES, entity_rows=[{"user_id": user_id}]).to_dict()
-        ids = data["recent_item_ids"][0]
-        if ids is None and data["event_count"][0] is None:
+        """The shopper's row, read from the online store directly: the one read the ranking path makes
+        on every request (feature_cache.py caches the rest), so it skips get_online_features' response
+        assembly, which costs more than the read itself."""
+        from feast.type_map import feast_value_type_to_python_type
+
+        online, config, view, keys = self._user_rows(user_id)
+        ((_, values),) = online.online_read(config, view, keys, [f.split(":", 1)[1] for f in USER_FEATURES])
+        if not values:
             return None
-        types = data["recent_event_types"][0] or []
+        data = {name: feast_value_type_to_python_type(v) for name, v in values.items()}
+        ids = data.get("recent_item_ids")
+        if ids is None and data.get("event_count") is None:
+            return None
         return UserFeatures(
-            recent=list(zip(ids or [], types)),
-            event_count=int(data["event_count"][0] or 0),
-            purchase_count=int(data["purchase_count"][0] or 0),
-            last_event_ts=float(data["last_event_ts"][0] or 0.0),
-            interests=list(zip(data["interest_item_ids"][0] or [], map(float, data["interest_timestamps"][0] or []))),
+            recent=list(zip(ids or [], data.get("recent_event_types") or [])),
+            event_count=int(data.get("event_count") or 0),
+            purchase_count=int(data.get("purchase_count") or 0),
+            last_event_ts=float(data.get("last_event_ts") or 0.0),
+            interests=list(zip(data.get("interest_item_ids") or [], map(float, data.get("interest_timestamps") or []))),
         )
 
     def get_shop(self) -> ShopFeatures:

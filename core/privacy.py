@@ -76,9 +76,12 @@ def forget(user_key: str, requested_by: str, settings: "Settings", log: EventLog
         "events": log.events.delete_user(user_key),
         "online_feature_rows": features.forget_user(user_key),
         "replay_examples": log.replay(settings.replay_capacity).delete_user(user_key),
-        # No process caches a shopper's embedding or features today (Triton's model caches item
-        # embeddings only); reported so that a cache added later has to be counted here.
+        # Triton's model keeps shopper embeddings keyed by a hash of their text, not by shopper, so
+        # none can be picked out to delete; each is dropped RECSYS_SHOPPER_EMBEDDING_TTL_S after it
+        # was computed, and with the online rows gone no request recreates it. The scoring service
+        # caches item, shop and co-purchase features only. The receipt states that bound.
         "cached_embeddings": 0,
+        "cached_embeddings_expire_within_s": int(settings.shopper_embedding_ttl_s),
     }
     if sync is not None and events:
         sync.refresh_all()  # popularity counted their events; rebuilt from what the log still holds

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     gate_ndcg_tolerance: float = Field(0.01, ge=0)  # listwise NDCG@10 (fusion)
     # How often the feedback service refreshes shop-wide popularity in the online store (seconds).
     popularity_refresh_s: float = Field(30.0, ge=0)
+    # How long the scoring service trusts its copy of item, shop and co-purchase features (seconds; 0: no
+    # cache). The shopper's own row is read on every request (core/feature_cache.py).
+    feature_cache_s: float = Field(5.0, ge=0)
+    # gRPC worker threads of each scoring process, and how many processes share its port (SO_REUSEPORT).
+    scoring_threads: int = Field(8, ge=1, le=256)
+    scoring_processes: int = Field(1, ge=1, le=64)
+    # How long Triton's fusion model keeps a shopper's embedding after computing it (its model.py reads
+    # this variable from tritonserver's environment; ForgetUser's receipt states it).
+    shopper_embedding_ttl_s: float = Field(600.0, gt=0)
 
     # --- trust (core/security.py) ---
     # TLS on every gRPC port; certificates default to <secrets dir>/server.pem, generated at first start.

@@ -50,11 +50,15 @@ class _KeyAuth(grpc.AuthMetadataPlugin):
         callback((("authorization", f"Bearer {self.key}"),), None)
 
 
-def open_channel(address: str, credentials: Credentials | None = None) -> grpc.Channel:
-    """A channel to one of the suite's servers: TLS when `credentials` has a CA, the key as call metadata."""
+def open_channel(address: str, credentials: Credentials | None = None, own_connection: bool = False) -> grpc.Channel:
+    """A channel to one of the suite's servers: TLS when `credentials` has a CA, the key as call metadata.
+    `own_connection`: a TCP connection of its own (gRPC otherwise shares one between a process's channels
+    to the same address), as separate storefront processes would have; a service that runs several
+    processes on one port spreads connections, not calls."""
     credentials = credentials or Credentials()
+    options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
     if credentials.ca is None:
-        channel = grpc.insecure_channel(address)
+        channel = grpc.insecure_channel(address, options=options)
         if credentials.key:
             metadata = (("authorization", f"Bearer {credentials.key}"),)
             return grpc.intercept_channel(channel, _StaticMetadata(metadata))
@@ -63,7 +67,7 @@ def open_channel(address: str, credentials: Credentials | None = None) -> grpc.C
     tls = grpc.ssl_channel_credentials(root_certificates=credentials.ca, private_key=private_key, certificate_chain=chain)
     if credentials.key:
         tls = grpc.composite_channel_credentials(tls, grpc.metadata_call_credentials(_KeyAuth(credentials.key)))
-    return grpc.secure_channel(address, tls)
+    return grpc.secure_channel(address, tls, options=options)
 
 
 class _StaticMetadata(grpc.UnaryUnaryClientInterceptor):

@@ -117,7 +117,7 @@ def rank_load(address: str, credentials: Credentials, users: Sequence[str], item
 
     def client(c: int) -> None:
         rng = random.Random(seed * 104729 + c)
-        channel = open_channel(address, credentials)
+        channel = open_channel(address, credentials, own_connection=True)
         stub = scoring_pb2_grpc.ScoringServiceStub(channel)
         try:
             while not stop.is_set():

@@ -90,7 +90,6 @@ def triton_env() -> dict[str, str]:
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(paths.libs), env.get("LD_LIBRARY_PATH", "")) if p)
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join((venv_bin, env.get("PATH", "")))
-    env.setdefault("RECSYS_TORCH_THREADS", str(max(1, (os.cpu_count() or 2))))
     return env
 
 

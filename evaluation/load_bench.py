@@ -1,11 +1,15 @@
 """`make bench-load`: Rank throughput and latency under concurrent shoppers, with CPU per process.
 
 Deploys the suite (the Online Retail demo slice when ../shared/data is present, else the synthetic
-shop), then for each client count sends Rank requests (a random shopper, 100 random candidates from the
-catalogue) over TLS for `--seconds`, and Recommend (k=10) at 1 and 16 clients. For each level it prints
-Rank/s, p50, p99 and the CPU seconds per wall second of every process (the services, tritonserver with its
-python-backend stubs, the worker, this load generator). The numbers issue 11 measured on main before any
-of its work are printed beside them. Writes bench/results/load-TAG.{json,md}.
+shop) with RECSYS_SCORING_PROCESSES scoring processes (default 2 per CPU), then for each client count
+sends Rank requests (a random shopper, 100 random candidates from the catalogue) over TLS, each client
+on its own connection as separate storefront processes would be, for `--seconds` after a 3 s unmeasured
+warm-up; then Recommend (k=10 of 200 retrieved) at 1 and 16 clients, Rank with 10/100/500 candidates,
+and with `--soak S` a long run at 16 clients sampling memory (plotted). For each level it prints
+Rank/s, p50, p99, the CPU seconds per wall second and resident memory of every process (the services
+with their child processes, tritonserver with its python-backend stubs, the worker, this load
+generator). The numbers issue 11 measured on main before any of its work are printed beside them.
+Writes bench/results/load-TAG.{json,md} (and load-TAG-soak.png).
 """
 from __future__ import annotations
 
@@ -17,10 +21,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core.settings import PROJECT_ROOT
-from devtools.load import rank_load
+from devtools.load import RankReport, rank_load
 from devtools.suite import Suite, deploy
 
 logger = logging.getLogger(__name__)
@@ -42,12 +46,25 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def process_groups(suite: Suite) -> dict[str, list[int]]:
     """pids per process of the suite; tritonserver with every process of its group (its stubs)."""
-    groups = {name: [p.pid] for name, p in suite.processes.items()}
+    groups = {name: [p.pid, *_children(p.pid)] for name, p in suite.processes.items()}
     if suite.triton is not None:
         pgid = suite.triton.process.pid
         groups["tritonserver"] = [int(d) for d in os.listdir("/proc") if d.isdigit() and _pgid(int(d)) == pgid]
     groups["load generator"] = [os.getpid()]
     return groups
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (a service's extra serving processes)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+            except (FileNotFoundError, IndexError, ValueError):
+                continue
+    return out
 
 
 def _pgid(pid: int) -> int | None:
@@ -62,31 +79,76 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def level(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, recommend_k: int = 0) -> dict[str, Any]:
-    stop = threading.Event()
-    box: dict[str, Any] = {}
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return round(total / 1024, 1)
+
+
+def level(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, recommend_k: int = 0,
+          candidates: int = 100, warmup_s: float = 3.0, sample: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """One load level: `warmup_s` of the same load unmeasured (each serving process fills its caches),
+    then `seconds` measured; `sample(elapsed)` is called about every second while it runs."""
+    if warmup_s > 0:
+        _run(suite, users, items, clients, warmup_s, recommend_k, candidates)
     groups = process_groups(suite)
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     started = time.monotonic()
+    report = _run(suite, users, items, clients, seconds, recommend_k, candidates, sample)
+    wall = time.monotonic() - started
+    cpu = {name: round((cpu_seconds(pids) - before[name]) / wall, 2) for name, pids in groups.items()}
+    return {"clients": clients, "candidates": candidates, "calls": report.calls, "per_s": round(len(report.latencies_ms) / wall, 1),
+            "p50_ms": round(percentile(report.latencies_ms, 0.5), 1), "p99_ms": round(percentile(report.latencies_ms, 0.99), 1),
+            "failed": report.failed_calls, "degraded": report.degraded, "cpu_per_s": cpu, "seconds": round(wall, 1),
+            "rss_mb": {name: rss_mb(pids) for name, pids in groups.items()}}
+
+
+def _run(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, recommend_k: int, candidates: int,
+         sample: Callable[[float], None] | None = None) -> RankReport:
+    stop = threading.Event()
+    box: dict[str, RankReport] = {}
     load = threading.Thread(target=lambda: box.update(report=rank_load(
-        suite.address("scoring"), suite.credentials("storefront"), users, items, stop, clients=clients, candidates=100,
+        suite.address("scoring"), suite.credentials("storefront"), users, items, stop, clients=clients, candidates=candidates,
         recommend_k=recommend_k)))
+    started = time.monotonic()
     load.start()
-    time.sleep(seconds)
+    while time.monotonic() - started < seconds:
+        time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - started))))
+        if sample is not None:
+            sample(time.monotonic() - started)
     stop.set()
     load.join()
-    wall = time.monotonic() - started
-    report = box["report"]
-    cpu = {name: round((cpu_seconds(pids) - before[name]) / wall, 2) for name, pids in groups.items()}
-    return {"clients": clients, "calls": report.calls, "per_s": round(len(report.latencies_ms) / wall, 1),
-            "p50_ms": round(percentile(report.latencies_ms, 0.5), 1), "p99_ms": round(percentile(report.latencies_ms, 0.99), 1),
-            "failed": report.failed_calls, "degraded": report.degraded, "cpu_per_s": cpu, "seconds": round(wall, 1)}
+    return box["report"]
+
+
+def soak(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, every_s: float = 10.0) -> dict[str, Any]:
+    """Rank at `clients` for `seconds`, sampling every process's resident memory every `every_s`."""
+    samples: list[dict[str, Any]] = []
+    groups = process_groups(suite)
+
+    def sample(elapsed: float) -> None:
+        if not samples or elapsed - samples[-1]["t"] >= every_s:
+            samples.append({"t": round(elapsed, 1), **{name: rss_mb(pids) for name, pids in groups.items()}})
+
+    sample(0.0)
+    result = level(suite, users, items, clients, seconds, warmup_s=0, sample=sample)
+    result["memory"] = samples
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--candidates", default="10,100,500", help="candidate counts measured at 1 and 16 clients")
+    parser.add_argument("--soak", type=float, default=0.0, help="then Rank at 16 clients for this many seconds, sampling memory")
+    parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1), help="RECSYS_SCORING_PROCESSES")
     parser.add_argument("--tag", default="main")
     parser.add_argument("--dataset", default="auto", choices=["auto", "online-retail", "synthetic"])
     args = parser.parse_args()
@@ -97,16 +159,26 @@ def main() -> None:
     users = sorted({e.user_id for e in shop.split(0.6)[0]})
     items = sorted(shop.items)
     levels = [int(c) for c in args.clients.split(",")]
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "dataset": shop.name, "items": len(items), "rank": [], "recommend": []}
+    top = max(levels)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "dataset": shop.name, "items": len(items),
+                               "scoring_processes": args.processes, "rank": [], "recommend": [], "candidates": []}
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
-        suite = deploy(Path(tmp), shop, {"RECSYS_MAX_CANDIDATES": "500"}, bootstrap_steps=10)
+        suite = deploy(Path(tmp), shop, {"RECSYS_MAX_CANDIDATES": "500", "RECSYS_SCORING_PROCESSES": str(args.processes)},
+                       bootstrap_steps=10)
         try:
             for clients in levels:
                 print(f"Rank, {clients} clients, {args.seconds:.0f} s ...", flush=True)
                 results["rank"].append(level(suite, users, items, clients, args.seconds))
-            for clients in (1, max(levels)):
-                print(f"Recommend k=10, {clients} clients, {args.seconds:.0f} s ...", flush=True)
+            for clients in (1, top):
+                print(f"Recommend k=10 of 200 retrieved, {clients} clients, {args.seconds:.0f} s ...", flush=True)
                 results["recommend"].append(level(suite, users, items, clients, args.seconds, recommend_k=10))
+            for n in [int(c) for c in args.candidates.split(",") if c]:
+                for clients in (1, top):
+                    print(f"Rank with {n} candidates, {clients} clients, {args.seconds / 2:.0f} s ...", flush=True)
+                    results["candidates"].append(level(suite, users, items, clients, args.seconds / 2, candidates=min(n, len(items))))
+            if args.soak:
+                print(f"Soak: Rank, {top} clients, {args.soak:.0f} s, memory sampled every 10 s ...", flush=True)
+                results["soak"] = soak(suite, users, items, top, args.soak)
         finally:
             suite.stop()
     write(results, args.tag)
@@ -125,8 +197,50 @@ def write(results: dict[str, Any], tag: str) -> None:
             before = BEFORE.get(r["clients"]) if rpc == "rank" else None
             lines.append(f"| {rpc} | {r['clients']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['failed']} | {r['degraded']} | "
                          f"{', '.join(map(str, before)) if before else ''} | {', '.join(str(r['cpu_per_s'][n]) for n in names)} |")
+    lines += ["", "Resident memory after each level (MB): " + ", ".join(names), "",
+              "| RPC | clients | candidates | " + " | ".join(names) + " |", "| --- | --- | --- |" + " --- |" * len(names)]
+    for rpc in ("rank", "recommend", "candidates"):
+        for r in results.get(rpc, []):
+            lines.append(f"| {rpc} | {r['clients']} | {r.get('candidates', 100)} | " + " | ".join(str(r["rss_mb"].get(n, "")) for n in names) + " |")
+    if results.get("candidates"):
+        lines += ["", "Cost with the number of candidates (Rank):", "",
+                  "| candidates | clients | Rank/s | p50 ms | p99 ms | candidates/s | CPU ms per call (all processes) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in results["candidates"]:
+            cpu_ms = 1000 * sum(r["cpu_per_s"].values()) / max(r["per_s"], 1e-9)
+            lines.append(f"| {r['candidates']} | {r['clients']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
+                         f"{round(r['per_s'] * r['candidates'])} | {cpu_ms:.1f} |")
+    if results.get("soak"):
+        s = results["soak"]
+        first, last = s["memory"][1] if len(s["memory"]) > 1 else s["memory"][0], s["memory"][-1]
+        lines += ["", f"Soak: Rank at {s['clients']} clients for {s['seconds']:.0f} s: {s['per_s']} Rank/s, p50 {s['p50_ms']} ms, "
+                  f"p99 {s['p99_ms']} ms, {s['failed']} failed. Resident memory (MB) at {first['t']:.0f} s -> {last['t']:.0f} s:", "",
+                  "| process | first sample | last sample | change |", "| --- | --- | --- | --- |"]
+        for n in names:
+            lines.append(f"| {n} | {first[n]} | {last[n]} | {last[n] - first[n]:+.1f} |")
+        plot_soak(s, RESULTS / f"load-{tag}-soak.png")
+        lines += ["", f"![memory during the soak](load-{tag}-soak.png)"]
     (RESULTS / f"load-{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def plot_soak(soak_result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = soak_result["memory"]
+    names = [k for k in samples[0] if k != "t"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for n in names:
+        ax.plot([x["t"] / 60 for x in samples], [x[n] for x in samples], label=n)
+    ax.set_xlabel("minutes of Rank at %d clients" % soak_result["clients"])
+    ax.set_ylabel("resident memory (MB)")
+    ax.set_title(f"Memory during the soak: {soak_result['per_s']} Rank/s")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ class Shopper:
     popular: list[str]  # the shop's items by 30-day popularity
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
     co_purchase: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # of recent items, this version
+    derived: dict = field(default_factory=dict, repr=False, compare=False)  # what a ranker derives once per request
 
 
 class Ranker(ABC):

@@ -68,12 +68,14 @@ def build_server(
     return server, port, health_servicer
 
 
-def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0) -> None:
+def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0,
+                          on_signal_also: Callable[[], None] = lambda: None) -> None:
     """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace."""
     stopped = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         logger.info("%s: signal %d, draining", name, signum)
+        on_signal_also()
         health_servicer.enter_graceful_shutdown()
         server.stop(grace).wait()
         stopped.set()
@@ -84,3 +86,46 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
     logger.info("%s serving", name)
     stopped.wait()
     logger.info("%s stopped", name)
+
+
+
+ServeOne = Callable[[str, Callable[[], None]], None]  # (address, on_signal_also): build a server, serve until signalled
+
+
+def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str) -> None:
+    """Serve `address` from `processes` processes, this one included, each running its own server
+    (`serve_one`). They share the port through SO_REUSEPORT (on by default in gRPC core on Linux) and
+    the kernel spreads connections over them: gRPC Python's way past the GIL. One channel is one
+    connection, so one client channel reaches one process; storefronts with several channels or
+    processes use them all. A signal here is forwarded to the others, which drain the same way, and a
+    child whose parent dies (even by SIGKILL) is sent SIGTERM by the kernel."""
+    import multiprocessing
+
+    if processes > 1 and address.rsplit(":", 1)[-1] == "0":
+        raise ValueError(f"{name}: {processes} processes need a fixed port, not {address}")
+    context = multiprocessing.get_context("spawn")  # no forked gRPC state
+    children = [context.Process(target=_serve_child, args=(serve_one, address), name=f"{name}-{k + 1}") for k in range(processes - 1)]
+    for child in children:
+        child.start()
+
+    def forward() -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+
+    try:
+        serve_one(address, forward)
+    finally:
+        forward()
+        for child in children:
+            child.join(15)
+
+
+def _serve_child(serve_one: ServeOne, address: str) -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not glibc: the parent's forwarded signal still stops it
+        pass
+    serve_one(address, lambda: None)

@@ -12,24 +12,26 @@ import argparse
 import logging
 import threading
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import grpc
+import numpy as np
 
 from core.errors import FailedPrecondition, InvalidArgument, NotFound
+from core.feature_cache import CachedFeatures
 from core.features import FeatureClient, OnlineFeatures
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
 from rankers.base import Ranker, Shopper
-from services.grpc_server import build_server, serve_until_signalled
+from services.grpc_server import build_server, serve_processes, serve_until_signalled
 from services.validation import check_id, validate_rank_request
 from shoprank.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-RECOMMEND_CANDIDATES = 100
+RECOMMEND_CANDIDATES = 200  # retrieved, then ranked, for the k that Recommend returns
 
 
 class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
@@ -61,9 +63,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:RECOMMEND_CANDIDATES]
         if not candidates:
             raise FailedPrecondition("the catalogue is empty; upsert items first")
-        response = self.rank(shopper, candidates, request_id, version, allow_unknown=True)
-        del response.items[k:]
-        return response
+        return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k)
 
     def serving_version(self) -> str:
         """The version Triton serves ("" when Triton cannot say: the answer will be degraded)."""
@@ -74,7 +74,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             return ""
 
     def rank(self, shopper: Shopper, candidates: Sequence[str], request_id: str, version: str,
-             allow_unknown: bool = False) -> scoring_pb2.RankResponse:
+             allow_unknown: bool = False, top: int | None = None) -> scoring_pb2.RankResponse:
+        """Score `candidates` for the shopper; the response holds the best `top` (default: all)."""
         items = self.features.get_items(list(candidates) + [h.item_id for h in shopper.recent], popularity=self.ranker.reads_popularity)
         unknown = [c for c in candidates if c not in items]
         if unknown and not allow_unknown:
@@ -87,16 +88,17 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         except InferenceUnavailable as exc:
             logger.warning("Triton unavailable, answering degraded: %s", exc)
             return scoring_pb2.RankResponse(
-                items=[common_pb2.ScoredItem(item_id=c, probability=0.0, rank=i + 1) for i, c in enumerate(candidates)],
+                items=[common_pb2.ScoredItem(item_id=c, probability=0.0, rank=i + 1) for i, c in enumerate(candidates[:top])],
                 request_id=request_id,
                 degraded=True,
             )
-        order = sorted(range(len(candidates)), key=lambda i: (-scores.probabilities[i], i))
-        return scoring_pb2.RankResponse(
-            items=[common_pb2.ScoredItem(item_id=candidates[i], probability=float(scores.probabilities[i]), rank=r + 1) for r, i in enumerate(order)],
-            model_version=scores.model_version,
-            request_id=request_id,
-        )
+        probabilities = np.asarray(scores.probabilities, dtype=np.float64)
+        order = np.argsort(-probabilities, kind="stable")  # ties keep the request's order
+        response = scoring_pb2.RankResponse(model_version=scores.model_version, request_id=request_id)
+        add = response.items.add
+        for r, i in enumerate(order[:top].tolist()):
+            add(item_id=candidates[i], probability=probabilities[i], rank=r + 1)
+        return response
 
     @staticmethod
     def _request_id(given: str) -> str:
@@ -143,21 +145,31 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     from core.security import ensure_secrets
 
     ensure_secrets(settings)
-    servicer = ScoringServicer(settings, FeatureClient(settings), triton, ranker, Pseudonyms.of(settings))
+    features = CachedFeatures(FeatureClient(settings), settings.feature_cache_s)
+    servicer = ScoringServicer(settings, features, triton, ranker, Pseudonyms.of(settings))
     server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
-                                        settings=settings)
+                                        workers=settings.scoring_threads, settings=settings)
     watcher = TritonClickClient(settings.triton_grpc_url, 2.0, ranker.model_name)  # its own channel
     threading.Thread(target=watch_triton, args=(watcher, health, threading.Event()), name="triton-health", daemon=True).start()
     return server, port, health
+
+
+def serve(address: str, on_signal_also: Callable[[], None] = lambda: None) -> None:
+    """One scoring process: build the server on `address` and serve until SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scoring %(levelname)s %(name)s: %(message)s")
+    server, port, health = create_server(load(), address)
+    serve_until_signalled(server, health, f"scoring on {port}", on_signal_also=on_signal_also)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Scoring gRPC server")
     parser.add_argument("--address", default="127.0.0.1:50052")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scoring %(levelname)s %(name)s: %(message)s")
-    server, port, health = create_server(load(), args.address)
-    serve_until_signalled(server, health, f"scoring on {port}")
+    settings = load()
+    from core.security import ensure_secrets
+
+    ensure_secrets(settings)  # once, before any child process reads them
+    serve_processes(settings.scoring_processes, serve, args.address, "scoring")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from clickmodel.co_purchase import RECENT_ITEMS, co_purchase_scores
 from clickmodel.signals import SIGNAL_COUNT, Purchase, candidate_signals, merge_candidates
-from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, item_text, user_text
-from clickmodel.tokenizer import encode_texts
+from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text, user_text
+from clickmodel.tokenizer import encode_catalogue_texts, encode_texts
 from core.features import ItemFeatures, OnlineFeatures
 from core.triton_config import python_model_config
 from rankers.base import Ranker, Shopper, Trainer
@@ -34,10 +34,18 @@ SIGNAL_STATS = "signals.json"  # names and training mean / spread of the signals
 def model_inputs(user_text: str, item_texts: Sequence[str], signals: np.ndarray) -> dict[str, np.ndarray]:
     """The fusion_click request: shopper text tokens, candidate text tokens, signals."""
     user = encode_texts([user_text], USER_TEXT_LENGTH)
-    items = encode_texts(list(item_texts), ITEM_TEXT_LENGTH)
+    items = encode_catalogue_texts(list(item_texts), ITEM_TEXT_LENGTH)
     return {"user_input_ids": user["input_ids"], "user_attention_mask": user["attention_mask"],
             "item_input_ids": items["input_ids"], "item_attention_mask": items["attention_mask"],
             "signals": signals.astype(np.float32)}
+
+
+def shopper_co_purchase(shopper: Shopper) -> Counter:
+    """Co-purchase scores of the shopper's recent items (once per request: retrieval and signals share it)."""
+    if "co_purchase" not in shopper.derived:
+        recent = [item for item, _ in shopper.interests[:RECENT_ITEMS]]
+        shopper.derived["co_purchase"] = co_purchase_scores(recent, shopper.co_purchase)
+    return shopper.derived["co_purchase"]
 
 
 def serving_signals(shopper: Shopper, candidates: Sequence[str], items: dict[str, ItemFeatures]) -> np.ndarray:
@@ -45,8 +53,7 @@ def serving_signals(shopper: Shopper, candidates: Sequence[str], items: dict[str
     interests = shopper.interests
     now = max(shopper.clock, interests[0][1] if interests else shopper.clock)
     purchases = [Purchase(item, ts, ts) for item, ts in interests]  # no basket ids: one basket per timestamp
-    recent = [item for item, _ in interests[:RECENT_ITEMS]]
-    co = co_purchase_scores(recent, shopper.co_purchase)
+    co = shopper_co_purchase(shopper)
     pop30 = {c: items[c].popularity_30d for c in candidates if c in items}
     pop7 = {c: items[c].popularity_7d for c in candidates if c in items}
     return candidate_signals(purchases, now, candidates, pop30, pop7, co)
@@ -63,6 +70,20 @@ class FusionRanker(Ranker):
         return python_model_config(self.model_name, tokens + [("signals", mc.TYPE_FP32, [-1, SIGNAL_COUNT])],
                                    [("probability", mc.TYPE_FP32, [-1, 1])], instance_kind=instance_kind, instances=instances)
 
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[ItemText, str]] = {}  # item id -> (its features' text, model text)
+
+    def _item_text(self, item_id: str, text: ItemText) -> str:
+        """item_text, remembered per item while the online store hands back the same text object (the
+        scoring path's feature cache does), so a cached item costs an identity check."""
+        known = self._texts.get(item_id)
+        if known is None or known[0] is not text:
+            known = (text, item_text(text))
+            if len(self._texts) > 1_000_000:
+                self._texts.clear()
+            self._texts[item_id] = known
+        return known[1]
+
     def shopper(self, features: OnlineFeatures, user_id: str, version: str) -> Shopper:
         base = super().shopper(features, user_id, version)
         recent = [item for item, _ in base.interests[:RECENT_ITEMS]]
@@ -73,14 +94,13 @@ class FusionRanker(Ranker):
         """The shopper's items (most bought first), co-purchase neighbours and popular items."""
         counts = Counter(item for item, _ in shopper.interests)
         own = sorted(counts, key=lambda i: -counts[i])
-        recent = [item for item, _ in shopper.interests[:RECENT_ITEMS]]
-        co = co_purchase_scores(recent, shopper.co_purchase)
+        co = shopper_co_purchase(shopper)
         return merge_candidates(own, [i for i, _ in co.most_common(size)], shopper.popular[:size], size)
 
     def request_inputs(self, shopper: Shopper, candidates: Sequence[str], items: dict[str, ItemFeatures],
                        settings: "Settings") -> dict[str, np.ndarray]:
         titles = {i: f.text.title for i, f in items.items()}
-        return model_inputs(user_text(shopper.recent, titles), [item_text(items[c].text) for c in candidates],
+        return model_inputs(user_text(shopper.recent, titles), [self._item_text(c, items[c].text) for c in candidates],
                             serving_signals(shopper, candidates, items))
 
     def materialise(self, version_dir: Path, features: OnlineFeatures, version: int) -> None:

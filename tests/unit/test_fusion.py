@@ -81,7 +81,7 @@ def test_item_table_keys_match_what_triton_caches(encoder, tmp_path: Path):
     texts = [item_text(catalogue["a"]), item_text(catalogue["b"])]
     request = model_inputs("bought: mug", texts, np.zeros((2, SIGNAL_COUNT), np.float32))
     ids, mask = torch.from_numpy(request["item_input_ids"]), torch.from_numpy(request["item_attention_mask"])
-    served_keys = [bytes(row[m.bool()].numpy().tobytes()) for row, m in zip(ids, mask)]  # as model.py does
+    served_keys = [bytes(row[m.bool()].numpy().tobytes()) for row, m in zip(ids, mask)]  # what model.py hashes at load
     assert set(served_keys) == set(table["keys"])
     torch.save(table, tmp_path / "t.pt")
     again = item_table(encoder, {**catalogue, "c": ItemText("Red Mug")}, tmp_path / "t.pt")  # reuses a and b

@@ -1,58 +1,124 @@
 """Triton python-backend model: the two-tower + fusion click model (`model.pt`, clickmodel.fusion).
 
-One request = one shopper and their candidates: the shopper's text tokens (encoded once), the
-candidates' text tokens and their numeric signals. Item embeddings are cached per loaded version,
-keyed by the item's token ids, so after the first request an item costs a dictionary lookup plus the
-fusion MLP, not a transformer pass. Workers copy this file into every version folder they publish.
+One request = one shopper and their candidates: the shopper's text tokens, the candidates' text tokens
+and their numeric signals. Both towers' outputs are cached per loaded version, keyed by a 128-bit hash
+of the text's token ids (computed for the whole request in one tensor operation), so a request whose
+shopper and items were seen before costs two lookups and the fusion MLP, not a transformer pass:
+- items: the catalogue table the worker embedded at publish (`item_embeddings.pt`, one matrix), plus
+  an LRU of items embedded since;
+- shoppers: a bounded map whose entries are dropped RECSYS_SHOPPER_EMBEDDING_TTL_S after they were
+  embedded. The key is the text, so a shopper whose history changed gets a new entry on first use,
+  and nothing keeps an erased shopper's embedding longer than the TTL (core.privacy.forget says so).
+Workers copy this file into every version folder they publish.
 """
 import os
+import time
 from collections import OrderedDict
 
+import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
 CACHE_ITEMS = int(os.environ.get("RECSYS_ITEM_EMBEDDING_CACHE", "200000"))
+CACHE_SHOPPERS = int(os.environ.get("RECSYS_SHOPPER_EMBEDDING_CACHE", "100000"))
+SHOPPER_TTL_S = float(os.environ.get("RECSYS_SHOPPER_EMBEDDING_TTL_S", "600"))
+# float32 everywhere by default; float16 / bfloat16 run the towers and the MLP in that type on a GPU
+DTYPE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[os.environ.get("RECSYS_INFERENCE_DTYPE", "float32")]
+_MULTIPLIERS = torch.from_numpy(np.random.default_rng(20261202).integers(-(2**62), 2**62, size=(513, 2), dtype=np.int64) | 1)
+
+
+def token_keys(ids, mask):
+    """One 128-bit key per row of token ids (two independent multiply-add hashes over the unmasked ids
+    and the length; int64 arithmetic wraps, which is what a hash wants)."""
+    width = ids.shape[1]
+    masked = (ids * mask).unsqueeze(-1)
+    hashes = (masked * _MULTIPLIERS[1 : width + 1]).sum(1) + mask.sum(1, keepdim=True) * _MULTIPLIERS[0]
+    return [(a << 64) ^ (b & 0xFFFFFFFFFFFFFFFF) for a, b in hashes.tolist()]
 
 
 class TritonPythonModel:
     def initialize(self, args):
         kind = args.get("model_instance_kind", "CPU")
         self.device = f"cuda:{args.get('model_instance_device_id', '0')}" if kind == "GPU" else "cpu"
-        torch.set_num_threads(int(os.environ.get("RECSYS_TORCH_THREADS", "0")) or torch.get_num_threads())
+        # One thread per instance: a request is lookups and a small MLP, where intra-op threads only
+        # spin; the rare shopper text to encode is one sequence. Scale with instances instead.
+        torch.set_num_threads(int(os.environ.get("RECSYS_TORCH_THREADS", "0")) or 1)
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
         self.model = torch.jit.load(path, map_location=self.device).eval()
-        self.cache = OrderedDict()  # token ids bytes -> embedding (this version's encoder)
+        self.dtype = DTYPE if self.device != "cpu" else torch.float32
+        if self.dtype != torch.float32:
+            self.model = self.model.to(self.dtype)
+        self.extra = OrderedDict()  # items embedded since the table (key -> vector), LRU
+        self.shoppers = OrderedDict()  # key -> (vector, monotonic time embedded), oldest first
+        self.index, self.table = {}, torch.zeros(0, 1)
         table = os.path.join(args["model_repository"], args["model_version"], "item_embeddings.pt")
         if os.path.exists(table):  # the catalogue, embedded by the worker that published this version
-            data = torch.load(table)
-            self.cache.update(zip(data["keys"], data["vectors"]))
+            self._load_table(torch.load(table))
+
+    def _load_table(self, data):
+        """The table's keys are the item texts' token ids as bytes: hash them once, in one tensor."""
+        rows = [np.frombuffer(k, dtype=np.int64) for k in data["keys"]]
+        if not rows:
+            return
+        width = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for k, r in enumerate(rows):
+            ids[k, : len(r)] = torch.from_numpy(r.copy())
+            mask[k, : len(r)] = 1
+        self.index = {key: k for k, key in enumerate(token_keys(ids, mask))}
+        self.table = data["vectors"].to(self.device, self.dtype)
 
     def _input(self, request, name):
         return torch.from_dlpack(pb_utils.get_input_tensor_by_name(request, name).to_dlpack())
 
+    def _encode(self, ids, mask, rows):
+        width = int(mask[rows].sum(1).max())
+        return self.model.encode(ids[rows, :width].to(self.device), mask[rows, :width].to(self.device))
+
     def _item_embeddings(self, ids, mask):
-        keys = [bytes(row[m.bool()].numpy().tobytes()) for row, m in zip(ids, mask)]
-        missing = [k for k, key in enumerate(keys) if key not in self.cache]
+        keys = token_keys(ids, mask)
+        at = [self.index.get(key, -1) for key in keys]
+        out = self.table[torch.tensor([max(a, 0) for a in at], dtype=torch.long)] if self.index else torch.zeros(
+            len(keys), 0, device=self.device, dtype=self.dtype)
+        others = [k for k, a in enumerate(at) if a < 0]
+        if not others:
+            return out
+        missing = [k for k in others if keys[k] not in self.extra]
         if missing:
-            rows = torch.tensor(missing)
-            width = int(mask[rows].sum(1).max())
-            fresh = self.model.encode(ids[rows, :width].to(self.device), mask[rows, :width].to(self.device)).cpu()
-            for k, vector in zip(missing, fresh):
-                self.cache[keys[k]] = vector
-            while len(self.cache) > CACHE_ITEMS:
-                self.cache.popitem(last=False)
-        return torch.stack([self.cache[key] for key in keys])
+            for k, vector in zip(missing, self._encode(ids, mask, torch.tensor(missing))):
+                self.extra[keys[k]] = vector
+            while len(self.extra) > CACHE_ITEMS:
+                self.extra.popitem(last=False)
+        vectors = torch.stack([self.extra[keys[k]] for k in others])
+        if out.shape[1] != vectors.shape[1]:  # no table: every row is an extra
+            out = torch.zeros(len(keys), vectors.shape[1], device=self.device, dtype=vectors.dtype)
+        out[torch.tensor(others)] = vectors
+        return out
+
+    def _shopper_embedding(self, ids, mask):
+        now = time.monotonic()
+        while self.shoppers and now - next(iter(self.shoppers.values()))[1] >= SHOPPER_TTL_S:
+            self.shoppers.popitem(last=False)  # oldest first: entries are kept in the order embedded
+        key = token_keys(ids[:1], mask[:1])[0]
+        hit = self.shoppers.get(key)
+        if hit is not None:
+            return hit[0]
+        vector = self._encode(ids, mask, torch.tensor([0]))[0]
+        self.shoppers[key] = (vector, now)
+        if len(self.shoppers) > CACHE_SHOPPERS:
+            self.shoppers.popitem(last=False)
+        return vector
 
     def execute(self, requests):
         responses = []
         for request in requests:
             with torch.inference_mode():
-                user = self.model.encode(self._input(request, "user_input_ids").to(self.device, torch.long),
-                                         self._input(request, "user_attention_mask").to(self.device, torch.long))
+                user = self._shopper_embedding(self._input(request, "user_input_ids").long(), self._input(request, "user_attention_mask").long())
                 items = self._item_embeddings(self._input(request, "item_input_ids").long(), self._input(request, "item_attention_mask").long())
-                signals = self._input(request, "signals").float()
+                signals = self._input(request, "signals").to(self.device, self.dtype)
                 n = signals.shape[0]
-                probs = self.model(user[:1].expand(n, -1).to(self.device), items.to(self.device), signals.to(self.device)).float().cpu()
+                probs = self.model(user.unsqueeze(0).expand(n, -1), items, signals).float().cpu()
             out = pb_utils.Tensor.from_dlpack("probability", torch.utils.dlpack.to_dlpack(probs.contiguous()))
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
         return responses

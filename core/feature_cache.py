@@ -1,0 +1,126 @@
+"""A read-through cache in front of the online store for the ranking path (an `OnlineFeatures` adapter).
+
+Rank reads the candidates' text and popularity, the shop row and the serving version's co-purchase
+neighbours on every request, although they change far more slowly than requests arrive: item text on
+a catalogue upsert, popularity and the shop row when the feedback service refreshes them (every
+RECSYS_POPULARITY_REFRESH_S), co-purchase never within a version. The shopper's own row is what
+events change, so it is never cached: a purchase shows in the next Rank.
+
+- items: per item, until the end of the current RECSYS_FEATURE_CACHE_S period (an upserted title or a
+  popularity refresh shows within that); unknown items are not remembered, so an item upserted a
+  moment ago is found at once;
+- shop: the same TTL;
+- co-purchase: per (version, item) until evicted, the version's rows being immutable; an item without
+  neighbours is remembered for the TTL only, in case its version's rows are still being pushed.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Sequence
+
+from core.features import ItemFeatures, OnlineFeatures, ShopFeatures, UserFeatures
+
+MAX_ENTRIES = 1_000_000  # per map; an entry is a few hundred bytes
+
+
+class _TimedMap:
+    """Thread-safe bounded map of key -> (value, stored at); oldest stored first."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[Any, tuple[Any, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[Any], usable: Callable[[Any, float], bool]) -> dict[Any, Any]:
+        """The cached values of `keys` that are `usable(value, stored_at)`."""
+        with self._lock:
+            out = {}
+            for key in keys:
+                hit = self._data.get(key)
+                if hit is not None and usable(hit[0], hit[1]):
+                    out[key] = hit[0]
+            return out
+
+    def put_many(self, values: dict[Any, Any], now: float) -> None:
+        with self._lock:
+            for key, value in values.items():
+                self._data.pop(key, None)
+                self._data[key] = (value, now)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class CachedFeatures:
+    """`OnlineFeatures` over another one (FeatureClient), caching what the module docstring lists.
+    `ttl_s=0` turns caching off (every read goes to the store)."""
+
+    def __init__(self, store: OnlineFeatures, ttl_s: float, clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = MAX_ENTRIES) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._items = _TimedMap(max_entries)
+        self._items_with_popularity = _TimedMap(max_entries)
+        self._co_purchase = _TimedMap(max_entries)
+        self._shop: tuple[ShopFeatures, float] | None = None
+
+    def get_user(self, user_id: str) -> UserFeatures | None:
+        return self.store.get_user(user_id)
+
+    def get_shop(self) -> ShopFeatures:
+        now = self.clock()
+        cached = self._shop
+        if cached is not None and self._current(cached[1], now):
+            return cached[0]
+        shop = self.store.get_shop()
+        self._shop = (shop, now)
+        return shop
+
+    def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:
+        cache = self._items_with_popularity if popularity else self._items
+        now = self.clock()
+        ids = list(dict.fromkeys(item_ids))
+        found = cache.get_many(ids, lambda _, stored_at: self._current(stored_at, now))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            fresh = self.store.get_items(missing, popularity=popularity)
+            if self.ttl_s > 0:
+                cache.put_many(fresh, now)
+            found.update(fresh)
+        return {i: found[i] for i in ids if i in found}
+
+    def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        now = self.clock()
+        ids = list(dict.fromkeys(item_ids))
+        keys = [(key, i) for i in ids]
+        found = self._co_purchase.get_many(keys, lambda neighbours, stored_at: bool(neighbours) or self._current(stored_at, now))
+        missing = [i for (_, i) in keys if (key, i) not in found]
+        if missing:
+            fresh = self.store.get_co_purchase(key, missing)
+            if self.ttl_s > 0:
+                self._co_purchase.put_many({(key, i): fresh.get(i, []) for i in missing}, now)
+            found.update({(key, i): v for i, v in fresh.items()})
+        return {i: found[(key, i)] for i in ids if found.get((key, i))}
+
+    def _current(self, stored_at: float, now: float) -> bool:
+        """Entries live until the end of the TTL period they were stored in, all together: expiring
+        each on its own schedule would make nearly every request refetch a few stragglers, one
+        store round trip each, instead of one refetch per period."""
+        return self.ttl_s > 0 and stored_at // self.ttl_s == now // self.ttl_s
+
+    def push_co_purchase(self, key: str, table: dict[str, list[tuple[str, float]]]) -> None:
+        self.store.push_co_purchase(key, table)
+
+    def clear(self) -> None:
+        for cache in (self._items, self._items_with_popularity, self._co_purchase):
+            cache.clear()
+        self._shop = None
