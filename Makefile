@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load
+.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -64,6 +64,15 @@ bench-fusion-served: install  ## the fusion ranker through the worker, Feast and
 
 bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
 	$(PY) -m evaluation.rank_latency
+
+bench-catalogue: install      ## catalogue size 5k/50k/500k: upsert, popularity refresh, Feast reads, Triton model table load/memory/latency (~10 min)
+	$(PY) -m evaluation.catalogue_scale
+
+bench-gpu: install            ## the served fusion model: Triton vs bare TorchScript on this machine's device (GPU when present); see bench/gpu_run.sh for a bare GPU machine
+	$(PY) bench/gpu_bench.py
+
+gpu-wheels:                   ## the wheels a bare GPU machine lacks (Python 3.12), into .whl/ for bench/gpu_run.sh
+	$(PY) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_35_x86_64 -d .whl tritonclient==2.41.0 python-rapidjson==1.25 nvidia-pytriton==0.7.0
 
 bench-reliability: install    ## 16 clients + kills of feedback, worker, tritonserver + 10k fuzz cases; embedded and PostgreSQL+Redis (~6 min)
 	$(PY) -m evaluation.reliability

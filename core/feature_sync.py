@@ -82,7 +82,7 @@ class FeatureSync:
         popular = sorted(pop30, key=lambda i: (-pop30[i], i))[:POPULAR_ITEMS]
         filler: list[str] = []
         if len(popular) < POPULAR_ITEMS:
-            filler = [i for i in sorted(self.log.catalogue.items()) if i not in pop30][:POPULAR_ITEMS - len(popular)]
+            filler = self.log.catalogue.first_ids(POPULAR_ITEMS - len(popular), excluding=pop30)
         self.features.push_shop(clock, popular, filler)
         self._last_full = self.timer()
         logger.info("online popularity refreshed: %d items, clock %.0f", len(pop30), clock)

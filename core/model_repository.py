@@ -21,7 +21,7 @@ from typing import Callable
 
 from core.domain import Lineage
 from core.settings import PROJECT_ROOT
-from core.triton_config import parse_config, pin_version, pinned_version, write_config
+from core.triton_config import parse_config, pin_version, pinned_version, with_instances, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ class ModelRepository:
         self.model_dir = root / model_name
         self.template_dir = TEMPLATES / model_name
 
-    def ensure_layout(self) -> None:
-        """Create the model folder with its config.pbtxt if absent (a fresh deployment)."""
+    def ensure_layout(self, instance_kind: str = "KIND_CPU", instances: int = 1) -> None:
+        """Create the model folder with its config.pbtxt if absent (a fresh deployment): the committed
+        config, on the deployment's Triton instances (RECSYS_TRITON_INSTANCE_KIND / _INSTANCES)."""
         self.model_dir.mkdir(parents=True, exist_ok=True)
         config = self.model_dir / "config.pbtxt"
         if not config.exists():
@@ -45,7 +46,7 @@ class ModelRepository:
             if not template.exists():
                 raise FileNotFoundError(f"no committed config for {self.model_name} at {template}")
             if template.resolve() != config.resolve():
-                shutil.copy2(template, config)
+                write_config(config, with_instances(parse_config(template), instance_kind, instances))
 
     def versions(self) -> list[int]:
         if not self.model_dir.exists():

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # gRPC worker threads of each scoring process, and how many processes share its port (SO_REUSEPORT).
     scoring_threads: int = Field(8, ge=1, le=256)
     scoring_processes: int = Field(1, ge=1, le=64)
+    # Triton instances of the model a fresh deployment's config gets: KIND_GPU on a GPU machine (its model
+    # then runs in RECSYS_INFERENCE_DTYPE, float16 by default there), and how many per device.
+    triton_instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
+    triton_instances: int = Field(1, ge=1, le=16)
+    inference_dtype: Literal["", "float32", "float16", "bfloat16"] = ""  # read by model.py in tritonserver's environment
     # How long Triton's fusion model keeps a shopper's embedding after computing it (its model.py reads
     # this variable from tritonserver's environment; ForgetUser's receipt states it).
     shopper_embedding_ttl_s: float = Field(600.0, gt=0)

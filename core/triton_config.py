@@ -49,6 +49,16 @@ def pin_version(config: mc.ModelConfig, version: int) -> mc.ModelConfig:
     return pinned
 
 
+def with_instances(config: mc.ModelConfig, instance_kind: str, instances: int) -> mc.ModelConfig:
+    """The same config on `instances` instances of `instance_kind` (KIND_GPU: one group on every GPU)."""
+    out = mc.ModelConfig()
+    out.CopyFrom(config)
+    del out.instance_group[:]
+    group = out.instance_group.add(count=instances)
+    group.kind = mc.ModelInstanceGroup.Kind.Value(instance_kind)
+    return out
+
+
 def pinned_version(config: mc.ModelConfig) -> int | None:
     if config.version_policy.WhichOneof("policy_choice") == "specific" and config.version_policy.specific.versions:
         return int(config.version_policy.specific.versions[0])

@@ -72,8 +72,13 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
                           on_signal_also: Callable[[], None] = lambda: None) -> None:
     """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace."""
     stopped = threading.Event()
+    stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
+        if stopping.is_set():  # a second signal must not re-enter server.stop (it would wait on itself)
+            logger.info("%s: signal %d while draining; still draining", name, signum)
+            return
+        stopping.set()
         logger.info("%s: signal %d, draining", name, signum)
         on_signal_also()
         health_servicer.enter_graceful_shutdown()
@@ -108,7 +113,12 @@ def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str
     for child in children:
         child.start()
 
+    forwarded = threading.Event()
+
     def forward() -> None:
+        if forwarded.is_set():
+            return
+        forwarded.set()
         for child in children:
             if child.is_alive():
                 child.terminate()

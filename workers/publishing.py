@@ -67,7 +67,7 @@ def bootstrap(settings: Settings, max_steps: int, batch_size: int = 16, seed: in
     """Version 1 of the configured ranker, warm-started on the event log (skipped when a version exists)."""
     ranker = get_ranker(settings.ranker)
     repo = ModelRepository(settings.model_repository, ranker.model_name)
-    repo.ensure_layout()
+    repo.ensure_layout(settings.triton_instance_kind, settings.triton_instances)
     latest = repo.latest()
     if latest is not None:
         logger.info("model repository already has version %s; bootstrap skipped", latest)

@@ -34,6 +34,22 @@ class CatalogueStore:
         with self.engine.connect() as conn:
             return {r[0]: ItemText(r[1], r[2], r[3], r[4]) for r in conn.execute(sa.select(c.item_id, c.title, c.description, c.category, c.price))}
 
+    def first_ids(self, limit: int, excluding: Iterable[str] = ()) -> list[str]:
+        """The first `limit` item ids in id order that are not in `excluding` (one indexed query, not
+        the whole catalogue: the shop row's filler is refreshed every few seconds)."""
+        skip = set(excluding)
+        out: list[str] = []
+        offset = 0
+        with self.engine.connect() as conn:
+            while len(out) < limit:
+                page = [r[0] for r in conn.execute(sa.select(items_table.c.item_id).order_by(items_table.c.item_id)
+                                                   .limit(limit + len(skip)).offset(offset))]
+                out += [i for i in page if i not in skip][: limit - len(out)]
+                if len(page) < limit + len(skip):
+                    break
+                offset += len(page)
+        return out
+
     def known(self, item_ids: Iterable[str]) -> set[str]:
         ids = list(set(item_ids))
         found: set[str] = set()

@@ -32,7 +32,9 @@ def _children(pid: int) -> list[int]:
                 stat = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
             except (FileNotFoundError, IndexError):
                 continue
-            if int(stat[1]) == pid and "multiprocessing.resource_tracker" not in Path(f"/proc/{d}/cmdline").read_bytes().decode(errors="replace"):
+            # serving children run spawn_main (the resource tracker does not; a child still between
+            # fork and exec shows its parent's command line, so it is not counted yet)
+            if int(stat[1]) == pid and "spawn_main" in Path(f"/proc/{d}/cmdline").read_bytes().decode(errors="replace"):
                 out.append(int(d))
     return out
 

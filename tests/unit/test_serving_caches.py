@@ -1,11 +1,9 @@
 """The caches on the ranking path: the scoring service's feature cache (what it keeps, for how long,
 what it never keeps), the per-process item tokenisation, and the Triton model's embedding caches
-(triton_models/fusion_click/model.py, loaded with a stand-in for Triton's python-backend module)."""
+(triton_models/fusion_click/model.py, run in-process by devtools.python_backend)."""
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from clickmodel.text import ItemText, item_text
 from clickmodel.tokenizer import encode_catalogue_texts, encode_texts
 from core.feature_cache import CachedFeatures
 from core.features import ItemFeatures, ShopFeatures, UserFeatures
+from devtools.python_backend import load_model_module, utils_module
 
 MODEL_PY = Path(__file__).resolve().parents[2] / "triton_models" / "fusion_click" / "model.py"
 
@@ -98,27 +97,6 @@ def test_cached_tokenisation_equals_the_batch_tokeniser():
 
 # --- the Triton model -------------------------------------------------------------------------------
 
-class _Tensor:
-    def __init__(self, name, value):
-        self.name, self.value = name, value
-
-    @classmethod
-    def from_dlpack(cls, name, capsule):
-        return cls(name, torch.from_dlpack(capsule))
-
-    def to_dlpack(self):
-        return torch.utils.dlpack.to_dlpack(self.value)
-
-
-def _backend_stand_in() -> types.ModuleType:
-    """What model.py uses of Triton's python-backend module, nothing more."""
-    module = types.ModuleType("triton_python_backend_utils")
-    module.Tensor = _Tensor
-    module.get_input_tensor_by_name = lambda request, name: _Tensor(name, request[name])
-    module.InferenceResponse = lambda output_tensors: output_tensors
-    return module
-
-
 class CountingEncoder(torch.nn.Module):
     def __init__(self, scripted):
         super().__init__()
@@ -149,10 +127,8 @@ def served_version(tmp_path_factory):
 def _load_model(folder: Path, monkeypatch, **env):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _backend_stand_in())
-    spec = importlib.util.spec_from_file_location("fusion_click_model", MODEL_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils_module())
+    module = load_model_module(MODEL_PY, "fusion_click_model")
     model = module.TritonPythonModel()
     model.initialize({"model_repository": str(folder.parent), "model_version": folder.name})
     model.model = CountingEncoder(model.model)
@@ -210,10 +186,8 @@ def test_triton_model_forgets_shoppers_after_the_ttl(served_version, monkeypatch
 
 
 def test_token_keys_ignore_padding_and_tell_texts_apart(monkeypatch):
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _backend_stand_in())
-    spec = importlib.util.spec_from_file_location("fusion_click_model_keys", MODEL_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils_module())
+    module = load_model_module(MODEL_PY, "fusion_click_model_keys")
     texts = ["owl lantern", "owl lantern red", "lantern owl", "a"]
     both = encode_texts(texts, 32)
     keys = module.token_keys(torch.from_numpy(both["input_ids"]), torch.from_numpy(both["attention_mask"]))

@@ -22,8 +22,9 @@ import triton_python_backend_utils as pb_utils
 CACHE_ITEMS = int(os.environ.get("RECSYS_ITEM_EMBEDDING_CACHE", "200000"))
 CACHE_SHOPPERS = int(os.environ.get("RECSYS_SHOPPER_EMBEDDING_CACHE", "100000"))
 SHOPPER_TTL_S = float(os.environ.get("RECSYS_SHOPPER_EMBEDDING_TTL_S", "600"))
-# float32 everywhere by default; float16 / bfloat16 run the towers and the MLP in that type on a GPU
-DTYPE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[os.environ.get("RECSYS_INFERENCE_DTYPE", "float32")]
+# The towers' and the MLP's type on a GPU instance (float16 unless set); CPU instances run float32.
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+GPU_DTYPE = DTYPES[os.environ.get("RECSYS_INFERENCE_DTYPE") or "float16"]
 _MULTIPLIERS = torch.from_numpy(np.random.default_rng(20261202).integers(-(2**62), 2**62, size=(513, 2), dtype=np.int64) | 1)
 
 
@@ -45,7 +46,7 @@ class TritonPythonModel:
         torch.set_num_threads(int(os.environ.get("RECSYS_TORCH_THREADS", "0")) or 1)
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
         self.model = torch.jit.load(path, map_location=self.device).eval()
-        self.dtype = DTYPE if self.device != "cpu" else torch.float32
+        self.dtype = GPU_DTYPE if self.device != "cpu" else torch.float32
         if self.dtype != torch.float32:
             self.model = self.model.to(self.dtype)
         self.extra = OrderedDict()  # items embedded since the table (key -> vector), LRU
