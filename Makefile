@@ -71,8 +71,8 @@ bench-catalogue: install      ## catalogue size 5k/50k/500k: upsert, popularity 
 bench-gpu: install            ## the served fusion model: Triton vs bare TorchScript on this machine's device (GPU when present); see bench/gpu_run.sh for a bare GPU machine
 	$(PY) bench/gpu_bench.py
 
-gpu-wheels:                   ## the wheels a bare GPU machine lacks (Python 3.12), into .whl/ for bench/gpu_run.sh
-	$(PY) -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_35_x86_64 -d .whl tritonclient==2.41.0 python-rapidjson==1.25 nvidia-pytriton==0.7.0
+gpu-wheels: install           ## the wheels a bare GPU machine lacks (Python 3.12), into .whl/ for bench/gpu_run.sh (fits the 64 MiB carry)
+	$(PY) bench/gpu_wheels.py
 
 bench-reliability: install    ## 16 clients + kills of feedback, worker, tritonserver + 10k fuzz cases; embedded and PostgreSQL+Redis (~6 min)
 	$(PY) -m evaluation.reliability

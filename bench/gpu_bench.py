@@ -225,6 +225,7 @@ def main() -> None:
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[args.dtype]
     if args.device == "cpu":
         dtype = torch.float32  # model.py serves float32 on CPU whatever RECSYS_INFERENCE_DTYPE says
+        torch.set_num_threads(1)  # as each Triton CPU instance runs (model.py), so every arm is alike
     args.out.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
     log(f"device {args.device} ({gpu}), {dtype}, {args.items} items, torch {torch.__version__}")

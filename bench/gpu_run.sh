@@ -14,6 +14,9 @@ if ! "$PY" -c "import tritonclient.grpc, pytriton" 2>/dev/null; then
   for wheel in .whl/*.whl; do
     "$PY" -m zipfile -e "$wheel" "$SITE"  # manylinux tags may not match this machine's pip: unpack instead
   done
+  for lib in "$SITE"/*.data/purelib "$SITE"/*.data/platlib; do
+    [ -d "$lib" ] && cp -r "$lib"/. "$SITE"/
+  done
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
   export LD_LIBRARY_PATH="$SITE/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi

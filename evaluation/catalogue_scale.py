@@ -1,6 +1,6 @@
 """`make bench-catalogue`: what the catalogue's size costs the serving path, at 5k, 50k and 500k items.
 
-For each size, in a fresh data directory and this one process (so memory is measured per part):
+For each size, in a fresh data directory and a process of its own (memory is that process's growth):
 - catalogue upsert into the event log and the Feast online store (what UpsertItems does), seconds;
 - FeatureSync.refresh_all with a month of purchases over the catalogue (popularity, shop row);
 - Feast reads of 100 random items through the scoring service's cache: cold and warm p50;
@@ -88,7 +88,7 @@ def one_size(n: int, root: Path) -> dict[str, Any]:
         warm.append(timed(lambda b=batch: cache.get_items(b, popularity=True))[1])
     out["feast_100_items_cold_p50_ms"] = 1000 * statistics.median(cold)
     out["feast_100_items_warm_p50_ms"] = 1000 * statistics.median(warm)
-    out["rss_after_stores_mb"] = rss_mb([_pid()]) - base
+    out["rss_after_stores_mb"] = rss_mb([_pid()]) - base  # the catalogue and the stores' clients in this process
 
     # the Triton model over a table of every item
     texts = [item_text(items[i]) for i in ids]
@@ -152,14 +152,24 @@ def _pid() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="5000,50000,500000")
+    parser.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)  # a size, in a process of its own
     args = parser.parse_args()
+    if args.one:
+        with tempfile.TemporaryDirectory(prefix=f"catalogue-{args.one}-") as tmp:
+            print("RESULT " + json.dumps(one_size(args.one, Path(tmp))), flush=True)
+        return
+    import subprocess
+    import sys
+
     results: dict[str, Any] = {"sizes": []}
     print("text tower rate ...", flush=True)
     results["encoder_items_per_s"] = encoder_rate()
     for n in [int(x) for x in args.sizes.split(",")]:
-        print(f"{n} items ...", flush=True)
-        with tempfile.TemporaryDirectory(prefix=f"catalogue-{n}-") as tmp:
-            results["sizes"].append(one_size(n, Path(tmp)))
+        print(f"{n} items (own process) ...", flush=True)
+        run = subprocess.run([sys.executable, "-m", "evaluation.catalogue_scale", "--one", str(n)], capture_output=True, text=True,
+                             cwd=PROJECT_ROOT, check=True)
+        line = next(x for x in run.stdout.splitlines() if x.startswith("RESULT "))
+        results["sizes"].append(json.loads(line[len("RESULT "):]))
         print(json.dumps(results["sizes"][-1]), flush=True)
     write(results)
 
