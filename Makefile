@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue
+.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -64,6 +64,9 @@ bench-fusion-served: install  ## the fusion ranker through the worker, Feast and
 
 bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
 	$(PY) -m evaluation.rank_latency
+
+bench-load-ablations: install ## each throughput lever off in turn (a deployment each), Rank at 1 and 16 clients; SECONDS=20 per level (~9 min)
+	$(PY) -m evaluation.load_bench --ablations --seconds $(or $(SECONDS),20)
 
 bench-catalogue: install      ## catalogue size 5k/50k/500k: upsert, popularity refresh, Feast reads, Triton model table load/memory/latency (~10 min)
 	$(PY) -m evaluation.catalogue_scale

@@ -109,6 +109,7 @@ class Suite:
         self.triton = triton_launcher.start(
             self.model_repository, self.log_dir / "tritonserver.log", models=(get_ranker(self.settings().ranker).model_name,),
             grpc_port=self.ports.get("triton_grpc"), http_port=self.ports.get("triton_http"), timeout=timeout,
+            env={k: v for k, v in self.extra_env.items() if k.startswith("RECSYS_")},
         )
         self.ports["triton_grpc"] = self.triton.grpc_port
 

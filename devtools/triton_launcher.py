@@ -84,9 +84,9 @@ class TritonServer:
             return False
 
 
-def triton_env() -> dict[str, str]:
+def triton_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     paths = locate()
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(paths.libs), env.get("LD_LIBRARY_PATH", "")) if p)
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join((venv_bin, env.get("PATH", "")))
@@ -101,10 +101,12 @@ def start(
     http_port: int | None = None,
     timeout: float = 180.0,
     bind: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
 ) -> TritonServer:
     """Start tritonserver with explicit model control, wait until ready, fail fast if it dies. Its ports
     (whose gRPC API loads and unloads models) listen on `bind` only: loopback by default, a private
-    network address in a multi-machine deployment, never every interface."""
+    network address in a multi-machine deployment, never every interface. `env` is added to this
+    process's environment for the server (the models read RECSYS_* variables there)."""
     paths = locate()
     http_port = http_port or free_port()
     grpc_port = grpc_port or free_port()
@@ -129,7 +131,7 @@ def start(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log_path, "ab")
     logger.info("starting tritonserver: %s", " ".join(cmd))
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=triton_env(), start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=triton_env(env), start_new_session=True)
     server = TritonServer(proc, http_port, grpc_port, metrics_port, log_path)
 
     def ready() -> bool:

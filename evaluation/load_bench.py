@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--candidates", default="10,100,500", help="candidate counts measured at 1 and 16 clients")
     parser.add_argument("--soak", type=float, default=0.0, help="then Rank at 16 clients for this many seconds, sampling memory")
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1), help="RECSYS_SCORING_PROCESSES")
+    parser.add_argument("--ablations", action="store_true",
+                        help="instead: Rank at 1 and 16 clients with each lever of issue 11 turned off, one deployment each")
     parser.add_argument("--tag", default="main")
     parser.add_argument("--dataset", default="auto", choices=["auto", "online-retail", "synthetic"])
     args = parser.parse_args()
@@ -160,6 +162,8 @@ def main() -> None:
     items = sorted(shop.items)
     levels = [int(c) for c in args.clients.split(",")]
     top = max(levels)
+    if args.ablations:
+        return ablations(shop, users, items, args.processes, args.seconds, top)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "dataset": shop.name, "items": len(items),
                                "scoring_processes": args.processes, "rank": [], "recommend": [], "candidates": []}
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
@@ -182,6 +186,43 @@ def main() -> None:
         finally:
             suite.stop()
     write(results, args.tag)
+
+
+ABLATIONS = {  # name -> what differs from the defaults of this benchmark (RECSYS_* variables)
+    "all levers on": {},
+    "one scoring process": {"RECSYS_SCORING_PROCESSES": "1", "RECSYS_SCORING_THREADS": "8"},
+    "no feature cache in scoring": {"RECSYS_FEATURE_CACHE_S": "0"},
+    "no shopper-embedding cache in Triton": {"RECSYS_SHOPPER_EMBEDDING_TTL_S": "0.000001"},
+    "torch threads = cores in Triton": {"RECSYS_TORCH_THREADS": str(os.cpu_count() or 1)},
+}
+
+
+def ablations(shop: Any, users: list[str], items: list[str], processes: int, seconds: float, top: int) -> None:
+    """Each lever off in turn (a deployment each), Rank at 1 and `top` clients."""
+    rows = []
+    for name, env in ABLATIONS.items():
+        print(f"{name}: deploying ...", flush=True)
+        with tempfile.TemporaryDirectory(prefix="load-ablation-") as tmp:
+            suite = deploy(Path(tmp), shop, {"RECSYS_MAX_CANDIDATES": "500", "RECSYS_SCORING_PROCESSES": str(processes), **env},
+                           bootstrap_steps=10)
+            try:
+                for clients in (1, top):
+                    rows.append({"ablation": name, "env": env, **level(suite, users, items, clients, seconds)})
+                    print(json.dumps(rows[-1]), flush=True)
+            finally:
+                suite.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "load-ablations.json").write_text(json.dumps(rows, indent=1))
+    lines = [f"# Each lever of issue 11 off in turn (`python -m evaluation.load_bench --ablations`), {os.cpu_count()} CPUs, "
+             f"{shop.name}, Rank of 100 candidates, {seconds:.0f} s per level", "",
+             "| configuration | clients | Rank/s | p50 ms | p99 ms | CPU s per s: scoring, tritonserver, load generator |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cpu = r["cpu_per_s"]
+        lines.append(f"| {r['ablation']} | {r['clients']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
+                     f"{cpu.get('scoring')}, {cpu.get('tritonserver')}, {cpu.get('load generator')} |")
+    (RESULTS / "load-ablations.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def write(results: dict[str, Any], tag: str) -> None:
