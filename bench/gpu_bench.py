@@ -252,19 +252,28 @@ def main() -> None:
             log(f"{c} candidates: bare model.py ...")
             model_py = bare_model_py(folder, args.device, requests, args.seconds / 3)
             log(f"{c} candidates: Triton, {args.clients} clients ...")
-            served = through_triton(repo, requests, args.clients, args.seconds, args.out)
+            logs = args.out if os.environ.get("OUT") else Path(tmp)  # the device tool brings $OUT back; keep bench/results clean
+            served = through_triton(repo, requests, args.clients, args.seconds, logs)
             results["arms"].append({"candidates": c, "bare_torchscript_candidates_per_s": bare,
                                     "bare_model_py_candidates_per_s": model_py, "triton": served})
     (args.out / f"gpu-bench-{args.device.split(':')[0]}.json").write_text(json.dumps(results, indent=1))
-    print(f"\nfusion_click on {gpu if gpu != 'none' else 'CPU'} ({results['dtype']}, {args.items} items, {args.instances} instances, "
-          f"{args.clients} client threads); encoder {results['encoder_sequences_per_s']:,.0f} sequences/s at batch 256 x 32")
-    print("| candidates | bare TorchScript cand/s | bare model.py cand/s | Triton cand/s | Triton req/s | p50 ms | p99 ms | Triton / model.py | Triton / TorchScript |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    lines = table(results)
+    (args.out / f"gpu-bench-{args.device.split(':')[0]}.md").write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines))
+
+
+def table(results: dict) -> list[str]:
+    gpu = results["gpu"]
+    lines = [f"fusion_click on {gpu if gpu != 'none' else 'CPU'} ({results['dtype']}, {results['items']} items, {results['instances']} instances, "
+             f"{results['clients']} client threads); encoder {results['encoder_sequences_per_s']:,.0f} sequences/s at batch 256 x 32", "",
+             "| candidates | bare TorchScript cand/s | bare model.py cand/s | Triton cand/s | Triton req/s | p50 ms | p99 ms | Triton / model.py | Triton / TorchScript |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for arm in results["arms"]:
         t = arm["triton"]
-        print(f"| {arm['candidates']} | {arm['bare_torchscript_candidates_per_s']:,.0f} | {arm['bare_model_py_candidates_per_s']:,.0f} | "
-              f"{t['candidates_per_s']:,.0f} | {t['requests_per_s']:,.0f} | {t['p50_ms']:.1f} | {t['p99_ms']:.1f} | "
-              f"{t['candidates_per_s'] / arm['bare_model_py_candidates_per_s']:.0%} | {t['candidates_per_s'] / arm['bare_torchscript_candidates_per_s']:.0%} |")
+        lines.append(f"| {arm['candidates']} | {arm['bare_torchscript_candidates_per_s']:,.0f} | {arm['bare_model_py_candidates_per_s']:,.0f} | "
+                     f"{t['candidates_per_s']:,.0f} | {t['requests_per_s']:,.0f} | {t['p50_ms']:.1f} | {t['p99_ms']:.1f} | "
+                     f"{t['candidates_per_s'] / arm['bare_model_py_candidates_per_s']:.0%} | {t['candidates_per_s'] / arm['bare_torchscript_candidates_per_s']:.0%} |")
+    return lines
 
 
 if __name__ == "__main__":
