@@ -112,6 +112,11 @@ class Suite:
             env={k: v for k, v in self.extra_env.items() if k.startswith("RECSYS_")},
         )
         self.ports["triton_grpc"] = self.triton.grpc_port
+        self.ports["triton_metrics"] = self.triton.metrics_port
+
+    def metrics_url(self, name: str) -> str:
+        """Prometheus /metrics of a service ("feedback", "scoring", "profile") or of "triton"."""
+        return f"http://127.0.0.1:{self.ports[name + '_metrics']}/metrics"
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
@@ -123,8 +128,10 @@ class Suite:
         """Start the servers together (their imports overlap) and wait for each to be SERVING."""
         for name in names:
             self.ports.setdefault(name, free_port())
+            self.ports.setdefault(f"{name}_metrics", free_port())
             module, _ = SERVICES[name]
-            self._spawn(name, [sys.executable, "-m", module, "--address", self.address(name)])
+            self._spawn(name, [sys.executable, "-m", module, "--address", self.address(name),
+                               "--metrics-address", f"127.0.0.1:{self.ports[name + '_metrics']}"])
         for name in names:
             address, service = self.address(name), SERVICES[name][1]
 

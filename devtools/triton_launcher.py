@@ -123,7 +123,7 @@ def start(
         f"--grpc-port={grpc_port}",
         f"--metrics-address={bind}",
         f"--metrics-port={metrics_port}",
-        "--allow-metrics=false",
+        "--allow-metrics=true",  # Prometheus text on the metrics port (inference counts, queue and compute times)
         "--strict-readiness=true",
         "--exit-on-error=false",
         "--log-verbose=0",

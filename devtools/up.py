@@ -31,6 +31,7 @@ The suite is up, TLS and API keys on every port. Try (from the repository root; 
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"user_id": "{user}"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ForgetUser
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"limit": 5}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListAudit
   .venv/bin/grpcurl -cacert $CA -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check
+  curl -s {metrics_scoring} | grep shoprank_rpc     # Prometheus: also {metrics_feedback}, {metrics_profile}, Triton {metrics_triton}
 
 Storefront ids are stored only as keyed hashes: the log cannot tell us one to show, so USER_ID stands for
 one of your shoppers' ids where the shop was loaded before this start. Logs: {logs}.  Ctrl-C stops every process.
@@ -48,7 +49,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = load()
     ports = {"feedback": args.feedback_port, "scoring": args.scoring_port, "profile": args.profile_port,
-             "triton_grpc": args.triton_grpc_port, "triton_http": args.triton_http_port}
+             "triton_grpc": args.triton_grpc_port, "triton_http": args.triton_http_port,
+             # Prometheus /metrics of each service (tritonserver's metrics port is picked free at start)
+             "feedback_metrics": 9101, "scoring_metrics": 9102, "profile_metrics": 9103}
     with Suite(settings.data_dir, settings.model_repository, ports=ports) as suite:
         suite.apply_env()
         suite.prepare()
@@ -78,7 +81,8 @@ def main() -> None:
         print(GRPCURL_EXAMPLES.format(
             ca=settings.ca_cert, storefront_key=secrets / "storefront.key", admin_key=secrets / "admin.key",
             scoring=suite.ports["scoring"], profile=suite.ports["profile"], feedback=suite.ports["feedback"], user=user,
-            items=", ".join(f'"{i}"' for i in catalogue), first=f'"{catalogue[0]}"', logs=suite.log_dir), flush=True)
+            items=", ".join(f'"{i}"' for i in catalogue), first=f'"{catalogue[0]}"', logs=suite.log_dir,
+            **{f"metrics_{n}": suite.metrics_url(n) for n in ("scoring", "feedback", "profile", "triton")}), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -26,6 +26,7 @@ from core.tasks import TaskSender, celery_client
 from core.triggers import maybe_fine_tune
 from rankers import get_ranker
 from services.grpc_server import build_server, serve_until_signalled
+from services.metrics import INGESTED_EVENTS, JobStateCollector, serve_metrics
 from services.model_admin import ModelAdminServicer
 from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
@@ -56,6 +57,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         fresh: set[str] = set()
         if good:
             fresh, refresh_error = self._ingest.submit(good)  # durable before we answer
+            INGESTED_EVENTS.inc(len(fresh))
             if refresh_error is not None:
                 raise Unavailable(
                     "events were stored durably but the online features were not refreshed; retrying the same batch is safe"
@@ -134,9 +136,13 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
 def main() -> None:
     parser = argparse.ArgumentParser(description="Feedback + model admin gRPC server")
     parser.add_argument("--address", default="127.0.0.1:50051")
+    parser.add_argument("--metrics-address", default="", help="host:port for Prometheus /metrics (off when empty)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s feedback %(levelname)s %(name)s: %(message)s")
-    server, port, health = create_server(load(), args.address)
+    settings = load()
+    server, port, health = create_server(settings, args.address)
+    if args.metrics_address:
+        serve_metrics(args.metrics_address, collectors=(JobStateCollector(EventLog.open(settings.eventlog).jobs),))
     serve_until_signalled(server, health, f"feedback on {port}")
 
 

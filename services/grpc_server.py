@@ -97,38 +97,60 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
 ServeOne = Callable[[str, Callable[[], None]], None]  # (address, on_signal_also): build a server, serve until signalled
 
 
-def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str) -> None:
-    """Serve `address` from `processes` processes, this one included, each running its own server
-    (`serve_one`). They share the port through SO_REUSEPORT (on by default in gRPC core on Linux) and
-    the kernel spreads connections over them: gRPC Python's way past the GIL. One channel is one
-    connection, so one client channel reaches one process; storefronts with several channels or
-    processes use them all. A signal here is forwarded to the others, which drain the same way, and a
-    child whose parent dies (even by SIGKILL) is sent SIGTERM by the kernel."""
+def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str, metrics_address: str = "") -> None:
+    """Serve `address` with `serve_one` (build a server, serve until signalled), and /metrics on
+    `metrics_address` when given. With `processes` > 1 this process only supervises: that many children
+    each run their own server on the same port through SO_REUSEPORT (on by default in gRPC core on
+    Linux), and the kernel spreads connections over them: gRPC Python's way past the GIL. One channel is
+    one connection, so one client channel reaches one process; storefronts with several channels or
+    processes use them all. The children write their metrics to a shared directory this process serves
+    (prometheus_client's multiprocess mode); a signal here is forwarded to them and they drain as one
+    server does; a child whose parent dies (even by SIGKILL) is sent SIGTERM by the kernel; if a child
+    dies the others are stopped and this process exits non-zero, for the orchestrator to restart."""
     import multiprocessing
+    import os
+    import shutil
+    import sys
+    import tempfile
 
-    if processes > 1 and address.rsplit(":", 1)[-1] == "0":
+    from services.metrics import serve_metrics
+
+    if processes == 1:
+        if metrics_address:
+            serve_metrics(metrics_address)
+        serve_one(address, lambda: None)
+        return
+    if address.rsplit(":", 1)[-1] == "0":
         raise ValueError(f"{name}: {processes} processes need a fixed port, not {address}")
-    context = multiprocessing.get_context("spawn")  # no forked gRPC state
-    children = [context.Process(target=_serve_child, args=(serve_one, address), name=f"{name}-{k + 1}") for k in range(processes - 1)]
+    metrics_dir = tempfile.mkdtemp(prefix=f"{name}-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # the children import prometheus_client with it set
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked gRPC state
+    children = [context.Process(target=_serve_child, args=(serve_one, address), name=f"{name}-{k + 1}") for k in range(processes)]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     for child in children:
         child.start()
-
-    forwarded = threading.Event()
-
-    def forward() -> None:
-        if forwarded.is_set():
-            return
-        forwarded.set()
+    failed = False
+    try:
+        if metrics_address:
+            serve_metrics(metrics_address, multiprocess_dir=metrics_dir)
+        logger.info("%s: %d processes on %s", name, processes, address)
+        while not stop.wait(0.5):
+            dead = [c for c in children if not c.is_alive()]
+            if dead:
+                logger.error("%s: process %s exited with %s; stopping the others", name, dead[0].pid, dead[0].exitcode)
+                failed = True
+                break
+    finally:
         for child in children:
             if child.is_alive():
                 child.terminate()
-
-    try:
-        serve_one(address, forward)
-    finally:
-        forward()
         for child in children:
             child.join(15)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if failed:
+        sys.exit(1)
 
 
 def _serve_child(serve_one: ServeOne, address: str) -> None:

@@ -4,6 +4,7 @@ audits admin calls."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 import grpc
@@ -11,6 +12,7 @@ from google.protobuf import text_format
 
 from core.errors import InvalidArgument, status_for
 from services.auth import ADMIN, ANONYMOUS, AuditSink, Authorizer, current_client, is_open, required_role
+from services.metrics import RPC_LATENCY, RPC_REQUESTS
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             client = ANONYMOUS
             token = None
+            started, code_name = time.perf_counter(), "OK"
             try:
                 if self.authorizer is not None:
                     client = self.authorizer.authenticate(method, context.invocation_metadata())
@@ -98,6 +101,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                 return response
             except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
                 code, message = status_for(exc)
+                code_name = code.name
                 if code == grpc.StatusCode.INTERNAL:
                     logger.exception("%s failed", method)
                 else:
@@ -108,6 +112,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             finally:
                 if token is not None:
                     current_client.reset(token)
+                RPC_REQUESTS.labels(method, code_name).inc()
+                RPC_LATENCY.labels(method).observe(time.perf_counter() - started)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,

@@ -14,6 +14,7 @@ from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from services.grpc_server import build_server, serve_until_signalled
 from services.messages import ts
+from services.metrics import serve_metrics
 from services.validation import check_id, shown
 from shoprank.v1 import profile_pb2, profile_pb2_grpc
 
@@ -62,9 +63,12 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
 def main() -> None:
     parser = argparse.ArgumentParser(description="Profile gRPC server")
     parser.add_argument("--address", default="127.0.0.1:50053")
+    parser.add_argument("--metrics-address", default="", help="host:port for Prometheus /metrics (off when empty)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s profile %(levelname)s %(name)s: %(message)s")
     server, port, health = create_server(load(), args.address)
+    if args.metrics_address:
+        serve_metrics(args.metrics_address)
     serve_until_signalled(server, health, f"profile on {port}")
 
 

@@ -26,6 +26,7 @@ from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
 from rankers.base import Ranker, Shopper
 from services.grpc_server import build_server, serve_processes, serve_until_signalled
+from services.metrics import DEGRADED_ANSWERS, SERVING_VERSION, timed
 from services.validation import check_id, validate_rank_request
 from shoprank.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
@@ -47,7 +48,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         candidates = validate_rank_request(request.user_id, list(request.item_ids), self.settings.max_candidates)
         request_id = self._request_id(request.request_id)
         version = self.serving_version()
-        return self.rank(self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version), candidates, request_id, version)
+        with timed("feast_shopper"):
+            shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
+        return self.rank(shopper, candidates, request_id, version)
 
     def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         if reason := check_id(request.user_id, "user_id"):
@@ -57,7 +60,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             raise InvalidArgument(f"k {k} outside 1..100")
         request_id = self._request_id(request.request_id)
         version = self.serving_version()
-        shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
+        with timed("feast_shopper"):
+            shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
         candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
         if len(candidates) < RECOMMEND_CANDIDATES:
             candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:RECOMMEND_CANDIDATES]
@@ -68,7 +72,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     def serving_version(self) -> str:
         """The version Triton serves ("" when Triton cannot say: the answer will be degraded)."""
         try:
-            return self.triton.serving_version()
+            version = self.triton.serving_version()
+            SERVING_VERSION.labels(self.ranker.model_name).set(int(version))
+            return version
         except InferenceUnavailable as exc:
             logger.warning("Triton unavailable: %s", exc)
             return ""
@@ -76,7 +82,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     def rank(self, shopper: Shopper, candidates: Sequence[str], request_id: str, version: str,
              allow_unknown: bool = False, top: int | None = None) -> scoring_pb2.RankResponse:
         """Score `candidates` for the shopper; the response holds the best `top` (default: all)."""
-        items = self.features.get_items(list(candidates) + [h.item_id for h in shopper.recent], popularity=self.ranker.reads_popularity)
+        with timed("feast_items"):
+            items = self.features.get_items(list(candidates) + [h.item_id for h in shopper.recent], popularity=self.ranker.reads_popularity)
         unknown = [c for c in candidates if c not in items]
         if unknown and not allow_unknown:
             raise NotFound(f"{len(unknown)} unknown item_ids: {', '.join(unknown[:5])}")
@@ -84,9 +91,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         try:
             if not version:
                 raise InferenceUnavailable("no serving version")
-            scores = self.triton.score(self.ranker.request_inputs(shopper, candidates, items, self.settings), version)
+            inputs = self.ranker.request_inputs(shopper, candidates, items, self.settings)
+            with timed("triton_infer"):
+                scores = self.triton.score(inputs, version)
         except InferenceUnavailable as exc:
             logger.warning("Triton unavailable, answering degraded: %s", exc)
+            DEGRADED_ANSWERS.inc()
             return scoring_pb2.RankResponse(
                 items=[common_pb2.ScoredItem(item_id=c, probability=0.0, rank=i + 1) for i, c in enumerate(candidates[:top])],
                 request_id=request_id,
@@ -164,12 +174,14 @@ def serve(address: str, on_signal_also: Callable[[], None] = lambda: None) -> No
 def main() -> None:
     parser = argparse.ArgumentParser(description="Scoring gRPC server")
     parser.add_argument("--address", default="127.0.0.1:50052")
+    parser.add_argument("--metrics-address", default="", help="host:port for Prometheus /metrics (off when empty)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scoring %(levelname)s %(name)s: %(message)s")
     settings = load()
     from core.security import ensure_secrets
 
     ensure_secrets(settings)  # once, before any child process reads them
-    serve_processes(settings.scoring_processes, serve, args.address, "scoring")
+    serve_processes(settings.scoring_processes, serve, args.address, "scoring", args.metrics_address)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,13 @@ class JobStore:
             conn.execute(sa.update(jobs_table).where(jobs_table.c.job_id == job_id, jobs_table.c.state == "RUNNING")
                          .values(updated=time.time()))
 
+    def states(self) -> dict[str, tuple[int, float]]:
+        """state -> (jobs in it, longest created-to-last-update seconds), for the metrics endpoint."""
+        c = jobs_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(c.state, sa.func.count(), sa.func.max(c.updated - c.created)).group_by(c.state)).all()
+        return {r[0]: (int(r[1]), float(r[2] or 0.0)) for r in rows}
+
     def get(self, job_id: str) -> Job | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(jobs_table).where(jobs_table.c.job_id == job_id)).first()

@@ -1,6 +1,7 @@
-"""RECSYS_SCORING_PROCESSES: one scoring address served by several processes (SO_REUSEPORT). Clients
-on separate connections reach more than one of them, every process answers what the suite's own
-scoring service answers, SIGTERM drains them all, and a child outlives a SIGKILLed parent by moments."""
+"""RECSYS_SCORING_PROCESSES: one scoring address served by several processes (SO_REUSEPORT) under a
+supervising parent. Clients on separate connections reach more than one of them, every process answers
+what the suite's own scoring service answers, their metrics are served together by the parent, SIGTERM
+drains them all, and a child outlives a SIGKILLed parent by moments."""
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ from devtools.client import open_channel
 from devtools.ports import free_port, wait_until
 from devtools.suite import grpc_serving
 from shoprank.v1 import scoring_pb2, scoring_pb2_grpc
+from tests.integration.test_metrics import scrape
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +46,16 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def _start(serving_suite, tmp_path: Path, processes: int) -> tuple[subprocess.Popen, str]:
+def _start(serving_suite, tmp_path: Path, processes: int, metrics_port: int = 0) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**serving_suite.env(), "RECSYS_SCORING_PROCESSES": str(processes)}
     log = tmp_path / f"scoring-{processes}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "services.scoring_service", "--address", f"127.0.0.1:{port}"], env=env,
+    metrics = ["--metrics-address", f"127.0.0.1:{metrics_port}"] if metrics_port else []
+    proc = subprocess.Popen([sys.executable, "-m", "services.scoring_service", "--address", f"127.0.0.1:{port}", *metrics], env=env,
                             cwd=PROJECT_ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     address = f"127.0.0.1:{port}"
     wait_until(lambda: grpc_serving(address, "shoprank.v1.ScoringService", serving_suite.credentials()), proc, 120, "scoring", log)
-    wait_until(lambda: len(_children(proc.pid)) == processes - 1, proc, 60, "scoring children", log)
+    wait_until(lambda: len(_children(proc.pid)) == processes, proc, 60, "scoring children", log)
     return proc, address
 
 
@@ -68,11 +71,12 @@ def _state(pid: int) -> str:
 
 
 def test_processes_share_the_port_answer_alike_and_stop_together(serving_suite, tmp_path):
-    proc, address = _start(serving_suite, tmp_path, processes=3)
+    metrics_port = free_port()
+    proc, address = _start(serving_suite, tmp_path, processes=3, metrics_port=metrics_port)
     children = _children(proc.pid)
     try:
         expected = serving_suite.client("feedback", "scoring").rank("U0001", CANDIDATES)
-        before = {p: _cpu_ticks(p) for p in [proc.pid, *children]}
+        before = {p: _cpu_ticks(p) for p in children}
         answers: list[list[tuple[str, float]]] = []
         lock = threading.Lock()
 
@@ -94,6 +98,9 @@ def test_processes_share_the_port_answer_alike_and_stop_together(serving_suite, 
         assert all(a == [(i.item_id, round(i.probability, 6)) for i in expected.items] for a in answers)
         busy = [p for p, ticks in before.items() if _cpu_ticks(p) - ticks >= 5]
         assert len(busy) >= 2, f"only {busy} of {list(before)} served: connections were not spread"
+        ranks = scrape(f"http://127.0.0.1:{metrics_port}/metrics", "shoprank_rpc_requests_total",
+                       method="/shoprank.v1.ScoringService/Rank", code="OK")
+        assert ranks == 180  # every process's calls, counted once, by the parent
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

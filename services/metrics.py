@@ -1,0 +1,89 @@
+"""Prometheus metrics of the gRPC services: what an operator graphs and alerts on.
+
+Every RPC is counted and timed in the one server interceptor (services/interceptors.py), by method and
+status code; the scoring path times its Feast and Triton calls and counts degraded answers; the
+feedback service counts ingested events and reports the serving version and fine-tune jobs by state.
+`python -m services.<name> --metrics-address host:port` serves them over HTTP at /metrics (off when
+not given). A scoring service running several processes (RECSYS_SCORING_PROCESSES) reports them together:
+its supervising process sets PROMETHEUS_MULTIPROC_DIR before the serving processes start (they import
+prometheus_client afresh) and serves what they write (services.grpc_server.serve_processes).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from typing import Iterator, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+logger = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+# RPCs answered, by full method name and gRPC status code
+RPC_REQUESTS = Counter("shoprank_rpc_requests_total", "RPCs answered", ["method", "code"])
+# RPC latency inside the server (auth, handler, errors), by method
+RPC_LATENCY = Histogram("shoprank_rpc_latency_seconds", "RPC latency in the server", ["method"], buckets=LATENCY_BUCKETS)
+# latency of the calls the request path makes: feast_user, feast_items, triton_infer
+DEPENDENCY_LATENCY = Histogram("shoprank_dependency_latency_seconds", "Latency of Feast and Triton calls", ["dependency"],
+                               buckets=LATENCY_BUCKETS)
+# Rank/Recommend answers in retrieval order because Triton could not score
+DEGRADED_ANSWERS = Counter("shoprank_degraded_answers_total", "Answers not scored by the model")
+# events stored by RecordEvents (new ones only; rate() gives events/s)
+INGESTED_EVENTS = Counter("shoprank_ingested_events_total", "Events stored")
+# the model version the scoring path last saw Triton serve
+SERVING_VERSION = Gauge("shoprank_serving_version", "Model version Triton serves", ["model"], multiprocess_mode="max")
+
+
+class JobStateCollector:
+    """Fine-tune jobs by state (PENDING, RUNNING, SUCCEEDED, FAILED, ...), read from the job store
+    when scraped, and the newest job's duration by state (seconds from created to last update)."""
+
+    def __init__(self, jobs: "JobCounts") -> None:
+        self.jobs = jobs
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        from prometheus_client.core import GaugeMetricFamily
+
+        counts = GaugeMetricFamily("shoprank_fine_tune_jobs", "Fine-tune jobs by state", labels=["state"])
+        durations = GaugeMetricFamily("shoprank_fine_tune_job_seconds_max", "Longest fine-tune job by state", labels=["state"])
+        for state, (n, longest) in sorted(self.jobs.states().items()):
+            counts.add_metric([state], n)
+            durations.add_metric([state], longest)
+        yield counts
+        yield durations
+
+
+class JobCounts(Protocol):  # the port JobStateCollector reads (core.store.jobs.JobStore)
+    def states(self) -> dict[str, tuple[int, float]]: ...
+
+
+@contextmanager
+def timed(dependency: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        DEPENDENCY_LATENCY.labels(dependency).observe(time.perf_counter() - start)
+
+
+def serve_metrics(address: str, collectors: tuple = (), multiprocess_dir: str = "") -> int:
+    """Serve /metrics on `address` ("host:port"; port 0 picks one); returns the port. With
+    `multiprocess_dir`, what the processes writing there report (this process's own metrics aside)."""
+    from prometheus_client import REGISTRY
+
+    host, port = address.rsplit(":", 1)
+    registry = REGISTRY
+    if multiprocess_dir:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+    for collector in collectors:
+        registry.register(collector)
+    server, _ = start_http_server(int(port), addr=host, registry=registry)
+    bound = int(server.server_address[1])
+    logger.info("metrics on http://%s:%d/metrics", host, bound)
+    return bound
