@@ -48,6 +48,11 @@ class ThreadSafeSqliteOnlineStore(SqliteOnlineStore):
             self._local.conn = conn
         return conn
 
+    def ping(self, config: Any) -> bool:
+        """Whether the database file answers a query (health checks)."""
+        self._get_conn(config).execute("SELECT 1").fetchone()
+        return True
+
     def delete_entities(self, config: Any, table: Any, entity_keys: Sequence[Any]) -> int:
         """Remove every feature row of these entity keys from `table`'s online table; returns rows removed."""
         conn = self._get_conn(config)

@@ -212,6 +212,13 @@ class FeatureClient:
         client, redis_keys = self._redis_keys(online, config, keys)
         return bool(client.exists(*redis_keys))
 
+    def reachable(self) -> bool:
+        """Whether the online store answers now (a health check: Redis PING, or a query on SQLite)."""
+        online, config = self.store._get_provider().online_store, self.store.config
+        if hasattr(online, "ping"):  # core.feast_sqlite
+            return bool(online.ping(config))
+        return bool(online._get_client(config.online_store).ping())
+
     # --- reads ----------------------------------------------------------------------------------
     def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:
         """Features of the known items among `item_ids` (unknown ones are absent)."""

@@ -26,6 +26,7 @@ from core.tasks import TaskSender, celery_client
 from core.triggers import maybe_fine_tune
 from rankers import get_ranker
 from services.grpc_server import build_server, serve_until_signalled
+from services.health_watch import start_watching
 from services.metrics import INGESTED_EVENTS, JobStateCollector, serve_metrics
 from services.model_admin import ModelAdminServicer
 from services.validation import validate_events, validate_items
@@ -120,7 +121,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     sync = FeatureSync(log, features, settings.popularity_refresh_s)
     feedback = FeedbackServicer(settings, log, features, sender, pseudonyms, sync)
     admin = ModelAdminServicer(settings, log, features, sender, pseudonyms, sync)
-    return build_server(
+    server, port, health = build_server(
         [
             lambda s: feedback_pb2_grpc.add_FeedbackServiceServicer_to_server(feedback, s),
             lambda s: model_admin_pb2_grpc.add_ModelAdminServiceServicer_to_server(admin, s),
@@ -131,6 +132,9 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
         settings=settings,
         audit=log.audit,
     )
+    # NOT_SERVING while the event log or the online store is gone (events could not be stored or served)
+    start_watching([("event log", log.reachable), ("online store", features.reachable)], health, SERVICE_NAMES)
+    return server, port, health
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from core.features import FeatureClient, OnlineFeatures
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from services.grpc_server import build_server, serve_until_signalled
+from services.health_watch import start_watching
 from services.messages import ts
 from services.metrics import serve_metrics
 from services.validation import check_id, shown
@@ -55,9 +56,12 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     from core.security import ensure_secrets
 
     ensure_secrets(settings)
-    servicer = ProfileServicer(FeatureClient(settings), Pseudonyms.of(settings))
-    return build_server([lambda s: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
-                        settings=settings)
+    store = FeatureClient(settings)
+    servicer = ProfileServicer(store, Pseudonyms.of(settings))
+    server, port, health = build_server([lambda s: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, s)], SERVICE_NAMES,
+                                        address, settings=settings)
+    start_watching([("online store", store.reachable)], health, SERVICE_NAMES)  # NOT_SERVING while it is gone
+    return server, port, health
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 import uuid
 from typing import Any, Callable, Sequence
 
@@ -26,6 +25,7 @@ from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
 from rankers.base import Ranker, Shopper
 from services.grpc_server import build_server, serve_processes, serve_until_signalled
+from services.health_watch import start_watching
 from services.metrics import DEGRADED_ANSWERS, SERVING_VERSION, timed
 from services.validation import check_id, validate_rank_request
 from shoprank.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
@@ -122,45 +122,22 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
 SERVICE_NAMES = (scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,)
 
 
-HEALTH_CHECK_S = 2.0  # how often the scoring service asks Triton whether its model serves
-
-
-def watch_triton(triton: TritonClickClient, health: Any, stop: threading.Event, every_s: float = HEALTH_CHECK_S) -> None:
-    """Keep the ScoringService health status honest: NOT_SERVING while Triton serves no version of the
-    model (Rank still answers, `degraded: true`, from retrieval order), SERVING once it does again."""
-    from grpc_health.v1 import health_pb2
-
-    state = None
-    while True:
-        try:
-            ok = bool(triton.serving_versions())
-        except InferenceUnavailable:
-            ok = False
-        if ok != state:
-            status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-            for name in SERVICE_NAMES:
-                health.set(name, status)
-            if state is not None:
-                logger.warning("Triton %s: %s is %s", "is back" if ok else "serves no version", SERVICE_NAMES[0], "SERVING" if ok else "NOT_SERVING")
-            state = ok
-        if stop.wait(every_s):
-            return
-
-
 def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grpc.Server, int, Any]:
     """(server, port, health) for the scoring service; not started. It needs Feast and Triton only; its
-    health follows whether Triton serves the model (a daemon thread checks every HEALTH_CHECK_S)."""
+    health follows both (services.health_watch)."""
     ranker = get_ranker(settings.ranker)
     triton = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, ranker.model_name)
     from core.security import ensure_secrets
 
     ensure_secrets(settings)
-    features = CachedFeatures(FeatureClient(settings), settings.feature_cache_s)
-    servicer = ScoringServicer(settings, features, triton, ranker, Pseudonyms.of(settings))
+    store = FeatureClient(settings)
+    servicer = ScoringServicer(settings, CachedFeatures(store, settings.feature_cache_s), triton, ranker, Pseudonyms.of(settings))
     server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
                                         workers=settings.scoring_threads, settings=settings)
     watcher = TritonClickClient(settings.triton_grpc_url, 2.0, ranker.model_name)  # its own channel
-    threading.Thread(target=watch_triton, args=(watcher, health, threading.Event()), name="triton-health", daemon=True).start()
+    # NOT_SERVING while Triton serves no version of the model (Rank still answers, `degraded: true`, in
+    # retrieval order) or the online store is gone
+    start_watching([("Triton model", lambda: bool(watcher.serving_versions())), ("online store", store.reachable)], health, SERVICE_NAMES)
     return server, port, health
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.store.audit import AuditLog
@@ -32,6 +33,12 @@ class EventLog:
     def open(cls, url: str) -> "EventLog":
         engine = open_engine(url)
         return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine), AuditLog(engine), ErasureStore(engine))
+
+    def reachable(self) -> bool:
+        """Whether the database answers a query now (a health check)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
 
     def replay(self, capacity: int) -> ReplayBuffer:
         return ReplayBuffer(self.engine, capacity)

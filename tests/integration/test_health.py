@@ -1,11 +1,18 @@
-"""Health tells the truth (issue 10, item 6): with tritonserver down the scoring service answers Rank
-`degraded: true` from the request order and reports NOT_SERVING; when Triton is back, SERVING again."""
+"""Health tells the truth: with tritonserver down the scoring service answers Rank `degraded: true`
+from the request order and reports NOT_SERVING; when Triton is back, SERVING again. The feedback and
+profile services follow their online store the same way."""
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
+from core.settings import PROJECT_ROOT
+from devtools.ports import free_port, wait_until
 from devtools.suite import grpc_serving
 from tests.integration.conftest import start_deployment
 
@@ -52,3 +59,52 @@ def test_scoring_health_follows_triton(tmp_path, shop):
     finally:
         client.close()
         suite.stop()
+
+
+def _redis_server(port: int, folder) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: _answers(port), 10), "redis-server did not start"
+    return proc
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary for a Redis that can be stopped")
+def test_feedback_and_profile_health_follow_the_online_store(serving_suite, tmp_path):
+    """Both services read a private Redis as their online store: killed, they report NOT_SERVING;
+    started again on the same port, SERVING, without a restart of the services."""
+    redis_port = free_port()
+    redis = _redis_server(redis_port, tmp_path)
+    env = {**serving_suite.env(), "RECSYS_FEAST_ONLINE_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    services = {"feedback": ("services.feedback_service", "shoprank.v1.FeedbackService"),
+                "profile": ("services.profile_service", "shoprank.v1.ProfileService")}
+    procs, addresses = {}, {}
+    try:
+        for name, (module, _) in services.items():
+            addresses[name] = f"127.0.0.1:{free_port()}"
+            procs[name] = subprocess.Popen([sys.executable, "-m", module, "--address", addresses[name]], env=env, cwd=PROJECT_ROOT,
+                                           stdout=open(tmp_path / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+        credentials = serving_suite.credentials()
+        for name, (_, service) in services.items():
+            wait_until(lambda a=addresses[name], s=service: grpc_serving(a, s, credentials), procs[name], 120, name, tmp_path / f"{name}.log")
+        redis.kill()
+        redis.wait()
+        for name, (_, service) in services.items():
+            assert wait_for(lambda a=addresses[name], s=service: not grpc_serving(a, s, credentials)), f"{name} stayed SERVING without its online store"
+        redis = _redis_server(redis_port, tmp_path)
+        for name, (_, service) in services.items():
+            assert wait_for(lambda a=addresses[name], s=service: grpc_serving(a, s, credentials)), f"{name} did not come back with its online store"
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(30)
+        redis.kill()
+        redis.wait()
