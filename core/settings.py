@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     triton_instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
     triton_instances: int = Field(1, ge=1, le=16)
     inference_dtype: Literal["", "float32", "float16", "bfloat16"] = ""  # read by model.py in tritonserver's environment
+    # Log lines as text or JSON (each with the request id / fine-tune job id in context; core/log_format.py).
+    log_format: Literal["text", "json"] = "text"
     # How long Triton's fusion model keeps a shopper's embedding after computing it (its model.py reads
     # this variable from tritonserver's environment; ForgetUser's receipt states it).
     shopper_embedding_ttl_s: float = Field(600.0, gt=0)

@@ -55,7 +55,7 @@ class TritonClickClient:
         with self._version_lock:
             self._version = (float("-inf"), "")
 
-    def score(self, inputs: dict[str, np.ndarray], version: str = "") -> Scores:
+    def score(self, inputs: dict[str, np.ndarray], version: str = "", request_id: str = "") -> Scores:
         """One request with every input the model takes (int64 or float32 arrays, by name) to
         `version` (or whichever Triton serves); returns the probabilities and the version that answered."""
         from tritonclient.utils import InferenceServerException
@@ -70,6 +70,7 @@ class TritonClickClient:
                 self.model_name,
                 request,
                 model_version=version,
+                request_id=request_id,  # Triton's logs and traces name the storefront's request
                 outputs=[self._grpc.InferRequestedOutput("probability")],
                 client_timeout=self.timeout_s,
             )

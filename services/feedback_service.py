@@ -19,6 +19,7 @@ from core.errors import InvalidArgument, Unavailable
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
 from core.group_commit import GroupCommit
+from core.log_format import configure
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.store import EventLog
@@ -142,7 +143,7 @@ def main() -> None:
     parser.add_argument("--address", default="127.0.0.1:50051")
     parser.add_argument("--metrics-address", default="", help="host:port for Prometheus /metrics (off when empty)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s feedback %(levelname)s %(name)s: %(message)s")
+    configure("feedback")
     settings = load()
     server, port, health = create_server(settings, args.address)
     if args.metrics_address:

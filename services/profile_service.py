@@ -10,6 +10,7 @@ import grpc
 
 from core.errors import InvalidArgument, NotFound
 from core.features import FeatureClient, OnlineFeatures
+from core.log_format import configure
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from services.grpc_server import build_server, serve_until_signalled
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--address", default="127.0.0.1:50053")
     parser.add_argument("--metrics-address", default="", help="host:port for Prometheus /metrics (off when empty)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s profile %(levelname)s %(name)s: %(message)s")
+    configure("profile")
     server, port, health = create_server(load(), args.address)
     if args.metrics_address:
         serve_metrics(args.metrics_address)

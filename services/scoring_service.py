@@ -16,9 +16,11 @@ from typing import Any, Callable, Sequence
 import grpc
 import numpy as np
 
+from core import log_format
 from core.errors import FailedPrecondition, InvalidArgument, NotFound
 from core.feature_cache import CachedFeatures
 from core.features import FeatureClient, OnlineFeatures
+from core.log_format import bound, configure
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.triton_client import InferenceUnavailable, TritonClickClient
@@ -47,10 +49,11 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     def Rank(self, request: scoring_pb2.RankRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         candidates = validate_rank_request(request.user_id, list(request.item_ids), self.settings.max_candidates)
         request_id = self._request_id(request.request_id)
-        version = self.serving_version()
-        with timed("feast_shopper"):
-            shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
-        return self.rank(shopper, candidates, request_id, version)
+        with bound(log_format.request_id, request_id):  # every log line of this call carries it
+            version = self.serving_version()
+            with timed("feast_shopper"):
+                shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
+            return self.rank(shopper, candidates, request_id, version)
 
     def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         if reason := check_id(request.user_id, "user_id"):
@@ -59,15 +62,16 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         if not 1 <= k <= 100:
             raise InvalidArgument(f"k {k} outside 1..100")
         request_id = self._request_id(request.request_id)
-        version = self.serving_version()
-        with timed("feast_shopper"):
-            shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
-        candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
-        if len(candidates) < RECOMMEND_CANDIDATES:
-            candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:RECOMMEND_CANDIDATES]
-        if not candidates:
-            raise FailedPrecondition("the catalogue is empty; upsert items first")
-        return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k)
+        with bound(log_format.request_id, request_id):
+            version = self.serving_version()
+            with timed("feast_shopper"):
+                shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
+            candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
+            if len(candidates) < RECOMMEND_CANDIDATES:
+                candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:RECOMMEND_CANDIDATES]
+            if not candidates:
+                raise FailedPrecondition("the catalogue is empty; upsert items first")
+            return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k)
 
     def serving_version(self) -> str:
         """The version Triton serves ("" when Triton cannot say: the answer will be degraded)."""
@@ -93,7 +97,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 raise InferenceUnavailable("no serving version")
             inputs = self.ranker.request_inputs(shopper, candidates, items, self.settings)
             with timed("triton_infer"):
-                scores = self.triton.score(inputs, version)
+                scores = self.triton.score(inputs, version, request_id=request_id)
         except InferenceUnavailable as exc:
             logger.warning("Triton unavailable, answering degraded: %s", exc)
             DEGRADED_ANSWERS.inc()
@@ -143,7 +147,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
 
 def serve(address: str, on_signal_also: Callable[[], None] = lambda: None) -> None:
     """One scoring process: build the server on `address` and serve until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scoring %(levelname)s %(name)s: %(message)s")
+    configure("scoring")
     server, port, health = create_server(load(), address)
     serve_until_signalled(server, health, f"scoring on {port}", on_signal_also=on_signal_also)
 
@@ -153,7 +157,7 @@ def main() -> None:
     parser.add_argument("--address", default="127.0.0.1:50052")
     parser.add_argument("--metrics-address", default="", help="host:port for Prometheus /metrics (off when empty)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scoring %(levelname)s %(name)s: %(message)s")
+    configure("scoring")
     settings = load()
     from core.security import ensure_secrets
 

@@ -7,9 +7,18 @@ message at a time and runs on its own `training` queue; materialising online fea
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from core.settings import load
 from core.tasks import FEATURES_QUEUE, FINE_TUNE_TASK, MATERIALISE_TASK, RETENTION_TASK, SCHEDULED_TASK, TRAINING_QUEUE
+
+
+@setup_logging.connect
+def _logging(**_: object) -> None:
+    """The workers log like the services (core/log_format.py: text or JSON, with the job id)."""
+    from core.log_format import configure
+
+    configure("worker")
 
 
 def make_app() -> Celery:

@@ -9,11 +9,13 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 from celery import shared_task
 from celery.signals import worker_ready
 
+from core import log_format
+from core.log_format import bound
 from core.model_repository import ModelRepository
 from core.settings import Settings, load
 from core.store import EventLog
@@ -66,6 +68,12 @@ def lease(log: EventLog, job_id: str, lease_s: float) -> Iterator[None]:
 @shared_task(name=FINE_TUNE_TASK, queue=TRAINING_QUEUE, acks_late=True, bind=True)
 def fine_tune(self, payload: dict) -> dict:
     request = FineTuneRequest.from_json(payload)
+    with bound(log_format.job_id, request.job_id):  # every log line of the run carries the job id
+        return _fine_tune(self, request)
+
+
+def _fine_tune(task: Any, request: FineTuneRequest) -> dict:
+    """The fine-tune task's run (`task` is the bound Celery task: its hostname, its retry)."""
     settings = load()
     log = EventLog.open(settings.eventlog)
     repo = ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name)
@@ -80,10 +88,10 @@ def fine_tune(self, payload: dict) -> dict:
         log.jobs.update(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
         return FineTuneResult(request.job_id, "FAILED", "", "", 0, 0.0, 0.0).to_json()
 
-    if not log.jobs.claim(request.job_id, owner=self.request.hostname or "", lease_s=settings.job_lease_s):
+    if not log.jobs.claim(request.job_id, owner=task.request.hostname or "", lease_s=settings.job_lease_s):
         # Another fine-tune of this model is running: never two at once. Come back later.
         log.jobs.update(request.job_id, state="PENDING", message="waiting: another fine-tune is running")
-        raise self.retry(countdown=30, max_retries=None)
+        raise task.retry(countdown=30, max_retries=None)
     with lease(log, request.job_id, settings.job_lease_s):
         return _train_claimed(request, settings, log, repo, parent)
 
