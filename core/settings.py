@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     train_threads: int = Field(0, ge=0)
     # A RUNNING job whose worker has not reported for this long is treated as abandoned (seconds).
     job_lease_s: float = Field(600.0, gt=0)
+    # A fine-tune that runs longer than this is stopped and its job marked FAILED (the next one starts fresh).
+    fine_tune_time_limit_s: float = Field(3600.0, ge=1)
     triton_timeout_s: float = Field(10.0, gt=0)
     # The promotion gates: how much worse than the serving version a candidate may be.
     gate_loss_tolerance: float = Field(0.02, ge=0)  # log loss (cross-encoder)

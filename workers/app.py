@@ -43,6 +43,7 @@ def make_app() -> Celery:
         broker_connection_retry_on_startup=True,
         result_extended=True,
         worker_hijack_root_logger=False,
+        task_track_started=True,  # STARTED in the result backend while a task runs
     )
     if settings.retention_days > 0:  # off by default: deleting history is the operator's decision
         app.conf.beat_schedule["retention"] = {"task": RETENTION_TASK, "schedule": 86400.0}
@@ -50,6 +51,10 @@ def make_app() -> Celery:
         # A fine-tune can outlast Redis's default one-hour redelivery window; keep it longer.
         # (The SQLAlchemy transport passes every option to create_engine, so it gets none.)
         app.conf.broker_transport_options = {"visibility_timeout": 4 * 3600}
+        # task events for Flower / `celery events` (sent, started, succeeded, failed, retried, runtimes);
+        # they travel on a fanout exchange, which the embedded SQLAlchemy transport does not have
+        app.conf.worker_send_task_events = True
+        app.conf.task_send_sent_event = True
     return app
 
 

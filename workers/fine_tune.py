@@ -9,7 +9,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -96,6 +96,23 @@ def _fine_tune(task: Any, request: FineTuneRequest) -> dict:
         return _train_claimed(request, settings, log, repo, parent)
 
 
+class TimeLimitExceeded(Exception):
+    """The run went past RECSYS_FINE_TUNE_TIME_LIMIT_S (checked at every progress report and stage)."""
+
+
+class Deadline:
+    """Celery's time limits need the prefork pool; the training worker runs `--pool solo` (one job at a
+    time, torch in the worker process), so the run checks its own deadline where it reports progress."""
+
+    def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_s, self.clock = limit_s, clock
+        self.until = clock() + limit_s
+
+    def check(self) -> None:
+        if self.clock() > self.until:
+            raise TimeLimitExceeded(f"ran past the time limit of {self.limit_s:.0f} s (RECSYS_FINE_TUNE_TIME_LIMIT_S)")
+
+
 def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, repo: ModelRepository, parent: int) -> dict:
     """The claimed job: the ranker trains from the serving version on what is new since its data
     window (with replay), gates the candidate, and the version is published (served if it passed)."""
@@ -109,14 +126,17 @@ def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, 
     ranker = get_ranker(settings.ranker)
     last_report = [0.0]
     stages = iter((0.1, 0.3, 0.5, 0.8, 0.9, 0.93, 0.95, 0.97))
+    deadline = Deadline(settings.fine_tune_time_limit_s)
 
     def progress(step: int, total: int, loss: float) -> None:
+        deadline.check()
         now = time.monotonic()
         if step == total or now - last_report[0] > 0.5:  # bound the write rate to the job table
             last_report[0] = now
             log.jobs.update(request.job_id, progress=0.9 * step / total, message=f"step {step}/{total} loss {loss:.4f}")
 
     def stage(text: str) -> None:
+        deadline.check()
         log.jobs.update(request.job_id, progress=next(stages, 0.97), message=text)
 
     log.jobs.update(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")

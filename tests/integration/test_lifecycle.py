@@ -153,3 +153,20 @@ def test_event_volume_triggers_a_fine_tune_that_rank_uses(tmp_path, shop):
     finally:
         client.close()
         suite.stop()
+
+
+def test_a_fine_tune_past_its_time_limit_fails_and_serving_stays(tmp_path, shop):
+    suite = start_deployment(tmp_path, shop, {"RECSYS_FINE_TUNE_TIME_LIMIT_S": "1", "RECSYS_FINE_TUNE_STEPS": "40"})
+    client = suite.client("feedback", "scoring")
+    try:
+        from devtools.client import event_message
+        from shoprank.v1 import feedback_pb2
+
+        client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in fresh_events("slow", 12)]), timeout=60)
+        job = client.trigger(job_id="too-slow", max_steps=40)
+        done, _ = wait_job(client, job.job_id)
+        assert done.state == "FAILED" and "time limit" in done.message, done.message
+        assert client.rank("U0001", CANDIDATES).model_version == "1"  # nothing half-trained was served
+    finally:
+        client.close()
+        suite.stop()
