@@ -51,13 +51,6 @@ class _TimedMap:
             while len(self._data) > self.max_entries:
                 self._data.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
 
 class CachedFeatures:
     """`OnlineFeatures` over another one (FeatureClient), caching what the module docstring lists.
@@ -119,8 +112,3 @@ class CachedFeatures:
 
     def push_co_purchase(self, key: str, table: dict[str, list[tuple[str, float]]]) -> None:
         self.store.push_co_purchase(key, table)
-
-    def clear(self) -> None:
-        for cache in (self._items, self._items_with_popularity, self._co_purchase):
-            cache.clear()
-        self._shop = None

@@ -68,8 +68,7 @@ def build_server(
     return server, port, health_servicer
 
 
-def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0,
-                          on_signal_also: Callable[[], None] = lambda: None) -> None:
+def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0) -> None:
     """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace."""
     stopped = threading.Event()
     stopping = threading.Event()
@@ -80,7 +79,6 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
             return
         stopping.set()
         logger.info("%s: signal %d, draining", name, signum)
-        on_signal_also()
         health_servicer.enter_graceful_shutdown()
         server.stop(grace).wait()
         stopped.set()
@@ -93,8 +91,7 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
     logger.info("%s stopped", name)
 
 
-
-ServeOne = Callable[[str, Callable[[], None]], None]  # (address, on_signal_also): build a server, serve until signalled
+ServeOne = Callable[[str], None]  # (address): build a server there and serve until signalled
 
 
 def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str, metrics_address: str = "") -> None:
@@ -118,7 +115,7 @@ def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str
     if processes == 1:
         if metrics_address:
             serve_metrics(metrics_address)
-        serve_one(address, lambda: None)
+        serve_one(address)
         return
     if address.rsplit(":", 1)[-1] == "0":
         raise ValueError(f"{name}: {processes} processes need a fixed port, not {address}")
@@ -160,4 +157,4 @@ def _serve_child(serve_one: ServeOne, address: str) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:  # not glibc: the parent's forwarded signal still stops it
         pass
-    serve_one(address, lambda: None)
+    serve_one(address)

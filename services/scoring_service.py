@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import uuid
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import grpc
 import numpy as np
@@ -51,9 +51,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         request_id = self._request_id(request.request_id)
         with bound(log_format.request_id, request_id):  # every log line of this call carries it
             version = self.serving_version()
-            with timed("feast_shopper"):
-                shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
-            return self.rank(shopper, candidates, request_id, version)
+            return self.rank(self._shopper(request.user_id, version), candidates, request_id, version)
 
     def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         if reason := check_id(request.user_id, "user_id"):
@@ -64,14 +62,17 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         request_id = self._request_id(request.request_id)
         with bound(log_format.request_id, request_id):
             version = self.serving_version()
-            with timed("feast_shopper"):
-                shopper = self.ranker.shopper(self.features, self.pseudonyms(request.user_id), version)
+            shopper = self._shopper(request.user_id, version)
             candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
             if len(candidates) < RECOMMEND_CANDIDATES:
                 candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:RECOMMEND_CANDIDATES]
             if not candidates:
                 raise FailedPrecondition("the catalogue is empty; upsert items first")
             return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k)
+
+    def _shopper(self, user_id: str, version: str) -> Shopper:
+        with timed("feast_shopper"):
+            return self.ranker.shopper(self.features, self.pseudonyms(user_id), version)
 
     def serving_version(self) -> str:
         """The version Triton serves ("" when Triton cannot say: the answer will be degraded)."""
@@ -145,11 +146,11 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     return server, port, health
 
 
-def serve(address: str, on_signal_also: Callable[[], None] = lambda: None) -> None:
+def serve(address: str) -> None:
     """One scoring process: build the server on `address` and serve until SIGTERM."""
     configure("scoring")
     server, port, health = create_server(load(), address)
-    serve_until_signalled(server, health, f"scoring on {port}", on_signal_also=on_signal_also)
+    serve_until_signalled(server, health, f"scoring on {port}")
 
 
 def main() -> None:

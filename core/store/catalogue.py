@@ -36,19 +36,12 @@ class CatalogueStore:
 
     def first_ids(self, limit: int, excluding: Iterable[str] = ()) -> list[str]:
         """The first `limit` item ids in id order that are not in `excluding` (one indexed query, not
-        the whole catalogue: the shop row's filler is refreshed every few seconds)."""
+        the whole catalogue: the shop row's filler is refreshed every few seconds). Reading `limit`
+        more rows than `excluding` holds leaves at least `limit` once they are dropped."""
         skip = set(excluding)
-        out: list[str] = []
-        offset = 0
+        query = sa.select(items_table.c.item_id).order_by(items_table.c.item_id).limit(limit + len(skip))
         with self.engine.connect() as conn:
-            while len(out) < limit:
-                page = [r[0] for r in conn.execute(sa.select(items_table.c.item_id).order_by(items_table.c.item_id)
-                                                   .limit(limit + len(skip)).offset(offset))]
-                out += [i for i in page if i not in skip][: limit - len(out)]
-                if len(page) < limit + len(skip):
-                    break
-                offset += len(page)
-        return out
+            return [i for (i,) in conn.execute(query) if i not in skip][:limit]
 
     def known(self, item_ids: Iterable[str]) -> set[str]:
         ids = list(set(item_ids))
