@@ -14,6 +14,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from core.tracing import current_trace_id
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 job_id: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="")
 
@@ -31,6 +33,7 @@ class _Context(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
         record.job_id = job_id.get()
+        record.trace_id = current_trace_id()  # empty unless tracing is on (core/tracing.py)
         return True
 
 
@@ -42,7 +45,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
                 "level": record.levelname, "process": self.process_name, "logger": record.name, "message": record.getMessage()}
-        for key in ("request_id", "job_id"):
+        for key in ("request_id", "job_id", "trace_id"):
             if getattr(record, key, ""):
                 line[key] = getattr(record, key)
         if record.exc_info:

@@ -36,17 +36,26 @@ class ModelRepository:
         self.model_dir = root / model_name
         self.template_dir = TEMPLATES / model_name
 
-    def ensure_layout(self, instance_kind: str = "KIND_CPU", instances: int = 1) -> None:
+    def ensure_layout(self, instance_kind: str = "KIND_CPU", instances: int = 1, reconfigure: bool = False) -> None:
         """Create the model folder with its config.pbtxt if absent (a fresh deployment): the committed
-        config, on the deployment's Triton instances (RECSYS_TRITON_INSTANCE_KIND / _INSTANCES)."""
+        config, on the deployment's Triton instances (RECSYS_TRITON_INSTANCE_KIND / _INSTANCES). With
+        `reconfigure` (the bootstrap at each start) an existing config is moved to those instances too,
+        its pinned version kept: a deployment moved to a GPU host gets KIND_GPU at its next load."""
         self.model_dir.mkdir(parents=True, exist_ok=True)
         config = self.model_dir / "config.pbtxt"
+        template = self.template_dir / "config.pbtxt"
+        if template.resolve() == config.resolve():
+            return  # the committed folder itself (the embedded default serves from it)
         if not config.exists():
-            template = self.template_dir / "config.pbtxt"
             if not template.exists():
                 raise FileNotFoundError(f"no committed config for {self.model_name} at {template}")
-            if template.resolve() != config.resolve():
-                write_config(config, with_instances(parse_config(template), instance_kind, instances))
+            write_config(config, with_instances(parse_config(template), instance_kind, instances))
+        elif reconfigure:
+            current = parse_config(config)
+            wanted = with_instances(current, instance_kind, instances)
+            if wanted != current:
+                logger.info("%s: Triton instances now %d x %s", self.model_name, instances, instance_kind)
+                write_config(config, wanted)
 
     def versions(self) -> list[int]:
         if not self.model_dir.exists():

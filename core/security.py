@@ -92,9 +92,9 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
@@ -180,11 +180,44 @@ def usage(settings: Settings, feedback: str = "127.0.0.1:50051", scoring: str = 
             f"{feedback} shoprank.v1.ModelAdminService/ListVersions")
 
 
+COMPOSE_DATABASE = "shoprank"  # PostgreSQL user and database of compose.yaml's event log
+
+
+def compose_secrets(folder: Path, host: str = "postgres") -> list[str]:
+    """The files compose.yaml's `secrets:` read, generated where missing (never overwritten): the
+    PostgreSQL password, the event log URL that carries it, and the shopper-id pseudonym key. Returns
+    the names written. Compose bind-mounts them with these files' own modes into containers whose
+    users are not this one, so the files are world-readable inside a folder only its owner can enter."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    written = []
+    password_file = folder / "postgres_password"
+    if not password_file.exists():
+        _write_private(password_file, secrets.token_urlsafe(24).encode(), 0o644)
+        written.append(password_file.name)
+    password = password_file.read_text().strip()
+    values = {
+        "recsys_eventlog_url": f"postgresql+psycopg://{COMPOSE_DATABASE}:{password}@{host}:5432/{COMPOSE_DATABASE}",
+        "recsys_pseudonym_key": secrets.token_hex(32),
+    }
+    for name, value in values.items():
+        if not (folder / name).exists():
+            _write_private(folder / name, value.encode(), 0o644)
+            written.append(name)
+    return written
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Generate the deployment's certificates and keys (if missing) and print how to use them.")
-    parser.add_argument("command", choices=["init"])
-    parser.parse_args()
+    parser = argparse.ArgumentParser(description="Generate the deployment's certificates and keys (if missing) and print how to use them; "
+                                                 "or, with compose-secrets, the secret files compose.yaml reads (deploy/secrets).")
+    parser.add_argument("command", choices=["init", "compose-secrets"])
+    parser.add_argument("--dir", type=Path, default=Path("deploy/secrets"), help="compose-secrets: where to write them")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
+    if args.command == "compose-secrets":
+        written = compose_secrets(args.dir)
+        print(f"{args.dir}: {', '.join(written) if written else 'every secret already there'}")
+        return
     settings = load()
     ensure_secrets(settings)
     print(usage(settings))

@@ -8,6 +8,7 @@ error that names the variable and what it allows (`SettingsError`).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -24,8 +25,14 @@ class SettingsError(ValueError):
     """One or more RECSYS_* variables have values the suite cannot run with."""
 
 
+# Any setting may also come from a file named after its variable in lower case (recsys_eventlog_url): how
+# Docker/compose secrets reach a process (/run/secrets). An environment variable of the same name wins.
+SETTINGS_FILES_DIR = Path(os.environ.get("RECSYS_SETTINGS_FILES_DIR", "/run/secrets"))
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True,
+                                      secrets_dir=SETTINGS_FILES_DIR if SETTINGS_FILES_DIR.is_dir() else None)
 
     data_dir: Path = PROJECT_ROOT / "var"
     model_repository: Path = PROJECT_ROOT / "triton_models"
@@ -76,6 +83,11 @@ class Settings(BaseSettings):
     triton_instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"
     triton_instances: int = Field(1, ge=1, le=16)
     inference_dtype: Literal["", "float32", "float16", "bfloat16"] = ""  # read by model.py in tritonserver's environment
+    # OpenTelemetry spans (core/tracing.py): none, console (stderr), file (JSON lines at otel_file) or otlp
+    # (an OTLP/gRPC collector at otel_endpoint, e.g. Jaeger or the OpenTelemetry Collector).
+    otel_exporter: Literal["none", "console", "file", "otlp"] = "none"
+    otel_endpoint: str = "http://127.0.0.1:4317"
+    otel_file: Path | None = None
     # Log lines as text or JSON (each with the request id / fine-tune job id in context; core/log_format.py).
     log_format: Literal["text", "json"] = "text"
     # How long Triton's fusion model keeps a shopper's embedding after computing it (its model.py reads

@@ -53,6 +53,23 @@ class TaskSender(Protocol):
     def send_task(self, name: str, args: list[Any], task_id: str, queue: str) -> Any: ...
 
 
+def queue_depths(app: Any, queues: tuple[str, ...] = (TRAINING_QUEUE, FEATURES_QUEUE)) -> dict[str, int]:
+    """Messages waiting in each worker queue, as the broker counts them (Redis, RabbitMQ or SQLAlchemy);
+    a queue the broker does not know yet holds none."""
+    from amqp.exceptions import ChannelError
+
+    depths = {}
+    with app.connection_for_read() as connection:
+        connection.ensure_connection(max_retries=1)
+        channel = connection.default_channel
+        for queue in queues:
+            try:
+                depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:  # "no queue": nothing was ever routed there
+                depths[queue] = 0
+    return depths
+
+
 def celery_client(settings: Settings) -> Any:
     """A Celery app that only sends: same broker and results as the workers, no task modules."""
     from celery import Celery

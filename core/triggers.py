@@ -14,15 +14,16 @@ from core.tasks import FINE_TUNE_TASK, TRAINING_QUEUE, FineTuneRequest, TaskSend
 logger = logging.getLogger(__name__)
 
 
-def enqueue_fine_tune(settings: Settings, log: EventLog, sender: TaskSender, job_id: str, parent: int, max_steps: int,
+def enqueue_fine_tune(settings: Settings, log: EventLog, sender: TaskSender, job_id: str, parent: int | None, max_steps: int,
                       learning_rate: float = 0.0) -> tuple[Job, bool]:
-    """Create the job (or find it: same id, same job) and send the task once, by name."""
-    job, created = log.jobs.create(job_id, str(parent), max_steps)
+    """Create the job (or find it: same id, same job) and send the task once, by name. `parent` None:
+    no version exists yet, and the job trains version 1."""
+    job, created = log.jobs.create(job_id, "" if parent is None else str(parent), max_steps)
     if created:
         payload = FineTuneRequest(job_id=job_id, max_steps=max_steps, batch_size=settings.fine_tune_batch,
                                   learning_rate=learning_rate)
         sender.send_task(FINE_TUNE_TASK, args=[payload.to_json()], task_id=job_id, queue=TRAINING_QUEUE)
-        logger.info("fine-tune %s queued from version %s (%d steps)", job_id, parent, max_steps)
+        logger.info("fine-tune %s queued from version %s (%d steps)", job_id, parent or "none (first version)", max_steps)
     return job, created
 
 

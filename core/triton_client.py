@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.tracing import outgoing_headers
+
 logger = logging.getLogger(__name__)
 
 
@@ -71,6 +73,7 @@ class TritonClickClient:
                 request,
                 model_version=version,
                 request_id=request_id,  # Triton's logs and traces name the storefront's request
+                headers=outgoing_headers() or None,  # the trace continues in Triton (with --trace-config mode=opentelemetry)
                 outputs=[self._grpc.InferRequestedOutput("probability")],
                 client_timeout=self.timeout_s,
             )

@@ -17,6 +17,20 @@ if ! ldconfig -p | grep -q "libpython${pyver}.so.1.0"; then
   fi
 fi
 
+# The native run of compose.yaml (devtools/compose_native.py) runs the gateway's nginx and its healthcheck's nc.
+missing=""
+command -v nginx >/dev/null || missing="$missing nginx-light"
+command -v nc >/dev/null || missing="$missing netcat-openbsd"
+if [ -n "$missing" ]; then
+  if command -v apt-get >/dev/null; then
+    echo "installing$missing (the native compose check runs them)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing >/dev/null
+  else
+    echo "please install$missing with your system's package manager (the native compose check needs them)" >&2; exit 1
+  fi
+fi
+
 [ -x .venv/bin/python ] || $PY -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 first, so nothing later pulls a multi-GB CUDA build in its place.
@@ -24,5 +38,15 @@ fi
 .venv/bin/python -m pip install -q -e '.[dev]'
 # Only the tritonserver binary is used; the wheel pins numpy<2 while Feast needs numpy>=2.
 .venv/bin/python -m pip install -q --no-deps nvidia-pytriton==0.7.0
+# The compose-spec JSON schema that tests validate compose.yaml against: the copy docker-compose 1.29.2 ships
+# (its wheel only; nothing of it is installed or imported).
+if [ ! -f .venv/share/compose-spec/compose_spec.json ]; then
+  tmp=$(mktemp -d)
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d "$tmp" docker-compose==1.29.2
+  mkdir -p .venv/share/compose-spec
+  .venv/bin/python -c "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('compose/config/compose_spec.json'))" \
+    "$tmp"/docker_compose-1.29.2-*.whl .venv/share/compose-spec/compose_spec.json
+  rm -rf "$tmp"
+fi
 scripts/gen_protos.sh
 .venv/bin/python -c "import torch, feast, celery, tritonclient.grpc, shoprank.v1.scoring_pb2; from devtools.triton_launcher import locate; print('install ok: torch', torch.__version__, '| feast', feast.__version__, '| tritonserver', locate().binary)"

@@ -23,12 +23,12 @@ from core.log_format import configure
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.store import EventLog
-from core.tasks import TaskSender, celery_client
+from core.tasks import TaskSender, celery_client, queue_depths
 from core.triggers import maybe_fine_tune
 from rankers import get_ranker
 from services.grpc_server import build_server, serve_until_signalled
 from services.health_watch import start_watching
-from services.metrics import INGESTED_EVENTS, JobStateCollector, serve_metrics
+from services.metrics import INGESTED_EVENTS, JobStateCollector, QueueDepthCollector, serve_metrics
 from services.model_admin import ModelAdminServicer
 from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
@@ -147,7 +147,9 @@ def main() -> None:
     settings = load()
     server, port, health = create_server(settings, args.address)
     if args.metrics_address:
-        serve_metrics(args.metrics_address, collectors=(JobStateCollector(EventLog.open(settings.eventlog).jobs),))
+        broker = celery_client(settings)
+        serve_metrics(args.metrics_address, collectors=(JobStateCollector(EventLog.open(settings.eventlog).jobs),
+                                                        QueueDepthCollector(lambda: queue_depths(broker))))
     serve_until_signalled(server, health, f"feedback on {port}")
 
 

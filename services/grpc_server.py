@@ -43,7 +43,11 @@ def build_server(
     `settings` (every real service; its create_server has run core.security.ensure_secrets): TLS and API
     keys as configured; without (unit tests of one handler): plaintext and no auth."""
     authorizer = None
+    names = list(service_names)
     if settings is not None:
+        from core.tracing import setup as setup_tracing
+
+        setup_tracing(names[0].rsplit(".", 1)[-1].removesuffix("Service").lower() if names else "service", settings)
         authorizer = Authorizer.from_file(settings.api_keys_path) if settings.auth else Authorizer(None)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
@@ -54,7 +58,6 @@ def build_server(
         register(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = list(service_names)
     for name in names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

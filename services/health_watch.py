@@ -15,17 +15,48 @@ CHECK_EVERY_S = 2.0
 Check = tuple[str, Callable[[], bool]]  # (what, is it reachable and usable now?)
 
 
-def failing(checks: Sequence[Check]) -> list[str]:
-    """The names of the checks that fail now (a check that raises fails)."""
-    out = []
-    for name, check in checks:
-        try:
-            ok = bool(check())
-        except Exception:  # noqa: BLE001 - any error reaching a dependency means it is not there
-            ok = False
-        if not ok:
-            out.append(name)
-    return out
+CHECK_TIMEOUT_S = 3.0
+
+
+class Checker:
+    """Runs checks with a deadline each: a dependency that hangs (a partitioned Redis, a database that
+    accepts and never answers) fails its check after `timeout_s` instead of stalling the watcher, and
+    is not asked again while its last call is still stuck."""
+
+    def __init__(self, timeout_s: float = CHECK_TIMEOUT_S) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-check")
+        self._stuck: dict[str, Any] = {}
+
+    def failing(self, checks: Sequence[Check]) -> list[str]:
+        """The names of the checks that fail now (a check that raises or overruns fails)."""
+        from concurrent.futures import TimeoutError as Overrun
+
+        out = []
+        for name, check in checks:
+            stuck = self._stuck.get(name)
+            if stuck is not None and not stuck.done():
+                out.append(name)
+                continue
+            future = self._pool.submit(check)
+            try:
+                ok = bool(future.result(timeout=self.timeout_s))
+                self._stuck.pop(name, None)
+            except Overrun:
+                self._stuck[name] = future
+                ok = False
+            except Exception:  # noqa: BLE001 - any error reaching a dependency means it is not there
+                ok = False
+            if not ok:
+                out.append(name)
+        return out
+
+
+def failing(checks: Sequence[Check], timeout_s: float = CHECK_TIMEOUT_S) -> list[str]:
+    """The names of the checks that fail now (one-off; the watcher keeps one Checker)."""
+    return Checker(timeout_s).failing(checks)
 
 
 def watch(checks: Sequence[Check], health: Any, service_names: Sequence[str], stop: threading.Event,
@@ -34,8 +65,9 @@ def watch(checks: Sequence[Check], health: Any, service_names: Sequence[str], st
     from grpc_health.v1 import health_pb2
 
     state: bool | None = None
+    checker = Checker()
     while True:
-        down = failing(checks)
+        down = checker.failing(checks)
         ok = not down
         if ok != state:
             status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import grpc
 from google.protobuf import text_format
 
+from core import tracing
 from core.errors import InvalidArgument, status_for
 from services.auth import ADMIN, ANONYMOUS, AuditSink, Authorizer, current_client, is_open, required_role
 from services.metrics import RPC_LATENCY, RPC_REQUESTS
@@ -84,6 +85,13 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         audited = self.audit is not None and required_role(method) == ADMIN
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            with tracing.server_span(method, context.invocation_metadata()) as span:
+                try:
+                    return handle(request, context)
+                finally:
+                    span.set_attribute("rpc.grpc.status_code", (context.code() or grpc.StatusCode.OK).value[0])
+
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
             client = ANONYMOUS
             token = None
             started, code_name = time.perf_counter(), "OK"

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from core.tracing import client_span
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +58,36 @@ class JobStateCollector:
         yield durations
 
 
+class QueueDepthCollector:
+    """Fine-tunes and feature refreshes waiting in the broker, by queue, read when scraped (a broker
+    that does not answer gives no sample rather than a stale one)."""
+
+    def __init__(self, depths: Callable[[], dict[str, int]]) -> None:
+        self.depths = depths
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily("shoprank_queue_depth", "Tasks waiting in the broker", labels=["queue"])
+        try:
+            for queue, depth in sorted(self.depths().items()):
+                family.add_metric([queue], depth)
+        except Exception:  # noqa: BLE001 - the scrape still answers; the gap shows the broker is gone
+            logger.warning("could not read the broker's queue depths", exc_info=True)
+        yield family
+
+
 class JobCounts(Protocol):  # the port JobStateCollector reads (core.store.jobs.JobStore)
     def states(self) -> dict[str, tuple[int, float]]: ...
 
 
 @contextmanager
 def timed(dependency: str) -> Iterator[None]:
+    """Time a call of the request path (histogram by dependency) and trace it (a client span)."""
     start = time.perf_counter()
     try:
-        yield
+        with client_span(dependency):
+            yield
     finally:
         DEPENDENCY_LATENCY.labels(dependency).observe(time.perf_counter() - start)
 

@@ -7,7 +7,7 @@ import uuid
 import grpc
 
 from core.domain import Job
-from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from core.errors import InvalidArgument, NotFound, Unavailable
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
 from core.model_repository import ModelRepository
@@ -81,9 +81,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             raise InvalidArgument(f"max_steps {request.max_steps} outside 0..{MAX_STEPS} (0 = default)")
         if not 0 <= request.learning_rate <= 1:
             raise InvalidArgument(f"learning_rate {request.learning_rate} outside 0..1 (0 = default)")
-        parent = self.repo.serving_version()
-        if parent is None:
-            raise FailedPrecondition("no model version exists yet; run the bootstrap first")
+        parent = self.repo.serving_version()  # None: a fresh deployment, and this job trains version 1
         steps = request.max_steps or self.settings.fine_tune_steps
         job, _ = enqueue_fine_tune(self.settings, self.log, self.sender, job_id, parent, steps, request.learning_rate)
         return job_message(job)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import grpc
 import numpy as np
 
-from core import log_format
+from core import log_format, tracing
 from core.errors import FailedPrecondition, InvalidArgument, NotFound
 from core.feature_cache import CachedFeatures
 from core.features import FeatureClient, OnlineFeatures
@@ -49,6 +49,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     def Rank(self, request: scoring_pb2.RankRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         candidates = validate_rank_request(request.user_id, list(request.item_ids), self.settings.max_candidates)
         request_id = self._request_id(request.request_id)
+        tracing.annotate(request_id=request_id)
         with bound(log_format.request_id, request_id):  # every log line of this call carries it
             version = self.serving_version()
             return self.rank(self._shopper(request.user_id, version), candidates, request_id, version)
@@ -60,6 +61,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         if not 1 <= k <= 100:
             raise InvalidArgument(f"k {k} outside 1..100")
         request_id = self._request_id(request.request_id)
+        tracing.annotate(request_id=request_id)
         with bound(log_format.request_id, request_id):
             version = self.serving_version()
             shopper = self._shopper(request.user_id, version)

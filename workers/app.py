@@ -16,9 +16,11 @@ from core.tasks import FEATURES_QUEUE, FINE_TUNE_TASK, MATERIALISE_TASK, RETENTI
 @setup_logging.connect
 def _logging(**_: object) -> None:
     """The workers log like the services (core/log_format.py: text or JSON, with the job id)."""
+    import sys
+
     from core.log_format import configure
 
-    configure("worker")
+    configure(next((c for c in ("beat", "flower") if c in sys.argv[1:]), "worker"))
 
 
 def make_app() -> Celery:

@@ -84,10 +84,6 @@ def _fine_tune(task: Any, request: FineTuneRequest) -> dict:
         logger.info("job %s already ended %s (version %s); nothing to do", job.job_id, job.state, job.new_version)
         return FineTuneResult(job.job_id, job.state, job.parent_version, job.new_version, 0, 0.0, 0.0).to_json()
 
-    if parent is None:
-        log.jobs.update(request.job_id, state="FAILED", message="no serving version to fine-tune; run the bootstrap")
-        return FineTuneResult(request.job_id, "FAILED", "", "", 0, 0.0, 0.0).to_json()
-
     if not log.jobs.claim(request.job_id, owner=task.request.hostname or "", lease_s=settings.job_lease_s):
         # Another fine-tune of this model is running: never two at once. Come back later.
         log.jobs.update(request.job_id, state="PENDING", message="waiting: another fine-tune is running")
@@ -113,17 +109,20 @@ class Deadline:
             raise TimeLimitExceeded(f"ran past the time limit of {self.limit_s:.0f} s (RECSYS_FINE_TUNE_TIME_LIMIT_S)")
 
 
-def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, repo: ModelRepository, parent: int) -> dict:
+def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, repo: ModelRepository, parent: int | None) -> dict:
     """The claimed job: the ranker trains from the serving version on what is new since its data
-    window (with replay), gates the candidate, and the version is published (served if it passed)."""
+    window (with replay), gates the candidate, and the version is published (served if it passed).
+    With no version yet (a fresh deployment whose bootstrap found an empty log), it trains version 1
+    from the pretrained text towers on the whole log, as the bootstrap would, and serves it."""
     from core.features import FeatureClient
     from workers.publishing import train_and_publish
 
     removed = repo.clean_stale_temporaries()  # only the job holding the claim may touch temporaries
     if removed:
         logger.warning("removed unfinished version folders: %s", removed)
-    lineage = repo.lineage(parent)
+    lineage = repo.lineage(parent) if parent is not None else None
     ranker = get_ranker(settings.ranker)
+    repo.ensure_layout(settings.triton_instance_kind, settings.triton_instances)
     last_report = [0.0]
     stages = iter((0.1, 0.3, 0.5, 0.8, 0.9, 0.93, 0.95, 0.97))
     deadline = Deadline(settings.fine_tune_time_limit_s)
@@ -139,20 +138,21 @@ def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, 
         deadline.check()
         log.jobs.update(request.job_id, progress=next(stages, 0.97), message=text)
 
-    log.jobs.update(request.job_id, progress=0.0, parent_version=str(parent), message="building examples")
+    parent_text = "" if parent is None else str(parent)
+    log.jobs.update(request.job_id, progress=0.0, parent_version=parent_text, message="building examples")
     # New data is what arrived after the parent's window (arrival numbers); versions from before arrival
     # numbers existed fall back to their newest event time.
     after_seq = lineage.seq_to if lineage and lineage.seq_to else None
     run = TrainingRun(settings, log, repo, parent=parent, since=lineage.data_to if lineage else float("-inf"), after_seq=after_seq,
                       job_id=request.job_id,
-                      max_steps=request.max_steps, batch_size=request.batch_size, max_examples=ranker.fine_tune_budget(request.max_positives),
+                      max_steps=request.max_steps, batch_size=request.batch_size, max_examples=ranker.fine_tune_budget(request.max_positives) if parent is not None else ranker.first_version_budget(request.max_steps, request.batch_size),
                       negatives_per_positive=request.negatives_per_positive, seed=request.seed, learning_rate=request.learning_rate,
                       progress=progress, stage=stage)
     try:
         version, new_lineage = train_and_publish(run, ranker, features=FeatureClient(settings))
     except NothingToLearn as exc:
         log.jobs.update(request.job_id, state="FAILED", message=str(exc)[:500])
-        return FineTuneResult(request.job_id, "FAILED", str(parent), "", 0, 0.0, 0.0).to_json()
+        return FineTuneResult(request.job_id, "FAILED", parent_text, "", 0, 0.0, 0.0).to_json()
     except Exception as exc:
         logger.exception("fine-tune %s failed", request.job_id)
         message = f"{type(exc).__name__}: {exc}"[:500]
@@ -163,5 +163,5 @@ def _train_claimed(request: FineTuneRequest, settings: Settings, log: EventLog, 
     else:
         state, message = "REJECTED", f"version {version} kept, not served: {new_lineage.gate['reason']}"
     log.jobs.update(request.job_id, state=state, progress=1.0, new_version=str(version), message=message[:500])
-    return FineTuneResult(request.job_id, state, str(parent), str(version), new_lineage.example_count,
+    return FineTuneResult(request.job_id, state, parent_text, str(version), new_lineage.example_count,
                           new_lineage.final_loss, new_lineage.train_seconds).to_json()

@@ -41,6 +41,8 @@ def test_every_endpoint_counts_the_traffic(serving_suite):
     assert scrape(feedback, "shoprank_rpc_requests_total", method="/shoprank.v1.FeedbackService/RecordEvents", code="OK") >= 1
     assert scrape(feedback, "shoprank_ingested_events_total") >= 1
     assert "# TYPE shoprank_fine_tune_jobs gauge" in _text(feedback)  # by state; samples once a job exists
+    depths = {s.labels["queue"]: s.value for s in samples(feedback) if s.name == "shoprank_queue_depth"}
+    assert set(depths) == {"training", "features"} and all(d >= 0 for d in depths.values())  # read from the broker
     assert scrape(scoring, "shoprank_rpc_requests_total", method="/shoprank.v1.ScoringService/Rank", code="OK") >= 1
     assert scrape(scoring, "shoprank_rpc_requests_total", method="/shoprank.v1.ScoringService/Rank", code="INVALID_ARGUMENT") >= 1
     assert scrape(scoring, "shoprank_rpc_requests_total", method="/shoprank.v1.ScoringService/Recommend", code="OK") >= 1

@@ -1,0 +1,133 @@
+"""compose.yaml, run: no container engine runs here, so every service's own command runs natively with
+its compose environment (devtools/compose_native.py: hostnames mapped to 127.0.0.1, this machine's
+PostgreSQL and Redis in place of theirs, the wheel's tritonserver, Debian's nginx as the gateway), each
+waited for with its own healthcheck command. Then the loop through the gateway, as a storefront and an
+operator would drive it on a fresh deployment: catalogue and events → Rank (degraded: no version yet) →
+fine-tune → version 1 serves → more events → fine-tune → version 2 serves; the events are in
+PostgreSQL, the features in Redis, Flower saw the tasks, every replica's /metrics answers."""
+from __future__ import annotations
+
+import re
+import shutil
+import urllib.request
+
+import pytest
+import sqlalchemy as sa
+
+from core.security import compose_secrets
+from devtools.client import Credentials, SuiteClient, open_channel
+from devtools.compose_native import NativeCompose, load, validate
+from devtools.local_servers import postgres_available, redis_available
+from shoprank.v1 import profile_pb2
+from tests.integration.test_loop import wait_job
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.redis,
+    pytest.mark.skipif(not redis_available(), reason="no Redis answers on 127.0.0.1:6379"),
+    pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL answers on 127.0.0.1:5432"),
+    pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx (the gateway) is not installed; scripts/install.sh installs it"),
+]
+
+GATEWAY = {"feedback": 50051, "scoring": 50052, "profile": 50053}
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compose")
+    model = load(env={})  # compose's own defaults, not whatever this shell exports
+    validate(model)
+    compose_secrets(root / "secrets")
+    run = NativeCompose(root, model, redis_dbs={0: 9, 1: 10})
+    try:
+        run.prepare(root / "secrets")
+        run.start(timeout_s=300)
+        yield run
+    finally:
+        run.stop()
+
+
+def gateway_client(run: NativeCompose, role: str) -> SuiteClient:
+    secrets = run.volume_dir("app-secrets")  # written by the bootstrap one-shot
+    credentials = Credentials((secrets / "ca.pem").read_bytes(), (secrets / f"{role}.key").read_text().strip())
+    address = {name: f"127.0.0.1:{run.port('gateway', port)}" for name, port in GATEWAY.items()}
+    return SuiteClient(address["feedback"], address["scoring"], address["profile"], credentials=credentials)
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return reply.read().decode()
+
+
+def rank_calls(text: str) -> float:
+    return sum(float(v) for v in re.findall(r'shoprank_rpc_requests_total\{code="OK",method="/shoprank.v1.ScoringService/Rank"\} ([0-9.e+]+)', text))
+
+
+def test_every_service_is_up_and_healthy_through_the_gateway(compose):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    assert set(compose.processes) >= {"bootstrap", "triton", "feedback", "scoring", "profile", "gateway", "worker", "beat", "flower"}
+    assert len(compose.processes["scoring"]) == 2 and len(compose.processes["feedback"]) == 2  # replicas
+    assert compose.processes["bootstrap"][0].returncode == 0
+    secrets = compose.volume_dir("app-secrets")
+    for name, port in GATEWAY.items():  # health and reflection pass through the gateway per port
+        with open_channel(f"127.0.0.1:{compose.port('gateway', port)}", Credentials((secrets / "ca.pem").read_bytes())) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=f"shoprank.v1.{name.title()}Service"), timeout=10)
+        expected = health_pb2.HealthCheckResponse.NOT_SERVING if name == "scoring" else health_pb2.HealthCheckResponse.SERVING
+        assert reply.status == expected, name  # scoring: no version loaded yet on a fresh deployment
+
+
+def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
+    storefront, admin = gateway_client(compose, "storefront"), gateway_client(compose, "admin")
+    try:
+        past, fresh = shop.split(0.6)
+        assert storefront.upsert_items(shop.items) == len(shop.items)
+        stored, _, _ = storefront.record_events(past)
+        assert stored == len(past)
+        user, candidates = past[-1].user_id, sorted(shop.items)[:20]
+
+        before = storefront.rank(user, candidates)  # no version yet: retrieval order, said so
+        assert before.degraded and before.model_version == ""
+
+        job = admin.trigger(job_id="compose-first", max_steps=3)
+        assert job.parent_version == ""
+        done, _ = wait_job(admin, "compose-first")
+        assert done.state == "SUCCEEDED" and done.new_version == "1", done.message
+        first = storefront.rank(user, candidates)
+        assert first.model_version == "1" and not first.degraded
+
+        stored, _, _ = storefront.record_events(fresh)
+        assert stored == len(fresh)
+        admin.trigger(job_id="compose-second", max_steps=3)
+        done, _ = wait_job(admin, "compose-second")
+        assert done.state == "SUCCEEDED" and done.new_version == "2", done.message
+        second = storefront.rank(user, candidates)
+        assert second.model_version == "2" and not second.degraded
+        assert len(storefront.recommend(user, k=5).items) == 5
+        profile = storefront.profile.GetProfile(profile_pb2.GetProfileRequest(user_id=user), timeout=30)
+        assert profile.event_count > 0
+    finally:
+        storefront.close()
+        admin.close()
+
+    # the system of record is compose's PostgreSQL database, the online store compose's Redis database
+    engine = sa.create_engine(f"postgresql+psycopg://shoprank@127.0.0.1:5432/{compose.postgres_db}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == len(shop.events)
+    engine.dispose()
+    import redis
+
+    assert redis.Redis(host="127.0.0.1", port=6379, db=compose.redis_dbs[1]).dbsize() > 0
+    assert not (compose.volume_dir("data") / "eventlog.db").exists()
+
+    # every replica serves /metrics; the gateway spread nothing away: all Rank calls are counted
+    ranks = sum(rank_calls(scrape(compose.metrics_port("scoring", 9102, k))) for k in range(2))
+    assert ranks == 3
+    for name, port in (("feedback", 9101), ("profile", 9103)):
+        for k in range(len(compose.processes[name])):
+            assert "shoprank_rpc_latency_seconds_bucket" in scrape(compose.metrics_port(name, port, k))
+    assert "nv_inference_request_success" in scrape(compose.port("triton", 8002))
+    # Flower follows the worker's task events (Redis broker): both fine-tunes succeeded
+    flower = scrape(compose.port("flower", 5555))
+    assert re.search(r'flower_events_total\{[^}]*task="workers.fine_tune.fine_tune"[^}]*type="task-succeeded"[^}]*\} 2\.0', flower) or \
+        re.search(r'flower_events_total\{[^}]*type="task-succeeded"[^}]*task="workers.fine_tune.fine_tune"[^}]*\} 2\.0', flower), flower[-2000:]
