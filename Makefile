@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations
+.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -35,8 +35,12 @@ protos:                       ## regenerate gen/ from protos/
 check-protos:                 ## fail if gen/ is not what protos/ generates
 	@tmp=$$(mktemp -d); scripts/gen_protos.sh $$tmp && diff -r -x __pycache__ $$tmp/shoprank gen/shoprank && echo "generated code up to date"; rc=$$?; rm -rf $$tmp; exit $$rc
 
-feast-apply:                  ## `feast apply` with the CLI, against var/
-	mkdir -p var/feast && cd feature_repo && RECSYS_DATA_DIR=$(CURDIR)/var ../.venv/bin/feast apply
+feast-apply: install          ## `feast apply` with the CLI, against this deployment's stores (its RECSYS_* settings; default var/)
+	mkdir -p var/feast && $(PY) -m core.features yaml > var/feast/feature_store.yaml
+	cd feature_repo && ../.venv/bin/feast -f $(CURDIR)/var/feast/feature_store.yaml apply
+
+compose-native: install       ## compose.yaml validated, then every service's command run natively (local PostgreSQL/Redis), until Ctrl-C
+	$(PY) -m devtools.compose_native
 
 clean:
 	rm -rf var .venv

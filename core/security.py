@@ -185,7 +185,7 @@ COMPOSE_DATABASE = "shoprank"  # PostgreSQL user and database of compose.yaml's 
 
 def compose_secrets(folder: Path, host: str = "postgres") -> list[str]:
     """The files compose.yaml's `secrets:` read, generated where missing (never overwritten): the
-    PostgreSQL password, the event log URL that carries it, and the shopper-id pseudonym key. Returns
+    PostgreSQL password, the event log's and Feast registry's URLs that carry it, and the shopper-id pseudonym key. Returns
     the names written. Compose bind-mounts them with these files' own modes into containers whose
     users are not this one, so the files are world-readable inside a folder only its owner can enter."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,8 +196,10 @@ def compose_secrets(folder: Path, host: str = "postgres") -> list[str]:
         _write_private(password_file, secrets.token_urlsafe(24).encode(), 0o644)
         written.append(password_file.name)
     password = password_file.read_text().strip()
+    database_url = f"postgresql+psycopg://{COMPOSE_DATABASE}:{password}@{host}:5432/{COMPOSE_DATABASE}"
     values = {
-        "recsys_eventlog_url": f"postgresql+psycopg://{COMPOSE_DATABASE}:{password}@{host}:5432/{COMPOSE_DATABASE}",
+        "recsys_eventlog_url": database_url,
+        "recsys_feast_registry_url": database_url,  # Feast's SQL registry, in its own tables
         "recsys_pseudonym_key": secrets.token_hex(32),
     }
     for name, value in values.items():

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     eventlog_url: str = ""
     # Empty means Feast's SQLite online store under data_dir; "redis://host:port/db" selects Redis.
     feast_online_url: str = ""
+    # Empty means Feast's registry file under data_dir; a database URL (postgresql+psycopg://...) selects
+    # Feast's SQL registry, shared by every machine.
+    feast_registry_url: str = ""
     celery_broker_url: str = ""
     celery_result_url: str = ""
     max_candidates: int = Field(500, ge=1, le=10_000)

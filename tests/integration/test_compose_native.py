@@ -4,7 +4,7 @@ PostgreSQL and Redis in place of theirs, the wheel's tritonserver, Debian's ngin
 waited for with its own healthcheck command. Then the loop through the gateway, as a storefront and an
 operator would drive it on a fresh deployment: catalogue and events → Rank (degraded: no version yet) →
 fine-tune → version 1 serves → more events → fine-tune → version 2 serves; the events are in
-PostgreSQL, the features in Redis, Flower saw the tasks, every replica's /metrics answers."""
+PostgreSQL (and Feast's registry), the features in Redis, Flower saw the tasks, every replica's /metrics answers."""
 from __future__ import annotations
 
 import re
@@ -114,6 +114,7 @@ def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
     engine = sa.create_engine(f"postgresql+psycopg://shoprank@127.0.0.1:5432/{compose.postgres_db}")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == len(shop.events)
+        assert conn.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == 5  # Feast's SQL registry
     engine.dispose()
     import redis
 

@@ -1,7 +1,7 @@
 """The whole loop on real processes: upsert items → record events → Rank (version 1) → record
 purchases → trigger fine-tune → job succeeds → Rank answers from version 2; lineage lists both.
-Once on the embedded default (SQLite everywhere, fusion ranker) and once with Redis as Celery broker
-and Feast online store and the cross-encoder ranker."""
+Once on the embedded default (SQLite everywhere, fusion ranker) and once on PostgreSQL (event log, Feast
+registry) + Redis (Celery broker, Feast online store) with the cross-encoder ranker."""
 from __future__ import annotations
 
 import time
@@ -11,6 +11,7 @@ import pytest
 from clickmodel.text import ItemText
 from core.domain import Event
 from devtools.client import SuiteClient
+from devtools.local_servers import drop_postgres_database, fresh_postgres_database, postgres_available
 from shoprank.v1 import model_admin_pb2, scoring_pb2
 from tests.integration.conftest import flush_redis_db, redis_available, start_deployment
 
@@ -98,10 +99,16 @@ def test_whole_loop_embedded_default(tmp_path, shop):
 
 @pytest.mark.redis
 @pytest.mark.skipif(not redis_available(), reason="no Redis answers on 127.0.0.1:6379")
-def test_whole_loop_with_redis_broker_and_online_store(tmp_path, shop):
+@pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL answers on 127.0.0.1:5432")
+def test_whole_loop_on_postgresql_and_redis(tmp_path, shop):
+    """The scale-out stores: PostgreSQL holds the event log and Feast's registry, Redis is Celery's broker
+    and Feast's online store; with the cross-encoder ranker."""
     for db in (13, 14):
         flush_redis_db(db)
+    database = fresh_postgres_database()
     env = {
+        "RECSYS_EVENTLOG_URL": database,
+        "RECSYS_FEAST_REGISTRY_URL": database,
         "RECSYS_CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
         "RECSYS_CELERY_RESULT_URL": "redis://127.0.0.1:6379/13",
         "RECSYS_FEAST_ONLINE_URL": "redis://127.0.0.1:6379/14",
@@ -111,11 +118,19 @@ def test_whole_loop_with_redis_broker_and_online_store(tmp_path, shop):
     try:
         run_loop(suite, shop)
         import redis
+        import sqlalchemy as sa
 
         assert redis.Redis(host="127.0.0.1", port=6379, db=14).dbsize() > 0, "Feast wrote nothing to Redis"
-        assert not (suite.data_dir / "feast" / "online_store.db").exists()
-        assert not (suite.data_dir / "celery-broker.db").exists()
+        engine = sa.create_engine(database)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() > len(shop.events) // 2
+            assert conn.execute(sa.text("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'")).scalar() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == 5
+        engine.dispose()
+        for local in ("eventlog.db", "feast/online_store.db", "feast/registry.db", "celery-broker.db"):
+            assert not (suite.data_dir / local).exists(), local
     finally:
         suite.stop()
+        drop_postgres_database(database)
         for db in (13, 14):
             flush_redis_db(db)

@@ -87,7 +87,7 @@ def test_replicas_have_no_host_ports_and_sit_behind_the_gateway(model):
 def test_secrets_are_files_outside_git_and_never_values_in_the_file(model):
     for name, service in model["services"].items():
         for key, value in (service.get("environment") or {}).items():
-            if re.search(r"PASSWORD|PSEUDONYM_KEY|EVENTLOG_URL|API_KEY|_TOKEN", key):
+            if re.search(r"PASSWORD|PSEUDONYM_KEY|EVENTLOG_URL|REGISTRY_URL|API_KEY|_TOKEN", key):
                 assert key.endswith("_FILE") and str(value).startswith("/run/secrets/"), f"{name}: {key} in the file"
     assert not re.search(r"postgresql\+psycopg://[^@\s]+:[^@\s]+@", COMPOSE.read_text())
     for secret in model["secrets"].values():
@@ -95,7 +95,7 @@ def test_secrets_are_files_outside_git_and_never_values_in_the_file(model):
     assert "deploy/secrets/" in (PROJECT_ROOT / ".gitignore").read_text()
     assert "deploy/secrets" in (PROJECT_ROOT / ".dockerignore").read_text()
     for name, service in app_services(model).items():
-        assert {"recsys_eventlog_url", "recsys_pseudonym_key"} <= set(service["secrets"]), name
+        assert {"recsys_eventlog_url", "recsys_feast_registry_url", "recsys_pseudonym_key"} <= set(service["secrets"]), name
 
 
 def test_commands_name_real_modules_and_settings(model):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from core.features import online_store_config
+from core.features import online_store_config, repo_config
 from core.settings import PROJECT_ROOT, Settings
 
 
@@ -36,3 +36,27 @@ def test_yaml_and_code_agree_on_the_default_online_store(tmp_path):
 def test_redis_online_store_is_selected_by_url(tmp_path):
     config = online_store_config(Settings(data_dir=tmp_path, feast_online_url="redis://10.0.0.5:6380/3"))
     assert config == {"type": "redis", "connection_string": "10.0.0.5:6380,db=3"}
+
+
+def test_the_cli_reads_the_config_the_services_build(tmp_path, monkeypatch):
+    """`python -m core.features yaml` (what `make feast-apply` hands the feast CLI) is the services' own
+    store config, through Feast's own loader, for the embedded default and for PostgreSQL + Redis; the
+    committed feature_store.yaml is the embedded default's."""
+    from feast.repo_config import load_repo_config
+
+    for env in ({}, {"RECSYS_FEAST_ONLINE_URL": "redis://redis:6379/1", "RECSYS_FEAST_REGISTRY_URL": "postgresql+psycopg://u:p@postgres:5432/shoprank"}):
+        out = subprocess.run([sys.executable, "-m", "core.features", "yaml"], env={**os.environ, "RECSYS_DATA_DIR": str(tmp_path), **env},
+                             check=True, capture_output=True, text=True, timeout=120).stdout
+        path = tmp_path / "feature_store.yaml"
+        path.write_text(out)
+        loaded = load_repo_config(PROJECT_ROOT / "feature_repo", path)
+        expected = repo_config(Settings(data_dir=tmp_path, feast_online_url=env.get("RECSYS_FEAST_ONLINE_URL", ""),
+                                        feast_registry_url=env.get("RECSYS_FEAST_REGISTRY_URL", "")))
+        assert loaded.online_config == expected["online_store"]
+        registry = expected["registry"]
+        assert loaded.registry.path == (registry if isinstance(registry, str) else registry["path"])
+        assert loaded.registry.registry_type == ("file" if isinstance(registry, str) else "sql")
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path))
+    committed = load_repo_config(PROJECT_ROOT / "feature_repo", PROJECT_ROOT / "feature_repo" / "feature_store.yaml")
+    default = repo_config(Settings(data_dir=tmp_path))
+    assert committed.registry.path == default["registry"] and committed.online_config == default["online_store"]
