@@ -84,3 +84,19 @@ def test_replay_buffer_is_a_bounded_persistent_reservoir(tmp_path):
     texts = [e.item_text for e in again.sample(50)]
     old = sum(t.startswith("old") for t in texts)
     assert 0 < old < 25  # old examples survive in proportion (40/240 of 50 ≈ 8), not wiped out
+
+
+def test_the_bootstrap_moves_an_existing_config_to_this_hosts_instances_keeping_the_pin(tmp_path):
+    from core.triton_config import mc
+    repo = ModelRepository(tmp_path, "fusion_click")
+    repo.ensure_layout("KIND_CPU", 1)
+    (repo.version_dir(3)).mkdir()
+    (repo.model_path(3)).write_bytes(b"weights")
+    repo.pin(3)
+    repo.ensure_layout("KIND_GPU", 2)  # without reconfigure (a worker's publish): left as it is
+    kinds = mc.ModelInstanceGroup.Kind
+    assert kinds.Name(parse_config(repo.model_dir / "config.pbtxt").instance_group[0].kind) == "KIND_CPU"
+    repo.ensure_layout("KIND_GPU", 2, reconfigure=True)  # the bootstrap on a GPU host
+    config = parse_config(repo.model_dir / "config.pbtxt")
+    assert [(kinds.Name(g.kind), g.count) for g in config.instance_group] == [("KIND_GPU", 2)]
+    assert repo.serving_version() == 3
