@@ -173,8 +173,9 @@ class NativeCompose:
         return folder
 
     def environment(self, name: str, replica: int = 0) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
+        # a container sees only what compose gives it: none of this shell's RECSYS_* (an exported
+        # RECSYS_EVENTLOG_URL would win over the secret file) nor its PYTHONPATH
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "PROMETHEUS_")) and k != "PYTHONPATH"}
         declared = self.model["services"][name].get("environment") or {}
         if isinstance(declared, list):
             declared = dict(item.split("=", 1) for item in declared)
