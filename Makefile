@@ -45,8 +45,8 @@ compose-native: install       ## compose.yaml validated, then every service's co
 clean:
 	rm -rf var .venv
 
-bench-quality: install        ## EVAL.md protocol, sampled: SAMPLE=200 DATA=path (0 = full protocol)
-	$(PY) -m evaluation.run --sample-per-month $(or $(SAMPLE),200) $(if $(DATA),--data $(DATA),)
+bench-quality: install        ## EVAL.md protocol, sampled: SAMPLE=200 DATA=path MONTHS=auto|A..B|A,B (0 = full protocol)
+	$(PY) -m evaluation.run --sample-per-month $(or $(SAMPLE),200) $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),)
 
 bench-quality-full: install   ## every case; the baselines only (BERT on every case takes hours on 2 CPUs)
 	$(PY) -m evaluation.run --sample-per-month 0 --recommenders popularity,repeat,cooccurrence
@@ -55,16 +55,16 @@ bench-freshness: install      ## ack → features visible, and fine-tune trigger
 	$(PY) -m evaluation.freshness
 
 bench-lifelong: install       ## frozen vs lifelong (each continual-learning option) vs full monthly retrain (CPU-sized; --help)
-	$(PY) -m evaluation.lifelong
+	$(PY) -m evaluation.lifelong $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),)
 
 bench-step-cost: install      ## seconds per training step of each continual-learning option, back to back
 	$(PY) -m evaluation.step_cost
 
 bench-fusion: install         ## the fusion ranker vs every baseline under EVAL.md: SAMPLE=0 (full protocol) or N per month
-	$(PY) -m evaluation.fusion_eval --sample-per-month $(or $(SAMPLE),0)
+	$(PY) -m evaluation.fusion_eval --sample-per-month $(or $(SAMPLE),0) $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),)
 
 bench-fusion-served: install  ## the fusion ranker through the worker, Feast and tritonserver (served path), full protocol (~35 min)
-	$(PY) -m evaluation.fusion_served
+	$(PY) -m evaluation.fusion_served $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),)
 
 bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
 	$(PY) -m evaluation.rank_latency

@@ -43,7 +43,7 @@ from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
-from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
+from evaluation.protocol import MONTHS_HELP, Case, EventArrays, build_cases, month_start_seconds, resolve_months, sample_cases
 from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, training_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
@@ -59,20 +59,22 @@ class Embeddings:
     """Item embeddings (once per item text) and shopper-text embeddings (once per case), cached on
     disk so a rerun re-encodes nothing."""
 
-    def __init__(self, ev: EventArrays, items: pd.DataFrame, history: History) -> None:
+    def __init__(self, ev: EventArrays, items: pd.DataFrame, history: History, cache: Path = CACHE) -> None:
         self.ev, self.history = ev, history
         catalogue = catalogue_text(items)
         self.titles = {str(i): catalogue[str(i)].title for i in ev.item_ids if str(i) in catalogue}
         texts = [item_text(catalogue[str(i)]) if str(i) in catalogue else str(i) for i in ev.item_ids]
         self.encoder = build_text_encoder()
-        CACHE.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
-        path = CACHE / f"items-{key}.npy"
+        path = cache / f"items-{key}.npy"
         if not path.exists():
             print(f"encoding {len(texts)} item texts", file=sys.stderr)
             np.save(path, embed_texts(self.encoder, texts, ITEM_TEXT_LENGTH))
         self.items = np.load(path)
-        self.user_path = CACHE / "users.npz"
+        # shopper texts are keyed by (user index, history cutoff): meaningful within one export only
+        data = hashlib.sha1(key.encode() + ev.user.tobytes() + ev.item.tobytes() + ev.ts.tobytes()).hexdigest()[:12]
+        self.user_path = cache / f"users-{data}.npz"
         self.users: dict[str, np.ndarray] = dict(np.load(self.user_path)) if self.user_path.exists() else {}
         self.encode_seconds = 0.0
 
@@ -156,15 +158,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
+    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, Markdown and PNG")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="text embeddings kept between runs (per export)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
     items, events = load_data(args.data)
     ev = EventArrays.from_frame(events)
+    try:
+        months = resolve_months(args.months, ev, args.warmup_months)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    all_cases = build_cases(ev, months)
+    if not all_cases:
+        raise SystemExit(f"error: no test cases in {months[0]}..{months[-1]}: no shopper bought in a test month after buying before it")
     history = History(ev)
     retrieval = Retrieval(ev, history, size=args.candidates)
-    emb = Embeddings(ev, items, history)
+    emb = Embeddings(ev, items, history, args.cache)
     rng = np.random.default_rng(args.seed)
     if args.text_candidates:
         def text_neighbours(case: Case) -> list[int]:
@@ -183,13 +196,16 @@ def main() -> None:
         rows = [retrieval.rows(c) for c in cases]
         return ranking_lists(rows, users, emb.items, text)
 
-    first = pd.Timestamp(TEST_MONTHS[0] + "-01")
+    first = pd.Timestamp(months[0] + "-01")
     pre_months = [(first - pd.offsets.MonthBegin(k)).strftime("%Y-%m") for k in range(args.train_months, 0, -1)]
-    all_months = pre_months + TEST_MONTHS[:-1]
+    all_months = pre_months + months[:-1]
     print(f"training lists for {all_months[0]}..{all_months[-1]}", file=sys.stderr)
     lists = {m: month_lists(m) for m in all_months}
 
     compute: dict[str, float] = {}
+    if not any(r.labels.sum() for m in pre_months for r in lists[m]):
+        raise SystemExit(f"error: nothing to train on in {pre_months[0]}..{pre_months[-1]} (the --train-months before {months[0]}); "
+                         "choose later test months or fewer --train-months")
     t = time.perf_counter()
     frozen = train_ranker([r for m in pre_months for r in lists[m]], epochs=args.epochs, seed=args.seed)
     compute["fusion (frozen)"] = time.perf_counter() - t
@@ -199,8 +215,8 @@ def main() -> None:
         strip = (lambda r: r) if text else (lambda r: RankingList(np.zeros_like(r.user_embedding), np.zeros_like(r.item_embeddings), r.signals, r.labels))
         older = [strip(r) for m in pre_months for r in lists[m]]
         model = train_ranker(older, epochs=args.epochs, seed=args.seed)
-        models = {TEST_MONTHS[0]: model}
-        for prev, month in zip(TEST_MONTHS, TEST_MONTHS[1:]):
+        models = {months[0]: model}
+        for prev, month in zip(months, months[1:]):
             new = [strip(r) for r in lists[prev]]
             replay = [older[k] for k in np.random.default_rng(args.seed).choice(len(older), min(len(older), len(new)), replace=False)]
             model = train_ranker(new + replay, epochs=1, lr=3e-4, seed=args.seed, model=clone_ranker(model))
@@ -211,7 +227,7 @@ def main() -> None:
     monthly_models, compute["fusion (monthly)"] = monthly(text=True)
     signal_models, compute["signals only (monthly)"] = monthly(text=False)
 
-    cases = sample_cases(build_cases(ev), args.sample_per_month or None, args.seed)
+    cases = sample_cases(all_cases, args.sample_per_month or None, args.seed)
     print(f"{len(cases)} test cases: candidates and signals", file=sys.stderr)
     user_vectors = emb.users_for(cases)
     t = time.perf_counter()
@@ -220,7 +236,7 @@ def main() -> None:
     users = {(c.user, c.ts): u for c, u in zip(cases, user_vectors)}
     recommenders = [
         Popularity(ev), RepeatPopularity(ev, history), CoOccurrence(ev, history), PopularTies(rows, ev),
-        FusionRecommender("fusion (frozen)", ev, rows, users, emb.items, {m: frozen for m in TEST_MONTHS}),
+        FusionRecommender("fusion (frozen)", ev, rows, users, emb.items, {m: frozen for m in months}),
         FusionRecommender("fusion (monthly)", ev, rows, users, emb.items, monthly_models),
         FusionRecommender("signals only (monthly)", ev, rows, users, emb.items, signal_models, text=False),
     ]
@@ -237,14 +253,14 @@ def main() -> None:
         "machine": machine(), "cases": len(cases), "sample_per_month": args.sample_per_month or "all", "settings": vars(args) | {"data": str(args.data)},
         "results": results, "retrieval_recall": {m: round(float(np.mean(v)), 4) for m, v in recall.items()},
         "retrieval_recall_overall": round(float(np.mean([x for v in recall.values() for x in v])), 4),
-        "cost": ranker_cost(monthly_models[TEST_MONTHS[-1]], emb), "text_encode_seconds": round(emb.encode_seconds, 1),
+        "cost": ranker_cost(monthly_models[months[-1]], emb), "text_encode_seconds": round(emb.encode_seconds, 1),
         "retrieval_seconds": round(retrieval_seconds, 1), "wall_seconds": round(time.perf_counter() - started, 1),
     }
     name = "fusion-full" if not args.sample_per_month else f"fusion-sample{args.sample_per_month}"
     name += f"-{args.tag}" if args.tag else ""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2, default=str))
-    write_outputs(report, name)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str))
+    write_outputs(report, name, args.out)
 
 
 def auc_per_month(rec: FusionRecommender, cases: list[Case], ev: EventArrays, history: History, retrieval: Retrieval, seed: int) -> dict[str, float]:
@@ -294,7 +310,7 @@ def ranker_cost(model: FusionRanker, emb: Embeddings) -> dict[str, float]:
             "user_text_encode_ms": round((time.perf_counter() - t) / 10 * 1000, 1)}
 
 
-def write_outputs(report: dict, name: str) -> None:
+def write_outputs(report: dict, name: str, out: Path = RESULTS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -312,7 +328,7 @@ def write_outputs(report: dict, name: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    fig.savefig(out / f"{name}.png", dpi=110)
     plt.close(fig)
     lines = [f"# Fusion ranker under the EVAL protocol ({report['cases']} cases, sample per month: {report['sample_per_month']})", "",
              "| recommender | HR@10 | Recall@10 | NDCG@10 | discovery HR@10 | discovery NDCG@10 | mean AUC | train s |",
@@ -332,7 +348,7 @@ def write_outputs(report: dict, name: str) -> None:
     lines += ["", f"Retrieval recall (share of the target among the candidates): {report['retrieval_recall_overall']}", "",
               f"Cost (this machine, CPU): {report['cost']}; shopper-text encoding {report['text_encode_seconds']} s in all; "
               f"candidates+signals {report['retrieval_seconds']} s; wall {report['wall_seconds']} s.", "", f"![NDCG per month]({name}.png)", ""]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines))
+    (out / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

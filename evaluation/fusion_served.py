@@ -42,7 +42,7 @@ from core.triton_client import TritonClickClient
 from devtools import triton_launcher
 from evaluation.baselines import History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
-from evaluation.protocol import TEST_MONTHS, Case, EventArrays, build_cases, month_start_seconds, sample_cases
+from evaluation.protocol import MONTHS_HELP, Case, EventArrays, build_cases, month_start_seconds, resolve_months, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from rankers import get_ranker
 from rankers.base import TrainingRun
@@ -166,11 +166,17 @@ def main() -> None:
     parser.add_argument("--monthly-lists", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="fusion-served", help="results file name under bench/results/")
+    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
+    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     items, events_frame = load_data(args.data)
     ev = EventArrays.from_frame(events_frame)
+    try:
+        months = resolve_months(args.months, ev, args.warmup_months)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     history = History(ev)
     catalogue = catalogue_text(items)
     events = [Event(f"e{p}", str(ev.user_ids[u]), str(ev.item_ids[i]), "purchase", float(t))
@@ -183,10 +189,10 @@ def main() -> None:
     log.catalogue.upsert(catalogue)
     print(f"replaying {len(events)} purchases into the event log", file=sys.stderr)
     log.events.append(events)
-    cases = sample_cases(build_cases(ev), args.sample_per_month or None, 0)
+    cases = sample_cases(build_cases(ev, months), args.sample_per_month or None, 0)
     replay = Replay(args, settings, log, ev, events, catalogue)
     try:
-        for month in TEST_MONTHS:
+        for month in months:
             replay.month(month, cases)
     finally:
         replay.close()
@@ -195,7 +201,7 @@ def main() -> None:
     results = {r.name: evaluate(r, cases, ev, history, r.name[:18]) for r in (RepeatPopularity(ev, history), served)}
     report = {"machine": machine(), "cases": len(cases), "settings": vars(args) | {"data": str(args.data)}, "decisions": replay.decisions,
               "train_seconds": round(replay.train_seconds, 1), "results": results, "wall_seconds": round(time.perf_counter() - started, 1),
-              "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,
+              "months": months, "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,
               "mean_candidates": round(served.candidates / max(1, len(served.ranked_by_case)), 1)}
     write_report(report, cases)
 
@@ -204,7 +210,7 @@ def write_report(report: dict[str, Any], cases: list[Case]) -> None:
     results, decisions, train_seconds = report["results"], report["decisions"], report["train_seconds"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{report['settings']['tag']}.json").write_text(json.dumps(report, indent=2, default=str))
-    months = TEST_MONTHS
+    months = list(next(iter(results.values()))["months"])
     lines = [f"# Fusion ranker through the worker and the served artifact ({len(cases)} cases, replay of the shop's history)", "",
              "| recommender | HR@10 | Recall@10 | NDCG@10 | discovery HR@10 | discovery NDCG@10 |", "| --- | --- | --- | --- | --- | --- |"]
     for name, r in results.items():
@@ -212,7 +218,7 @@ def write_report(report: dict[str, Any], cases: list[Case]) -> None:
         lines.append(f"| {name} | {o['hr']:.4f} | {o['recall']:.4f} | {o['ndcg']:.4f} | {d.get('hr', 0):.4f} | {d.get('ndcg', 0):.4f} |")
     lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |" for name, r in results.items()]
-    lines += ["", f"Training (bootstrap + 11 monthly fine-tunes, with list building, text encoding and gates): {train_seconds:.0f} s; "
+    lines += ["", f"Training (bootstrap + {len(months) - 1} monthly fine-tunes, with list building, text encoding and gates): {train_seconds:.0f} s; "
               f"wall {report['wall_seconds']:.0f} s; cases answered by the scoring path: {report['ranked_cases']} of {len(cases)} "
               f"(degraded answers: {report['degraded_answers']}; mean candidates {report['mean_candidates']}).", "",
               "Features: read from a real Feast store replayed through core.feature_sync (per batch: shoppers, batch items' "

@@ -35,7 +35,7 @@ from core.store import EventLog, ReplayBuffer
 from evaluation.baselines import CoOccurrence, History, RepeatPopularity
 from evaluation.bert import BertReranker, catalogue_text
 from evaluation.metrics import auc
-from evaluation.protocol import TEST_MONTHS, EventArrays, build_cases, month_start_seconds, sample_cases
+from evaluation.protocol import MONTHS_HELP, EventArrays, build_cases, month_start_seconds, resolve_months, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
 
@@ -65,6 +65,8 @@ def main() -> None:
                         help=f"comma-separated continual-learning options, each a lifelong arm ({','.join(STRATEGIES)})")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="training and scoring device: cpu, cuda, auto")
+    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
+    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -73,9 +75,13 @@ def main() -> None:
     started = time.perf_counter()
     items, events = load_data(args.data)
     ev = EventArrays.from_frame(events)
+    try:
+        months = resolve_months(args.months, ev, args.warmup_months)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     catalogue = catalogue_text(items)
     history = History(ev)
-    eval_months = TEST_MONTHS[-args.eval_months:]
+    eval_months = months[-args.eval_months:]
     cases = sample_cases(build_cases(ev, eval_months), args.sample_per_month or None, args.seed)
     root = PROJECT_ROOT / "var" / "lifelong"
     shutil.rmtree(root, ignore_errors=True)
@@ -95,8 +101,8 @@ def main() -> None:
     compute: dict[str, float] = {}
     window_compute: dict[str, float] = {"frozen": 0.0, "full-retrain": 0.0}  # training spent on the evaluated months' models
     window_steps: dict[str, int] = {"frozen": 0, "full-retrain": 0}
-    first = month_start_seconds(TEST_MONTHS[0])
-    print(f"frozen/initial model: {args.initial_steps} steps on purchases before {TEST_MONTHS[0]}", file=sys.stderr)
+    first = month_start_seconds(months[0])
+    print(f"frozen/initial model: {args.initial_steps} steps on purchases before {months[0]}", file=sys.stderr)
     before_first = events_between(ev, float(ev.ts[0]), first)
     initial_examples = build_examples(before_first, catalogue, negatives_per_positive=2, max_positives=positives_budget, seed=args.seed)
     frozen_repo = root / "frozen" / "triton_models"
@@ -115,7 +121,7 @@ def main() -> None:
         buffer.add(initial_examples, seed=args.seed)
         compute[arm], window_compute[arm] = secs, 0.0  # it shares the initial training
         serving, life_paths, decisions[arm] = v, {}, {}
-        for prev, month in zip(TEST_MONTHS, TEST_MONTHS[1:]):
+        for prev, month in zip(months, months[1:]):
             lo, hi = month_start_seconds(prev), month_start_seconds(month)
             context = events_between(ev, lo - 120 * 86400, hi)  # histories for the month's positives
             new = build_examples(context, catalogue, since=lo, negatives_per_positive=2, max_positives=args.monthly_steps * batch // 3, seed=args.seed)

@@ -63,6 +63,39 @@ class Case:
     month_start: int  # seconds: model weights may use events before this only
 
 
+MONTH = r"\d{4}-\d{2}"
+MONTHS_HELP = ("test months: 'auto' (every complete calendar month after the first --warmup-months of the data; "
+               "Online Retail II gives EVAL.md's 2010-12..2011-11), a range 'YYYY-MM..YYYY-MM', or a list 'YYYY-MM,YYYY-MM'")
+
+
+def resolve_months(spec: str, ev: "EventArrays | None" = None, warmup: int = 12) -> list[str]:
+    """The test months a harness runs: from the data (`auto`), a range `A..B`, or a comma list."""
+    import re
+
+    spec = spec.strip()
+    if spec == "auto":
+        if ev is None or not len(ev.ts):
+            raise ValueError("--months auto needs data with events")
+        first = pd.Timestamp(int(ev.ts[0]), unit="s").to_period("M")
+        last_day = pd.Timestamp(int(ev.ts[-1]), unit="s").normalize()
+        months = [str(first + warmup + k) for k in range(0, 1200)]
+        # a month counts when the data reaches its last day (an export cut mid-month leaves that month out)
+        out = [m for m in months if (pd.Timestamp(m + "-01") + pd.offsets.MonthEnd(0)) <= last_day]
+        if not out:
+            raise ValueError(f"no complete month after the first {warmup} months of the data ({first}..{last_day.date()})")
+        return out
+    if ".." in spec:
+        lo, hi = spec.split("..", 1)
+        if not (re.fullmatch(MONTH, lo) and re.fullmatch(MONTH, hi)) or lo > hi:
+            raise ValueError(f"months range {spec!r}: expected YYYY-MM..YYYY-MM, earliest first")
+        return [str(p) for p in pd.period_range(lo, hi, freq="M")]
+    months = [m.strip() for m in spec.split(",") if m.strip()]
+    bad = [m for m in months if not re.fullmatch(MONTH, m)]
+    if bad or not months or months != sorted(set(months)):
+        raise ValueError(f"months {spec!r}: expected distinct YYYY-MM in order")
+    return months
+
+
 def month_start_seconds(month: str) -> int:
     return int(pd.Timestamp(month + "-01").timestamp())
 
