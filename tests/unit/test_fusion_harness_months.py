@@ -54,3 +54,15 @@ def test_the_fusion_harness_runs_on_another_shops_months(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "evaluation.fusion_eval", "--data", str(tmp_path / "shop"), "--months", "2019-01..2019-02",
                           "--out", str(tmp_path / "res"), "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=900)
     assert bad.returncode != 0 and "no test cases in 2019-01..2019-02" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_retrieval_recall_runs_on_another_shops_months(tmp_path):
+    export(generate(n_users=40, n_days=120, seed=5, start="2021-01-01"), tmp_path / "shop")
+    out = subprocess.run([sys.executable, "-m", "evaluation.retrieval_recall", "--data", str(tmp_path / "shop"), "--months", "2021-03..2021-04",
+                          "--sizes", "10,50", "--tag", "t", "--out", str(tmp_path / "res")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "res" / "retrieval-recall-t.json").read_text())
+    assert report["months"] == ["2021-03", "2021-04"] and report["cases"] > 0
+    small, large = report["recall"]["10"]["merged"]["recall"], report["recall"]["50"]["merged"]["recall"]
+    assert 0 <= small <= large <= 1  # a longer list holds the shorter one's sources' best items
+    assert (tmp_path / "res" / "retrieval-recall-t.png").stat().st_size > 1000
