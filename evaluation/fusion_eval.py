@@ -43,7 +43,7 @@ from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
-from evaluation.protocol import MONTHS_HELP, Case, EventArrays, build_cases, month_start_seconds, resolve_months, sample_cases
+from evaluation.protocol import Case, EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
 from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, training_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
@@ -158,8 +158,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="")
-    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
-    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
+    add_months_arguments(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, Markdown and PNG")
     parser.add_argument("--cache", type=Path, default=CACHE, help="text embeddings kept between runs (per export)")
     args = parser.parse_args()
@@ -168,10 +167,7 @@ def main() -> None:
 
     items, events = load_data(args.data)
     ev = EventArrays.from_frame(events)
-    try:
-        months = resolve_months(args.months, ev, args.warmup_months)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    months = months_of(args, ev)
     all_cases = build_cases(ev, months)
     if not all_cases:
         raise SystemExit(f"error: no test cases in {months[0]}..{months[-1]}: no shopper bought in a test month after buying before it")

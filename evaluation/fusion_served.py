@@ -42,7 +42,7 @@ from core.triton_client import TritonClickClient
 from devtools import triton_launcher
 from evaluation.baselines import History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
-from evaluation.protocol import MONTHS_HELP, Case, EventArrays, build_cases, month_start_seconds, resolve_months, sample_cases
+from evaluation.protocol import Case, EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from rankers import get_ranker
 from rankers.base import TrainingRun
@@ -166,17 +166,13 @@ def main() -> None:
     parser.add_argument("--monthly-lists", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="fusion-served", help="results file name under bench/results/")
-    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
-    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
+    add_months_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     items, events_frame = load_data(args.data)
     ev = EventArrays.from_frame(events_frame)
-    try:
-        months = resolve_months(args.months, ev, args.warmup_months)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    months = months_of(args, ev)
     history = History(ev)
     catalogue = catalogue_text(items)
     events = [Event(f"e{p}", str(ev.user_ids[u]), str(ev.item_ids[i]), "purchase", float(t))

@@ -35,7 +35,7 @@ from core.store import EventLog, ReplayBuffer
 from evaluation.baselines import CoOccurrence, History, RepeatPopularity
 from evaluation.bert import BertReranker, catalogue_text
 from evaluation.metrics import auc
-from evaluation.protocol import MONTHS_HELP, EventArrays, build_cases, month_start_seconds, resolve_months, sample_cases
+from evaluation.protocol import EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
 
@@ -65,8 +65,7 @@ def main() -> None:
                         help=f"comma-separated continual-learning options, each a lifelong arm ({','.join(STRATEGIES)})")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="training and scoring device: cpu, cuda, auto")
-    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
-    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
+    add_months_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -75,10 +74,7 @@ def main() -> None:
     started = time.perf_counter()
     items, events = load_data(args.data)
     ev = EventArrays.from_frame(events)
-    try:
-        months = resolve_months(args.months, ev, args.warmup_months)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    months = months_of(args, ev)
     catalogue = catalogue_text(items)
     history = History(ev)
     eval_months = months[-args.eval_months:]

@@ -5,6 +5,7 @@ file), so per-case windows are slices found by binary search.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass, field
 
@@ -94,6 +95,20 @@ def resolve_months(spec: str, ev: "EventArrays | None" = None, warmup: int = 12)
     if bad or not months or months != sorted(set(months)):
         raise ValueError(f"months {spec!r}: expected distinct YYYY-MM in order")
     return months
+
+
+def add_months_arguments(parser: "argparse.ArgumentParser") -> None:
+    """--months and --warmup-months, the same in every harness."""
+    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
+    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
+
+
+def months_of(args: "argparse.Namespace", ev: "EventArrays") -> list[str]:
+    """The test months a harness's arguments name; a bad value stops it with the reason, no traceback."""
+    try:
+        return resolve_months(args.months, ev, args.warmup_months)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def month_start_seconds(month: str) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 
 from clickmodel.signals import merge_candidates
 from evaluation.baselines import CoOccurrence, History
-from evaluation.protocol import DAY, MONTHS_HELP, Case, EventArrays, build_cases, resolve_months, sample_cases
+from evaluation.protocol import DAY, Case, EventArrays, add_months_arguments, build_cases, months_of, sample_cases
 from evaluation.run import RESULTS, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
 
@@ -42,8 +42,7 @@ def sources(case: Case, ev: EventArrays, history: History, cooc: CoOccurrence, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
-    parser.add_argument("--warmup-months", type=int, default=12)
+    add_months_arguments(parser)
     parser.add_argument("--sizes", default="100,200,300,500", help="candidate-list sizes, comma separated")
     parser.add_argument("--sample-per-month", type=int, default=0, help="0 = every case")
     parser.add_argument("--tag", default="")
@@ -52,10 +51,7 @@ def main() -> None:
     started = time.perf_counter()
     items, events = load_data(args.data)
     ev = EventArrays.from_frame(events)
-    try:
-        months = resolve_months(args.months, ev, args.warmup_months)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    months = months_of(args, ev)
     cases = sample_cases(build_cases(ev, months), args.sample_per_month or None, 0)
     if not cases:
         raise SystemExit(f"error: no test cases in {months[0]}..{months[-1]}")

@@ -23,7 +23,7 @@ import numpy as np
 from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.metrics import auc, hit_recall_ndcg
-from evaluation.protocol import MONTHS_HELP, EventArrays, build_cases, month_start_seconds, resolve_months, sample_cases
+from evaluation.protocol import EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,7 @@ def main() -> None:
     parser.add_argument("--bert-max-length", type=int, default=48)
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, Markdown and PNG")
-    parser.add_argument("--months", default="auto", help=MONTHS_HELP)
-    parser.add_argument("--warmup-months", type=int, default=12, help="with --months auto: months of data before the first test month")
+    add_months_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -102,10 +101,7 @@ def main() -> None:
     except (ValueError, FileNotFoundError) as exc:  # DatasetError included: file and row, no trace
         raise SystemExit(f"error: {exc}") from None
     ev = EventArrays.from_frame(events)
-    try:
-        months = resolve_months(args.months, ev, args.warmup_months)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    months = months_of(args, ev)
     all_cases = build_cases(ev, months)
     if not all_cases:
         raise SystemExit(f"no test cases in months {months[0]}..{months[-1]}: no shopper bought in a test month after buying before it")
