@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--train-per-month", type=int, default=800, help="training invoices sampled per month")
     parser.add_argument("--train-months", type=int, default=6, help="months before the first test month the frozen model learns from")
     parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--own-limit", type=int, default=60, help="at most this many of the candidates are the shopper's own items (as served)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--text-candidates", type=int, default=0,
                         help="also retrieve the N items whose text embedding is nearest the shopper's (an experiment; 0 = off)")
@@ -172,7 +173,7 @@ def main() -> None:
     if not all_cases:
         raise SystemExit(f"error: no test cases in {months[0]}..{months[-1]}: no shopper bought in a test month after buying before it")
     history = History(ev)
-    retrieval = Retrieval(ev, history, size=args.candidates)
+    retrieval = Retrieval(ev, history, size=args.candidates, own=args.own_limit)
     emb = Embeddings(ev, items, history, args.cache)
     rng = np.random.default_rng(args.seed)
     if args.text_candidates:
