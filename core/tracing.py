@@ -58,6 +58,9 @@ def setup(process: str, settings: "Settings") -> bool:
 @contextmanager
 def server_span(method: str, metadata: Iterable[tuple[str, Any]] | None) -> Iterator[trace.Span]:
     """The span of one RPC, a child of the caller's trace when its metadata carries `traceparent`."""
+    if not _configured:  # tracing off: nothing to extract or record on the request path
+        yield trace.INVALID_SPAN
+        return
     carrier = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
     service, _, name = method.lstrip("/").rpartition("/")
     with TRACER.start_as_current_span(method.lstrip("/"), context=propagate.extract(carrier), kind=trace.SpanKind.SERVER,
@@ -68,6 +71,9 @@ def server_span(method: str, metadata: Iterable[tuple[str, Any]] | None) -> Iter
 @contextmanager
 def client_span(dependency: str) -> Iterator[trace.Span]:
     """The span of a call the request path makes (feast_*, triton_infer)."""
+    if not _configured:
+        yield trace.INVALID_SPAN
+        return
     with TRACER.start_as_current_span(dependency, kind=trace.SpanKind.CLIENT, attributes={"peer.service": dependency.split("_")[0]}) as span:
         yield span
 

@@ -152,7 +152,7 @@ class NativeCompose:
         out["/run/secrets"] = self._secrets_dir(name)
         return out
 
-    def rewrite(self, name: str, text: str, replica: int = 0) -> str:
+    def rewrite(self, name: str, text: str) -> str:
         """A string of service `name` as it reads natively: hostnames, ports, paths, databases."""
         services = self.model["services"]
         for target, native in sorted(self.mounts(name).items(), key=lambda kv: -len(kv[0])):
@@ -172,14 +172,14 @@ class NativeCompose:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def environment(self, name: str, replica: int = 0) -> dict[str, str]:
+    def environment(self, name: str) -> dict[str, str]:
         # a container sees only what compose gives it: none of this shell's RECSYS_* (an exported
         # RECSYS_EVENTLOG_URL would win over the secret file) nor its PYTHONPATH
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "PROMETHEUS_")) and k != "PYTHONPATH"}
         declared = self.model["services"][name].get("environment") or {}
         if isinstance(declared, list):
             declared = dict(item.split("=", 1) for item in declared)
-        env.update({k: self.rewrite(name, str(v), replica) for k, v in declared.items()})
+        env.update({k: self.rewrite(name, str(v)) for k, v in declared.items()})
         env.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    TOKENIZERS_PARALLELISM="false", HOSTNAME=socket.gethostname(),
                    RECSYS_SETTINGS_FILES_DIR=str(self.mounts(name)["/run/secrets"]))
@@ -199,7 +199,7 @@ class NativeCompose:
             if replica and i and args[i - 1] == "--metrics-address":  # each replica has its own metrics port
                 out.append(f"127.0.0.1:{self.metrics_port(name, int(arg.rsplit(':', 1)[1]), replica)}")
             else:
-                out.append(self.rewrite(name, arg, replica))
+                out.append(self.rewrite(name, arg))
         return self._native_program(out)
 
     def metrics_port(self, name: str, port: int, replica: int = 0) -> int:
@@ -228,13 +228,13 @@ class NativeCompose:
         conf.write_text(re.sub(r"listen (\d+)", lambda m: f"listen 127.0.0.1:{self.port(name, int(m.group(1)))}", text))
         return conf
 
-    def healthcheck(self, name: str, replica: int = 0) -> list[str] | None:
+    def healthcheck(self, name: str) -> list[str] | None:
         check = (self.model["services"][name].get("healthcheck") or {}).get("test")
         if not check or check[0] == "NONE":
             return None
         if check[0] == "CMD-SHELL":
-            return ["sh", "-c", self.rewrite(name, check[1], replica).replace("python ", f"{sys.executable} ", 1)]
-        return self._native_program(shlex.split(self.rewrite(name, shlex.join(str(a) for a in check[1:]), replica)))  # "host port" pairs too
+            return ["sh", "-c", self.rewrite(name, check[1]).replace("python ", f"{sys.executable} ", 1)]
+        return self._native_program(shlex.split(self.rewrite(name, shlex.join(str(a) for a in check[1:]))))  # "host port" pairs too
 
     # --- up and down ------------------------------------------------------------------------------
     def prepare(self, secrets_source: Path) -> None:
@@ -279,7 +279,7 @@ class NativeCompose:
                 self.wait(name, "service_healthy", timeout_s)
 
     def _spawn(self, name: str, replica: int) -> subprocess.Popen:
-        env = self.environment(name, replica)
+        env = self.environment(name)
         if self.model["services"][name].get("command", [""])[0] == "tritonserver":
             from devtools.triton_launcher import triton_env
 
@@ -313,16 +313,12 @@ class NativeCompose:
         raise TimeoutError(f"{name} not {condition} after {timeout_s:.0f}s:\n{log_tail(self.log_path(name))}")
 
     def healthy(self, name: str) -> bool:
-        """Every replica's healthcheck command exits 0 (as Docker runs it, here natively)."""
-        replicas = max(1, len(self.processes.get(name, [])))
-        for k in range(replicas):
-            check = self.healthcheck(name, k)
-            if check is None:
-                continue
-            done = subprocess.run(check, env=self.environment(name, k), capture_output=True, cwd=PROJECT_ROOT, timeout=60)
-            if done.returncode != 0:
-                return False
-        return True
+        """The service's healthcheck command exits 0 (as Docker runs it, here natively). Replicas share
+        their port, so the probe reaches whichever one the kernel picks, not each in turn."""
+        check = self.healthcheck(name)
+        if check is None:
+            return True
+        return subprocess.run(check, env=self.environment(name), capture_output=True, cwd=PROJECT_ROOT, timeout=60).returncode == 0
 
     def stop(self) -> None:
         for name in list(self.processes)[::-1]:

@@ -54,11 +54,6 @@ class Checker:
         return out
 
 
-def failing(checks: Sequence[Check], timeout_s: float = CHECK_TIMEOUT_S) -> list[str]:
-    """The names of the checks that fail now (one-off; the watcher keeps one Checker)."""
-    return Checker(timeout_s).failing(checks)
-
-
 def watch(checks: Sequence[Check], health: Any, service_names: Sequence[str], stop: threading.Event,
           every_s: float = CHECK_EVERY_S) -> None:
     """Set every name in `service_names` SERVING or NOT_SERVING from `checks`, until `stop` is set."""
