@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval
+.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -63,11 +63,14 @@ bench-step-cost: install      ## seconds per training step of each continual-lea
 bench-fusion: install         ## the fusion ranker vs every baseline under EVAL.md: SAMPLE=0 (full protocol) or N per month
 	$(PY) -m evaluation.fusion_eval --sample-per-month $(or $(SAMPLE),0) $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),)
 
+bench-drift: install          ## frozen vs lifelong vs drift-triggered vs full retrain on a synthetic season change, through the worker's training (~15 min)
+	$(PY) -m evaluation.drift_experiment
+
 bench-retrieval: install      ## retrieval recall of the candidates at 100/200/300/500, by source (no model; MONTHS=2010-06..2010-11 TAG=validation)
 	$(PY) -m evaluation.retrieval_recall $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS) --warmup-months 6,) $(if $(TAG),--tag $(TAG),)
 
-bench-fusion-served: install  ## the fusion ranker through the worker, Feast and tritonserver (served path), full protocol (~35 min)
-	$(PY) -m evaluation.fusion_served $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),)
+bench-fusion-served: install  ## the fusion ranker through the worker, Feast and tritonserver (served path), full protocol (~35 min); FROZEN=1: version 1 only
+	$(PY) -m evaluation.fusion_served $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),) $(if $(FROZEN),--frozen,)
 
 bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
 	$(PY) -m evaluation.rank_latency

@@ -98,6 +98,29 @@ class Embeddings:
             np.savez(self.user_path, **self.users)
         return np.stack([self.users[k] for k in keys]) if keys else np.zeros((0, self.items.shape[1]), dtype=np.float32)
 
+    def item_means(self, cases: list[Case], half_life_days: float = 30.0) -> np.ndarray:
+        """A sequence-aware shopper vector from the item tower: the recency-weighted mean of the
+        embeddings of the shopper's last 50 purchases (weights halve every `half_life_days`), L2-normalised."""
+        out = np.zeros((len(cases), self.items.shape[1]), dtype=np.float32)
+        for row, c in enumerate(cases):
+            pos = self.history.before(c)[-50:]
+            if len(pos):
+                age = (float(c.ts) - self.ev.ts[pos].astype(np.float64)) / 86400.0
+                v = (np.exp2(-age / half_life_days)[:, None] * self.items[self.ev.item[pos]]).sum(0)
+                out[row] = v / max(float(np.linalg.norm(v)), 1e-9)
+        return out
+
+    def shoppers(self, cases: list[Case], kind: str = "text") -> np.ndarray:
+        """Shopper vectors: `text` (the MiniLM embedding of their text, as served), `items` (item_means)
+        or `text+items` (the normalised sum of both, still one 384-d vector: no model change)."""
+        if kind == "items":
+            return self.item_means(cases)
+        text = self.users_for(cases)
+        if kind == "text":
+            return text
+        both = text + self.item_means(cases)
+        return (both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
 
 def ranking_lists(rows: list[CaseRows], users: np.ndarray, items: np.ndarray, text: bool = True) -> list[RankingList]:
     out = []
@@ -156,6 +179,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--text-candidates", type=int, default=0,
                         help="also retrieve the N items whose text embedding is nearest the shopper's (an experiment; 0 = off)")
+    parser.add_argument("--shopper-vector", choices=("text", "items", "text+items"), default="text",
+                        help="the shopper tower: their text through MiniLM (served), the recency-weighted mean of their items' "
+                             "embeddings (sequence-aware, an experiment), or both summed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="")
@@ -189,7 +215,7 @@ def main() -> None:
         cases = training_cases(ev, month_start_seconds(month), month_start_seconds(next_month(month)), month)
         if len(cases) > args.train_per_month:
             cases = [cases[k] for k in sorted(rng.choice(len(cases), args.train_per_month, replace=False))]
-        users = emb.users_for(cases)  # before the rows: text retrieval reads them
+        users = emb.shoppers(cases, args.shopper_vector)  # before the rows: text retrieval reads them
         rows = [retrieval.rows(c) for c in cases]
         return ranking_lists(rows, users, emb.items, text)
 
@@ -226,7 +252,7 @@ def main() -> None:
 
     cases = sample_cases(all_cases, args.sample_per_month or None, args.seed)
     print(f"{len(cases)} test cases: candidates and signals", file=sys.stderr)
-    user_vectors = emb.users_for(cases)
+    user_vectors = emb.shoppers(cases, args.shopper_vector)
     t = time.perf_counter()
     rows = {(c.user, c.ts): retrieval.rows(c) for c in cases}
     retrieval_seconds = time.perf_counter() - t

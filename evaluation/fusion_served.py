@@ -130,6 +130,11 @@ class Replay:
     def month(self, month: str, cases: list[Case]) -> None:
         """Train (or fine-tune) at the month boundary, serve the result if it passed, answer the month's cases."""
         boundary = float(month_start_seconds(month))
+        if self.args.frozen and self.serving is not None:  # the frozen arm: version 1 serves every month
+            self.decisions[month] = f"frozen: v{self.serving} kept (no fine-tune)"
+            assert self.served is not None
+            self.served.score_month([c for c in cases if c.month == month], month)
+            return
         t = time.perf_counter()
         run = TrainingRun(self.settings, self.log, self.repo, parent=self.serving, since=self.since, until=boundary, job_id=f"replay-{month}",
                           max_examples=self.args.bootstrap_lists if self.serving is None else self.args.monthly_lists,
@@ -151,6 +156,8 @@ class Replay:
             # cases are answered through ScoringServicer.rank with the replay's own ids: no pseudonyms needed
             scoring = ScoringServicer(self.settings, self.features, client, self.ranker, Pseudonyms(b"replay-of-history-key"))
             self.served = ServedFusion(self.ev, self.events, self.live, self.features, scoring)
+            if self.args.frozen:
+                self.served.name = "fusion frozen (served: Feast + Triton)"
         self.served.score_month([c for c in cases if c.month == month], month)
 
     def close(self) -> None:
@@ -165,9 +172,11 @@ def main() -> None:
     parser.add_argument("--bootstrap-lists", type=int, default=4000)
     parser.add_argument("--monthly-lists", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--tag", default="fusion-served", help="results file name under bench/results/")
+    parser.add_argument("--frozen", action="store_true", help="the frozen arm: version 1 only, never fine-tuned (same cases)")
+    parser.add_argument("--tag", default="", help="results file name under bench/results/ (default fusion-served, or fusion-served-frozen)")
     add_months_arguments(parser)
     args = parser.parse_args()
+    args.tag = args.tag or ("fusion-served-frozen" if args.frozen else "fusion-served")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     items, events_frame = load_data(args.data)
@@ -214,7 +223,8 @@ def write_report(report: dict[str, Any], cases: list[Case]) -> None:
         lines.append(f"| {name} | {o['hr']:.4f} | {o['recall']:.4f} | {o['ndcg']:.4f} | {d.get('hr', 0):.4f} | {d.get('ndcg', 0):.4f} |")
     lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |" for name, r in results.items()]
-    lines += ["", f"Training (bootstrap + {len(months) - 1} monthly fine-tunes, with list building, text encoding and gates): {train_seconds:.0f} s; "
+    trainings = "version 1 only (frozen)" if report["settings"].get("frozen") else f"bootstrap + {len(months) - 1} monthly fine-tunes"
+    lines += ["", f"Training ({trainings}, with list building, text encoding and gates): {train_seconds:.0f} s; "
               f"wall {report['wall_seconds']:.0f} s; cases answered by the scoring path: {report['ranked_cases']} of {len(cases)} "
               f"(degraded answers: {report['degraded_answers']}; mean candidates {report['mean_candidates']}).", "",
               "Features: read from a real Feast store replayed through core.feature_sync (per batch: shoppers, batch items' "

@@ -1,13 +1,18 @@
 """A small synthetic gift shop whose shoppers' tastes drift over time; deterministic by seed.
 
-Used where ../shared/data is absent. Each shopper starts with two favourite categories and, at a
-random moment in the second half of the timeline, moves one favourite to a new category, so a model
-that keeps learning should follow the move and a frozen one should not.
+- `generate`: used where ../shared/data is absent. Each shopper starts with two favourite categories
+  and, at a random moment in the second half of the timeline, moves one favourite to a new category.
+- `generate_season_change`: the controlled drift of the lifelong-learning experiment
+  (evaluation/drift_experiment.py). On one day the whole shop's tastes move together: every shopper who
+  liked category c now likes `SEASON_SHIFT[c]` instead. What shoppers did before the change predicts
+  what they do after it only through that mapping, which a model has to learn from behaviour after
+  the change: a frozen model cannot, a model that keeps learning can.
 """
 from __future__ import annotations
 
 import random
 from datetime import datetime, timezone
+from typing import Sequence
 
 from clickmodel.text import ItemText
 from core.domain import Event
@@ -26,8 +31,7 @@ CATALOGUE = {
 STYLES = ["vintage", "retro", "red spotty", "blue polkadot", "pink floral", "scandi", "regency", "rustic", "heart", "owl"]
 
 
-def generate(n_users: int = 40, n_days: int = 60, seed: int = 7, start: str = "2026-09-01") -> Shop:
-    rng = random.Random(seed)
+def _catalogue(rng: random.Random) -> tuple[dict[str, ItemText], dict[str, list[str]]]:
     items: dict[str, ItemText] = {}
     by_category: dict[str, list[str]] = {}
     for c_index, (category, (nouns, (lo, hi))) in enumerate(CATALOGUE.items()):
@@ -39,6 +43,32 @@ def generate(n_users: int = 40, n_days: int = 60, seed: int = 7, start: str = "2
                 items[item_id] = ItemText(title, f"A {style} {noun} from our {category} range.", category, round(rng.uniform(lo, hi), 2))
                 ids.append(item_id)
         by_category[category] = ids
+    return items, by_category
+
+
+def _session(rng: random.Random, events: list[Event], items: dict[str, ItemText], by_category: dict[str, list[str]],
+             user_id: str, s: int, ts: float, prefs: Sequence[str], shown_liked: int = 3, shown_other: int = 3,
+             purchase_delay: float = 0.3) -> None:
+    """One visit: items from the liked categories and random ones shown, liked ones clicked and bought
+    (`purchase_delay` seconds after the click)."""
+    request_id = f"r{user_id[1:]}-{s:02d}"
+    shown = [rng.choice(by_category[rng.choice(prefs)]) for _ in range(shown_liked)]
+    shown += [rng.choice(items_list) for items_list in rng.sample(list(by_category.values()), shown_other)]
+    for k, item_id in enumerate(dict.fromkeys(shown)):
+        t = ts + k
+        events.append(Event(f"e-{user_id}-{s}-{k}-imp", user_id, item_id, "impression", t, request_id))
+        liked = items[item_id].category in prefs
+        if liked and rng.random() < 0.6:
+            events.append(Event(f"e-{user_id}-{s}-{k}-clk", user_id, item_id, "click", t + 0.5, request_id))
+            if rng.random() < 0.5:
+                events.append(Event(f"e-{user_id}-{s}-{k}-buy", user_id, item_id, "purchase", t + 0.5 + purchase_delay, request_id))
+        elif not liked and rng.random() < 0.04:
+            events.append(Event(f"e-{user_id}-{s}-{k}-clk", user_id, item_id, "click", t + 0.5, request_id))
+
+
+def generate(n_users: int = 40, n_days: int = 60, seed: int = 7, start: str = "2026-09-01") -> Shop:
+    rng = random.Random(seed)
+    items, by_category = _catalogue(rng)
     categories = list(CATALOGUE)
 
     t0 = datetime.fromisoformat(start).replace(tzinfo=timezone.utc).timestamp()
@@ -53,21 +83,40 @@ def generate(n_users: int = 40, n_days: int = 60, seed: int = 7, start: str = "2
         for s in range(n_sessions):
             ts = t0 + span * (s + rng.random()) / n_sessions
             prefs = favourites if ts < drift_at else [favourites[0], drift_to]
-            request_id = f"r{u:04d}-{s:02d}"
-            shown = [rng.choice(by_category[rng.choice(prefs)]) for _ in range(3)]
-            shown += [rng.choice(items_list) for items_list in rng.sample(list(by_category.values()), 3)]
-            for k, item_id in enumerate(dict.fromkeys(shown)):
-                t = ts + k
-                events.append(Event(f"e-{user_id}-{s}-{k}-imp", user_id, item_id, "impression", t, request_id))
-                liked = items[item_id].category in prefs
-                if liked and rng.random() < 0.6:
-                    events.append(Event(f"e-{user_id}-{s}-{k}-clk", user_id, item_id, "click", t + 0.5, request_id))
-                    if rng.random() < 0.5:
-                        events.append(Event(f"e-{user_id}-{s}-{k}-buy", user_id, item_id, "purchase", t + 0.8, request_id))
-                elif not liked and rng.random() < 0.04:
-                    events.append(Event(f"e-{user_id}-{s}-{k}-clk", user_id, item_id, "click", t + 0.5, request_id))
+            _session(rng, events, items, by_category, user_id, s, ts, prefs)
     events.sort(key=lambda e: (e.timestamp, e.event_id))
     return Shop("synthetic", items, events)
+
+
+# The season change: each category's fans move to its partner (an involution, so no favourite survives
+# unless a shopper liked both partners).
+_CATEGORIES = list(CATALOGUE)
+SEASON_SHIFT = {c: _CATEGORIES[(k + len(_CATEGORIES) // 2) % len(_CATEGORIES)] for k, c in enumerate(_CATEGORIES)}
+
+
+def generate_season_change(n_users: int = 300, n_days: int = 126, change_day: float = 63.0, visits_every_days: float = 3.5,
+                           seed: int = 11, start: str = "2026-01-05") -> Shop:
+    """A shop whose shoppers each keep two favourite categories until `change_day` (± 2 days per
+    shopper), then like the partners `SEASON_SHIFT` gives instead; about one visit every
+    `visits_every_days` per shopper, each with impressions, clicks and purchases. A purchase carries its
+    click's timestamp, so the two are one basket: otherwise "the item clicked a second ago" predicts
+    every purchase whatever the shopper's taste, and the experiment would measure nothing."""
+    rng = random.Random(seed)
+    items, by_category = _catalogue(rng)
+    t0 = datetime.fromisoformat(start).replace(tzinfo=timezone.utc).timestamp()
+    events: list[Event] = []
+    for u in range(n_users):
+        user_id = f"U{u:04d}"
+        favourites = rng.sample(_CATEGORIES, 2)
+        changed = [SEASON_SHIFT[c] for c in favourites]
+        switch = t0 + 86400 * (change_day + rng.uniform(-2, 2))
+        ts, s = t0 + 86400 * rng.uniform(0, visits_every_days), 0
+        while ts < t0 + 86400 * n_days:
+            _session(rng, events, items, by_category, user_id, s, ts, favourites if ts < switch else changed, purchase_delay=0.0)
+            ts += 86400 * rng.expovariate(1 / visits_every_days)
+            s += 1
+    events.sort(key=lambda e: (e.timestamp, e.event_id))
+    return Shop("season-change", items, events)
 
 
 def preferred_categories(shop: Shop, user_id: str, after: float) -> list[str]:
