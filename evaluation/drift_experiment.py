@@ -42,7 +42,7 @@ import torch
 from clickmodel.co_purchase import fit_neighbours
 from clickmodel.fusion import RankingList, build_text_encoder, load_fusion, score_list
 from clickmodel.metrics import list_ndcg
-from core.domain import INTEREST_EVENTS, Event
+from core.domain import INTEREST_EVENTS
 from core.drift import item_divergence, performance_drop
 from core.model_repository import ModelRepository
 from core.settings import PROJECT_ROOT, Settings
