@@ -4,12 +4,16 @@
   interest events of two windows. Label-free and model-free (one pass over the events), but it sees only
   a change in *what* the shop sells, not in *who* buys it: tastes that swap between shoppers leave it flat.
 - `performance_drop`: how far the serving version's ranking quality on the newest behaviour fell below
-  its own record. It needs the newest period scored, and it sees any drift that hurts the ranking.
+  its own record (`QualityRecord`). It needs the newest period scored, and it sees any drift that hurts
+  the ranking. The drift cadence (RECSYS_FINE_TUNE_CADENCE=drift, workers.scheduled) fine-tunes on it.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from core.domain import INTEREST_EVENTS, Event
@@ -53,3 +57,32 @@ def performance_drop(ndcg_per_period: Sequence[float]) -> float:
         return 0.0
     earlier = ndcg_per_period[:-1]
     return sum(earlier) / len(earlier) - ndcg_per_period[-1]
+
+
+class QualityRecord:
+    """The serving versions' NDCG@10 at each drift check (a JSON file in the data dir), so that a
+    version's newest score is compared with its own record, not with another version's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, list[list[float]]]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def series(self, version: int) -> list[float]:
+        return [ndcg for _, ndcg in self._read().get(str(version), [])]
+
+    def last_checked(self, version: int) -> float | None:
+        """The end of the window the version was last checked on (None: never checked)."""
+        checks = self._read().get(str(version), [])
+        return checks[-1][0] if checks else None
+
+    def add(self, version: int, until: float, ndcg: float) -> list[float]:
+        """Record a check of `version` on behaviour up to `until`; returns its scores so far, oldest first."""
+        data = self._read()
+        data.setdefault(str(version), []).append([until, ndcg])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)  # a crash mid-write leaves the old record, never half of one
+        return [s for _, s in data[str(version)]]

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     auto_fine_tune_events: int = Field(0, ge=0)
     # Celery beat checks for new events this often and fine-tunes if there are any (seconds).
     fine_tune_interval_s: float = Field(3600.0, gt=0)
+    # What the beat check fine-tunes on: `events` (any new positive events) or `drift` (the serving
+    # version's NDCG@10 on the behaviour since its last check fell more than drift_ndcg_drop below its
+    # own record; bench/results/drift-synthetic.md measured it: one fine-tune instead of fourteen).
+    fine_tune_cadence: Literal["events", "drift"] = "events"
+    drift_ndcg_drop: float = Field(0.03, ge=0)
+    drift_check_lists: int = Field(400, ge=1)  # newest baskets a drift check scores, at most
+    drift_min_lists: int = Field(50, ge=1)  # fewer new baskets than this: too little to judge, wait
     # Which click model ranks: a name in the ranker registry (rankers.RANKERS).
     ranker: str = "fusion"
     # How a cross-encoder fine-tune updates the serving version (clickmodel.continual).

@@ -146,3 +146,10 @@ class Trainer(ABC):
     @abstractmethod
     def train(self, run: TrainingRun) -> Candidate:
         """Train and gate a candidate; raises NothingToLearn when the log has nothing new."""
+
+    def serving_quality(self, settings: "Settings", log: "EventLog", repo: "ModelRepository", version: int,
+                        since: float, until: float, max_lists: int) -> tuple[float, int] | None:
+        """NDCG@10 of `version` on the newest (at most `max_lists`) baskets stamped in [since, until),
+        and how many lists that was; None when the ranker has no list metric (the drift cadence then
+        falls back to fine-tuning on new events)."""
+        return None

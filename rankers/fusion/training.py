@@ -175,3 +175,17 @@ class FusionTrainer(Trainer):
             (folder / SIGNAL_STATS).write_text(json.dumps(signal_statistics(candidate), indent=1))
 
         return Candidate(lineage, write)
+
+    def serving_quality(self, settings: Any, log: Any, repo: Any, version: int, since: float, until: float,
+                        max_lists: int) -> tuple[float, int] | None:
+        catalogue = log.catalogue.items()
+        events = log.events.read(until=until)
+        baskets = [b for b in baskets_of(events) if any(i in catalogue for i in b[2])]
+        newest = [b for b in baskets if b[1] >= since][-max_lists:]
+        if not newest:
+            return 0.0, 0
+        table = fit_neighbours(items for _, t, items in baskets if t < newest[0][1])  # as training lists: no peeking
+        specs = build_lists(events, catalogue, {(u, t) for u, t, _ in newest}, table)
+        encoder, model = load_fusion(repo.model_path(version))
+        lists = [r for r in embed_lists(encoder, specs, catalogue) if r.labels.sum() > 0]
+        return (list_ndcg(model, lists), len(lists)) if lists else (0.0, 0)
