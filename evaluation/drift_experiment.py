@@ -73,7 +73,8 @@ class Arm:
         self.log = log
         self.serving: int | None = None
         self.trained_until = float("-inf")  # the end of the data the serving version learnt from
-        self.seconds = 0.0
+        self.seconds = 0.0  # training, gate and publishing
+        self.check_seconds = 0.0  # drift checks (the drift-triggered arm)
         self.trainings = 0
         self.decisions: list[str] = []
         self._models: dict[int, Any] = {}
@@ -200,8 +201,9 @@ def main() -> None:
         # What each arm does at the boundary, after the period was served.
         drifted = arms["drift-triggered"]
         row["item_divergence"] = round(item_divergence(interest, (start, end), (start - args.period_days * DAY, start)), 4)
-        checked = drifted.serving
+        checked, check_started = drifted.serving, time.perf_counter()
         row["drift_triggered"] = drift_detected(drifted.settings, log, drifted.ranker, now=end) or args.drift_threshold < 0
+        drifted.check_seconds += time.perf_counter() - check_started
         row["drift"] = round(performance_drop(quality_record(drifted.settings, drifted.ranker).series(checked)), 4)
         arms["lifelong"].train(arms["lifelong"].serving, start, end, args.train_lists, args.seed)
         if row["drift_triggered"]:
@@ -216,6 +218,7 @@ def main() -> None:
     summary = {name: {"before_change": mean_of(before, "ndcg", name), "after_change": mean_of(after, "ndcg", name),
                       "discovery_after_change": mean_of(after, "discovery_ndcg", name),
                       "train_seconds": round(arms[name].seconds, 1) if name in arms else 0.0,
+                      "check_seconds": round(arms[name].check_seconds, 1) if name in arms else 0.0,
                       "trainings": arms[name].trainings if name in arms else 0}
                for name in (*ARMS, "repeat+popularity")}
     report = {"machine": machine(), "settings": vars(args) | {"out": str(args.out), "work_dir": str(args.work_dir)}, "shop": {"items": len(shop.items), "events": len(shop.events),
@@ -266,11 +269,11 @@ def write_outputs(report: dict, stem: Path) -> None:
              f"{report['shop']['items']} items, {s['users']} shoppers, {report['shop']['events']} events "
              f"({report['shop']['interest_events']} clicks and purchases) over {s['days']} days; version 1 trained on days 0-{s['warmup_days']:.0f}; "
              f"{s['eval_lists']} sampled baskets ranked per {s['period_days']:.0f}-day period by every arm (the whole catalogue is the candidate list).", "",
-             "| arm | NDCG@10 before the change | NDCG@10 after | discovery NDCG@10 after | trainings | training s |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| arm | NDCG@10 before the change | NDCG@10 after | discovery NDCG@10 after | trainings | training s | drift checks s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in names:
         r = report["summary"][name]
-        lines.append(f"| {name} | {r['before_change']:.4f} | {r['after_change']:.4f} | {r['discovery_after_change']:.4f} | {r['trainings']} | {r['train_seconds']:.0f} |")
+        lines.append(f"| {name} | {r['before_change']:.4f} | {r['after_change']:.4f} | {r['discovery_after_change']:.4f} | {r['trainings']} | {r['train_seconds']:.0f} | {r['check_seconds']:.0f} |")
     lines += ["", "NDCG@10 per period (days):", "", "| arm | " + " | ".join(f"{p['start_day']:.0f}-{p['end_day']:.0f}" for p in periods) + " |",
               "| --- " * (len(periods) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{p['ndcg'][name]:.3f}" for p in periods) + " |" for name in names]
