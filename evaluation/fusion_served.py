@@ -209,6 +209,45 @@ def main() -> None:
               "months": months, "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,
               "mean_candidates": round(served.candidates / max(1, len(served.ranked_by_case)), 1)}
     write_report(report, cases)
+    write_ablation(RESULTS)
+
+
+def write_ablation(folder: Path) -> None:
+    """fusion-served-ablation.md: lifelong (fusion-served.json) vs frozen (fusion-served-frozen.json) on
+    the same cases, overall, over the last six months and on discovery, with the compute of each; written
+    once both runs exist for the same months and cases."""
+    paths = {"lifelong (monthly fine-tunes)": folder / "fusion-served.json", "frozen (version 1 only)": folder / "fusion-served-frozen.json"}
+    if not all(path.exists() for path in paths.values()):
+        return
+    reports = {arm: json.loads(path.read_text()) for arm, path in paths.items()}
+    if len({(r["cases"], tuple(r["months"])) for r in reports.values()}) != 1:
+        return
+    first = next(iter(reports.values()))
+    months = first["months"]
+    last6 = months[-6:]
+    baseline = first["results"]["repeat+popularity"]
+    lines = [f"# Served fusion ranker: lifelong vs frozen on the same {first['cases']} cases", "",
+             f"| arm | NDCG@10 | NDCG@10, last six months ({last6[0]}..{last6[-1]}) | discovery NDCG@10 | discovery NDCG@10, last six | training s |",
+             "| --- | --- | --- | --- | --- | --- |"]
+
+    def row(name: str, r: dict, seconds: str) -> str:
+        six = np.mean([r["months"][m]["ndcg"] for m in last6])
+        disc = r["discovery"]["months"]
+        six_d = np.mean([disc[m]["ndcg"] for m in last6 if m in disc])
+        return (f"| {name} | {r['overall']['ndcg']:.4f} | {six:.4f} | {r['discovery']['overall'].get('ndcg', 0):.4f} | {six_d:.4f} | {seconds} |")
+
+    for arm, rep in reports.items():
+        served = next(r for n, r in rep["results"].items() if n != "repeat+popularity")
+        lines.append(row(arm, served, f"{rep['train_seconds']:.0f}"))
+    lines.append(row("repeat+popularity", baseline, "0"))
+    lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
+    for arm, rep in reports.items():
+        served = next(r for n, r in rep["results"].items() if n != "repeat+popularity")
+        lines.append(f"| {arm} | " + " | ".join(f"{served['months'][m]['ndcg']:.4f}" for m in months) + " |")
+    lines += ["", "Both through the worker, Feast and a real tritonserver (evaluation/fusion_served.py; frozen: `--frozen`). "
+              "Training seconds include list building, text encoding, gates and publishing.", ""]
+    (folder / "fusion-served-ablation.md").write_text("\n".join(lines))
+    print("\n".join(lines))
 
 
 def write_report(report: dict[str, Any], cases: list[Case]) -> None:
