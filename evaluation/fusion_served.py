@@ -220,10 +220,10 @@ def write_ablation(folder: Path) -> None:
     if not all(path.exists() for path in paths.values()):
         return
     reports = {arm: json.loads(path.read_text()) for arm, path in paths.items()}
-    if len({(r["cases"], tuple(r["months"])) for r in reports.values()}) != 1:
+    if len({(r["cases"], tuple(r["results"]["repeat+popularity"]["months"])) for r in reports.values()}) != 1:
         return
     first = next(iter(reports.values()))
-    months = first["months"]
+    months = list(first["results"]["repeat+popularity"]["months"])
     last6 = months[-6:]
     baseline = first["results"]["repeat+popularity"]
     lines = [f"# Served fusion ranker: lifelong vs frozen on the same {first['cases']} cases", "",
