@@ -63,7 +63,7 @@ bench-step-cost: install      ## seconds per training step of each continual-lea
 bench-fusion: install         ## the fusion ranker vs every baseline under EVAL.md: SAMPLE=0 (full protocol) or N per month
 	$(PY) -m evaluation.fusion_eval --sample-per-month $(or $(SAMPLE),0) $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),)
 
-bench-drift: install          ## frozen vs lifelong vs drift-triggered vs full retrain on a synthetic season change, through the worker's training (~15 min)
+bench-drift: install          ## frozen vs lifelong vs drift-triggered vs full retrain on a synthetic season change, through the worker's training (~25 min)
 	$(PY) -m evaluation.drift_experiment
 
 bench-retrieval: install      ## retrieval recall of the candidates at 100/200/300/500, by source (no model; MONTHS=2010-06..2010-11 TAG=validation)
