@@ -48,6 +48,7 @@ from core.drift import item_divergence, performance_drop
 from core.model_repository import ModelRepository
 from core.settings import PROJECT_ROOT, Settings
 from core.store import EventLog
+from evaluation.ranker_data import repeat_then_popular
 from evaluation.run import RESULTS, machine
 from rankers import get_ranker
 from rankers.base import TrainingRun
@@ -133,7 +134,7 @@ def mean_ndcg(scores_of, lists: Sequence[RankingList]) -> float:
 
 
 def repeat_popularity(r: RankingList) -> np.ndarray:
-    return r.signals[:, 1] * 1000 + r.signals[:, 10]  # the shopper's counts, then 30-day popularity
+    return repeat_then_popular(r.signals)
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopula
 from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import Case, EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
-from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, training_cases
+from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, repeat_then_popular, training_cases
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
 
@@ -162,7 +162,7 @@ class PopularTies:
 
     def ranked(self, case: Case, limit: int) -> list[int]:
         r = self.rows[(case.user, case.ts)]
-        key = r.signals[:, 1] * 1000 + r.signals[:, 10]  # log count, then log popularity
+        key = repeat_then_popular(r.signals)
         own = [int(r.candidates[j]) for j in np.argsort(-key, kind="stable") if r.signals[j, 0] > 0]
         have = set(own)
         return (own + [i for i in self.popularity.ranked(case, limit + len(have)) if i not in have])[:limit]

@@ -89,3 +89,9 @@ def training_cases(ev: EventArrays, lo_ts: int, hi_ts: int, month: str = "train"
         target = frozenset(int(i) for i in ev.item[pos:end][ev.basket[pos:end] == basket])
         cases.append(Case(month, u, t, int(np.searchsorted(ev.ts, t, side="left")), target, lo_ts))
     return cases
+
+
+def repeat_then_popular(signals: np.ndarray) -> np.ndarray:
+    """Scores of "repeat + popularity, ties by current popularity" over a candidate list's signals: the
+    shopper's purchase count first, then 30-day popularity (columns of clickmodel.signals)."""
+    return signals[:, 1] * 1000 + signals[:, 10]
