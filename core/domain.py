@@ -3,6 +3,7 @@ gate decisions. Plain dataclasses, no torch, no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 # Events that say something about taste; impressions are exposure, not interest, and stay out of history.
@@ -34,6 +35,15 @@ class Event:
     # Arrival number in the event log (0 until stored): training windows follow it, not `timestamp`,
     # so an event that arrives late (or stamped ahead by a drifting clock) is still trained on once.
     seq: int = 0
+
+
+class ItemStatus(IntEnum):
+    """Whether an item may be shown. Out-of-stock and deleted items stay in the catalogue and in
+    training (their history is real) but are never recommended; a deleted one is not ranked either."""
+
+    AVAILABLE = 0
+    OUT_OF_STOCK = 1
+    DELETED = 2
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,9 @@ class FeatureSync:
         for user_id in ids:
             n_events, n_purchases, last_ts = counts[user_id]
             mine = interests[user_id]
+            purchased = list(dict.fromkeys(i for i, t, _ in mine if t == "purchase"))
             rows[user_id] = UserFeatures([(i, t) for i, t, _ in mine[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
-                                         [(i, ts) for i, _, ts in mine])
+                                         [(i, ts) for i, _, ts in mine], purchased)
         self.features.push_users(rows)
 
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
@@ -79,10 +80,11 @@ class FeatureSync:
         stale = {i: 0 for i in self._pushed_items if i not in pop30}  # dropped out of the window
         self.features.push_popularity({**stale, **pop30}, pop7)
         self._pushed_items = set(pop30)
-        popular = sorted(pop30, key=lambda i: (-pop30[i], i))[:POPULAR_ITEMS]
+        hidden = self.log.catalogue.statuses()  # out of stock or deleted: never offered as popular
+        popular = sorted((i for i in pop30 if i not in hidden), key=lambda i: (-pop30[i], i))[:POPULAR_ITEMS]
         filler: list[str] = []
         if len(popular) < POPULAR_ITEMS:
-            filler = self.log.catalogue.first_ids(POPULAR_ITEMS - len(popular), excluding=pop30)
+            filler = self.log.catalogue.first_ids(POPULAR_ITEMS - len(popular), excluding=popular)
         self.features.push_shop(clock, popular, filler)
         self._last_full = self.timer()
         logger.info("online popularity refreshed: %d items, clock %.0f", len(pop30), clock)

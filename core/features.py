@@ -15,13 +15,13 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from core.domain import ItemText
+from core.domain import ItemStatus, ItemText
 from core.settings import PROJECT_ROOT, Settings, load
 
 logger = logging.getLogger(__name__)
 
 SHOP_ID = "shop"
-ITEM_TEXT = ["item_text:title", "item_text:description", "item_text:category", "item_text:price"]
+ITEM_TEXT = ["item_text:title", "item_text:description", "item_text:category", "item_text:price", "item_text:status"]
 ITEM_POPULARITY = ["item_popularity:popularity_30d", "item_popularity:popularity_7d"]
 USER_FEATURES = [
     "user_history:recent_item_ids",
@@ -31,6 +31,7 @@ USER_FEATURES = [
     "user_history:last_event_ts",
     "user_history:interest_item_ids",
     "user_history:interest_timestamps",
+    "user_history:purchased_item_ids",
 ]
 SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids"]
 CO_PURCHASE = ["co_purchase:neighbour_ids", "co_purchase:neighbour_scores"]
@@ -45,6 +46,7 @@ class UserFeatures:
     purchase_count: int
     last_event_ts: float
     interests: list[tuple[str, float]] = field(default_factory=list)  # (item_id, ts), newest first
+    purchased: list[str] = field(default_factory=list)  # distinct items bought among the interests, newest first
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ItemFeatures:
     text: ItemText
     popularity_30d: int = 0
     popularity_7d: int = 0
+    available: bool = True  # False: out of stock (deleted items are not returned at all)
 
 
 @dataclass(frozen=True)
@@ -148,13 +151,16 @@ class FeatureClient:
             columns = {**columns, ("updated_at" if source == "item_push" else "event_time"): [_now()] * n}
             self.store.push(source, pd.DataFrame(columns))
 
-    def push_items(self, items: dict[str, ItemText]) -> None:
+    def push_items(self, items: dict[str, ItemText], statuses: dict[str, ItemStatus] | None = None) -> None:
+        """Items' text and status (available unless `statuses` says otherwise)."""
+        statuses = statuses or {}
         self._push("item_push", {
             "item_id": list(items),
             "title": [i.title for i in items.values()],
             "description": [i.description for i in items.values()],
             "category": [i.category for i in items.values()],
             "price": [float(i.price) for i in items.values()],
+            "status": [int(statuses.get(k, ItemStatus.AVAILABLE)) for k in items],
         })
 
     def push_users(self, rows: dict[str, UserFeatures]) -> None:
@@ -167,6 +173,7 @@ class FeatureClient:
             "last_event_ts": [r.last_event_ts for r in rows.values()],
             "interest_item_ids": [[i for i, _ in r.interests] for r in rows.values()],
             "interest_timestamps": [[float(t) for _, t in r.interests] for r in rows.values()],
+            "purchased_item_ids": [list(r.purchased) for r in rows.values()],
         })
 
     def push_popularity(self, counts_30d: dict[str, int], counts_7d: dict[str, int]) -> None:
@@ -234,7 +241,7 @@ class FeatureClient:
 
     # --- reads ----------------------------------------------------------------------------------
     def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:
-        """Features of the known items among `item_ids` (unknown ones are absent)."""
+        """Features of the known items among `item_ids` (unknown and deleted ones are absent)."""
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
@@ -243,13 +250,15 @@ class FeatureClient:
         out: dict[str, ItemFeatures] = {}
         for k, item_id in enumerate(data["item_id"]):
             title = data["title"][k]
-            if title is None:
+            status = int(data["status"][k] or 0)
+            if title is None or status == ItemStatus.DELETED:
                 continue
             text = ItemText(title, data["description"][k] or "", data["category"][k] or "", float(data["price"][k] or 0.0))
+            available = status == ItemStatus.AVAILABLE
             if popularity:
-                out[item_id] = ItemFeatures(text, int(data["popularity_30d"][k] or 0), int(data["popularity_7d"][k] or 0))
+                out[item_id] = ItemFeatures(text, int(data["popularity_30d"][k] or 0), int(data["popularity_7d"][k] or 0), available)
             else:
-                out[item_id] = ItemFeatures(text)
+                out[item_id] = ItemFeatures(text, available=available)
         return out
 
     def get_user(self, user_id: str) -> UserFeatures | None:
@@ -272,6 +281,7 @@ class FeatureClient:
             purchase_count=int(data.get("purchase_count") or 0),
             last_event_ts=float(data.get("last_event_ts") or 0.0),
             interests=list(zip(data.get("interest_item_ids") or [], map(float, data.get("interest_timestamps") or []))),
+            purchased=list(data.get("purchased_item_ids") or []),
         )
 
     def get_shop(self) -> ShopFeatures:

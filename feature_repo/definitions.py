@@ -54,7 +54,8 @@ co_purchase_batch_source = FileSource(name="co_purchase_batch", path="data/co_pu
 # Each published version's co-purchase table arrives here from the worker that wrote it (or a rollback).
 co_purchase_push = PushSource(name="co_purchase_push", batch_source=co_purchase_batch_source)
 
-# Product text and attributes the model reads (see clickmodel.text.item_text).
+# Product text and attributes the model reads (see clickmodel.text.item_text), and whether it may be
+# shown (core.domain.ItemStatus: 0 available, 1 out of stock, 2 deleted).
 item_text = FeatureView(
     name="item_text",
     entities=[item],
@@ -64,6 +65,7 @@ item_text = FeatureView(
         Field(name="description", dtype=String),
         Field(name="category", dtype=String),
         Field(name="price", dtype=Float64),
+        Field(name="status", dtype=Int64),
     ],
     source=item_push,
     online=True,
@@ -80,7 +82,8 @@ item_popularity = FeatureView(
 )
 
 # A shopper's recent interest events (most recent first), activity counts, and their interest events
-# with times (newest first) from which the repeat / recency signals are computed.
+# with times (newest first) from which the repeat / recency signals are computed, and the items they
+# bought among those (newest first: Recommend's exclude_purchased).
 user_history = FeatureView(
     name="user_history",
     entities=[user],
@@ -93,6 +96,7 @@ user_history = FeatureView(
         Field(name="last_event_ts", dtype=Float64),
         Field(name="interest_item_ids", dtype=Array(String)),
         Field(name="interest_timestamps", dtype=Array(Float64)),
+        Field(name="purchased_item_ids", dtype=Array(String)),
     ],
     source=user_history_push,
     online=True,

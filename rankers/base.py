@@ -40,6 +40,7 @@ class Shopper:
     popular: list[str]  # the shop's items by 30-day popularity
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
     co_purchase: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # of recent items, this version
+    purchased: list[str] = field(default_factory=list)  # distinct items they bought, newest first (Recommend's rules)
     derived: dict = field(default_factory=dict, repr=False, compare=False)  # what a ranker derives once per request
 
 
@@ -59,7 +60,8 @@ class Ranker(ABC):
         shop = features.get_shop()
         if user is None:
             return Shopper(user_id, [], [], shop.clock, shop.popular, shop.filler)
-        return Shopper(user_id, [HistoryEntry(i, t) for i, t in user.recent], user.interests, shop.clock, shop.popular, shop.filler)
+        return Shopper(user_id, [HistoryEntry(i, t) for i, t in user.recent], user.interests, shop.clock, shop.popular, shop.filler,
+                       purchased=user.purchased)
 
     @abstractmethod
     def retrieve(self, shopper: Shopper, size: int) -> list[str]:

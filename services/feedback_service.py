@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import grpc
 
-from core.domain import Event
+from core.domain import Event, ItemStatus
 from core.errors import InvalidArgument, Unavailable
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
@@ -30,7 +30,7 @@ from services.grpc_server import build_server, serve_until_signalled
 from services.health_watch import start_watching
 from services.metrics import INGESTED_EVENTS, JobStateCollector, QueueDepthCollector, serve_metrics
 from services.model_admin import ModelAdminServicer
-from services.validation import validate_events, validate_items
+from services.validation import MAX_ID_LENGTH, check_id, validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
 
 logger = logging.getLogger(__name__)
@@ -92,15 +92,38 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         if len(request.items) > self.settings.max_batch_events:
             raise InvalidArgument(f"{len(request.items)} items; at most {self.settings.max_batch_events} per batch")
         good, bad = validate_items(request.items)
-        self.log.catalogue.upsert(good)
+        out_of_stock = {it.item_id for it in request.items if it.out_of_stock and it.item_id in good}
+        self.log.catalogue.upsert(good, out_of_stock)
         try:
-            self.features.push_items(good)
+            self.features.push_items(good, {i: ItemStatus.OUT_OF_STOCK for i in out_of_stock})
         except Exception as exc:  # noqa: BLE001
             logger.exception("item push failed")
             raise Unavailable("items were stored but not published to the online store; retrying is safe") from exc
         return feedback_pb2.UpsertItemsResponse(
             upserted=len(good), rejected=[common_pb2.Rejection(index=r.index, id=r.id, reason=r.reason) for r in bad]
         )
+
+    def DeleteItems(self, request: feedback_pb2.DeleteItemsRequest, context: grpc.ServicerContext) -> feedback_pb2.DeleteItemsResponse:
+        if not request.item_ids:
+            raise InvalidArgument("item_ids is empty")
+        if len(request.item_ids) > self.settings.max_batch_events:
+            raise InvalidArgument(f"{len(request.item_ids)} item_ids; at most {self.settings.max_batch_events} per batch")
+        rejected, ids = [], []
+        for index, item_id in enumerate(request.item_ids):
+            if reason := check_id(item_id, "item_id"):
+                rejected.append(common_pb2.Rejection(index=index, id=item_id[:MAX_ID_LENGTH], reason=reason))
+            else:
+                ids.append(item_id)
+        found = self.log.catalogue.delete(ids)
+        rejected += [common_pb2.Rejection(index=index, id=item_id, reason="not in the catalogue")
+                     for index, item_id in enumerate(request.item_ids) if item_id in ids and item_id not in found]
+        try:
+            self.features.push_items(found, {i: ItemStatus.DELETED for i in found})
+            self.sync.refresh_all()  # the shop's popular list drops them now, not at the next refresh
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("item deletion push failed")
+            raise Unavailable("items were deleted in the catalogue but not in the online store; retrying is safe") from exc
+        return feedback_pb2.DeleteItemsResponse(deleted=len(found), rejected=sorted(rejected, key=lambda r: r.index))
 
 
 SERVICE_NAMES = (

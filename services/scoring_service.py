@@ -22,6 +22,7 @@ from core.feature_cache import CachedFeatures
 from core.features import FeatureClient, OnlineFeatures
 from core.log_format import bound, configure
 from core.privacy import Pseudonyms
+from core.rules import Rules, arrange
 from core.settings import Settings, load
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
@@ -29,12 +30,13 @@ from rankers.base import Ranker, Shopper
 from services.grpc_server import build_server, serve_processes, serve_until_signalled
 from services.health_watch import start_watching
 from services.metrics import DEGRADED_ANSWERS, SERVING_VERSION, timed
-from services.validation import check_id, validate_rank_request
+from services.validation import check_id, validate_rank_request, validate_rules
 from shoprank.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 RECOMMEND_CANDIDATES = 200  # retrieved, then ranked, for the k that Recommend returns
+PLACEMENTS = {"ranked": common_pb2.PLACEMENT_UNSPECIFIED, "boosted": common_pb2.PLACEMENT_BOOSTED, "pinned": common_pb2.PLACEMENT_PINNED}
 
 
 class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
@@ -60,17 +62,22 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         k = request.k or 10
         if not 1 <= k <= 100:
             raise InvalidArgument(f"k {k} outside 1..100")
+        rules = validate_rules(request.rules, k)
         request_id = self._request_id(request.request_id)
         tracing.annotate(request_id=request_id)
         with bound(log_format.request_id, request_id):
             version = self.serving_version()
             shopper = self._shopper(request.user_id, version)
             candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
-            if len(candidates) < RECOMMEND_CANDIDATES:
-                candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:RECOMMEND_CANDIDATES]
+            # Filters can empty much of retrieval's list: then the shop's popular and filler items
+            # stand behind it, so k still come back when k qualify among them.
+            reach = RECOMMEND_CANDIDATES * (2 if rules.filters else 1)
+            if len(candidates) < reach:
+                candidates = list(dict.fromkeys(candidates + shopper.popular + shopper.filler))[:reach]
+            candidates = list(dict.fromkeys(rules.extra_candidates() + candidates))
             if not candidates:
                 raise FailedPrecondition("the catalogue is empty; upsert items first")
-            return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k)
+            return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules)
 
     def _shopper(self, user_id: str, version: str) -> Shopper:
         with timed("feast_shopper"):
@@ -87,14 +94,22 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             return ""
 
     def rank(self, shopper: Shopper, candidates: Sequence[str], request_id: str, version: str,
-             allow_unknown: bool = False, top: int | None = None) -> scoring_pb2.RankResponse:
-        """Score `candidates` for the shopper; the response holds the best `top` (default: all)."""
+             allow_unknown: bool = False, top: int | None = None, rules: Rules | None = None) -> scoring_pb2.RankResponse:
+        """Score `candidates` for the shopper; the response holds the best `top` (default: all). With
+        `rules` (Recommend) only qualifying candidates are scored and core.rules.arrange fills the top."""
         with timed("feast_items"):
             items = self.features.get_items(list(candidates) + [h.item_id for h in shopper.recent], popularity=self.ranker.reads_popularity)
         unknown = [c for c in candidates if c not in items]
         if unknown and not allow_unknown:
-            raise NotFound(f"{len(unknown)} unknown item_ids: {', '.join(unknown[:5])}")
+            raise NotFound(f"{len(unknown)} unknown or deleted item_ids: {', '.join(unknown[:5])}")
+        if rules is not None:
+            excluded = rules.shopper_exclusions(shopper.purchased, shopper.interests, shopper.clock)
+            pinned = {i for i, _ in rules.pins}
+            candidates = [c for c in candidates if rules.allows(c, items.get(c), excluded)
+                          or (c in pinned and c in items and items[c].available)]
         candidates = [c for c in candidates if c in items]
+        if not candidates:  # every candidate excluded by the rules: nothing to score
+            return scoring_pb2.RankResponse(model_version=version, request_id=request_id, degraded=not version)
         try:
             if not version:
                 raise InferenceUnavailable("no serving version")
@@ -104,17 +119,24 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         except InferenceUnavailable as exc:
             logger.warning("Triton unavailable, answering degraded: %s", exc)
             DEGRADED_ANSWERS.inc()
-            return scoring_pb2.RankResponse(
-                items=[common_pb2.ScoredItem(item_id=c, probability=0.0, rank=i + 1) for i, c in enumerate(candidates[:top])],
-                request_id=request_id,
-                degraded=True,
-            )
+            response = scoring_pb2.RankResponse(request_id=request_id, degraded=True)
+            return self._answer(response, [(c, 0.0) for c in candidates], items, rules, top)
         probabilities = np.asarray(scores.probabilities, dtype=np.float64)
         order = np.argsort(-probabilities, kind="stable")  # ties keep the request's order
         response = scoring_pb2.RankResponse(model_version=scores.model_version, request_id=request_id)
+        return self._answer(response, [(candidates[i], float(probabilities[i])) for i in order.tolist()], items, rules, top)
+
+    @staticmethod
+    def _answer(response: scoring_pb2.RankResponse, ranked: list[tuple[str, float]], items: dict, rules: Rules | None,
+                top: int | None) -> scoring_pb2.RankResponse:
+        """`response` with the best `top` of `ranked` (best first), placed by `rules` when given."""
         add = response.items.add
-        for r, i in enumerate(order[:top].tolist()):
-            add(item_id=candidates[i], probability=probabilities[i], rank=r + 1)
+        if rules is None:
+            for r, (item_id, probability) in enumerate(ranked[:top]):
+                add(item_id=item_id, probability=probability, rank=r + 1)
+            return response
+        for r, slot in enumerate(arrange(ranked, items, rules, top or len(ranked))):
+            add(item_id=slot.item_id, probability=slot.probability, rank=r + 1, placement=PLACEMENTS[slot.placement])
         return response
 
     @staticmethod

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 from core.domain import EVENT_TYPES, Event, ItemText
 from core.errors import InvalidArgument
+from core.rules import Rules
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2000
@@ -139,3 +140,49 @@ def validate_rank_request(user_id: str, item_ids: Sequence[str], max_candidates:
         dup = sorted({i for i in item_ids if item_ids.count(i) > 1})
         raise InvalidArgument(f"duplicate candidates: {', '.join(shown(d) for d in dup[:5])}")
     return list(item_ids)
+
+
+MAX_RULE_IDS = 1000  # ids or categories in one rules list
+MAX_SEEN_DAYS = 3650
+
+
+def validate_rules(rules, k: int) -> Rules:
+    """A RecommendRules message as core.rules.Rules; InvalidArgument names the first bad field."""
+    for name in ("exclude_item_ids", "include_categories", "exclude_categories", "boosted_item_ids"):
+        if len(getattr(rules, name)) > MAX_RULE_IDS:
+            raise InvalidArgument(f"rules.{name} has {len(getattr(rules, name))} entries; at most {MAX_RULE_IDS}")
+    for name in ("exclude_item_ids", "boosted_item_ids"):
+        for value in getattr(rules, name):
+            if reason := check_id(value, "item_id"):
+                raise InvalidArgument(f"rules.{name}: {reason}")
+    for name in ("include_categories", "exclude_categories"):
+        for value in getattr(rules, name):
+            if len(value) > MAX_TEXT_LENGTH or _CONTROL.search(value):
+                raise InvalidArgument(f"rules.{name}: {shown(value)} is not a category")
+    if not 0 <= rules.exclude_seen_days <= MAX_SEEN_DAYS:
+        raise InvalidArgument(f"rules.exclude_seen_days {rules.exclude_seen_days} outside 0..{MAX_SEEN_DAYS}")
+    if math.isnan(rules.boost_share) or not 0.0 <= rules.boost_share <= 1.0:
+        raise InvalidArgument(f"rules.boost_share {rules.boost_share} outside 0..1")
+    if rules.boost_share and not rules.boosted_item_ids:
+        raise InvalidArgument("rules.boost_share is set but rules.boosted_item_ids is empty")
+    if rules.max_per_category < 0:
+        raise InvalidArgument(f"rules.max_per_category {rules.max_per_category} is negative (0 turns it off)")
+    pins: list[tuple[str, int]] = []
+    for pin in rules.pins:
+        if reason := check_id(pin.item_id, "item_id"):
+            raise InvalidArgument(f"rules.pins: {reason}")
+        if not 1 <= pin.position <= k:
+            raise InvalidArgument(f"rules.pins: position {pin.position} of {shown(pin.item_id)} outside 1..k ({k})")
+        pins.append((pin.item_id, pin.position))
+    if len({i for i, _ in pins}) < len(pins) or len({p for _, p in pins}) < len(pins):
+        raise InvalidArgument("rules.pins: an item or a position is pinned twice")
+    excluded = set(rules.exclude_item_ids)
+    if clash := [i for i, _ in pins if i in excluded]:
+        raise InvalidArgument(f"rules.pins: {shown(clash[0])} is both pinned and excluded")
+    return Rules(
+        exclude_purchased=rules.exclude_purchased, exclude_seen_days=rules.exclude_seen_days,
+        exclude_item_ids=frozenset(excluded), include_categories=frozenset(rules.include_categories),
+        exclude_categories=frozenset(rules.exclude_categories), boosted=tuple(dict.fromkeys(rules.boosted_item_ids)),
+        boost_share=float(rules.boost_share), pins=tuple(pins), max_per_category=rules.max_per_category,
+        distinct_titles=rules.distinct_titles,
+    )

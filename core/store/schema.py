@@ -33,6 +33,7 @@ items_table = sa.Table(
     sa.Column("category", sa.String, nullable=False, default=""),
     sa.Column("price", sa.Float, nullable=False, default=0.0),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False, default=0),  # core.domain.ItemStatus
 )
 
 jobs_table = sa.Table(
@@ -140,6 +141,9 @@ def _migrate(engine: Engine) -> None:
     if "user_key" not in {c["name"] for c in inspector.get_columns("replay_buffer")}:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE replay_buffer ADD COLUMN user_key VARCHAR NOT NULL DEFAULT ''"))
+    if "status" not in {c["name"] for c in inspector.get_columns("items")}:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE items ADD COLUMN status INTEGER NOT NULL DEFAULT 0"))
     with engine.begin() as conn:
         # what the feature refresh reads per batch: a shopper's newest events, an item's recent count
         conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_user_ts ON events (user_id, ts)"))

@@ -7,6 +7,7 @@ text once, each candidate's text (Triton caches item embeddings per version) and
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -88,7 +89,7 @@ class FusionRanker(Ranker):
         base = super().shopper(features, user_id, version)
         recent = [item for item, _ in base.interests[:RECENT_ITEMS]]
         co = features.get_co_purchase(self.version_key(version), recent) if version and recent else {}
-        return Shopper(base.user_id, base.recent, base.interests, base.clock, base.popular, base.filler, co)
+        return dataclasses.replace(base, co_purchase=co)
 
     def retrieve(self, shopper: Shopper, size: int) -> list[str]:
         """The shopper's items (most bought first), co-purchase neighbours and popular items."""

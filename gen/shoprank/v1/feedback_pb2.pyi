@@ -38,3 +38,17 @@ class UpsertItemsResponse(_message.Message):
     upserted: int
     rejected: _containers.RepeatedCompositeFieldContainer[_common_pb2.Rejection]
     def __init__(self, upserted: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[_common_pb2.Rejection, _Mapping]]] = ...) -> None: ...
+
+class DeleteItemsRequest(_message.Message):
+    __slots__ = ("item_ids",)
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteItemsResponse(_message.Message):
+    __slots__ = ("deleted", "rejected")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    rejected: _containers.RepeatedCompositeFieldContainer[_common_pb2.Rejection]
+    def __init__(self, deleted: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[_common_pb2.Rejection, _Mapping]]] = ...) -> None: ...

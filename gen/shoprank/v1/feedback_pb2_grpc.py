@@ -46,6 +46,11 @@ class FeedbackServiceStub:
                 request_serializer=shoprank_dot_v1_dot_feedback__pb2.UpsertItemsRequest.SerializeToString,
                 response_deserializer=shoprank_dot_v1_dot_feedback__pb2.UpsertItemsResponse.FromString,
                 _registered_method=True)
+        self.DeleteItems = channel.unary_unary(
+                '/shoprank.v1.FeedbackService/DeleteItems',
+                request_serializer=shoprank_dot_v1_dot_feedback__pb2.DeleteItemsRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_feedback__pb2.DeleteItemsResponse.FromString,
+                _registered_method=True)
 
 
 class FeedbackServiceServicer:
@@ -68,6 +73,14 @@ class FeedbackServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteItems(self, request, context):
+        """Deletes catalogue items: they are never recommended or ranked again (Rank answers NOT_FOUND).
+        Their past events stay in the log. Upserting the item again restores it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedbackServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +93,11 @@ def add_FeedbackServiceServicer_to_server(servicer, server):
                     servicer.UpsertItems,
                     request_deserializer=shoprank_dot_v1_dot_feedback__pb2.UpsertItemsRequest.FromString,
                     response_serializer=shoprank_dot_v1_dot_feedback__pb2.UpsertItemsResponse.SerializeToString,
+            ),
+            'DeleteItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteItems,
+                    request_deserializer=shoprank_dot_v1_dot_feedback__pb2.DeleteItemsRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_feedback__pb2.DeleteItemsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +156,33 @@ class FeedbackService:
             '/shoprank.v1.FeedbackService/UpsertItems',
             shoprank_dot_v1_dot_feedback__pb2.UpsertItemsRequest.SerializeToString,
             shoprank_dot_v1_dot_feedback__pb2.UpsertItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.FeedbackService/DeleteItems',
+            shoprank_dot_v1_dot_feedback__pb2.DeleteItemsRequest.SerializeToString,
+            shoprank_dot_v1_dot_feedback__pb2.DeleteItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,

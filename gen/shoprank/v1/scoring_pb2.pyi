@@ -18,14 +18,16 @@ class RankRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., item_ids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("user_id", "k", "request_id")
+    __slots__ = ("user_id", "k", "request_id", "rules")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     k: int
     request_id: str
-    def __init__(self, user_id: _Optional[str] = ..., k: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    rules: _common_pb2.RecommendRules
+    def __init__(self, user_id: _Optional[str] = ..., k: _Optional[int] = ..., request_id: _Optional[str] = ..., rules: _Optional[_Union[_common_pb2.RecommendRules, _Mapping]] = ...) -> None: ...
 
 class RankResponse(_message.Message):
     __slots__ = ("items", "model_version", "request_id", "degraded")
