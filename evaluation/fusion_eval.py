@@ -45,6 +45,7 @@ from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import Case, EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
 from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, repeat_then_popular, training_cases
+from evaluation.rules_arm import WithRules, parse_rules
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
 
@@ -182,6 +183,8 @@ def main() -> None:
     parser.add_argument("--shopper-vector", choices=("text", "items", "text+items"), default="text",
                         help="the shopper tower: their text through MiniLM (served), the recency-weighted mean of their items' "
                              "embeddings (sequence-aware, an experiment), or both summed")
+    parser.add_argument("--rules", default="", help="also score the monthly ranker with Recommend's rules applied, e.g. "
+                        "exclude-purchased,distinct-titles (core.rules; one arm per ';'-separated set)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="")
@@ -263,6 +266,11 @@ def main() -> None:
         FusionRecommender("fusion (monthly)", ev, rows, users, emb.items, monthly_models),
         FusionRecommender("signals only (monthly)", ev, rows, users, emb.items, signal_models, text=False),
     ]
+    catalogue = catalogue_text(items)
+    by_index = {k: catalogue[str(i)] for k, i in enumerate(ev.item_ids) if str(i) in catalogue}
+    served_like = recommenders[-2]  # fusion (monthly)
+    for label in filter(None, (x.strip() for x in args.rules.split(";"))):
+        recommenders.append(WithRules(served_like, parse_rules(label), by_index, history, ev, label))
     results = {}
     for rec in recommenders:
         results[rec.name] = evaluate(rec, cases, ev, history, rec.name[:18])

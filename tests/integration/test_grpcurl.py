@@ -70,3 +70,14 @@ def test_grpcurl_without_a_key_or_the_role_is_refused(serving_suite):
     assert out.returncode != 0  # no plaintext port
     listed = run(serving_suite.address("feedback"), "shoprank.v1.ModelAdminService/ListVersions", suite=serving_suite, role="admin")
     assert '"version": "1"' in listed
+
+
+def test_grpcurl_calls_recommend_with_rules(serving_suite):
+    """The README's rules example, with the synthetic shop's ids: JSON names of the rules and placements."""
+    rules = {"distinct_titles": True, "boosted_item_ids": ["SKU1001", "SKU1002"], "boost_share": 0.2,
+             "pins": [{"item_id": "SKU2001", "position": 1}]}
+    body = json.dumps({"user_id": "U0002", "k": 10, "rules": rules})
+    reply = json.loads(run("-d", body, serving_suite.address("scoring"), "shoprank.v1.ScoringService/Recommend", suite=serving_suite))
+    assert len(reply["items"]) == 10 and reply["items"][0]["item_id"] == "SKU2001"
+    assert reply["items"][0]["placement"] == "PLACEMENT_PINNED"
+    assert {i["item_id"] for i in reply["items"] if i.get("placement") == "PLACEMENT_BOOSTED"} == {"SKU1001", "SKU1002"}

@@ -44,6 +44,7 @@ def test_the_fusion_harness_runs_on_another_shops_months(tmp_path):
     export(shop, tmp_path / "shop")
     out = subprocess.run([sys.executable, "-m", "evaluation.fusion_eval", "--data", str(tmp_path / "shop"), "--months", "auto",
                           "--warmup-months", "2", "--train-months", "2", "--epochs", "1", "--threads", "1", "--tag", "t",
+                          "--rules", "exclude-purchased;distinct-titles,max-per-category=1",
                           "--out", str(tmp_path / "res"), "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((tmp_path / "res" / "fusion-full-t.json").read_text())
@@ -51,6 +52,13 @@ def test_the_fusion_harness_runs_on_another_shops_months(tmp_path):
     assert months and months <= {"2021-03", "2021-04"}, months
     assert report["cases"] > 0 and {"fusion (frozen)", "fusion (monthly)", "signals only (monthly)", "repeat+popularity"} <= set(report["results"])
     assert (tmp_path / "res" / "fusion-full-t.png").stat().st_size > 1000
+    # Recommend's rules on the monthly ranker: excluding bought items leaves discovery (targets never
+    # bought before) exactly as it was; the repeat targets are what it gives up.
+    results = report["results"]
+    excluding = results["fusion (monthly) + exclude-purchased"]
+    assert excluding["discovery"] == results["fusion (monthly)"]["discovery"]
+    assert excluding["overall"]["ndcg"] <= results["fusion (monthly)"]["overall"]["ndcg"]
+    assert "fusion (monthly) + distinct-titles,max-per-category=1" in results
     bad = subprocess.run([sys.executable, "-m", "evaluation.fusion_eval", "--data", str(tmp_path / "shop"), "--months", "2019-01..2019-02",
                           "--out", str(tmp_path / "res"), "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=900)
     assert bad.returncode != 0 and "no test cases in 2019-01..2019-02" in bad.stderr and "Traceback" not in bad.stderr
