@@ -16,6 +16,16 @@ logger = logging.getLogger(__name__)
 
 INTEREST_LIMIT = 2000  # interest events per shopper for the repeat / recency signals
 POPULAR_ITEMS = 200  # the shop's popular list (retrieval's fallback; Recommend retrieves 200)
+TRENDING_ITEMS = 500  # the shop's trending list (Trending filters it by the request's rules)
+TRENDING_MIN_7D = 3  # interest events in 7 days before an item can trend (one shopper's clicks are noise)
+
+
+def trending(pop30: dict[str, int], pop7: dict[str, int], hidden: Iterable[str] = (), limit: int = TRENDING_ITEMS) -> list[tuple[str, float]]:
+    """Items whose 7-day interest rose most against their 30-day rate: (n7 / 8 days) / ((n30 + 1) / 31
+    days), the windows of WINDOW_7D and WINDOW_30D: 1.0 is a steady item, at most ~3.9 (all of its 30 days in the last 7)."""
+    skip = set(hidden)
+    scores = {i: (n / 8.0) / ((pop30.get(i, n) + 1) / 31.0) for i, n in pop7.items() if n >= TRENDING_MIN_7D and i not in skip}
+    return [(i, round(s, 4)) for i, s in sorted(scores.items(), key=lambda x: (-x[1], -pop7[x[0]], x[0]))[:limit]]
 
 
 class FeatureSync:
@@ -85,6 +95,6 @@ class FeatureSync:
         filler: list[str] = []
         if len(popular) < POPULAR_ITEMS:
             filler = self.log.catalogue.first_ids(POPULAR_ITEMS - len(popular), excluding=popular)
-        self.features.push_shop(clock, popular, filler)
+        self.features.push_shop(clock, popular, filler, trending(pop30, pop7, hidden))
         self._last_full = self.timer()
         logger.info("online popularity refreshed: %d items, clock %.0f", len(pop30), clock)

@@ -33,7 +33,8 @@ USER_FEATURES = [
     "user_history:interest_timestamps",
     "user_history:purchased_item_ids",
 ]
-SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids"]
+SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids",
+                 "shop_activity:trending_item_ids", "shop_activity:trending_scores"]
 CO_PURCHASE = ["co_purchase:neighbour_ids", "co_purchase:neighbour_scores"]
 
 
@@ -62,6 +63,7 @@ class ShopFeatures:
     clock: float  # the newest event time: "now" for signals, so a replayed shop reads like a live one
     popular: list[str]  # items bought in the last 30 days, most first
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
+    trending: list[tuple[str, float]] = field(default_factory=list)  # (item, trend ratio), most rising first
 
 
 class OnlineFeatures(Protocol):
@@ -184,9 +186,11 @@ class FeatureClient:
             "popularity_7d": [int(counts_7d.get(i, 0)) for i in counts_30d],
         })
 
-    def push_shop(self, clock: float, popular: Sequence[str], filler: Sequence[str] = ()) -> None:
+    def push_shop(self, clock: float, popular: Sequence[str], filler: Sequence[str] = (),
+                  trending: Sequence[tuple[str, float]] = ()) -> None:
         self._push("shop_push", {"shop_id": [SHOP_ID], "clock": [float(clock)], "popular_item_ids": [list(popular)],
-                                 "filler_item_ids": [list(filler)]})
+                                 "filler_item_ids": [list(filler)], "trending_item_ids": [[i for i, _ in trending]],
+                                 "trending_scores": [[float(s) for _, s in trending]]})
 
     def push_co_purchase(self, key: str, table: dict[str, list[tuple[str, float]]]) -> None:
         """One model version's co-purchase neighbours (see version_key)."""
@@ -287,7 +291,8 @@ class FeatureClient:
     def get_shop(self) -> ShopFeatures:
         data = self.store.get_online_features(features=SHOP_FEATURES, entity_rows=[{"shop_id": SHOP_ID}]).to_dict()
         return ShopFeatures(float(data["clock"][0] or 0.0), list(data["popular_item_ids"][0] or []),
-                            list(data["filler_item_ids"][0] or []))
+                            list(data["filler_item_ids"][0] or []),
+                            list(zip(data["trending_item_ids"][0] or [], map(float, data["trending_scores"][0] or []))))
 
     def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
         """Neighbours of `item_ids` in the version `key` (items without neighbours are absent)."""

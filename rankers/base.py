@@ -78,6 +78,18 @@ class Ranker(ABC):
     def version_key(self, version: int | str) -> str:
         return version_key(self.model_name, version)
 
+    # --- item-to-item (torch-free) --------------------------------------------------------------
+    related_kinds: ClassVar[tuple[str, ...]] = ()  # the neighbour tables a version publishes: "co_purchase", "similar"
+
+    def neighbour_key(self, version: int | str, kind: str) -> str:
+        """The online store's key of one of a version's neighbour tables (co-purchase: the version key)."""
+        key = self.version_key(version)
+        return key if kind == "co_purchase" else f"{key}:{kind}"
+
+    def related_items(self, features: OnlineFeatures, version: str, kind: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        """The serving version's neighbours of `item_ids` in its `kind` table (none by default)."""
+        return {}
+
     # --- training (imports torch) ---------------------------------------------------------------
     def first_version_budget(self, max_steps: int, batch_size: int) -> int:
         """TrainingRun.max_examples for version 1 (the bootstrap)."""

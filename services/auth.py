@@ -1,8 +1,8 @@
 """Who may call what: API keys in metadata, roles per RPC, and the audit trail of admin calls.
 
 A client sends its key as `authorization: Bearer <key>` (or `x-api-key: <key>`). Roles:
-`storefront` may record events, upsert and delete items, rank, recommend and read profiles; `admin` may also
-administer models (fine-tune, rollback, versions, jobs), forget shoppers and read the audit log. Health
+`storefront` may record events, upsert and delete items, rank, recommend, ask for similar, bought-together
+and trending items and read profiles; `admin` may also administer models (fine-tune, rollback, versions, jobs), forget shoppers and read the audit log. Health
 and reflection stay open (load balancers and `grpcurl list` call them without a key). The check runs
 in the one server interceptor (services/interceptors.py), before any handler.
 """
@@ -26,6 +26,9 @@ STOREFRONT_METHODS = frozenset({
     "/shoprank.v1.FeedbackService/DeleteItems",
     "/shoprank.v1.ScoringService/Rank",
     "/shoprank.v1.ScoringService/Recommend",
+    "/shoprank.v1.ScoringService/SimilarItems",
+    "/shoprank.v1.ScoringService/FrequentlyBoughtTogether",
+    "/shoprank.v1.ScoringService/Trending",
     "/shoprank.v1.ProfileService/GetProfile",
 })
 ANONYMOUS = Client("anonymous", "")

@@ -3,7 +3,10 @@
 The request path reads only the online store (Feast) and Triton: the ranker (rankers/) reads what it
 needs of the shopper for the version Triton serves, turns shopper and candidates into the model's
 request, and one inference request to that version scores them. Recommend puts the ranker's retrieval
-in front. If Triton cannot answer, the response keeps the retrieval/request order and says `degraded`.
+in front and applies the request's rules (core/rules.py). SimilarItems, FrequentlyBoughtTogether and
+Trending read the serving version's neighbour tables or the shop's trending list from Feast, apply the
+same rules, and rank with the model when the request names a shopper. If Triton cannot answer, the
+response keeps the retrieval/request order and says `degraded`.
 This process opens no event log and imports no torch.
 """
 from __future__ import annotations
@@ -17,7 +20,7 @@ import grpc
 import numpy as np
 
 from core import log_format, tracing
-from core.errors import FailedPrecondition, InvalidArgument, NotFound
+from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from core.feature_cache import CachedFeatures
 from core.features import FeatureClient, OnlineFeatures
 from core.log_format import bound, configure
@@ -36,6 +39,8 @@ from shoprank.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 logger = logging.getLogger(__name__)
 
 RECOMMEND_CANDIDATES = 200  # retrieved, then ranked, for the k that Recommend returns
+RELATED_CANDIDATES = 200  # of an item-to-item table, filtered by the rules and (with a shopper) ranked
+MAX_SEED_ITEMS = 50  # FrequentlyBoughtTogether's basket
 PLACEMENTS = {"ranked": common_pb2.PLACEMENT_UNSPECIFIED, "boosted": common_pb2.PLACEMENT_BOOSTED, "pinned": common_pb2.PLACEMENT_PINNED}
 
 
@@ -78,6 +83,82 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             if not candidates:
                 raise FailedPrecondition("the catalogue is empty; upsert items first")
             return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules)
+
+    # --- item-to-item ---------------------------------------------------------------------------
+    def SimilarItems(self, request: scoring_pb2.SimilarItemsRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
+        if reason := check_id(request.item_id, "item_id"):
+            raise InvalidArgument(reason)
+        return self._related(request, "similar", [request.item_id])
+
+    def FrequentlyBoughtTogether(self, request: scoring_pb2.FrequentlyBoughtTogetherRequest,
+                                 context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
+        seeds = list(dict.fromkeys(request.item_ids))
+        if not 1 <= len(seeds) <= MAX_SEED_ITEMS:
+            raise InvalidArgument(f"{len(seeds)} distinct item_ids; send 1 to {MAX_SEED_ITEMS}")
+        for item_id in seeds:
+            if reason := check_id(item_id, "item_id"):
+                raise InvalidArgument(reason)
+        return self._related(request, "co_purchase", seeds)
+
+    def Trending(self, request: scoring_pb2.TrendingRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
+        return self._related(request, "trending", [])
+
+    def _related(self, request: Any, kind: str, seeds: list[str]) -> scoring_pb2.RankResponse:
+        """Candidates from one of the serving version's neighbour tables (or the shop's trending list),
+        filtered and arranged by the request's rules; ordered by the model for the shopper when a
+        user_id is given, else by the table's own score."""
+        k = request.k or 10
+        if not 1 <= k <= 100:
+            raise InvalidArgument(f"k {k} outside 1..100")
+        if request.user_id and (reason := check_id(request.user_id, "user_id")):
+            raise InvalidArgument(reason)
+        rules = validate_rules(request.rules, k)
+        request_id = self._request_id(request.request_id)
+        tracing.annotate(request_id=request_id)
+        with bound(log_format.request_id, request_id):
+            version = self.serving_version()
+            scored = self._related_scores(kind, seeds, version)
+            candidates = list(dict.fromkeys(rules.extra_candidates() + [i for i, _ in scored if i not in seeds]))[:RELATED_CANDIDATES]
+            scores = dict(scored)
+            if request.user_id:
+                shopper = self._shopper(request.user_id, version)
+            else:
+                shop = self.features.get_shop()
+                shopper = Shopper("", [], [], shop.clock, [], [])
+            if request.user_id and candidates:
+                response = self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules)
+            else:
+                response = self._arranged(shopper, candidates, scores, rules, k)
+                response.request_id, response.model_version = request_id, version if kind != "trending" else ""
+            for item in response.items:
+                item.score = scores.get(item.item_id, 0.0)
+            return response
+
+    def _related_scores(self, kind: str, seeds: list[str], version: str) -> list[tuple[str, float]]:
+        """(item, score) best first: the trending list, or the seeds' neighbours summed over the seeds."""
+        if kind == "trending":
+            return self.features.get_shop().trending
+        if kind not in self.ranker.related_kinds:
+            raise FailedPrecondition(f"the {self.ranker.name} ranker publishes no {kind} table")
+        known = self.features.get_items(seeds)
+        if unknown := [s for s in seeds if s not in known]:
+            raise NotFound(f"{len(unknown)} unknown or deleted item_ids: {', '.join(unknown[:5])}")
+        if not version:
+            raise Unavailable(f"no model version is served, so its {kind} table is unknown; retry shortly")
+        total: dict[str, float] = {}
+        for neighbours in self.ranker.related_items(self.features, version, kind, seeds).values():
+            for item_id, score in neighbours:
+                total[item_id] = total.get(item_id, 0.0) + score
+        return sorted(total.items(), key=lambda x: -x[1])
+
+    def _arranged(self, shopper: Shopper, candidates: list[str], scores: dict[str, float], rules: Rules, k: int) -> scoring_pb2.RankResponse:
+        """The candidates in their table order (no model), filtered and arranged by the rules."""
+        items = self.features.get_items(candidates)
+        excluded = rules.shopper_exclusions(shopper.purchased, shopper.interests, shopper.clock)
+        pinned = {i for i, _ in rules.pins}
+        ranked = [(c, 0.0) for c in candidates if rules.allows(c, items.get(c), excluded) or (c in pinned and c in items)]
+        ranked.sort(key=lambda x: -scores.get(x[0], 0.0))  # stable: pinned and boosted items without a score go last
+        return self._answer(scoring_pb2.RankResponse(), ranked, items, rules, k)
 
     def _shopper(self, user_id: str, version: str) -> Shopper:
         with timed("feast_shopper"):

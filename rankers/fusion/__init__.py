@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 CO_PURCHASE_FILE = "co_purchase.json"  # the version's neighbour table, pushed to the online store
+SIMILAR_FILE = "similar_items.json"  # each item's nearest items by text, pushed to the online store
 ITEM_TABLE = "item_embeddings.pt"  # the catalogue embedded at publish (read by model.py at load)
 SIGNAL_STATS = "signals.json"  # names and training mean / spread of the signals (for operators)
 
@@ -64,6 +65,7 @@ class FusionRanker(Ranker):
     name = "fusion"
     model_name = "fusion_click"
     reads_popularity = True
+    related_kinds = ("co_purchase", "similar")
 
     def triton_config(self, instance_kind: str = "KIND_CPU", instances: int = 1) -> mc.ModelConfig:
         # one shopper and their candidates per request: the shopper's text is encoded once
@@ -105,10 +107,14 @@ class FusionRanker(Ranker):
                             serving_signals(shopper, candidates, items))
 
     def materialise(self, version_dir: Path, features: OnlineFeatures, version: int) -> None:
-        path = version_dir / CO_PURCHASE_FILE
-        if path.exists():
-            table = {a: [(b, float(s)) for b, s in nbs] for a, nbs in json.loads(path.read_text()).items()}
-            features.push_co_purchase(self.version_key(version), table)
+        for kind, name in (("co_purchase", CO_PURCHASE_FILE), ("similar", SIMILAR_FILE)):
+            path = version_dir / name
+            if path.exists():
+                table = {a: [(b, float(s)) for b, s in nbs] for a, nbs in json.loads(path.read_text()).items()}
+                features.push_co_purchase(self.neighbour_key(version, kind), table)
+
+    def related_items(self, features: OnlineFeatures, version: str, kind: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
+        return features.get_co_purchase(self.neighbour_key(version, kind), item_ids) if version else {}
 
     def first_version_budget(self, max_steps: int, batch_size: int) -> int:
         return max(200, max_steps * batch_size * 4)  # baskets: each is a whole ranking list

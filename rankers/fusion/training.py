@@ -37,9 +37,10 @@ from clickmodel.fusion import (
 from clickmodel.metrics import list_ndcg as ndcg_of_list
 from clickmodel.signals import SIGNAL_NAMES
 from clickmodel.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
+from clickmodel.text_neighbours import text_neighbours
 from core.domain import GateDecision, Lineage
 from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
-from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS
+from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS, SIMILAR_FILE
 from rankers.fusion import FusionRanker as FusionServing
 from rankers.fusion.lists import CANDIDATES, ListSpec, baskets_of, build_lists
 
@@ -78,6 +79,16 @@ def item_table(encoder: Any, catalogue: dict[str, ItemText], previous: Path | No
         fresh = embed_texts(encoder, [texts[k] for k in missing], ITEM_TEXT_LENGTH)
         known.update({keys[k]: torch.from_numpy(v) for k, v in zip(missing, fresh)})
     return {"keys": keys, "vectors": torch.stack([known[key] for key in keys]) if keys else torch.zeros(0, EMBEDDING_DIM)}
+
+
+def similar_table(catalogue: dict[str, ItemText], table: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
+    """Each item's nearest items by the item tower (the table's rows are item_table's sorted texts)."""
+    texts = {i: item_text(it) for i, it in catalogue.items()}
+    row = {t: k for k, t in enumerate(sorted(set(texts.values())))}
+    if not texts or len(row) != len(table["keys"]):
+        return {}
+    ids = list(texts)
+    return text_neighbours(ids, table["vectors"].numpy()[[row[texts[i]] for i in ids]])
 
 
 def fusion_gate(candidate: Any, serving: Any, held_new: Sequence[RankingList], held_replay: Sequence[RankingList],
@@ -167,11 +178,14 @@ class FusionTrainer(Trainer):
         parent_table = run.repo.version_dir(run.parent) / ITEM_TABLE if run.parent is not None else None
         table_items = item_table(encoder, catalogue, parent_table)
         serving_table = fit_neighbours(items for _, _, items in baskets)  # serving reads every basket
+        stage("finding each item's nearest items by text (similar items)")
+        similar = similar_table(catalogue, table_items)
 
         def write(folder: Path) -> None:
             save_fusion(encoder, candidate, folder / "model.pt")
             torch.save(table_items, folder / ITEM_TABLE)
             (folder / CO_PURCHASE_FILE).write_text(json.dumps({a: [[b, s] for b, s in nbs] for a, nbs in serving_table.items()}))
+            (folder / SIMILAR_FILE).write_text(json.dumps({a: [[b, s] for b, s in nbs] for a, nbs in similar.items()}))
             (folder / SIGNAL_STATS).write_text(json.dumps(signal_statistics(candidate), indent=1))
 
         return Candidate(lineage, write)

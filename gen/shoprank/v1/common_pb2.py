@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoprank/v1/common.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x04Item\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x14\n\x0cout_of_stock\x18\x06 \x01(\x08\"\x92\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"k\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12)\n\tplacement\x18\x04 \x01(\x0e\x32\x16.shoprank.v1.Placement\"(\n\x03Pin\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\"\x9a\x02\n\x0eRecommendRules\x12\x19\n\x11\x65xclude_purchased\x18\x01 \x01(\x08\x12\x19\n\x11\x65xclude_seen_days\x18\x02 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x1a\n\x12include_categories\x18\x04 \x03(\t\x12\x1a\n\x12\x65xclude_categories\x18\x05 \x03(\t\x12\x18\n\x10\x62oosted_item_ids\x18\x06 \x03(\t\x12\x13\n\x0b\x62oost_share\x18\x07 \x01(\x02\x12\x1e\n\x04pins\x18\x08 \x03(\x0b\x32\x10.shoprank.v1.Pin\x12\x18\n\x10max_per_category\x18\t \x01(\x05\x12\x17\n\x0f\x64istinct_titles\x18\n \x01(\x08\"6\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t*S\n\tPlacement\x12\x19\n\x15PLACEMENT_UNSPECIFIED\x10\x00\x12\x15\n\x11PLACEMENT_BOOSTED\x10\x01\x12\x14\n\x10PLACEMENT_PINNED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoprank/v1/common.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x04Item\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x14\n\x0cout_of_stock\x18\x06 \x01(\x08\"\x92\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"z\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12)\n\tplacement\x18\x04 \x01(\x0e\x32\x16.shoprank.v1.Placement\x12\r\n\x05score\x18\x05 \x01(\x02\"(\n\x03Pin\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\"\x9a\x02\n\x0eRecommendRules\x12\x19\n\x11\x65xclude_purchased\x18\x01 \x01(\x08\x12\x19\n\x11\x65xclude_seen_days\x18\x02 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x1a\n\x12include_categories\x18\x04 \x03(\t\x12\x1a\n\x12\x65xclude_categories\x18\x05 \x03(\t\x12\x18\n\x10\x62oosted_item_ids\x18\x06 \x03(\t\x12\x13\n\x0b\x62oost_share\x18\x07 \x01(\x02\x12\x1e\n\x04pins\x18\x08 \x03(\x0b\x32\x10.shoprank.v1.Pin\x12\x18\n\x10max_per_category\x18\t \x01(\x05\x12\x17\n\x0f\x64istinct_titles\x18\n \x01(\x08\"6\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t*S\n\tPlacement\x12\x19\n\x15PLACEMENT_UNSPECIFIED\x10\x00\x12\x15\n\x11PLACEMENT_BOOSTED\x10\x01\x12\x14\n\x10PLACEMENT_PINNED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoprank.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PLACEMENT']._serialized_start=831
-  _globals['_PLACEMENT']._serialized_end=914
+  _globals['_PLACEMENT']._serialized_start=846
+  _globals['_PLACEMENT']._serialized_end=929
   _globals['_ITEM']._serialized_start=74
   _globals['_ITEM']._serialized_end=188
   _globals['_EVENT']._serialized_start=191
   _globals['_EVENT']._serialized_end=337
   _globals['_SCOREDITEM']._serialized_start=339
-  _globals['_SCOREDITEM']._serialized_end=446
-  _globals['_PIN']._serialized_start=448
-  _globals['_PIN']._serialized_end=488
-  _globals['_RECOMMENDRULES']._serialized_start=491
-  _globals['_RECOMMENDRULES']._serialized_end=773
-  _globals['_REJECTION']._serialized_start=775
-  _globals['_REJECTION']._serialized_end=829
+  _globals['_SCOREDITEM']._serialized_end=461
+  _globals['_PIN']._serialized_start=463
+  _globals['_PIN']._serialized_end=503
+  _globals['_RECOMMENDRULES']._serialized_start=506
+  _globals['_RECOMMENDRULES']._serialized_end=788
+  _globals['_REJECTION']._serialized_start=790
+  _globals['_REJECTION']._serialized_end=844
 # @@protoc_insertion_point(module_scope)

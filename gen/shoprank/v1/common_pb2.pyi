@@ -52,16 +52,18 @@ class Event(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., event_type: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ScoredItem(_message.Message):
-    __slots__ = ("item_id", "probability", "rank", "placement")
+    __slots__ = ("item_id", "probability", "rank", "placement", "score")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     probability: float
     rank: int
     placement: Placement
-    def __init__(self, item_id: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., placement: _Optional[_Union[Placement, str]] = ...) -> None: ...
+    score: float
+    def __init__(self, item_id: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., placement: _Optional[_Union[Placement, str]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Pin(_message.Message):
     __slots__ = ("item_id", "position")

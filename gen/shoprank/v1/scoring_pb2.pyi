@@ -29,6 +29,46 @@ class RecommendRequest(_message.Message):
     rules: _common_pb2.RecommendRules
     def __init__(self, user_id: _Optional[str] = ..., k: _Optional[int] = ..., request_id: _Optional[str] = ..., rules: _Optional[_Union[_common_pb2.RecommendRules, _Mapping]] = ...) -> None: ...
 
+class SimilarItemsRequest(_message.Message):
+    __slots__ = ("item_id", "k", "user_id", "rules", "request_id")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    k: int
+    user_id: str
+    rules: _common_pb2.RecommendRules
+    request_id: str
+    def __init__(self, item_id: _Optional[str] = ..., k: _Optional[int] = ..., user_id: _Optional[str] = ..., rules: _Optional[_Union[_common_pb2.RecommendRules, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class FrequentlyBoughtTogetherRequest(_message.Message):
+    __slots__ = ("item_ids", "k", "user_id", "rules", "request_id")
+    ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    item_ids: _containers.RepeatedScalarFieldContainer[str]
+    k: int
+    user_id: str
+    rules: _common_pb2.RecommendRules
+    request_id: str
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., user_id: _Optional[str] = ..., rules: _Optional[_Union[_common_pb2.RecommendRules, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TrendingRequest(_message.Message):
+    __slots__ = ("k", "user_id", "rules", "request_id")
+    K_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    k: int
+    user_id: str
+    rules: _common_pb2.RecommendRules
+    request_id: str
+    def __init__(self, k: _Optional[int] = ..., user_id: _Optional[str] = ..., rules: _Optional[_Union[_common_pb2.RecommendRules, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
 class RankResponse(_message.Message):
     __slots__ = ("items", "model_version", "request_id", "degraded")
     ITEMS_FIELD_NUMBER: _ClassVar[int]

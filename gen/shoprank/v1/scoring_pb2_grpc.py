@@ -45,6 +45,21 @@ class ScoringServiceStub:
                 request_serializer=shoprank_dot_v1_dot_scoring__pb2.RecommendRequest.SerializeToString,
                 response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
                 _registered_method=True)
+        self.SimilarItems = channel.unary_unary(
+                '/shoprank.v1.ScoringService/SimilarItems',
+                request_serializer=shoprank_dot_v1_dot_scoring__pb2.SimilarItemsRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+                _registered_method=True)
+        self.FrequentlyBoughtTogether = channel.unary_unary(
+                '/shoprank.v1.ScoringService/FrequentlyBoughtTogether',
+                request_serializer=shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+                _registered_method=True)
+        self.Trending = channel.unary_unary(
+                '/shoprank.v1.ScoringService/Trending',
+                request_serializer=shoprank_dot_v1_dot_scoring__pb2.TrendingRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+                _registered_method=True)
 
 
 class ScoringServiceServicer:
@@ -65,6 +80,30 @@ class ScoringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SimilarItems(self, request, context):
+        """Items whose text is nearest the given item's (the serving version's item tower); with a user_id,
+        ordered for that shopper by the model. Honours the same rules as Recommend.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FrequentlyBoughtTogether(self, request, context):
+        """Items bought together with the given ones (the serving version's co-purchase table); with a
+        user_id, ordered for that shopper by the model. Honours the same rules as Recommend.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Trending(self, request, context):
+        """Items whose last-7-day interest rose most against their last 30 days (per category through
+        rules.include_categories); with a user_id, ordered for that shopper by the model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScoringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +115,21 @@ def add_ScoringServiceServicer_to_server(servicer, server):
             'Recommend': grpc.unary_unary_rpc_method_handler(
                     servicer.Recommend,
                     request_deserializer=shoprank_dot_v1_dot_scoring__pb2.RecommendRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
+            ),
+            'SimilarItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimilarItems,
+                    request_deserializer=shoprank_dot_v1_dot_scoring__pb2.SimilarItemsRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
+            ),
+            'FrequentlyBoughtTogether': grpc.unary_unary_rpc_method_handler(
+                    servicer.FrequentlyBoughtTogether,
+                    request_deserializer=shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
+            ),
+            'Trending': grpc.unary_unary_rpc_method_handler(
+                    servicer.Trending,
+                    request_deserializer=shoprank_dot_v1_dot_scoring__pb2.TrendingRequest.FromString,
                     response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
             ),
     }
@@ -133,6 +187,87 @@ class ScoringService:
             target,
             '/shoprank.v1.ScoringService/Recommend',
             shoprank_dot_v1_dot_scoring__pb2.RecommendRequest.SerializeToString,
+            shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimilarItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ScoringService/SimilarItems',
+            shoprank_dot_v1_dot_scoring__pb2.SimilarItemsRequest.SerializeToString,
+            shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FrequentlyBoughtTogether(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ScoringService/FrequentlyBoughtTogether',
+            shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherRequest.SerializeToString,
+            shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Trending(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ScoringService/Trending',
+            shoprank_dot_v1_dot_scoring__pb2.TrendingRequest.SerializeToString,
             shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
             options,
             channel_credentials,
