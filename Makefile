@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift
+.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -71,6 +71,9 @@ bench-retrieval: install      ## retrieval recall of the candidates at 100/200/3
 
 bench-fusion-served: install  ## the fusion ranker through the worker, Feast and tritonserver (served path), full protocol (~35 min); FROZEN=1: version 1 only
 	$(PY) -m evaluation.fusion_served $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),) $(if $(FROZEN),--frozen,)
+
+bench-item-to-item: install   ## p50/p99 of Recommend (+rules), SimilarItems, FrequentlyBoughtTogether, Trending through gRPC, 5k items (~5 min)
+	$(PY) -m evaluation.item_to_item_bench
 
 bench-rank: install           ## end-to-end Rank latency, 100 candidates: fusion vs cross-encoder in one run
 	$(PY) -m evaluation.rank_latency

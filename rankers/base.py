@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -77,6 +77,17 @@ class Ranker(ABC):
 
     def version_key(self, version: int | str) -> str:
         return version_key(self.model_name, version)
+
+    # --- explanations (torch-free) ---------------------------------------------------------------
+    def explanation_inputs(self, inputs: dict[str, np.ndarray], rows: Sequence[int]) -> dict[str, np.ndarray] | None:
+        """A second Triton request that measures why the candidates at `rows` of `inputs` scored as
+        they did (None: this ranker cannot explain)."""
+        return None
+
+    def explanations(self, shopper: Shopper, candidates: Sequence[str], probabilities: np.ndarray,
+                     items: dict[str, ItemFeatures], features: OnlineFeatures, version: str) -> list[list[Any]]:
+        """Each candidate's reasons (rankers.fusion.explain.Reason), from the explanation request's scores."""
+        raise NotImplementedError
 
     # --- item-to-item (torch-free) --------------------------------------------------------------
     related_kinds: ClassVar[tuple[str, ...]] = ()  # the neighbour tables a version publishes: "co_purchase", "similar"

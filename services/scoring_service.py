@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 RECOMMEND_CANDIDATES = 200  # retrieved, then ranked, for the k that Recommend returns
 RELATED_CANDIDATES = 200  # of an item-to-item table, filtered by the rules and (with a shopper) ranked
 MAX_SEED_ITEMS = 50  # FrequentlyBoughtTogether's basket
+MAX_EXPLAINED = 100  # items explained per answer (16 coalition rows each in one Triton request)
+REASON_KINDS = {"repeat": common_pb2.REASON_KIND_REPEAT, "timing": common_pb2.REASON_KIND_TIMING,
+                "popularity": common_pb2.REASON_KIND_POPULARITY, "co_purchase": common_pb2.REASON_KIND_CO_PURCHASE,
+                "text": common_pb2.REASON_KIND_TEXT}
 PLACEMENTS = {"ranked": common_pb2.PLACEMENT_UNSPECIFIED, "boosted": common_pb2.PLACEMENT_BOOSTED, "pinned": common_pb2.PLACEMENT_PINNED}
 
 
@@ -59,7 +63,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         tracing.annotate(request_id=request_id)
         with bound(log_format.request_id, request_id):  # every log line of this call carries it
             version = self.serving_version()
-            return self.rank(self._shopper(request.user_id, version), candidates, request_id, version)
+            return self.rank(self._shopper(request.user_id, version), candidates, request_id, version, explain=request.explain)
 
     def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         if reason := check_id(request.user_id, "user_id"):
@@ -82,7 +86,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             candidates = list(dict.fromkeys(rules.extra_candidates() + candidates))
             if not candidates:
                 raise FailedPrecondition("the catalogue is empty; upsert items first")
-            return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules)
+            return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules, explain=request.explain)
 
     # --- item-to-item ---------------------------------------------------------------------------
     def SimilarItems(self, request: scoring_pb2.SimilarItemsRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
@@ -175,9 +179,11 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             return ""
 
     def rank(self, shopper: Shopper, candidates: Sequence[str], request_id: str, version: str,
-             allow_unknown: bool = False, top: int | None = None, rules: Rules | None = None) -> scoring_pb2.RankResponse:
+             allow_unknown: bool = False, top: int | None = None, rules: Rules | None = None,
+             explain: bool = False) -> scoring_pb2.RankResponse:
         """Score `candidates` for the shopper; the response holds the best `top` (default: all). With
-        `rules` (Recommend) only qualifying candidates are scored and core.rules.arrange fills the top."""
+        `rules` (Recommend) only qualifying candidates are scored and core.rules.arrange fills the top;
+        with `explain` each returned item carries its reasons."""
         with timed("feast_items"):
             items = self.features.get_items(list(candidates) + [h.item_id for h in shopper.recent], popularity=self.ranker.reads_popularity)
         unknown = [c for c in candidates if c not in items]
@@ -205,7 +211,30 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         probabilities = np.asarray(scores.probabilities, dtype=np.float64)
         order = np.argsort(-probabilities, kind="stable")  # ties keep the request's order
         response = scoring_pb2.RankResponse(model_version=scores.model_version, request_id=request_id)
-        return self._answer(response, [(candidates[i], float(probabilities[i])) for i in order.tolist()], items, rules, top)
+        response = self._answer(response, [(candidates[i], float(probabilities[i])) for i in order.tolist()], items, rules, top)
+        if explain:
+            self._explain(response, shopper, candidates, inputs, items, scores.model_version, request_id)
+        return response
+
+    def _explain(self, response: scoring_pb2.RankResponse, shopper: Shopper, candidates: list[str], inputs: dict[str, np.ndarray],
+                 items: dict, version: str, request_id: str) -> None:
+        """Attach each returned item's reasons: one more Triton request (the ranker's coalitions of
+        evidence for those items) and the ranker's attributions over its answers."""
+        row_of = {c: r for r, c in enumerate(candidates)}
+        shown = [i.item_id for i in response.items if i.item_id in row_of][:MAX_EXPLAINED]
+        request = self.ranker.explanation_inputs(inputs, [row_of[i] for i in shown])
+        if request is None:
+            raise FailedPrecondition(f"the {self.ranker.name} ranker cannot explain its scores")
+        try:
+            with timed("triton_explain"):
+                probabilities = np.asarray(self.triton.score(request, version, request_id=request_id).probabilities)
+        except InferenceUnavailable as exc:  # the ranking stands; it just comes without its reasons
+            logger.warning("explanations unavailable: %s", exc)
+            return
+        reasons = dict(zip(shown, self.ranker.explanations(shopper, shown, probabilities, items, self.features, version)))
+        for item in response.items:
+            for reason in reasons.get(item.item_id, []):
+                item.reasons.add(kind=REASON_KINDS[reason.kind], attribution=reason.attribution, text=reason.text)
 
     @staticmethod
     def _answer(response: scoring_pb2.RankResponse, ranked: list[tuple[str, float]], items: dict, rules: Rules | None,

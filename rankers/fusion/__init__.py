@@ -11,7 +11,7 @@ import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from tritonclient.grpc import model_config_pb2 as mc
@@ -105,6 +105,18 @@ class FusionRanker(Ranker):
         titles = {i: f.text.title for i, f in items.items()}
         return model_inputs(user_text(shopper.recent, titles), [self._item_text(c, items[c].text) for c in candidates],
                             serving_signals(shopper, candidates, items))
+
+    def explanation_inputs(self, inputs: dict[str, np.ndarray], rows: Sequence[int]) -> dict[str, np.ndarray] | None:
+        from rankers.fusion.explain import coalition_inputs
+
+        return coalition_inputs(inputs, rows)
+
+    def explanations(self, shopper: Shopper, candidates: Sequence[str], probabilities: np.ndarray,
+                     items: dict[str, ItemFeatures], features: OnlineFeatures, version: str) -> list[list[Any]]:
+        from rankers.fusion.explain import explain
+
+        similar = self.related_items(features, version, "similar", candidates)
+        return explain(shopper, candidates, probabilities, items, similar)
 
     def materialise(self, version_dir: Path, features: OnlineFeatures, version: int) -> None:
         for kind, name in (("co_purchase", CO_PURCHASE_FILE), ("similar", SIMILAR_FILE)):

@@ -10,11 +10,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReasonKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REASON_KIND_UNSPECIFIED: _ClassVar[ReasonKind]
+    REASON_KIND_REPEAT: _ClassVar[ReasonKind]
+    REASON_KIND_TIMING: _ClassVar[ReasonKind]
+    REASON_KIND_POPULARITY: _ClassVar[ReasonKind]
+    REASON_KIND_CO_PURCHASE: _ClassVar[ReasonKind]
+    REASON_KIND_TEXT: _ClassVar[ReasonKind]
+
 class Placement(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PLACEMENT_UNSPECIFIED: _ClassVar[Placement]
     PLACEMENT_BOOSTED: _ClassVar[Placement]
     PLACEMENT_PINNED: _ClassVar[Placement]
+REASON_KIND_UNSPECIFIED: ReasonKind
+REASON_KIND_REPEAT: ReasonKind
+REASON_KIND_TIMING: ReasonKind
+REASON_KIND_POPULARITY: ReasonKind
+REASON_KIND_CO_PURCHASE: ReasonKind
+REASON_KIND_TEXT: ReasonKind
 PLACEMENT_UNSPECIFIED: Placement
 PLACEMENT_BOOSTED: Placement
 PLACEMENT_PINNED: Placement
@@ -52,18 +67,30 @@ class Event(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., event_type: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ScoredItem(_message.Message):
-    __slots__ = ("item_id", "probability", "rank", "placement", "score")
+    __slots__ = ("item_id", "probability", "rank", "placement", "score", "reasons")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     probability: float
     rank: int
     placement: Placement
     score: float
-    def __init__(self, item_id: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., placement: _Optional[_Union[Placement, str]] = ..., score: _Optional[float] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[Reason]
+    def __init__(self, item_id: _Optional[str] = ..., probability: _Optional[float] = ..., rank: _Optional[int] = ..., placement: _Optional[_Union[Placement, str]] = ..., score: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ...) -> None: ...
+
+class Reason(_message.Message):
+    __slots__ = ("kind", "attribution", "text")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    kind: ReasonKind
+    attribution: float
+    text: str
+    def __init__(self, kind: _Optional[_Union[ReasonKind, str]] = ..., attribution: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Pin(_message.Message):
     __slots__ = ("item_id", "position")

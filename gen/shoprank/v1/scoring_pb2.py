@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shoprank.v1 import common_pb2 as shoprank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shoprank/v1/scoring.proto\x12\x0bshoprank.v1\x1a\x18shoprank/v1/common.proto\"D\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"n\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12*\n\x05rules\x18\x04 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\"\x82\x01\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12*\n\x05rules\x18\x04 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x8f\x01\n\x1f\x46requentlyBoughtTogetherRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12*\n\x05rules\x18\x04 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"m\n\x0fTrendingRequest\x12\t\n\x01k\x18\x01 \x01(\x05\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12*\n\x05rules\x18\x03 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"s\n\x0cRankResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x04 \x01(\x08\x32\x8b\x03\n\x0eScoringService\x12;\n\x04Rank\x12\x18.shoprank.v1.RankRequest\x1a\x19.shoprank.v1.RankResponse\x12\x45\n\tRecommend\x12\x1d.shoprank.v1.RecommendRequest\x1a\x19.shoprank.v1.RankResponse\x12K\n\x0cSimilarItems\x12 .shoprank.v1.SimilarItemsRequest\x1a\x19.shoprank.v1.RankResponse\x12\x63\n\x18\x46requentlyBoughtTogether\x12,.shoprank.v1.FrequentlyBoughtTogetherRequest\x1a\x19.shoprank.v1.RankResponse\x12\x43\n\x08Trending\x12\x1c.shoprank.v1.TrendingRequest\x1a\x19.shoprank.v1.RankResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shoprank/v1/scoring.proto\x12\x0bshoprank.v1\x1a\x18shoprank/v1/common.proto\"U\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\"\x7f\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12*\n\x05rules\x18\x04 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\"\x82\x01\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12*\n\x05rules\x18\x04 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x8f\x01\n\x1f\x46requentlyBoughtTogetherRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12*\n\x05rules\x18\x04 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"m\n\x0fTrendingRequest\x12\t\n\x01k\x18\x01 \x01(\x05\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12*\n\x05rules\x18\x03 \x01(\x0b\x32\x1b.shoprank.v1.RecommendRules\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"s\n\x0cRankResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x04 \x01(\x08\x32\x8b\x03\n\x0eScoringService\x12;\n\x04Rank\x12\x18.shoprank.v1.RankRequest\x1a\x19.shoprank.v1.RankResponse\x12\x45\n\tRecommend\x12\x1d.shoprank.v1.RecommendRequest\x1a\x19.shoprank.v1.RankResponse\x12K\n\x0cSimilarItems\x12 .shoprank.v1.SimilarItemsRequest\x1a\x19.shoprank.v1.RankResponse\x12\x63\n\x18\x46requentlyBoughtTogether\x12,.shoprank.v1.FrequentlyBoughtTogetherRequest\x1a\x19.shoprank.v1.RankResponse\x12\x43\n\x08Trending\x12\x1c.shoprank.v1.TrendingRequest\x1a\x19.shoprank.v1.RankResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoprank.v1.scoring_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RANKREQUEST']._serialized_start=68
-  _globals['_RANKREQUEST']._serialized_end=136
-  _globals['_RECOMMENDREQUEST']._serialized_start=138
-  _globals['_RECOMMENDREQUEST']._serialized_end=248
-  _globals['_SIMILARITEMSREQUEST']._serialized_start=251
-  _globals['_SIMILARITEMSREQUEST']._serialized_end=381
-  _globals['_FREQUENTLYBOUGHTTOGETHERREQUEST']._serialized_start=384
-  _globals['_FREQUENTLYBOUGHTTOGETHERREQUEST']._serialized_end=527
-  _globals['_TRENDINGREQUEST']._serialized_start=529
-  _globals['_TRENDINGREQUEST']._serialized_end=638
-  _globals['_RANKRESPONSE']._serialized_start=640
-  _globals['_RANKRESPONSE']._serialized_end=755
-  _globals['_SCORINGSERVICE']._serialized_start=758
-  _globals['_SCORINGSERVICE']._serialized_end=1153
+  _globals['_RANKREQUEST']._serialized_end=153
+  _globals['_RECOMMENDREQUEST']._serialized_start=155
+  _globals['_RECOMMENDREQUEST']._serialized_end=282
+  _globals['_SIMILARITEMSREQUEST']._serialized_start=285
+  _globals['_SIMILARITEMSREQUEST']._serialized_end=415
+  _globals['_FREQUENTLYBOUGHTTOGETHERREQUEST']._serialized_start=418
+  _globals['_FREQUENTLYBOUGHTTOGETHERREQUEST']._serialized_end=561
+  _globals['_TRENDINGREQUEST']._serialized_start=563
+  _globals['_TRENDINGREQUEST']._serialized_end=672
+  _globals['_RANKRESPONSE']._serialized_start=674
+  _globals['_RANKRESPONSE']._serialized_end=789
+  _globals['_SCORINGSERVICE']._serialized_start=792
+  _globals['_SCORINGSERVICE']._serialized_end=1187
 # @@protoc_insertion_point(module_scope)
