@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from core.domain import EVENT_TYPES, HISTORY_LENGTH, INTEREST_EVENTS, POSITIVE_EVENTS, ItemText
+from core.domain import EVENT_TYPES, HISTORY_LENGTH, INTEREST_EVENTS, POSITIVE_EVENTS, ItemText, price_band
 
 __all__ = ["EVENT_TYPES", "HISTORY_LENGTH", "INTEREST_EVENTS", "POSITIVE_EVENTS", "ItemText", "HistoryEntry", "item_text", "user_text",
            "history_from_events", "price_band"]
@@ -35,14 +35,6 @@ def item_text(item: ItemText) -> str:
     if item.description and item.description.strip().lower() != item.title.strip().lower():
         parts.append(item.description.strip())
     return ". ".join(p for p in parts if p)
-
-
-def price_band(price: float) -> str:
-    """A coarse band: exact prices tokenise into noise, bands carry the signal."""
-    for limit, name in ((2, "very low"), (5, "low"), (15, "medium"), (50, "high")):
-        if price < limit:
-            return name
-    return "very high"
 
 
 def user_text(history: Sequence[HistoryEntry], titles: dict[str, str]) -> str:

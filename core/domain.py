@@ -37,6 +37,15 @@ class Event:
     seq: int = 0
 
 
+def price_band(price: float) -> str:
+    """A coarse band: exact prices tokenise into noise, bands carry the signal (the model text's and
+    the shopper portrait's)."""
+    for limit, name in ((2, "very low"), (5, "low"), (15, "medium"), (50, "high")):
+        if price < limit:
+            return name
+    return "very high"
+
+
 class ItemStatus(IntEnum):
     """Whether an item may be shown. Out-of-stock and deleted items stay in the catalogue and in
     training (their history is real) but are never recommended; a deleted one is not ranked either."""

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from core.domain import ItemStatus, ItemText
+from core.portrait import Segment
 from core.settings import PROJECT_ROOT, Settings, load
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ USER_FEATURES = [
 SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids",
                  "shop_activity:trending_item_ids", "shop_activity:trending_scores"]
 CO_PURCHASE = ["co_purchase:neighbour_ids", "co_purchase:neighbour_scores"]
+SEGMENT_FEATURES = ["shop_segments:segment_ids", "shop_segments:segment_names", "shop_segments:segment_sizes",
+                    "shop_segments:segmented_at"]
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,14 @@ class FeatureClient:
             "neighbour_scores": [[float(s) for _, s in nbs] for nbs in table.values()],
         })
 
+    def push_segments(self, assignments: dict[str, int], segments: Sequence[Segment], segmented_at: float) -> None:
+        """A clustering's result: every shopper's segment id, and the segment list."""
+        self._push("user_segment_push", {"user_id": list(assignments), "segment_id": [int(s) for s in assignments.values()],
+                                         "segmented_at": [float(segmented_at)] * len(assignments)})
+        self._push("shop_segments_push", {"shop_id": [SHOP_ID], "segment_ids": [[s.segment_id for s in segments]],
+                                          "segment_names": [[s.name for s in segments]], "segment_sizes": [[s.size for s in segments]],
+                                          "segmented_at": [float(segmented_at)]})
+
     # --- erasure --------------------------------------------------------------------------------
     def _user_rows(self, user_id: str) -> tuple[Any, Any, Any, list[Any]]:
         """(online store, config, feature view, entity keys) of the shopper's history rows."""
@@ -221,10 +232,12 @@ class FeatureClient:
         return online._get_client(config.online_store), [_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the shopper's online rows (history, interests, counts); returns rows (SQLite) or keys (Redis) removed."""
+        """Delete the shopper's online rows (history, interests, counts, segment); returns rows (SQLite)
+        or keys (Redis: one hash holds every view of the shopper) removed."""
         online, config, view, keys = self._user_rows(user_id)
         if hasattr(online, "delete_entities"):  # core.feast_sqlite
-            return int(online.delete_entities(config, view, keys))
+            segment = self.store.get_feature_view("user_segment")
+            return int(online.delete_entities(config, view, keys)) + int(online.delete_entities(config, segment, keys))
         client, redis_keys = self._redis_keys(online, config, keys)
         return int(client.delete(*redis_keys))
 
@@ -232,7 +245,8 @@ class FeatureClient:
         """Whether the online store holds any row of the shopper (an erasure check reads it)."""
         online, config, view, keys = self._user_rows(user_id)
         if hasattr(online, "count_entities"):
-            return online.count_entities(config, view, keys) > 0
+            segment = self.store.get_feature_view("user_segment")
+            return online.count_entities(config, view, keys) + online.count_entities(config, segment, keys) > 0
         client, redis_keys = self._redis_keys(online, config, keys)
         return bool(client.exists(*redis_keys))
 
@@ -293,6 +307,17 @@ class FeatureClient:
         return ShopFeatures(float(data["clock"][0] or 0.0), list(data["popular_item_ids"][0] or []),
                             list(data["filler_item_ids"][0] or []),
                             list(zip(data["trending_item_ids"][0] or [], map(float, data["trending_scores"][0] or []))))
+
+    def get_segments(self) -> tuple[list[Segment], float]:
+        """The latest clustering's segments and when it ran (none and 0 before the first)."""
+        data = self.store.get_online_features(features=SEGMENT_FEATURES, entity_rows=[{"shop_id": SHOP_ID}]).to_dict()
+        ids, names, sizes = (data[k][0] or [] for k in ("segment_ids", "segment_names", "segment_sizes"))
+        return [Segment(int(i), n, int(z)) for i, n, z in zip(ids, names, sizes)], float(data["segmented_at"][0] or 0.0)
+
+    def get_segment(self, user_id: str) -> int | None:
+        data = self.store.get_online_features(features=["user_segment:segment_id"], entity_rows=[{"user_id": user_id}]).to_dict()
+        value = data["segment_id"][0]
+        return None if value is None else int(value)
 
     def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
         """Neighbours of `item_ids` in the version `key` (items without neighbours are absent)."""

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     gate_ndcg_tolerance: float = Field(0.01, ge=0)  # listwise NDCG@10 (fusion)
     # How often the feedback service refreshes shop-wide popularity in the online store (seconds).
     popularity_refresh_s: float = Field(30.0, ge=0)
+    segments: int = Field(8, ge=1, le=100)  # shopper segments the clustering finds (fewer for a small shop)
+    segment_refresh_s: float = Field(86400.0, ge=60)  # beat re-clusters the shoppers this often
     # How long the scoring service trusts its copy of item, shop and co-purchase features (seconds; 0: no
     # cache). The shopper's own row is read on every request (core/feature_cache.py).
     feature_cache_s: float = Field(5.0, ge=0)

@@ -13,6 +13,7 @@ FINE_TUNE_TASK = "workers.fine_tune.fine_tune"
 SCHEDULED_TASK = "workers.scheduled.scheduled_fine_tune"
 MATERIALISE_TASK = "workers.materialise.materialise_features"
 RETENTION_TASK = "workers.retention.purge_expired_events"
+SEGMENTS_TASK = "workers.segments.refresh_segments"
 
 
 @dataclass(frozen=True)

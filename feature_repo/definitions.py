@@ -54,6 +54,14 @@ co_purchase_batch_source = FileSource(name="co_purchase_batch", path="data/co_pu
 # Each published version's co-purchase table arrives here from the worker that wrote it (or a rollback).
 co_purchase_push = PushSource(name="co_purchase_push", batch_source=co_purchase_batch_source)
 
+# Offline homes of the segmentation's rows.
+user_segment_batch_source = FileSource(name="user_segment_batch", path="data/user_segment.parquet", timestamp_field="event_time")
+shop_segments_batch_source = FileSource(name="shop_segments_batch", path="data/shop_segments.parquet", timestamp_field="event_time")
+
+# The segmentation task (workers/segments.py) pushes each shopper's segment and the segment list here.
+user_segment_push = PushSource(name="user_segment_push", batch_source=user_segment_batch_source)
+shop_segments_push = PushSource(name="shop_segments_push", batch_source=shop_segments_batch_source)
+
 # Product text and attributes the model reads (see clickmodel.text.item_text), and whether it may be
 # shown (core.domain.ItemStatus: 0 available, 1 out of stock, 2 deleted).
 item_text = FeatureView(
@@ -127,5 +135,26 @@ co_purchase = FeatureView(
 )
 
 ENTITIES = [user, item, shop, model_version]
-PUSH_SOURCES = [item_push, user_history_push, item_popularity_push, shop_push, co_purchase_push]
-FEATURE_VIEWS = [item_text, item_popularity, user_history, shop_activity, co_purchase]
+# The shopper's segment from the latest clustering (core.portrait), and when it was computed.
+user_segment = FeatureView(
+    name="user_segment",
+    entities=[user],
+    ttl=timedelta(days=0),
+    schema=[Field(name="segment_id", dtype=Int64), Field(name="segmented_at", dtype=Float64)],
+    source=user_segment_push,
+    online=True,
+)
+
+# The latest clustering's segments: ids, names (what each centre looks like) and sizes.
+shop_segments = FeatureView(
+    name="shop_segments",
+    entities=[shop],
+    ttl=timedelta(days=0),
+    schema=[Field(name="segment_ids", dtype=Array(Int64)), Field(name="segment_names", dtype=Array(String)),
+            Field(name="segment_sizes", dtype=Array(Int64)), Field(name="segmented_at", dtype=Float64)],
+    source=shop_segments_push,
+    online=True,
+)
+
+PUSH_SOURCES = [item_push, user_history_push, item_popularity_push, shop_push, co_purchase_push, user_segment_push, shop_segments_push]
+FEATURE_VIEWS = [item_text, item_popularity, user_history, shop_activity, co_purchase, user_segment, shop_segments]

@@ -21,7 +21,7 @@ from rankers import get_ranker
 from services.auth import current_client
 from services.messages import ts
 from services.validation import check_id, check_job_id, parse_version, shown
-from shoprank.v1 import model_admin_pb2, model_admin_pb2_grpc
+from shoprank.v1 import common_pb2, model_admin_pb2, model_admin_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,12 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             model_admin_pb2.AuditEntry(at=ts(e.at), client=e.client, role=e.role, method=e.method, request=e.request,
                                        outcome=e.outcome, detail=e.detail)
             for e in self.log.audit.recent(limit)])
+
+    def ListSegments(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListSegmentsResponse:
+        segments, at = self.features.get_segments()
+        return model_admin_pb2.ListSegmentsResponse(
+            segments=[common_pb2.ShopperSegment(segment_id=s.segment_id, name=s.name, size=s.size) for s in segments],
+            segmented_at=ts(at))
 
     def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:
         if not request.job_id:

@@ -1,4 +1,5 @@
-"""Profile service: a shopper's portrait from the online feature store."""
+"""Profile service: a shopper's living portrait from the online feature store (core/portrait.py): recent
+items and counts, short-term against long-term interests, their drift, activity and segment."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +9,11 @@ from typing import Any
 
 import grpc
 
+from core.domain import ItemText
 from core.errors import InvalidArgument, NotFound
-from core.features import FeatureClient, OnlineFeatures
+from core.features import FeatureClient
 from core.log_format import configure
+from core.portrait import Interests, portrait
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from services.grpc_server import build_server, serve_until_signalled
@@ -18,36 +21,67 @@ from services.health_watch import start_watching
 from services.messages import ts
 from services.metrics import serve_metrics
 from services.validation import check_id, shown
-from shoprank.v1 import profile_pb2, profile_pb2_grpc
+from shoprank.v1 import common_pb2, profile_pb2, profile_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 
+PORTRAIT_ITEMS = 500  # distinct items of the shopper's interest events read for the portrait, newest first
+ACTIVITY = {"new": profile_pb2.ACTIVITY_LEVEL_NEW, "dormant": profile_pb2.ACTIVITY_LEVEL_DORMANT,
+            "occasional": profile_pb2.ACTIVITY_LEVEL_OCCASIONAL, "regular": profile_pb2.ACTIVITY_LEVEL_REGULAR,
+            "frequent": profile_pb2.ACTIVITY_LEVEL_FREQUENT}
+
+
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, features: OnlineFeatures, pseudonyms: Pseudonyms) -> None:
+    def __init__(self, features: FeatureClient, pseudonyms: Pseudonyms) -> None:
         self.features = features
         self.pseudonyms = pseudonyms
 
     def GetProfile(self, request: profile_pb2.GetProfileRequest, context: grpc.ServicerContext) -> profile_pb2.Profile:
         if reason := check_id(request.user_id, "user_id"):
             raise InvalidArgument(reason)
-        user = self.features.get_user(self.pseudonyms(request.user_id))
+        key = self.pseudonyms(request.user_id)
+        user = self.features.get_user(key)
         if user is None:
             raise NotFound(f"no profile for user {shown(request.user_id)} (no events recorded)")
-        items = {i: f.text for i, f in self.features.get_items([i for i, _ in user.recent]).items()}
-        categories = Counter(items[i].category for i, _ in user.recent if i in items and items[i].category)
+        wanted = list(dict.fromkeys([i for i, _ in user.recent] + [i for i, _ in user.interests]))[:PORTRAIT_ITEMS]
+        known = {i: f.text for i, f in self.features.get_items(wanted).items()}
+        interests = [(i, ts_) for i, ts_ in user.interests if i in known] if user.interests else []
+        clock = max(self.features.get_shop().clock, user.last_event_ts)
+        picture = portrait(interests, known, clock)
+        categories = Counter(known[i].category for i, _ in user.recent if i in known and known[i].category)
         total = sum(categories.values())
-        return profile_pb2.Profile(
+        profile = profile_pb2.Profile(
             user_id=request.user_id,
             recent_items=[
-                profile_pb2.RecentItem(item_id=i, title=items[i].title if i in items else "", event_type=t)
+                profile_pb2.RecentItem(item_id=i, title=known[i].title if i in known else "", event_type=t)
                 for i, t in user.recent
             ],
             event_count=user.event_count,
             purchase_count=user.purchase_count,
             last_event_time=ts(user.last_event_ts),
             top_categories=[profile_pb2.CategoryShare(category=c, share=n / total) for c, n in categories.most_common(5)],
+            short_term=interests_message(picture.short_term, known),
+            long_term=interests_message(picture.long_term, known),
+            drift=picture.drift,
+            activity=ACTIVITY[picture.activity],
         )
+        segment_id = self.features.get_segment(key)
+        if segment_id is not None:
+            segments = {s.segment_id: s for s in self.features.get_segments()[0]}
+            if segment_id in segments:
+                s_ = segments[segment_id]
+                profile.segment.CopyFrom(common_pb2.ShopperSegment(segment_id=s_.segment_id, name=s_.name, size=s_.size))
+        return profile
+
+
+def interests_message(summary: Interests, items: dict[str, ItemText]) -> profile_pb2.Interests:
+    return profile_pb2.Interests(
+        events=summary.events,
+        categories=[profile_pb2.CategoryShare(category=c, share=share) for c, share in summary.categories],
+        median_price=summary.median_price, price_band=summary.price_band,
+        representative_items=[profile_pb2.RecentItem(item_id=i, title=items[i].title if i in items else "") for i in summary.representative],
+    )
 
 
 SERVICE_NAMES = (profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,)

@@ -10,7 +10,7 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from core.settings import load
-from core.tasks import FEATURES_QUEUE, FINE_TUNE_TASK, MATERIALISE_TASK, RETENTION_TASK, SCHEDULED_TASK, TRAINING_QUEUE
+from core.tasks import FEATURES_QUEUE, FINE_TUNE_TASK, MATERIALISE_TASK, RETENTION_TASK, SCHEDULED_TASK, SEGMENTS_TASK, TRAINING_QUEUE
 
 
 @setup_logging.connect
@@ -26,18 +26,20 @@ def _logging(**_: object) -> None:
 def make_app() -> Celery:
     settings = load()
     app = Celery("shoprank", broker=settings.celery_broker, backend=settings.celery_results,
-                 include=["workers.fine_tune", "workers.scheduled", "workers.materialise", "workers.retention"])
+                 include=["workers.fine_tune", "workers.scheduled", "workers.materialise", "workers.retention", "workers.segments"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_routes={FINE_TUNE_TASK: {"queue": TRAINING_QUEUE}, SCHEDULED_TASK: {"queue": TRAINING_QUEUE},
-                     MATERIALISE_TASK: {"queue": FEATURES_QUEUE}, RETENTION_TASK: {"queue": FEATURES_QUEUE}},
+                     MATERIALISE_TASK: {"queue": FEATURES_QUEUE}, RETENTION_TASK: {"queue": FEATURES_QUEUE},
+                     SEGMENTS_TASK: {"queue": FEATURES_QUEUE}},
         # `celery -A workers.app beat` sends the scheduled check (it fine-tunes only if there is news)
         # and the periodic refresh of the online features that slide with time.
         beat_schedule={
             "fine-tune-on-schedule": {"task": SCHEDULED_TASK, "schedule": settings.fine_tune_interval_s},
             "materialise-features": {"task": MATERIALISE_TASK, "schedule": max(60.0, settings.popularity_refresh_s)},
+            "segment-shoppers": {"task": SEGMENTS_TASK, "schedule": settings.segment_refresh_s},
         },
         task_serializer="json",
         result_serializer="json",

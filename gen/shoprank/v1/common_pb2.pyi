@@ -133,3 +133,13 @@ class Rejection(_message.Message):
     id: str
     reason: str
     def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ShopperSegment(_message.Message):
+    __slots__ = ("segment_id", "name", "size")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    name: str
+    size: int
+    def __init__(self, segment_id: _Optional[int] = ..., name: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...

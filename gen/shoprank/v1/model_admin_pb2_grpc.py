@@ -65,6 +65,11 @@ class ModelAdminServiceStub:
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditRequest.SerializeToString,
                 response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditResponse.FromString,
                 _registered_method=True)
+        self.ListSegments = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/ListSegments',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsResponse.FromString,
+                _registered_method=True)
 
 
 class ModelAdminServiceServicer:
@@ -112,6 +117,14 @@ class ModelAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSegments(self, request, context):
+        """The shopper segments of the latest clustering (a worker task refreshes it; GetProfile names each
+        shopper's), with their sizes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +157,11 @@ def add_ModelAdminServiceServicer_to_server(servicer, server):
                     servicer.ListAudit,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditRequest.FromString,
                     response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'ListSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegments,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +327,33 @@ class ModelAdminService:
             '/shoprank.v1.ModelAdminService/ListAudit',
             shoprank_dot_v1_dot_model__admin__pb2.ListAuditRequest.SerializeToString,
             shoprank_dot_v1_dot_model__admin__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/ListSegments',
+            shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ProfileServiceStub:
-    """A shopper's portrait, read from the online feature store.
+    """A shopper's living portrait, read from the online feature store: recent items and counts, what they
+    like now against the long run, how far that moved, how active they are and their segment.
     """
 
     def __init__(self, channel):
@@ -43,7 +44,8 @@ class ProfileServiceStub:
 
 
 class ProfileServiceServicer:
-    """A shopper's portrait, read from the online feature store.
+    """A shopper's living portrait, read from the online feature store: recent items and counts, what they
+    like now against the long run, how far that moved, how active they are and their segment.
     """
 
     def GetProfile(self, request, context):
@@ -69,7 +71,8 @@ def add_ProfileServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProfileService:
-    """A shopper's portrait, read from the online feature store.
+    """A shopper's living portrait, read from the online feature store: recent items and counts, what they
+    like now against the long run, how far that moved, how active they are and their segment.
     """
 
     @staticmethod
