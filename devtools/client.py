@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clickmodel.text import ItemText
 from core.domain import Event
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2, model_admin_pb2_grpc, profile_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from shoprank_client.channel import open_channel as shoprank_channel
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -42,43 +43,15 @@ class Credentials:
         return Credentials(self.ca, key, self.certificate)
 
 
-class _KeyAuth(grpc.AuthMetadataPlugin):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def __call__(self, context: Any, callback: Any) -> None:
-        callback((("authorization", f"Bearer {self.key}"),), None)
-
-
 def open_channel(address: str, credentials: Credentials | None = None, own_connection: bool = False) -> grpc.Channel:
-    """A channel to one of the suite's servers: TLS when `credentials` has a CA, the key as call metadata.
-    `own_connection`: a TCP connection of its own (gRPC otherwise shares one between a process's channels
-    to the same address), as separate storefront processes would have; a service that runs several
-    processes on one port spreads connections, not calls."""
+    """A channel to one of the suite's servers (shoprank_client.channel: TLS when `credentials` has a CA,
+    the key as call metadata). `own_connection`: a TCP connection of its own (gRPC otherwise shares one
+    between a process's channels to the same address), as separate storefront processes would have; a
+    service that runs several processes on one port spreads connections, not calls. No retries: the
+    tests and benchmarks want to see every failure."""
     credentials = credentials or Credentials()
     options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
-    if credentials.ca is None:
-        channel = grpc.insecure_channel(address, options=options)
-        if credentials.key:
-            metadata = (("authorization", f"Bearer {credentials.key}"),)
-            return grpc.intercept_channel(channel, _StaticMetadata(metadata))
-        return channel
-    private_key, chain = credentials.certificate or (None, None)
-    tls = grpc.ssl_channel_credentials(root_certificates=credentials.ca, private_key=private_key, certificate_chain=chain)
-    if credentials.key:
-        tls = grpc.composite_channel_credentials(tls, grpc.metadata_call_credentials(_KeyAuth(credentials.key)))
-    return grpc.secure_channel(address, tls, options=options)
-
-
-class _StaticMetadata(grpc.UnaryUnaryClientInterceptor):
-    """Adds the key to every call on a plaintext channel (RECSYS_TLS=false deployments)."""
-
-    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
-        self.metadata = metadata
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        details = details._replace(metadata=tuple(details.metadata or ()) + self.metadata)
-        return continuation(details, request)
+    return shoprank_channel(address, credentials.ca, credentials.key, credentials.certificate, options=options)
 
 
 def event_message(e: Event) -> common_pb2.Event:

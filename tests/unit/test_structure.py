@@ -13,7 +13,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT, SettingsError, load
 
-PRODUCTION = ("core", "rankers", "services", "workers", "clickmodel", "shopdata", "feature_repo", "devtools")
+PRODUCTION = ("core", "rankers", "services", "workers", "clickmodel", "shopdata", "feature_repo", "devtools", "shoprank_client")
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
@@ -38,6 +38,17 @@ def test_importing_a_grpc_service_does_not_import_torch(module):
             "bad = [x for x in ('torch', 'transformers', 'workers', 'evaluation') if x in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_storefront_client_needs_only_grpc_and_the_generated_code():
+    """shoprank_client ships to storefronts: gRPC, protobuf and the stubs, nothing of the suite."""
+    allowed = {"__future__", "argparse", "dataclasses", "datetime", "json", "pathlib", "time", "typing", "uuid",
+               "grpc", "google", "shoprank", "shoprank_client"}
+    for path, found in imports_of("shoprank_client").items():
+        assert found <= allowed, (path, found - allowed)
+    code = "import sys, shoprank_client; bad = [m for m in ('torch', 'numpy', 'core', 'feast') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
