@@ -2,14 +2,14 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item
+.PHONY: demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
 
 install: .venv/.installed     ## the project virtualenv with every dependency and generated gRPC code
 
-.venv/.installed: pyproject.toml scripts/install.sh
+.venv/.installed: pyproject.toml scripts/install.sh tools/node/package-lock.json
 	scripts/install.sh
 	touch $@
 
@@ -32,8 +32,17 @@ up: install                   ## keep the suite running on fixed ports for grpcu
 protos:                       ## regenerate gen/ from protos/
 	scripts/gen_protos.sh
 
-check-protos:                 ## fail if gen/ is not what protos/ generates
-	@tmp=$$(mktemp -d); scripts/gen_protos.sh $$tmp && diff -r -x __pycache__ $$tmp/shoprank gen/shoprank && echo "generated code up to date"; rc=$$?; rm -rf $$tmp; exit $$rc
+check-protos:                 ## fail if gen/ is not what protos/ generates (Python and TypeScript)
+	@tmp=$$(mktemp -d); scripts/gen_protos.sh $$tmp && diff -r -x __pycache__ $$tmp/shoprank gen/shoprank && diff -r $$tmp/ts gen/ts && echo "generated code up to date"; rc=$$?; rm -rf $$tmp; exit $$rc
+
+lint-protos: install          ## buf lint (STANDARD + COMMENTS, buf.yaml): per-RPC messages, everything documented
+	tools/node/node_modules/.bin/buf lint
+
+check-breaking: install       ## buf breaking: protos/ wire- and JSON-compatible with the previous commit's (AGAINST=<git ref>)
+	@ref=$(or $(AGAINST),HEAD~1); \
+	if ! git rev-parse -q --verify "$$ref^{commit}" >/dev/null; then echo "no $$ref to compare with (a shallow clone?): skipped"; exit 0; fi; \
+	against=".git#ref=$$ref"; git cat-file -e "$$ref:buf.yaml" 2>/dev/null || against="$$against,subdir=protos"; \
+	tools/node/node_modules/.bin/buf breaking --against "$$against" && echo "no breaking change against $$ref"
 
 feast-apply: install          ## `feast apply` with the CLI, against this deployment's stores (its RECSYS_* settings; default var/)
 	mkdir -p var/feast && $(PY) -m core.features yaml > var/feast/feature_store.yaml

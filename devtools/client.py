@@ -101,11 +101,11 @@ class SuiteClient:
         assert self.scoring is not None
         return self.scoring.Recommend(scoring_pb2.RecommendRequest(user_id=user_id, k=k, request_id=request_id), timeout=60)
 
-    def trigger(self, job_id: str = "", max_steps: int = 0, learning_rate: float = 0.0) -> model_admin_pb2.Job:
+    def trigger(self, job_id: str = "", max_steps: int = 0, learning_rate: float = 0.0) -> model_admin_pb2.TriggerFineTuneResponse:
         request = model_admin_pb2.TriggerFineTuneRequest(job_id=job_id, max_steps=max_steps, learning_rate=learning_rate)
         return self.admin.TriggerFineTune(request, timeout=30)
 
-    def job(self, job_id: str) -> model_admin_pb2.Job:
+    def job(self, job_id: str) -> model_admin_pb2.GetJobResponse:
         return self.admin.GetJob(model_admin_pb2.GetJobRequest(job_id=job_id), timeout=30)
 
     def close(self) -> None:

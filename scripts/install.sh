@@ -48,5 +48,10 @@ if [ ! -f .venv/share/compose-spec/compose_spec.json ]; then
     "$tmp"/docker_compose-1.29.2-*.whl .venv/share/compose-spec/compose_spec.json
   rm -rf "$tmp"
 fi
+# buf (proto lint and breaking-change check) and the TypeScript generator, pinned in tools/node/package-lock.json.
+if ! command -v npm >/dev/null; then
+  echo "please install Node.js with npm (buf and the TypeScript stubs come from the npm registry)" >&2; exit 1
+fi
+npm ci --prefix tools/node --no-audit --no-fund --silent
 scripts/gen_protos.sh
 .venv/bin/python -c "import torch, feast, celery, tritonclient.grpc, shoprank.v1.scoring_pb2; from devtools.triton_launcher import locate; print('install ok: torch', torch.__version__, '| feast', feast.__version__, '| tritonserver', locate().binary)"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import TypeVar
 
 import grpc
 
@@ -28,8 +29,12 @@ logger = logging.getLogger(__name__)
 MAX_STEPS = 10000
 
 
-def job_message(job: Job) -> model_admin_pb2.Job:
-    return model_admin_pb2.Job(
+JobMessage = TypeVar("JobMessage", model_admin_pb2.TriggerFineTuneResponse, model_admin_pb2.GetJobResponse)
+
+
+def job_message(job: Job, kind: type[JobMessage]) -> JobMessage:
+    """A job as TriggerFineTune's or GetJob's response (the same fields)."""
+    return kind(
         job_id=job.job_id, state=job.state, progress=job.progress, message=job.message,
         parent_version=job.parent_version, new_version=job.new_version, created=ts(job.created), updated=ts(job.updated),
     )
@@ -73,7 +78,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             out.append(msg)
         return model_admin_pb2.ListVersionsResponse(versions=out)
 
-    def TriggerFineTune(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:
+    def TriggerFineTune(self, request, context: grpc.ServicerContext) -> model_admin_pb2.TriggerFineTuneResponse:
         job_id = request.job_id or f"ft-{uuid.uuid4().hex[:12]}"
         if reason := check_job_id(job_id):
             raise InvalidArgument(reason)
@@ -84,9 +89,9 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         parent = self.repo.serving_version()  # None: a fresh deployment, and this job trains version 1
         steps = request.max_steps or self.settings.fine_tune_steps
         job, _ = enqueue_fine_tune(self.settings, self.log, self.sender, job_id, parent, steps, request.learning_rate)
-        return job_message(job)
+        return job_message(job, model_admin_pb2.TriggerFineTuneResponse)
 
-    def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ModelVersion:
+    def Rollback(self, request, context: grpc.ServicerContext) -> model_admin_pb2.RollbackResponse:
         version = parse_version(request.version)
         if version not in self.repo.versions():
             raise NotFound(f"no version {version}; versions: {', '.join(map(str, self.repo.versions()))}")
@@ -105,18 +110,18 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             client.close()
         logger.warning("rolled back: version %d serves (was %s)", version, previous)
         lin = self.repo.lineage(version)
-        msg = model_admin_pb2.ModelVersion(version=str(version), serving=True)
+        msg = model_admin_pb2.RollbackResponse(version=str(version), serving=True)
         if lin:
             msg.parent_version, msg.job_id, msg.example_count = lin.parent_version, lin.job_id, lin.example_count
         return msg
 
-    def ForgetUser(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ErasureReceipt:
+    def ForgetUser(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ForgetUserResponse:
         if reason := check_id(request.user_id, "user_id"):
             raise InvalidArgument(reason)
         user_key = self.pseudonyms(request.user_id)
         receipt = forget(user_key, current_client.get().name, self.settings, self.log, self.features, self.repo, self.sync)
-        return model_admin_pb2.ErasureReceipt(receipt_id=receipt.receipt_id, user_key=receipt.user_key, requested_by=receipt.requested_by,
-                                              at=ts(receipt.at), removed=receipt.removed, trained_versions=receipt.trained_versions)
+        return model_admin_pb2.ForgetUserResponse(receipt_id=receipt.receipt_id, user_key=receipt.user_key, requested_by=receipt.requested_by,
+                                                  at=ts(receipt.at), removed=receipt.removed, trained_versions=receipt.trained_versions)
 
     def ListAudit(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListAuditResponse:
         limit = request.limit or 100
@@ -133,10 +138,10 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
             segments=[common_pb2.ShopperSegment(segment_id=s.segment_id, name=s.name, size=s.size) for s in segments],
             segmented_at=ts(at))
 
-    def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.Job:
+    def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.GetJobResponse:
         if not request.job_id:
             raise InvalidArgument("missing job_id")
         job = self.log.jobs.get(request.job_id)
         if job is None:
             raise NotFound(f"no job {shown(request.job_id)}")
-        return job_message(job)
+        return job_message(job, model_admin_pb2.GetJobResponse)

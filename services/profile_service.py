@@ -37,7 +37,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         self.features = features
         self.pseudonyms = pseudonyms
 
-    def GetProfile(self, request: profile_pb2.GetProfileRequest, context: grpc.ServicerContext) -> profile_pb2.Profile:
+    def GetProfile(self, request: profile_pb2.GetProfileRequest, context: grpc.ServicerContext) -> profile_pb2.GetProfileResponse:
         if reason := check_id(request.user_id, "user_id"):
             raise InvalidArgument(reason)
         key = self.pseudonyms(request.user_id)
@@ -51,7 +51,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         picture = portrait(interests, known, clock)
         categories = Counter(known[i].category for i, _ in user.recent if i in known and known[i].category)
         total = sum(categories.values())
-        profile = profile_pb2.Profile(
+        profile = profile_pb2.GetProfileResponse(
             user_id=request.user_id,
             recent_items=[
                 profile_pb2.RecentItem(item_id=i, title=known[i].title if i in known else "", event_type=t)

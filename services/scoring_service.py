@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import uuid
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 import grpc
 import numpy as np
@@ -65,7 +65,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             version = self.serving_version()
             return self.rank(self._shopper(request.user_id, version), candidates, request_id, version, explain=request.explain)
 
-    def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
+    def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RecommendResponse:
         if reason := check_id(request.user_id, "user_id"):
             raise InvalidArgument(reason)
         k = request.k or 10
@@ -86,26 +86,27 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             candidates = list(dict.fromkeys(rules.extra_candidates() + candidates))
             if not candidates:
                 raise FailedPrecondition("the catalogue is empty; upsert items first")
-            return self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules, explain=request.explain)
+            ranked = self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules, explain=request.explain)
+            return as_response(ranked, scoring_pb2.RecommendResponse)
 
     # --- item-to-item ---------------------------------------------------------------------------
-    def SimilarItems(self, request: scoring_pb2.SimilarItemsRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
+    def SimilarItems(self, request: scoring_pb2.SimilarItemsRequest, context: grpc.ServicerContext) -> scoring_pb2.SimilarItemsResponse:
         if reason := check_id(request.item_id, "item_id"):
             raise InvalidArgument(reason)
-        return self._related(request, "similar", [request.item_id])
+        return as_response(self._related(request, "similar", [request.item_id]), scoring_pb2.SimilarItemsResponse)
 
     def FrequentlyBoughtTogether(self, request: scoring_pb2.FrequentlyBoughtTogetherRequest,
-                                 context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
+                                 context: grpc.ServicerContext) -> scoring_pb2.FrequentlyBoughtTogetherResponse:
         seeds = list(dict.fromkeys(request.item_ids))
         if not 1 <= len(seeds) <= MAX_SEED_ITEMS:
             raise InvalidArgument(f"{len(seeds)} distinct item_ids; send 1 to {MAX_SEED_ITEMS}")
         for item_id in seeds:
             if reason := check_id(item_id, "item_id"):
                 raise InvalidArgument(reason)
-        return self._related(request, "co_purchase", seeds)
+        return as_response(self._related(request, "co_purchase", seeds), scoring_pb2.FrequentlyBoughtTogetherResponse)
 
-    def Trending(self, request: scoring_pb2.TrendingRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
-        return self._related(request, "trending", [])
+    def Trending(self, request: scoring_pb2.TrendingRequest, context: grpc.ServicerContext) -> scoring_pb2.TrendingResponse:
+        return as_response(self._related(request, "trending", []), scoring_pb2.TrendingResponse)
 
     def _related(self, request: Any, kind: str, seeds: list[str]) -> scoring_pb2.RankResponse:
         """Candidates from one of the serving version's neighbour tables (or the shop's trending list),
@@ -256,6 +257,16 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 raise InvalidArgument(reason)
             return given
         return uuid.uuid4().hex
+
+
+Answer = TypeVar("Answer", scoring_pb2.RecommendResponse, scoring_pb2.SimilarItemsResponse,
+                  scoring_pb2.FrequentlyBoughtTogetherResponse, scoring_pb2.TrendingResponse)
+
+
+def as_response(ranked: scoring_pb2.RankResponse, kind: type[Answer]) -> Answer:
+    """The ranking as another RPC's response message: every ranking response has RankResponse's fields
+    (per-RPC messages, buf's STANDARD style), so the bytes are the same."""
+    return kind.FromString(ranked.SerializeToString())
 
 
 SERVICE_NAMES = (scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,)

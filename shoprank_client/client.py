@@ -212,7 +212,7 @@ class ShopRankClient:
         return Ranking.of(self._scoring_stub().Trending(request, timeout=self._deadline(timeout_s)))
 
     # --- profiles -------------------------------------------------------------------------------
-    def get_profile(self, user_id: str, timeout_s: float | None = None) -> profile_pb2.Profile:
+    def get_profile(self, user_id: str, timeout_s: float | None = None) -> profile_pb2.GetProfileResponse:
         if self._profile is None:
             raise ValueError("this client has no profile address")
         return self._profile.GetProfile(profile_pb2.GetProfileRequest(user_id=user_id), timeout=self._deadline(timeout_s))
@@ -222,19 +222,19 @@ class ShopRankClient:
         return list(self._admin.ListVersions(model_admin_pb2.ListVersionsRequest(), timeout=self._deadline(timeout_s)).versions)
 
     def trigger_fine_tune(self, job_id: str = "", max_steps: int = 0, learning_rate: float = 0.0,
-                          timeout_s: float | None = None) -> model_admin_pb2.Job:
+                          timeout_s: float | None = None) -> model_admin_pb2.TriggerFineTuneResponse:
         """A fine-tune; the job id is generated here when not given, so a retried call is the same job."""
         request = model_admin_pb2.TriggerFineTuneRequest(job_id=job_id or f"client-{uuid.uuid4().hex[:20]}", max_steps=max_steps,
                                                          learning_rate=learning_rate)
         return self._admin.TriggerFineTune(request, timeout=self._deadline(timeout_s))
 
-    def get_job(self, job_id: str, timeout_s: float | None = None) -> model_admin_pb2.Job:
+    def get_job(self, job_id: str, timeout_s: float | None = None) -> model_admin_pb2.GetJobResponse:
         return self._admin.GetJob(model_admin_pb2.GetJobRequest(job_id=job_id), timeout=self._deadline(timeout_s))
 
-    def rollback(self, version: str, timeout_s: float | None = None) -> model_admin_pb2.ModelVersion:
+    def rollback(self, version: str, timeout_s: float | None = None) -> model_admin_pb2.RollbackResponse:
         return self._admin.Rollback(model_admin_pb2.RollbackRequest(version=version), timeout=self._deadline(timeout_s))
 
-    def forget_user(self, user_id: str, timeout_s: float | None = None) -> model_admin_pb2.ErasureReceipt:
+    def forget_user(self, user_id: str, timeout_s: float | None = None) -> model_admin_pb2.ForgetUserResponse:
         return self._admin.ForgetUser(model_admin_pb2.ForgetUserRequest(user_id=user_id), timeout=self._deadline(timeout_s))
 
     def list_audit(self, limit: int = 100, timeout_s: float | None = None) -> list[model_admin_pb2.AuditEntry]:

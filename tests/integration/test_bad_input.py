@@ -108,7 +108,7 @@ def test_profile_and_admin_errors(client):
     # bytes of another message are not a fine-tune request (raw call: the Item's bytes on the admin method)
     trigger = client._channels[0].unary_unary("/shoprank.v1.ModelAdminService/TriggerFineTune",
                                               request_serializer=lambda m: m.SerializeToString(),
-                                              response_deserializer=model_admin_pb2.Job.FromString)
+                                              response_deserializer=model_admin_pb2.TriggerFineTuneResponse.FromString)
     code, msg = status_of(trigger, common_pb2.Item(item_id="x", title="not a job", price=3.0))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "does not know" in msg
 

@@ -2,14 +2,28 @@
 in Feast, the model on tritonserver for a named shopper, and Recommend's rules (issue 14)."""
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 
+from core.domain import Event
 from core.features import FeatureClient
 from rankers import get_ranker
 from shoprank.v1 import common_pb2, scoring_pb2
+from workers.materialise import materialise
 
 pytestmark = pytest.mark.integration
+
+
+def eventually(check, timeout=30.0):
+    """The scoring service caches the shop row for RECSYS_FEATURE_CACHE_S (5 s): poll past it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(1.0)
 
 
 def ids(reply):
@@ -55,9 +69,21 @@ def test_frequently_bought_together_reads_the_versions_co_purchase_table(serving
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_trending_is_rising_interest_per_category(client, shop):
-    reply = client.scoring.Trending(scoring_pb2.TrendingRequest(k=10), timeout=60)
-    assert reply.items and all(i.score > 0 for i in reply.items)
+def test_trending_is_rising_interest_per_category(serving_suite, client, shop):
+    """Clicks on two items now (other tests move the shop's clock to today, past the synthetic history),
+    then the periodic refresh the worker's materialise task runs, then Trending."""
+    now = time.time()
+    hits = [Event(f"trend-{item}-{k}-{now}", f"trend-user-{k}", item, "click", now - 300 + k)
+            for item, n in (("SKU4001", 5), ("SKU4002", 3)) for k in range(n)]
+    assert client.record_events(hits)[0] == len(hits)
+    materialise(serving_suite.settings())
+
+    def rising():
+        reply = client.scoring.Trending(scoring_pb2.TrendingRequest(k=10), timeout=60)
+        return reply if {"SKU4001", "SKU4002"} <= {i.item_id for i in reply.items} else None
+
+    reply = eventually(rising)
+    assert reply is not None and all(i.score > 0 for i in reply.items)
     assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
     category = shop.items[reply.items[0].item_id].category
     per_category = client.scoring.Trending(scoring_pb2.TrendingRequest(

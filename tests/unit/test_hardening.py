@@ -89,9 +89,9 @@ def test_bytes_that_are_not_a_message_are_invalid_argument_not_internal():
     served = []
 
     def register(server):
-        handler = grpc.unary_unary_rpc_method_handler(lambda r, c: served.append(r) or model_admin_pb2.Job(job_id="x"),
+        handler = grpc.unary_unary_rpc_method_handler(lambda r, c: served.append(r) or model_admin_pb2.GetJobResponse(job_id="x"),
                                                       request_deserializer=model_admin_pb2.TriggerFineTuneRequest.FromString,
-                                                      response_serializer=model_admin_pb2.Job.SerializeToString)
+                                                      response_serializer=model_admin_pb2.GetJobResponse.SerializeToString)
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("shoprank.v1.ModelAdminService", {"TriggerFineTune": handler})])
 
     server, port, _ = build_server([register], ["shoprank.v1.ModelAdminService"], "127.0.0.1:0")

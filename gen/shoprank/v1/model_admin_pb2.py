@@ -26,45 +26,49 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoprank.v1 import common_pb2 as shoprank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshoprank/v1/model_admin.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18shoprank/v1/common.proto\"$\n\x11\x46orgetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xf9\x01\n\x0e\x45rasureReceipt\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x10\n\x08user_key\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x07removed\x18\x05 \x03(\x0b\x32(.shoprank.v1.ErasureReceipt.RemovedEntry\x12\x18\n\x10trained_versions\x18\x06 \x03(\t\x1a.\n\x0cRemovedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"!\n\x10ListAuditRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\x94\x01\n\nAuditEntry\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0f\n\x07request\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"=\n\x11ListAuditResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.AuditEntry\"\x15\n\x13ListVersionsRequest\"\x9a\x02\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0eparent_version\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdata_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexample_count\x18\x06 \x01(\x03\x12\x12\n\nfinal_loss\x18\x07 \x01(\x02\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0f\n\x07serving\x18\t \x01(\x08\x12\x0c\n\x04gate\x18\n \x01(\t\"C\n\x14ListVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.shoprank.v1.ModelVersion\"R\n\x16TriggerFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmax_steps\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\"\"\n\x0fRollbackRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xce\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08progress\x18\x03 \x01(\x02\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0eparent_version\x18\x05 \x01(\t\x12\x13\n\x0bnew_version\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13ListSegmentsRequest\"w\n\x14ListSegmentsResponse\x12-\n\x08segments\x18\x01 \x03(\x0b\x32\x1b.shoprank.v1.ShopperSegment\x12\x30\n\x0csegmented_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x9b\x04\n\x11ModelAdminService\x12S\n\x0cListVersions\x12 .shoprank.v1.ListVersionsRequest\x1a!.shoprank.v1.ListVersionsResponse\x12H\n\x0fTriggerFineTune\x12#.shoprank.v1.TriggerFineTuneRequest\x1a\x10.shoprank.v1.Job\x12\x36\n\x06GetJob\x12\x1a.shoprank.v1.GetJobRequest\x1a\x10.shoprank.v1.Job\x12\x43\n\x08Rollback\x12\x1c.shoprank.v1.RollbackRequest\x1a\x19.shoprank.v1.ModelVersion\x12I\n\nForgetUser\x12\x1e.shoprank.v1.ForgetUserRequest\x1a\x1b.shoprank.v1.ErasureReceipt\x12J\n\tListAudit\x12\x1d.shoprank.v1.ListAuditRequest\x1a\x1e.shoprank.v1.ListAuditResponse\x12S\n\x0cListSegments\x12 .shoprank.v1.ListSegmentsRequest\x1a!.shoprank.v1.ListSegmentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshoprank/v1/model_admin.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18shoprank/v1/common.proto\"$\n\x11\x46orgetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x81\x02\n\x12\x46orgetUserResponse\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x10\n\x08user_key\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x07removed\x18\x05 \x03(\x0b\x32,.shoprank.v1.ForgetUserResponse.RemovedEntry\x12\x18\n\x10trained_versions\x18\x06 \x03(\t\x1a.\n\x0cRemovedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"!\n\x10ListAuditRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\x94\x01\n\nAuditEntry\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0f\n\x07request\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"=\n\x11ListAuditResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.AuditEntry\"\x15\n\x13ListVersionsRequest\"\x9a\x02\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0eparent_version\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdata_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexample_count\x18\x06 \x01(\x03\x12\x12\n\nfinal_loss\x18\x07 \x01(\x02\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0f\n\x07serving\x18\t \x01(\x08\x12\x0c\n\x04gate\x18\n \x01(\t\"C\n\x14ListVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.shoprank.v1.ModelVersion\"R\n\x16TriggerFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmax_steps\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\"\"\n\x0fRollbackRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xe2\x01\n\x17TriggerFineTuneResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08progress\x18\x03 \x01(\x02\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0eparent_version\x18\x05 \x01(\t\x12\x13\n\x0bnew_version\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd9\x01\n\x0eGetJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08progress\x18\x03 \x01(\x02\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0eparent_version\x18\x05 \x01(\t\x12\x13\n\x0bnew_version\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13ListSegmentsRequest\"w\n\x14ListSegmentsResponse\x12-\n\x08segments\x18\x01 \x03(\x0b\x32\x1b.shoprank.v1.ShopperSegment\x12\x30\n\x0csegmented_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9e\x02\n\x10RollbackResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0eparent_version\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdata_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexample_count\x18\x06 \x01(\x03\x12\x12\n\nfinal_loss\x18\x07 \x01(\x02\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0f\n\x07serving\x18\t \x01(\x08\x12\x0c\n\x04gate\x18\n \x01(\t2\xc2\x04\n\x11ModelAdminService\x12S\n\x0cListVersions\x12 .shoprank.v1.ListVersionsRequest\x1a!.shoprank.v1.ListVersionsResponse\x12\\\n\x0fTriggerFineTune\x12#.shoprank.v1.TriggerFineTuneRequest\x1a$.shoprank.v1.TriggerFineTuneResponse\x12\x41\n\x06GetJob\x12\x1a.shoprank.v1.GetJobRequest\x1a\x1b.shoprank.v1.GetJobResponse\x12G\n\x08Rollback\x12\x1c.shoprank.v1.RollbackRequest\x1a\x1d.shoprank.v1.RollbackResponse\x12M\n\nForgetUser\x12\x1e.shoprank.v1.ForgetUserRequest\x1a\x1f.shoprank.v1.ForgetUserResponse\x12J\n\tListAudit\x12\x1d.shoprank.v1.ListAuditRequest\x1a\x1e.shoprank.v1.ListAuditResponse\x12S\n\x0cListSegments\x12 .shoprank.v1.ListSegmentsRequest\x1a!.shoprank.v1.ListSegmentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoprank.v1.model_admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ERASURERECEIPT_REMOVEDENTRY']._loaded_options = None
-  _globals['_ERASURERECEIPT_REMOVEDENTRY']._serialized_options = b'8\001'
+  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._loaded_options = None
+  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_options = b'8\001'
   _globals['_FORGETUSERREQUEST']._serialized_start=105
   _globals['_FORGETUSERREQUEST']._serialized_end=141
-  _globals['_ERASURERECEIPT']._serialized_start=144
-  _globals['_ERASURERECEIPT']._serialized_end=393
-  _globals['_ERASURERECEIPT_REMOVEDENTRY']._serialized_start=347
-  _globals['_ERASURERECEIPT_REMOVEDENTRY']._serialized_end=393
-  _globals['_LISTAUDITREQUEST']._serialized_start=395
-  _globals['_LISTAUDITREQUEST']._serialized_end=428
-  _globals['_AUDITENTRY']._serialized_start=431
-  _globals['_AUDITENTRY']._serialized_end=579
-  _globals['_LISTAUDITRESPONSE']._serialized_start=581
-  _globals['_LISTAUDITRESPONSE']._serialized_end=642
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=644
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=665
-  _globals['_MODELVERSION']._serialized_start=668
-  _globals['_MODELVERSION']._serialized_end=950
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=952
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1019
-  _globals['_TRIGGERFINETUNEREQUEST']._serialized_start=1021
-  _globals['_TRIGGERFINETUNEREQUEST']._serialized_end=1103
-  _globals['_ROLLBACKREQUEST']._serialized_start=1105
-  _globals['_ROLLBACKREQUEST']._serialized_end=1139
-  _globals['_GETJOBREQUEST']._serialized_start=1141
-  _globals['_GETJOBREQUEST']._serialized_end=1172
-  _globals['_JOB']._serialized_start=1175
-  _globals['_JOB']._serialized_end=1381
-  _globals['_LISTSEGMENTSREQUEST']._serialized_start=1383
-  _globals['_LISTSEGMENTSREQUEST']._serialized_end=1404
-  _globals['_LISTSEGMENTSRESPONSE']._serialized_start=1406
-  _globals['_LISTSEGMENTSRESPONSE']._serialized_end=1525
-  _globals['_MODELADMINSERVICE']._serialized_start=1528
-  _globals['_MODELADMINSERVICE']._serialized_end=2067
+  _globals['_FORGETUSERRESPONSE']._serialized_start=144
+  _globals['_FORGETUSERRESPONSE']._serialized_end=401
+  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_start=355
+  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_end=401
+  _globals['_LISTAUDITREQUEST']._serialized_start=403
+  _globals['_LISTAUDITREQUEST']._serialized_end=436
+  _globals['_AUDITENTRY']._serialized_start=439
+  _globals['_AUDITENTRY']._serialized_end=587
+  _globals['_LISTAUDITRESPONSE']._serialized_start=589
+  _globals['_LISTAUDITRESPONSE']._serialized_end=650
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=652
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=673
+  _globals['_MODELVERSION']._serialized_start=676
+  _globals['_MODELVERSION']._serialized_end=958
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=960
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1027
+  _globals['_TRIGGERFINETUNEREQUEST']._serialized_start=1029
+  _globals['_TRIGGERFINETUNEREQUEST']._serialized_end=1111
+  _globals['_ROLLBACKREQUEST']._serialized_start=1113
+  _globals['_ROLLBACKREQUEST']._serialized_end=1147
+  _globals['_GETJOBREQUEST']._serialized_start=1149
+  _globals['_GETJOBREQUEST']._serialized_end=1180
+  _globals['_TRIGGERFINETUNERESPONSE']._serialized_start=1183
+  _globals['_TRIGGERFINETUNERESPONSE']._serialized_end=1409
+  _globals['_GETJOBRESPONSE']._serialized_start=1412
+  _globals['_GETJOBRESPONSE']._serialized_end=1629
+  _globals['_LISTSEGMENTSREQUEST']._serialized_start=1631
+  _globals['_LISTSEGMENTSREQUEST']._serialized_end=1652
+  _globals['_LISTSEGMENTSRESPONSE']._serialized_start=1654
+  _globals['_LISTSEGMENTSRESPONSE']._serialized_end=1773
+  _globals['_ROLLBACKRESPONSE']._serialized_start=1776
+  _globals['_ROLLBACKRESPONSE']._serialized_end=2062
+  _globals['_MODELADMINSERVICE']._serialized_start=2065
+  _globals['_MODELADMINSERVICE']._serialized_end=2643
 # @@protoc_insertion_point(module_scope)

@@ -16,7 +16,7 @@ class ForgetUserRequest(_message.Message):
     user_id: str
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
-class ErasureReceipt(_message.Message):
+class ForgetUserResponse(_message.Message):
     __slots__ = ("receipt_id", "user_key", "requested_by", "at", "removed", "trained_versions")
     class RemovedEntry(_message.Message):
         __slots__ = ("key", "value")
@@ -125,7 +125,27 @@ class GetJobRequest(_message.Message):
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
-class Job(_message.Message):
+class TriggerFineTuneResponse(_message.Message):
+    __slots__ = ("job_id", "state", "progress", "message", "parent_version", "new_version", "created", "updated")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: str
+    progress: float
+    message: str
+    parent_version: str
+    new_version: str
+    created: _timestamp_pb2.Timestamp
+    updated: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[str] = ..., progress: _Optional[float] = ..., message: _Optional[str] = ..., parent_version: _Optional[str] = ..., new_version: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetJobResponse(_message.Message):
     __slots__ = ("job_id", "state", "progress", "message", "parent_version", "new_version", "created", "updated")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -156,3 +176,27 @@ class ListSegmentsResponse(_message.Message):
     segments: _containers.RepeatedCompositeFieldContainer[_common_pb2.ShopperSegment]
     segmented_at: _timestamp_pb2.Timestamp
     def __init__(self, segments: _Optional[_Iterable[_Union[_common_pb2.ShopperSegment, _Mapping]]] = ..., segmented_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RollbackResponse(_message.Message):
+    __slots__ = ("version", "parent_version", "created", "data_from", "data_to", "example_count", "final_loss", "job_id", "serving", "gate")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    DATA_FROM_FIELD_NUMBER: _ClassVar[int]
+    DATA_TO_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FINAL_LOSS_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    parent_version: str
+    created: _timestamp_pb2.Timestamp
+    data_from: _timestamp_pb2.Timestamp
+    data_to: _timestamp_pb2.Timestamp
+    example_count: int
+    final_loss: float
+    job_id: str
+    serving: bool
+    gate: str
+    def __init__(self, version: _Optional[str] = ..., parent_version: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., example_count: _Optional[int] = ..., final_loss: _Optional[float] = ..., job_id: _Optional[str] = ..., serving: _Optional[bool] = ..., gate: _Optional[str] = ...) -> None: ...

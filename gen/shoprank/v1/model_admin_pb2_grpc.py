@@ -43,22 +43,22 @@ class ModelAdminServiceStub:
         self.TriggerFineTune = channel.unary_unary(
                 '/shoprank.v1.ModelAdminService/TriggerFineTune',
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.TriggerFineTuneRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.Job.FromString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.TriggerFineTuneResponse.FromString,
                 _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/shoprank.v1.ModelAdminService/GetJob',
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.GetJobRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.Job.FromString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.GetJobResponse.FromString,
                 _registered_method=True)
         self.Rollback = channel.unary_unary(
                 '/shoprank.v1.ModelAdminService/Rollback',
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.FromString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackResponse.FromString,
                 _registered_method=True)
         self.ForgetUser = channel.unary_unary(
                 '/shoprank.v1.ModelAdminService/ForgetUser',
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.ForgetUserRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ErasureReceipt.FromString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ForgetUserResponse.FromString,
                 _registered_method=True)
         self.ListAudit = channel.unary_unary(
                 '/shoprank.v1.ModelAdminService/ListAudit',
@@ -77,7 +77,8 @@ class ModelAdminServiceServicer:
     """
 
     def ListVersions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every published version, newest first, with its lineage and whether it serves.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -90,7 +91,8 @@ class ModelAdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A fine-tune job's state and progress.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -136,22 +138,22 @@ def add_ModelAdminServiceServicer_to_server(servicer, server):
             'TriggerFineTune': grpc.unary_unary_rpc_method_handler(
                     servicer.TriggerFineTune,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.TriggerFineTuneRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.Job.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.TriggerFineTuneResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.GetJobRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.Job.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.GetJobResponse.SerializeToString,
             ),
             'Rollback': grpc.unary_unary_rpc_method_handler(
                     servicer.Rollback,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.RollbackResponse.SerializeToString,
             ),
             'ForgetUser': grpc.unary_unary_rpc_method_handler(
                     servicer.ForgetUser,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ForgetUserRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ErasureReceipt.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ForgetUserResponse.SerializeToString,
             ),
             'ListAudit': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAudit,
@@ -218,7 +220,7 @@ class ModelAdminService:
             target,
             '/shoprank.v1.ModelAdminService/TriggerFineTune',
             shoprank_dot_v1_dot_model__admin__pb2.TriggerFineTuneRequest.SerializeToString,
-            shoprank_dot_v1_dot_model__admin__pb2.Job.FromString,
+            shoprank_dot_v1_dot_model__admin__pb2.TriggerFineTuneResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -245,7 +247,7 @@ class ModelAdminService:
             target,
             '/shoprank.v1.ModelAdminService/GetJob',
             shoprank_dot_v1_dot_model__admin__pb2.GetJobRequest.SerializeToString,
-            shoprank_dot_v1_dot_model__admin__pb2.Job.FromString,
+            shoprank_dot_v1_dot_model__admin__pb2.GetJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -272,7 +274,7 @@ class ModelAdminService:
             target,
             '/shoprank.v1.ModelAdminService/Rollback',
             shoprank_dot_v1_dot_model__admin__pb2.RollbackRequest.SerializeToString,
-            shoprank_dot_v1_dot_model__admin__pb2.ModelVersion.FromString,
+            shoprank_dot_v1_dot_model__admin__pb2.RollbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -299,7 +301,7 @@ class ModelAdminService:
             target,
             '/shoprank.v1.ModelAdminService/ForgetUser',
             shoprank_dot_v1_dot_model__admin__pb2.ForgetUserRequest.SerializeToString,
-            shoprank_dot_v1_dot_model__admin__pb2.ErasureReceipt.FromString,
+            shoprank_dot_v1_dot_model__admin__pb2.ForgetUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,7 +50,7 @@ class CategoryShare(_message.Message):
     share: float
     def __init__(self, category: _Optional[str] = ..., share: _Optional[float] = ...) -> None: ...
 
-class Profile(_message.Message):
+class GetProfileResponse(_message.Message):
     __slots__ = ("user_id", "recent_items", "event_count", "purchase_count", "last_event_time", "top_categories", "short_term", "long_term", "drift", "activity", "segment")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     RECENT_ITEMS_FIELD_NUMBER: _ClassVar[int]

@@ -39,7 +39,7 @@ class ProfileServiceStub:
         self.GetProfile = channel.unary_unary(
                 '/shoprank.v1.ProfileService/GetProfile',
                 request_serializer=shoprank_dot_v1_dot_profile__pb2.GetProfileRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_profile__pb2.Profile.FromString,
+                response_deserializer=shoprank_dot_v1_dot_profile__pb2.GetProfileResponse.FromString,
                 _registered_method=True)
 
 
@@ -49,7 +49,8 @@ class ProfileServiceServicer:
     """
 
     def GetProfile(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The shopper's portrait; NOT_FOUND when no event of theirs was recorded.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -60,7 +61,7 @@ def add_ProfileServiceServicer_to_server(servicer, server):
             'GetProfile': grpc.unary_unary_rpc_method_handler(
                     servicer.GetProfile,
                     request_deserializer=shoprank_dot_v1_dot_profile__pb2.GetProfileRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_profile__pb2.Profile.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_profile__pb2.GetProfileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,7 +92,7 @@ class ProfileService:
             target,
             '/shoprank.v1.ProfileService/GetProfile',
             shoprank_dot_v1_dot_profile__pb2.GetProfileRequest.SerializeToString,
-            shoprank_dot_v1_dot_profile__pb2.Profile.FromString,
+            shoprank_dot_v1_dot_profile__pb2.GetProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ScoringServiceStub:
-    """Ranks products for a shopper with the BERT click model served by Triton.
+    """Ranks products for a shopper with the serving ranker's model on Triton, and answers the item-to-item
+    surfaces (similar, bought together, trending) from the serving version's tables.
     """
 
     def __init__(self, channel):
@@ -43,27 +44,28 @@ class ScoringServiceStub:
         self.Recommend = channel.unary_unary(
                 '/shoprank.v1.ScoringService/Recommend',
                 request_serializer=shoprank_dot_v1_dot_scoring__pb2.RecommendRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RecommendResponse.FromString,
                 _registered_method=True)
         self.SimilarItems = channel.unary_unary(
                 '/shoprank.v1.ScoringService/SimilarItems',
                 request_serializer=shoprank_dot_v1_dot_scoring__pb2.SimilarItemsRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.SimilarItemsResponse.FromString,
                 _registered_method=True)
         self.FrequentlyBoughtTogether = channel.unary_unary(
                 '/shoprank.v1.ScoringService/FrequentlyBoughtTogether',
                 request_serializer=shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherResponse.FromString,
                 _registered_method=True)
         self.Trending = channel.unary_unary(
                 '/shoprank.v1.ScoringService/Trending',
                 request_serializer=shoprank_dot_v1_dot_scoring__pb2.TrendingRequest.SerializeToString,
-                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+                response_deserializer=shoprank_dot_v1_dot_scoring__pb2.TrendingResponse.FromString,
                 _registered_method=True)
 
 
 class ScoringServiceServicer:
-    """Ranks products for a shopper with the BERT click model served by Triton.
+    """Ranks products for a shopper with the serving ranker's model on Triton, and answers the item-to-item
+    surfaces (similar, bought together, trending) from the serving version's tables.
     """
 
     def Rank(self, request, context):
@@ -115,22 +117,22 @@ def add_ScoringServiceServicer_to_server(servicer, server):
             'Recommend': grpc.unary_unary_rpc_method_handler(
                     servicer.Recommend,
                     request_deserializer=shoprank_dot_v1_dot_scoring__pb2.RecommendRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RecommendResponse.SerializeToString,
             ),
             'SimilarItems': grpc.unary_unary_rpc_method_handler(
                     servicer.SimilarItems,
                     request_deserializer=shoprank_dot_v1_dot_scoring__pb2.SimilarItemsRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.SimilarItemsResponse.SerializeToString,
             ),
             'FrequentlyBoughtTogether': grpc.unary_unary_rpc_method_handler(
                     servicer.FrequentlyBoughtTogether,
                     request_deserializer=shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherResponse.SerializeToString,
             ),
             'Trending': grpc.unary_unary_rpc_method_handler(
                     servicer.Trending,
                     request_deserializer=shoprank_dot_v1_dot_scoring__pb2.TrendingRequest.FromString,
-                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.RankResponse.SerializeToString,
+                    response_serializer=shoprank_dot_v1_dot_scoring__pb2.TrendingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -141,7 +143,8 @@ def add_ScoringServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ScoringService:
-    """Ranks products for a shopper with the BERT click model served by Triton.
+    """Ranks products for a shopper with the serving ranker's model on Triton, and answers the item-to-item
+    surfaces (similar, bought together, trending) from the serving version's tables.
     """
 
     @staticmethod
@@ -187,7 +190,7 @@ class ScoringService:
             target,
             '/shoprank.v1.ScoringService/Recommend',
             shoprank_dot_v1_dot_scoring__pb2.RecommendRequest.SerializeToString,
-            shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+            shoprank_dot_v1_dot_scoring__pb2.RecommendResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -214,7 +217,7 @@ class ScoringService:
             target,
             '/shoprank.v1.ScoringService/SimilarItems',
             shoprank_dot_v1_dot_scoring__pb2.SimilarItemsRequest.SerializeToString,
-            shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+            shoprank_dot_v1_dot_scoring__pb2.SimilarItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -241,7 +244,7 @@ class ScoringService:
             target,
             '/shoprank.v1.ScoringService/FrequentlyBoughtTogether',
             shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherRequest.SerializeToString,
-            shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+            shoprank_dot_v1_dot_scoring__pb2.FrequentlyBoughtTogetherResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -268,7 +271,7 @@ class ScoringService:
             target,
             '/shoprank.v1.ScoringService/Trending',
             shoprank_dot_v1_dot_scoring__pb2.TrendingRequest.SerializeToString,
-            shoprank_dot_v1_dot_scoring__pb2.RankResponse.FromString,
+            shoprank_dot_v1_dot_scoring__pb2.TrendingResponse.FromString,
             options,
             channel_credentials,
             insecure,
