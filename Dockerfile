@@ -31,6 +31,7 @@ COPY rankers/ rankers/
 COPY clickmodel/ clickmodel/
 COPY shopdata/ shopdata/
 COPY feature_repo/ feature_repo/
+COPY shoprank_client/ shoprank_client/
 COPY triton_models/ triton_models/
 COPY pyproject.toml ./
 ENV PATH=/opt/venv/bin:$PATH \

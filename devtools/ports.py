@@ -5,7 +5,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -39,3 +41,14 @@ def wait_until(
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s:\n{log_tail(log)}")
+
+
+def eventually(check: Callable[[], T], timeout: float = 30.0, interval: float = 1.0) -> T:
+    """`check()`'s first truthy value within `timeout` seconds, else its last value (the caller asserts):
+    for what a service shows only after a cache period, e.g. RECSYS_FEATURE_CACHE_S."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -18,6 +18,7 @@ from core.security import compose_secrets
 from devtools.client import Credentials, SuiteClient, open_channel
 from devtools.compose_native import NativeCompose, load, validate
 from devtools.local_servers import postgres_available, redis_available
+from feature_repo.definitions import FEATURE_VIEWS
 from shoprank.v1 import profile_pb2
 from tests.integration.test_loop import wait_job
 
@@ -114,7 +115,7 @@ def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
     engine = sa.create_engine(f"postgresql+psycopg://shoprank@127.0.0.1:5432/{compose.postgres_db}")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == len(shop.events)
-        assert conn.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == 5  # Feast's SQL registry
+        assert conn.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == len(FEATURE_VIEWS)  # Feast's SQL registry
     engine.dispose()
     import redis
 

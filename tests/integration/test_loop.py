@@ -12,6 +12,7 @@ from clickmodel.text import ItemText
 from core.domain import Event
 from devtools.client import SuiteClient
 from devtools.local_servers import drop_postgres_database, fresh_postgres_database, postgres_available
+from feature_repo.definitions import FEATURE_VIEWS
 from shoprank.v1 import model_admin_pb2, scoring_pb2
 from tests.integration.conftest import flush_redis_db, redis_available, start_deployment
 
@@ -125,7 +126,7 @@ def test_whole_loop_on_postgresql_and_redis(tmp_path, shop):
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() > len(shop.events) // 2
             assert conn.execute(sa.text("SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'")).scalar() == 1
-            assert conn.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == 5
+            assert conn.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == len(FEATURE_VIEWS)
         engine.dispose()
         for local in ("eventlog.db", "feast/online_store.db", "feast/registry.db", "celery-broker.db"):
             assert not (suite.data_dir / local).exists(), local

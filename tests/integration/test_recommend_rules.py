@@ -2,7 +2,6 @@
 scoring services, Feast and tritonserver (issue 14)."""
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import grpc
@@ -10,6 +9,7 @@ import pytest
 
 from core.rules import near_duplicate, title_words
 from devtools.client import item_message
+from devtools.ports import eventually
 from shoprank.v1 import common_pb2, feedback_pb2, scoring_pb2
 
 pytestmark = pytest.mark.integration
@@ -24,16 +24,6 @@ def recommend(client, k=10, **rules):
 
 def ids(reply):
     return [i.item_id for i in reply.items]
-
-
-def eventually(check, timeout=30.0):
-    """The scoring service caches item features for RECSYS_FEATURE_CACHE_S (5 s): poll past it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(1.0)
 
 
 def test_exclusions_and_categories_filter_before_the_top_k_is_cut(client, shop):
