@@ -11,6 +11,7 @@ from clickmodel.text import ItemText
 from core.domain import Event
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2, model_admin_pb2_grpc, profile_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from shoprank_client.channel import open_channel as shoprank_channel
+from shoprank_client.enums import event_type_enum
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -57,7 +58,7 @@ def open_channel(address: str, credentials: Credentials | None = None, own_conne
 def event_message(e: Event) -> common_pb2.Event:
     ts = Timestamp()
     ts.FromNanoseconds(int(round(e.timestamp * 1e9)))
-    return common_pb2.Event(event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=e.event_type, timestamp=ts, request_id=e.request_id)
+    return common_pb2.Event(event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=event_type_enum(e.event_type), timestamp=ts, request_id=e.request_id)
 
 
 def item_message(item_id: str, item: ItemText) -> common_pb2.Item:

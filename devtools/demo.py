@@ -21,6 +21,7 @@ from pathlib import Path
 
 from core.settings import PROJECT_ROOT
 from devtools.suite import Suite
+from shoprank_client.enums import job_state_of
 
 logger = logging.getLogger("demo")
 
@@ -142,15 +143,15 @@ def run(args: argparse.Namespace) -> dict:
         job = client.trigger(job_id=f"demo-{int(time.time())}", max_steps=args.fine_tune_steps)
         with tqdm(total=100, desc=f"  {job.job_id}", unit="%", file=sys.stdout, mininterval=1.0,
                   bar_format="{desc} {percentage:3.0f}%|{bar:30}| {elapsed} {postfix}") as bar:
-            while job.state not in ("SUCCEEDED", "REJECTED", "FAILED"):
+            while job_state_of(job.state) not in ("SUCCEEDED", "REJECTED", "FAILED"):
                 time.sleep(0.5)
                 job = client.job(job.job_id)
                 bar.update(int(100 * job.progress) - bar.n)
                 bar.set_postfix_str(job.message[:48], refresh=False)
-        print(f"  {job.state}: {job.message}")
-        if job.state == "FAILED":
+        print(f"  {job_state_of(job.state)}: {job.message}")
+        if job_state_of(job.state) == "FAILED":
             raise SystemExit(f"fine-tune failed; worker log:\n{suite.tail('worker')}")
-        report["fine_tune_state"] = job.state  # REJECTED: the gate kept the serving version
+        report["fine_tune_state"] = job_state_of(job.state)  # REJECTED: the gate kept the serving version
         report["trigger_to_serving_s"] = time.perf_counter() - t
 
         step("rankings from the new version")

@@ -88,7 +88,7 @@ class Fuzzer:
     def event(self, rng: random.Random) -> common_pb2.Event:
         e = common_pb2.Event(event_id=f"fz-{rng.getrandbits(40):x}" if rng.random() < 0.6 else self.text(rng), user_id=self.text(rng),
                              item_id=rng.choice(self.catalogue) if rng.random() < 0.6 else self.text(rng),
-                             event_type=rng.choice(["impression", "click", "add_to_cart", "purchase", "view", "", "PURCHASE", "click\n"]))
+                             event_type=rng.choice([1, 2, 3, 4, 0, 5, 99, -1]))  # EventType values, unset and unknown numbers
         ts = self.timestamp(rng)
         if ts is not None:
             e.timestamp.CopyFrom(ts)

@@ -23,7 +23,7 @@ The suite is up, TLS and API keys on every port. Try (from the repository root; 
   .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}", "item_ids": [{items}]}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Rank
   .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}", "k": 5}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Recommend
   .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}"}}' 127.0.0.1:{profile} shoprank.v1.ProfileService/GetProfile
-  .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"events": [{{"event_id": "e-manual-1", "user_id": "{user}", "item_id": {first}, "event_type": "purchase", "timestamp": "2026-11-01T10:00:00Z"}}]}}' 127.0.0.1:{feedback} shoprank.v1.FeedbackService/RecordEvents
+  .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"events": [{{"event_id": "e-manual-1", "user_id": "{user}", "item_id": {first}, "event_type": "EVENT_TYPE_PURCHASE", "timestamp": "2026-11-01T10:00:00Z"}}]}}' 127.0.0.1:{feedback} shoprank.v1.FeedbackService/RecordEvents
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"max_steps": 10}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/TriggerFineTune
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"job_id": "JOB_ID_FROM_ABOVE"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/GetJob
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListVersions

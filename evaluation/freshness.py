@@ -19,6 +19,7 @@ from core.domain import Event
 from core.settings import PROJECT_ROOT
 from shopdata.synthetic import generate
 from shoprank.v1 import profile_pb2
+from shoprank_client.enums import job_state_of
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
             client.record_events(fresh)
             t0 = time.perf_counter()
             job = client.trigger(job_id="freshness", max_steps=args.steps)
-            while job.state not in ("SUCCEEDED", "REJECTED", "FAILED"):
+            while job_state_of(job.state) not in ("SUCCEEDED", "REJECTED", "FAILED"):
                 time.sleep(0.2)
                 job = client.job("freshness")
             while client.rank("U0001", ["SKU0001", "SKU1001"]).model_version != job.new_version:
@@ -63,7 +64,7 @@ def main() -> None:
         "ack_ms": {"p50": statistics.median(acks), "max": max(acks)},
         "ack_to_visible_ms": {"p50": statistics.median(visible), "max": max(visible)},
         "events": args.events,
-        "fine_tune": {"state": job.state, "steps": args.steps, "trigger_to_rank_on_new_version_s": round(trigger_to_serving, 1),
+        "fine_tune": {"state": job_state_of(job.state), "steps": args.steps, "trigger_to_rank_on_new_version_s": round(trigger_to_serving, 1),
                       "job_message": job.message},
     }
     from core.settings import Settings
@@ -77,7 +78,7 @@ def main() -> None:
           f"| measure | value |\n| --- | --- |\n"
           f"| RecordEvents acknowledgement (1 event, durable append + Feast push) | p50 {report['ack_ms']['p50']:.1f} ms, max {report['ack_ms']['max']:.1f} ms |\n"
           f"| event sent → visible in the online features Rank reads | p50 {report['ack_to_visible_ms']['p50']:.1f} ms, max {report['ack_to_visible_ms']['max']:.1f} ms |\n"
-          f"| fine-tune trigger → Rank answers from the new version ({what}) | {trigger_to_serving:.1f} s ({job.state}) |\n\n"
+          f"| fine-tune trigger → Rank answers from the new version ({what}) | {trigger_to_serving:.1f} s ({job_state_of(job.state)}) |\n\n"
           f"Rerun: `make bench-freshness`.\n")
     (out / "freshness.md").write_text(md)
     print(md)

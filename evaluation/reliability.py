@@ -32,6 +32,7 @@ from devtools.load import ingest, rank_load
 from devtools.local_servers import drop_postgres_database, flush_redis_db, fresh_postgres_database, postgres_available, redis_available
 from devtools.suite import Suite, deploy
 from shopdata.synthetic import generate
+from shoprank_client.enums import job_state_of
 
 logger = logging.getLogger(__name__)
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -89,7 +90,7 @@ def wait_job(client: Any, job_id: str, states: tuple[str, ...], timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.job(job_id)
-        if job.state in states:
+        if job_state_of(job.state) in states:
             return job
         time.sleep(0.3)
     raise TimeoutError(f"job {job_id} did not reach {states}")
@@ -107,8 +108,8 @@ def worker_kill_phase(suite: Suite) -> dict[str, Any]:
     retry = admin.trigger(job_id=f"rel-retry-{int(time.time())}", max_steps=3)
     done = wait_job(admin, retry.job_id, ("FAILED", "SUCCEEDED", "REJECTED"))
     admin.close()
-    return {"recovery_s": round(recovery, 2), "interrupted_job": interrupted.state, "interrupted_message": interrupted.message[:120],
-            "next_fine_tune": done.state, "next_fine_tune_message": done.message[:160],
+    return {"recovery_s": round(recovery, 2), "interrupted_job": job_state_of(interrupted.state), "interrupted_message": interrupted.message[:120],
+            "next_fine_tune": job_state_of(done.state), "next_fine_tune_message": done.message[:160],
             "kill_to_next_version_s": round(time.monotonic() - killed, 1)}
 
 

@@ -23,6 +23,7 @@ from services.auth import current_client
 from services.messages import ts
 from services.validation import check_id, check_job_id, parse_version, shown
 from shoprank.v1 import common_pb2, model_admin_pb2, model_admin_pb2_grpc
+from shoprank_client.enums import job_state_enum
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ JobMessage = TypeVar("JobMessage", model_admin_pb2.TriggerFineTuneResponse, mode
 def job_message(job: Job, kind: type[JobMessage]) -> JobMessage:
     """A job as TriggerFineTune's or GetJob's response (the same fields)."""
     return kind(
-        job_id=job.job_id, state=job.state, progress=job.progress, message=job.message,
+        job_id=job.job_id, state=job_state_enum(job.state), progress=job.progress, message=job.message,
         parent_version=job.parent_version, new_version=job.new_version, created=ts(job.created), updated=ts(job.updated),
     )
 

@@ -22,6 +22,7 @@ from services.messages import ts
 from services.metrics import serve_metrics
 from services.validation import check_id, shown
 from shoprank.v1 import common_pb2, profile_pb2, profile_pb2_grpc
+from shoprank_client.enums import event_type_enum
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         profile = profile_pb2.GetProfileResponse(
             user_id=request.user_id,
             recent_items=[
-                profile_pb2.RecentItem(item_id=i, title=known[i].title if i in known else "", event_type=t)
+                profile_pb2.RecentItem(item_id=i, title=known[i].title if i in known else "", event_type=event_type_enum(t))
                 for i, t in user.recent
             ],
             event_count=user.event_count,

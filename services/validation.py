@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 from core.domain import EVENT_TYPES, Event, ItemText
 from core.errors import InvalidArgument
 from core.rules import Rules
+from shoprank_client.enums import event_type_of
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2000
@@ -73,7 +74,7 @@ def validate_events(
             check_id(e.event_id, "event_id")
             or check_id(e.user_id, "user_id")
             or check_id(e.item_id, "item_id")
-            or _check_type(e.event_type)
+            or _check_type(e.event_type, event_type_of(e.event_type))
             or _check_time(e, now)
             or (check_id(e.request_id, "request_id") if e.request_id else None)
             or (None if e.item_id in known else f"unknown item_id {e.item_id!r} (upsert it first)")
@@ -82,13 +83,14 @@ def validate_events(
             bad.append(Rejected(index, e.event_id[:MAX_ID_LENGTH], reason))
             continue
         ts = e.timestamp.seconds + e.timestamp.nanos / 1e9
-        good.append(Event(e.event_id, e.user_id, e.item_id, e.event_type, ts, e.request_id))
+        good.append(Event(e.event_id, e.user_id, e.item_id, event_type_of(e.event_type) or "", ts, e.request_id))
     return good, bad
 
 
-def _check_type(event_type: str) -> str | None:
+def _check_type(value: int, event_type: str | None) -> str | None:
     if event_type not in EVENT_TYPES:
-        return f"event_type {shown(event_type)} is not one of {', '.join(EVENT_TYPES)}"
+        names = ", ".join(f"EVENT_TYPE_{t.upper()}" for t in EVENT_TYPES)
+        return f"event_type {value} is not one of {names}" if value else f"missing event_type (one of {names})"
     return None
 
 

@@ -28,6 +28,7 @@ from shoprank.v1 import (
     scoring_pb2_grpc,
 )
 from shoprank_client.channel import open_channel
+from shoprank_client.enums import event_type_enum
 
 PLACEMENTS = {common_pb2.PLACEMENT_UNSPECIFIED: "ranked", common_pb2.PLACEMENT_BOOSTED: "boosted", common_pb2.PLACEMENT_PINNED: "pinned"}
 REASONS = {common_pb2.REASON_KIND_REPEAT: "repeat", common_pb2.REASON_KIND_TIMING: "timing", common_pb2.REASON_KIND_POPULARITY: "popularity",
@@ -166,7 +167,7 @@ class ShopRankClient:
     # --- ingest ---------------------------------------------------------------------------------
     def record_events(self, events: Iterable[Event], timeout_s: float | None = None) -> BatchResult:
         request = feedback_pb2.RecordEventsRequest(events=[common_pb2.Event(
-            event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=e.event_type, timestamp=_timestamp(e.timestamp),
+            event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=event_type_enum(e.event_type), timestamp=_timestamp(e.timestamp),
             request_id=e.request_id) for e in events])
         reply = self._feedback.RecordEvents(request, timeout=self._deadline(timeout_s))
         return BatchResult(reply.accepted, reply.duplicates, [(r.index, r.id, r.reason) for r in reply.rejected], reply.fine_tune_job_id)

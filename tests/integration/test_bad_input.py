@@ -58,16 +58,17 @@ def test_mixed_event_batch_keeps_good_ones_and_reports_each_bad_one(client):
     malformed = event_message(Event("mix-nanos", "mix-user", "SKU0001", "click", now))
     malformed.timestamp.nanos = -1
     unknown = event_message(Event("mix-unknown", "mix-user", "NOPE", "click", now))
-    no_time = common_pb2.Event(event_id="mix-notime", user_id="mix-user", item_id="SKU0001", event_type="click")
+    no_time = common_pb2.Event(event_id="mix-notime", user_id="mix-user", item_id="SKU0001", event_type=common_pb2.EVENT_TYPE_CLICK)
     no_user = event_message(Event("mix-nouser", "", "SKU0001", "click", now))
-    bad_type = event_message(Event("mix-type", "mix-user", "SKU0001", "like", now))
+    bad_type = event_message(Event("mix-type", "mix-user", "SKU0001", "click", now))
+    bad_type.event_type = 42  # a number this version's EventType does not have
     batch = [events[0], future, malformed, unknown, no_time, no_user, bad_type, events[1]]
     reply = client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=batch), timeout=30)
     assert reply.accepted == 2 and reply.duplicates == 0
     reasons = {r.index: (r.id, r.reason) for r in reply.rejected}
     assert sorted(reasons) == [1, 2, 3, 4, 5, 6]
     assert "future" in reasons[1][1] and "malformed" in reasons[2][1] and "unknown item_id" in reasons[3][1]
-    assert "missing timestamp" in reasons[4][1] and "missing user_id" in reasons[5][1] and "event_type" in reasons[6][1]
+    assert "missing timestamp" in reasons[4][1] and "missing user_id" in reasons[5][1] and "event_type 42" in reasons[6][1]
     # the good ones are in the shopper's profile
     profile = client.profile.GetProfile(profile_pb2.GetProfileRequest(user_id="mix-user"), timeout=30)
     assert profile.event_count == 2

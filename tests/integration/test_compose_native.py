@@ -20,6 +20,7 @@ from devtools.compose_native import NativeCompose, load, validate
 from devtools.local_servers import postgres_available, redis_available
 from feature_repo.definitions import FEATURE_VIEWS
 from shoprank.v1 import profile_pb2
+from shoprank_client.enums import job_state_of
 from tests.integration.test_loop import wait_job
 
 pytestmark = [
@@ -93,7 +94,7 @@ def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
         job = admin.trigger(job_id="compose-first", max_steps=3)
         assert job.parent_version == ""
         done, _ = wait_job(admin, "compose-first")
-        assert done.state == "SUCCEEDED" and done.new_version == "1", done.message
+        assert job_state_of(done.state) == "SUCCEEDED" and done.new_version == "1", done.message
         first = storefront.rank(user, candidates)
         assert first.model_version == "1" and not first.degraded
 
@@ -101,7 +102,7 @@ def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
         assert stored == len(fresh)
         admin.trigger(job_id="compose-second", max_steps=3)
         done, _ = wait_job(admin, "compose-second")
-        assert done.state == "SUCCEEDED" and done.new_version == "2", done.message
+        assert job_state_of(done.state) == "SUCCEEDED" and done.new_version == "2", done.message
         second = storefront.rank(user, candidates)
         assert second.model_version == "2" and not second.degraded
         assert len(storefront.recommend(user, k=5).items) == 5

@@ -14,6 +14,7 @@ from devtools.client import SuiteClient
 from rankers import get_ranker
 from rankers.fusion import CO_PURCHASE_FILE
 from shoprank.v1 import model_admin_pb2
+from shoprank_client.enums import job_state_of
 from tests.integration.conftest import start_deployment
 from tests.integration.test_loop import wait_job
 
@@ -42,14 +43,14 @@ def test_gate_rollback_and_killed_worker(tmp_path, shop):
         _, fresh = shop.split(0.6)
         client.record_events(fresh)
         done, _ = wait_job(client, client.trigger(job_id="good", max_steps=3).job_id)
-        assert done.state == "SUCCEEDED" and done.new_version == "2", done.message
+        assert job_state_of(done.state) == "SUCCEEDED" and done.new_version == "2", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "2"
         assert versions(client)["2"].gate.startswith("passed")
 
         # a candidate forced to be worse (a learning rate that wrecks the weights) is kept, not served
         client.record_events(fresh_events("worse", 15))
         done, _ = wait_job(client, client.trigger(job_id="worse", max_steps=8, learning_rate=0.5).job_id)
-        assert done.state == "REJECTED" and done.new_version == "3", done.message
+        assert job_state_of(done.state) == "REJECTED" and done.new_version == "3", done.message
         assert "not served" in done.message
         assert client.rank("U0001", CANDIDATES).model_version == "2"
         listed = versions(client)
@@ -71,7 +72,7 @@ def test_gate_rollback_and_killed_worker(tmp_path, shop):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             job = client.job("killed")
-            if job.state == "RUNNING" and job.message.startswith("step"):
+            if job_state_of(job.state) == "RUNNING" and job.message.startswith("step"):
                 break
             time.sleep(0.3)
         assert job.message.startswith("step"), job.message
@@ -80,11 +81,11 @@ def test_gate_rollback_and_killed_worker(tmp_path, shop):
         assert "4" not in before  # nothing published for the killed job
         assert client.rank("U0001", CANDIDATES).model_version == "1"  # serving untouched
         suite.start_worker()
-        assert client.job("killed").state == "FAILED" and "interrupted" in client.job("killed").message
+        assert job_state_of(client.job("killed").state) == "FAILED" and "interrupted" in client.job("killed").message
         assert not [p for p in repo_dir.iterdir() if p.name.startswith(".tmp-")]
         client.record_events(fresh_events("after", 12))
         done, _ = wait_job(client, client.trigger(job_id="after-kill", max_steps=3).job_id)
-        assert done.state == "SUCCEEDED" and done.new_version == "4", done.message
+        assert job_state_of(done.state) == "SUCCEEDED" and done.new_version == "4", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "4"
     finally:
         client.close()
@@ -105,12 +106,12 @@ def test_fusion_gate_rejects_a_worse_ranker_and_rollback_serves_the_old_one(tmp_
         _, fresh = shop.split(0.6)
         client.record_events(fresh + baskets("basket"))
         done, _ = wait_job(client, client.trigger(job_id="good", max_steps=3).job_id)
-        assert done.state == "SUCCEEDED" and done.new_version == "2", done.message
+        assert job_state_of(done.state) == "SUCCEEDED" and done.new_version == "2", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "2"
         assert versions(client)["2"].gate.startswith("passed")
         client.record_events(fresh_events("worse", 15))
         done, _ = wait_job(client, client.trigger(job_id="worse", max_steps=3, learning_rate=0.5).job_id)
-        assert done.state == "REJECTED" and done.new_version == "3", done.message
+        assert job_state_of(done.state) == "REJECTED" and done.new_version == "3", done.message
         assert client.rank("U0001", CANDIDATES).model_version == "2"
         # each version carries its own co-purchase table, and Rank reads the serving version's
         repo = suite.model_repository / "fusion_click"
@@ -148,7 +149,7 @@ def test_event_volume_triggers_a_fine_tune_that_rank_uses(tmp_path, shop):
         more = client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in fresh_events("vol-b", 12)]), timeout=60)
         assert more.fine_tune_job_id.startswith("volume-v1-")
         done, _ = wait_job(client, more.fine_tune_job_id)
-        assert done.state == "SUCCEEDED", done.message
+        assert job_state_of(done.state) == "SUCCEEDED", done.message
         assert client.rank("U0001", CANDIDATES).model_version == done.new_version == "2"
     finally:
         client.close()
@@ -165,7 +166,7 @@ def test_a_fine_tune_past_its_time_limit_fails_and_serving_stays(tmp_path, shop)
         client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in fresh_events("slow", 12)]), timeout=60)
         job = client.trigger(job_id="too-slow", max_steps=40)
         done, _ = wait_job(client, job.job_id)
-        assert done.state == "FAILED" and "time limit" in done.message, done.message
+        assert job_state_of(done.state) == "FAILED" and "time limit" in done.message, done.message
         assert client.rank("U0001", CANDIDATES).model_version == "1"  # nothing half-trained was served
     finally:
         client.close()

@@ -14,6 +14,7 @@ from devtools.client import SuiteClient
 from devtools.local_servers import drop_postgres_database, fresh_postgres_database, postgres_available
 from feature_repo.definitions import FEATURE_VIEWS
 from shoprank.v1 import model_admin_pb2, scoring_pb2
+from shoprank_client.enums import job_state_of
 from tests.integration.conftest import flush_redis_db, redis_available, start_deployment
 
 pytestmark = pytest.mark.integration
@@ -25,10 +26,10 @@ def wait_job(client: SuiteClient, job_id: str, timeout: float = 600.0):
     while time.monotonic() < deadline:
         job = client.job(job_id)
         seen_progress.add(round(job.progress, 2))
-        if job.state in ("SUCCEEDED", "REJECTED", "FAILED"):
+        if job_state_of(job.state) in ("SUCCEEDED", "REJECTED", "FAILED"):
             return job, seen_progress
         time.sleep(0.5)
-    raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s: {job.message}")
+    raise TimeoutError(f"job {job_id} still {job_state_of(job.state)} after {timeout}s: {job.message}")
 
 
 def run_loop(suite, shop) -> None:
@@ -60,11 +61,11 @@ def run_loop(suite, shop) -> None:
 
         # trigger a fine-tune; the same job id again is the same job (idempotent)
         job = client.trigger(job_id="loop-job", max_steps=3)
-        assert job.state in ("PENDING", "RUNNING") and job.parent_version == "1"
+        assert job_state_of(job.state) in ("PENDING", "RUNNING") and job.parent_version == "1"
         again = client.trigger(job_id="loop-job", max_steps=3)
         assert again.job_id == job.job_id and again.created == job.created
         done, progress = wait_job(client, "loop-job")
-        assert done.state == "SUCCEEDED", done.message
+        assert job_state_of(done.state) == "SUCCEEDED", done.message
         assert done.new_version == "2"
         assert max(progress) == 1.0
 

@@ -59,7 +59,7 @@ def test_titles_with_terminal_escapes_are_rejected():
 
 def test_rejections_do_not_echo_huge_ids():
     huge = "e" * 1_000_000
-    _, bad = validate_events([common_pb2.Event(event_id=huge, user_id="u", item_id="i", event_type="purchase")], ["i"])
+    _, bad = validate_events([common_pb2.Event(event_id=huge, user_id="u", item_id="i", event_type=common_pb2.EVENT_TYPE_PURCHASE)], ["i"])
     assert len(bad[0].id) <= 128 and len(bad[0].reason) < 200
 
 

@@ -11,7 +11,7 @@ NOW = 1_790_000_000.0
 
 
 def event(**kw):
-    base = dict(event_id="e1", user_id="u1", item_id="i1", event_type="purchase")
+    base = dict(event_id="e1", user_id="u1", item_id="i1", event_type=common_pb2.EVENT_TYPE_PURCHASE)
     base.update({k: v for k, v in kw.items() if k != "ts"})
     msg = common_pb2.Event(**base)
     if kw.get("ts", "default") is not None:
@@ -37,7 +37,8 @@ def test_good_event_is_converted():
         (dict(user_id=""), "missing user_id"),
         (dict(item_id=""), "missing item_id"),
         (dict(item_id="nope"), "unknown item_id"),
-        (dict(event_type="like"), "event_type 'like'"),
+        (dict(event_type=17), "event_type 17 is not one of EVENT_TYPE_IMPRESSION"),
+        (dict(event_type=common_pb2.EVENT_TYPE_UNSPECIFIED), "missing event_type"),
         (dict(ts=None), "missing timestamp"),
         (dict(ts=NOW + 3600), "in the future"),
         (dict(ts=12345), "before 2000"),
@@ -56,7 +57,7 @@ def test_malformed_nanos_rejected():
 
 
 def test_mixed_batch_keeps_good_ones_and_reports_indexes():
-    good, bad = validate_events([event(event_id="a"), event(event_id="b", event_type="x"), event(event_id="c")], {"i1"}, now=NOW)
+    good, bad = validate_events([event(event_id="a"), event(event_id="b", event_type=9), event(event_id="c")], {"i1"}, now=NOW)
     assert [g.event_id for g in good] == ["a", "c"]
     assert [(b.index, b.id) for b in bad] == [(1, "b")]
 

@@ -25,31 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoprank/v1/common.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x04Item\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x14\n\x0cout_of_stock\x18\x06 \x01(\x08\"\x92\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\xa0\x01\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12)\n\tplacement\x18\x04 \x01(\x0e\x32\x16.shoprank.v1.Placement\x12\r\n\x05score\x18\x05 \x01(\x02\x12$\n\x07reasons\x18\x06 \x03(\x0b\x32\x13.shoprank.v1.Reason\"R\n\x06Reason\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.shoprank.v1.ReasonKind\x12\x13\n\x0b\x61ttribution\x18\x02 \x01(\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\"(\n\x03Pin\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\"\x9a\x02\n\x0eRecommendRules\x12\x19\n\x11\x65xclude_purchased\x18\x01 \x01(\x08\x12\x19\n\x11\x65xclude_seen_days\x18\x02 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x1a\n\x12include_categories\x18\x04 \x03(\t\x12\x1a\n\x12\x65xclude_categories\x18\x05 \x03(\t\x12\x18\n\x10\x62oosted_item_ids\x18\x06 \x03(\t\x12\x13\n\x0b\x62oost_share\x18\x07 \x01(\x02\x12\x1e\n\x04pins\x18\x08 \x03(\x0b\x32\x10.shoprank.v1.Pin\x12\x18\n\x10max_per_category\x18\t \x01(\x05\x12\x17\n\x0f\x64istinct_titles\x18\n \x01(\x08\"6\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"@\n\x0eShopperSegment\x12\x12\n\nsegment_id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x05*\xa8\x01\n\nReasonKind\x12\x1b\n\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12REASON_KIND_REPEAT\x10\x01\x12\x16\n\x12REASON_KIND_TIMING\x10\x02\x12\x1a\n\x16REASON_KIND_POPULARITY\x10\x03\x12\x1b\n\x17REASON_KIND_CO_PURCHASE\x10\x04\x12\x14\n\x10REASON_KIND_TEXT\x10\x05*S\n\tPlacement\x12\x19\n\x15PLACEMENT_UNSPECIFIED\x10\x00\x12\x15\n\x11PLACEMENT_BOOSTED\x10\x01\x12\x14\n\x10PLACEMENT_PINNED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoprank/v1/common.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x04Item\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x14\n\x0cout_of_stock\x18\x06 \x01(\x08\"\xb0\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12*\n\nevent_type\x18\x07 \x01(\x0e\x32\x16.shoprank.v1.EventType\x12-\n\ttimestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrequest_id\x18\x06 \x01(\tJ\x04\x08\x04\x10\x05\"\xa0\x01\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12)\n\tplacement\x18\x04 \x01(\x0e\x32\x16.shoprank.v1.Placement\x12\r\n\x05score\x18\x05 \x01(\x02\x12$\n\x07reasons\x18\x06 \x03(\x0b\x32\x13.shoprank.v1.Reason\"R\n\x06Reason\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.shoprank.v1.ReasonKind\x12\x13\n\x0b\x61ttribution\x18\x02 \x01(\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\"(\n\x03Pin\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\"\x9a\x02\n\x0eRecommendRules\x12\x19\n\x11\x65xclude_purchased\x18\x01 \x01(\x08\x12\x19\n\x11\x65xclude_seen_days\x18\x02 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x1a\n\x12include_categories\x18\x04 \x03(\t\x12\x1a\n\x12\x65xclude_categories\x18\x05 \x03(\t\x12\x18\n\x10\x62oosted_item_ids\x18\x06 \x03(\t\x12\x13\n\x0b\x62oost_share\x18\x07 \x01(\x02\x12\x1e\n\x04pins\x18\x08 \x03(\x0b\x32\x10.shoprank.v1.Pin\x12\x18\n\x10max_per_category\x18\t \x01(\x05\x12\x17\n\x0f\x64istinct_titles\x18\n \x01(\x08\"6\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"@\n\x0eShopperSegment\x12\x12\n\nsegment_id\x18\x01 \x01(\x05\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x05*\xa8\x01\n\nReasonKind\x12\x1b\n\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12REASON_KIND_REPEAT\x10\x01\x12\x16\n\x12REASON_KIND_TIMING\x10\x02\x12\x1a\n\x16REASON_KIND_POPULARITY\x10\x03\x12\x1b\n\x17REASON_KIND_CO_PURCHASE\x10\x04\x12\x14\n\x10REASON_KIND_TEXT\x10\x05*S\n\tPlacement\x12\x19\n\x15PLACEMENT_UNSPECIFIED\x10\x00\x12\x15\n\x11PLACEMENT_BOOSTED\x10\x01\x12\x14\n\x10PLACEMENT_PINNED\x10\x02*\x8d\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45VENT_TYPE_IMPRESSION\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x03\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoprank.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REASONKIND']._serialized_start=1036
-  _globals['_REASONKIND']._serialized_end=1204
-  _globals['_PLACEMENT']._serialized_start=1206
-  _globals['_PLACEMENT']._serialized_end=1289
+  _globals['_REASONKIND']._serialized_start=1066
+  _globals['_REASONKIND']._serialized_end=1234
+  _globals['_PLACEMENT']._serialized_start=1236
+  _globals['_PLACEMENT']._serialized_end=1319
+  _globals['_EVENTTYPE']._serialized_start=1322
+  _globals['_EVENTTYPE']._serialized_end=1463
   _globals['_ITEM']._serialized_start=74
   _globals['_ITEM']._serialized_end=188
   _globals['_EVENT']._serialized_start=191
-  _globals['_EVENT']._serialized_end=337
-  _globals['_SCOREDITEM']._serialized_start=340
-  _globals['_SCOREDITEM']._serialized_end=500
-  _globals['_REASON']._serialized_start=502
-  _globals['_REASON']._serialized_end=584
-  _globals['_PIN']._serialized_start=586
-  _globals['_PIN']._serialized_end=626
-  _globals['_RECOMMENDRULES']._serialized_start=629
-  _globals['_RECOMMENDRULES']._serialized_end=911
-  _globals['_REJECTION']._serialized_start=913
-  _globals['_REJECTION']._serialized_end=967
-  _globals['_SHOPPERSEGMENT']._serialized_start=969
-  _globals['_SHOPPERSEGMENT']._serialized_end=1033
+  _globals['_EVENT']._serialized_end=367
+  _globals['_SCOREDITEM']._serialized_start=370
+  _globals['_SCOREDITEM']._serialized_end=530
+  _globals['_REASON']._serialized_start=532
+  _globals['_REASON']._serialized_end=614
+  _globals['_PIN']._serialized_start=616
+  _globals['_PIN']._serialized_end=656
+  _globals['_RECOMMENDRULES']._serialized_start=659
+  _globals['_RECOMMENDRULES']._serialized_end=941
+  _globals['_REJECTION']._serialized_start=943
+  _globals['_REJECTION']._serialized_end=997
+  _globals['_SHOPPERSEGMENT']._serialized_start=999
+  _globals['_SHOPPERSEGMENT']._serialized_end=1063
 # @@protoc_insertion_point(module_scope)

@@ -24,6 +24,14 @@ class Placement(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLACEMENT_UNSPECIFIED: _ClassVar[Placement]
     PLACEMENT_BOOSTED: _ClassVar[Placement]
     PLACEMENT_PINNED: _ClassVar[Placement]
+
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    EVENT_TYPE_IMPRESSION: _ClassVar[EventType]
+    EVENT_TYPE_CLICK: _ClassVar[EventType]
+    EVENT_TYPE_ADD_TO_CART: _ClassVar[EventType]
+    EVENT_TYPE_PURCHASE: _ClassVar[EventType]
 REASON_KIND_UNSPECIFIED: ReasonKind
 REASON_KIND_REPEAT: ReasonKind
 REASON_KIND_TIMING: ReasonKind
@@ -33,6 +41,11 @@ REASON_KIND_TEXT: ReasonKind
 PLACEMENT_UNSPECIFIED: Placement
 PLACEMENT_BOOSTED: Placement
 PLACEMENT_PINNED: Placement
+EVENT_TYPE_UNSPECIFIED: EventType
+EVENT_TYPE_IMPRESSION: EventType
+EVENT_TYPE_CLICK: EventType
+EVENT_TYPE_ADD_TO_CART: EventType
+EVENT_TYPE_PURCHASE: EventType
 
 class Item(_message.Message):
     __slots__ = ("item_id", "title", "description", "category", "price", "out_of_stock")
@@ -61,10 +74,10 @@ class Event(_message.Message):
     event_id: str
     user_id: str
     item_id: str
-    event_type: str
+    event_type: EventType
     timestamp: _timestamp_pb2.Timestamp
     request_id: str
-    def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., event_type: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, event_id: _Optional[str] = ..., user_id: _Optional[str] = ..., item_id: _Optional[str] = ..., event_type: _Optional[_Union[EventType, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ScoredItem(_message.Message):
     __slots__ = ("item_id", "probability", "rank", "placement", "score", "reasons")

@@ -26,25 +26,25 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoprank.v1 import common_pb2 as shoprank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shoprank/v1/profile.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18shoprank/v1/common.proto\"$\n\x11GetProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"@\n\nRecentItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\"0\n\rCategoryShare\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x02\"\xac\x03\n\x12GetProfileResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\x0crecent_items\x18\x02 \x03(\x0b\x32\x17.shoprank.v1.RecentItem\x12\x13\n\x0b\x65vent_count\x18\x03 \x01(\x03\x12\x16\n\x0epurchase_count\x18\x04 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0etop_categories\x18\x06 \x03(\x0b\x32\x1a.shoprank.v1.CategoryShare\x12*\n\nshort_term\x18\x07 \x01(\x0b\x32\x16.shoprank.v1.Interests\x12)\n\tlong_term\x18\x08 \x01(\x0b\x32\x16.shoprank.v1.Interests\x12\r\n\x05\x64rift\x18\t \x01(\x02\x12,\n\x08\x61\x63tivity\x18\n \x01(\x0e\x32\x1a.shoprank.v1.ActivityLevel\x12,\n\x07segment\x18\x0b \x01(\x0b\x32\x1b.shoprank.v1.ShopperSegment\"\xac\x01\n\tInterests\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x05\x12.\n\ncategories\x18\x02 \x03(\x0b\x32\x1a.shoprank.v1.CategoryShare\x12\x14\n\x0cmedian_price\x18\x03 \x01(\x01\x12\x12\n\nprice_band\x18\x04 \x01(\t\x12\x35\n\x14representative_items\x18\x05 \x03(\x0b\x32\x17.shoprank.v1.RecentItem*\xbb\x01\n\rActivityLevel\x12\x1e\n\x1a\x41\x43TIVITY_LEVEL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVITY_LEVEL_NEW\x10\x01\x12\x1a\n\x16\x41\x43TIVITY_LEVEL_DORMANT\x10\x02\x12\x1d\n\x19\x41\x43TIVITY_LEVEL_OCCASIONAL\x10\x03\x12\x1a\n\x16\x41\x43TIVITY_LEVEL_REGULAR\x10\x04\x12\x1b\n\x17\x41\x43TIVITY_LEVEL_FREQUENT\x10\x05\x32_\n\x0eProfileService\x12M\n\nGetProfile\x12\x1e.shoprank.v1.GetProfileRequest\x1a\x1f.shoprank.v1.GetProfileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shoprank/v1/profile.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18shoprank/v1/common.proto\"$\n\x11GetProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"^\n\nRecentItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12*\n\nevent_type\x18\x04 \x01(\x0e\x32\x16.shoprank.v1.EventTypeJ\x04\x08\x03\x10\x04\"0\n\rCategoryShare\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x02\"\xac\x03\n\x12GetProfileResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\x0crecent_items\x18\x02 \x03(\x0b\x32\x17.shoprank.v1.RecentItem\x12\x13\n\x0b\x65vent_count\x18\x03 \x01(\x03\x12\x16\n\x0epurchase_count\x18\x04 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0etop_categories\x18\x06 \x03(\x0b\x32\x1a.shoprank.v1.CategoryShare\x12*\n\nshort_term\x18\x07 \x01(\x0b\x32\x16.shoprank.v1.Interests\x12)\n\tlong_term\x18\x08 \x01(\x0b\x32\x16.shoprank.v1.Interests\x12\r\n\x05\x64rift\x18\t \x01(\x02\x12,\n\x08\x61\x63tivity\x18\n \x01(\x0e\x32\x1a.shoprank.v1.ActivityLevel\x12,\n\x07segment\x18\x0b \x01(\x0b\x32\x1b.shoprank.v1.ShopperSegment\"\xac\x01\n\tInterests\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x05\x12.\n\ncategories\x18\x02 \x03(\x0b\x32\x1a.shoprank.v1.CategoryShare\x12\x14\n\x0cmedian_price\x18\x03 \x01(\x01\x12\x12\n\nprice_band\x18\x04 \x01(\t\x12\x35\n\x14representative_items\x18\x05 \x03(\x0b\x32\x17.shoprank.v1.RecentItem*\xbb\x01\n\rActivityLevel\x12\x1e\n\x1a\x41\x43TIVITY_LEVEL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41\x43TIVITY_LEVEL_NEW\x10\x01\x12\x1a\n\x16\x41\x43TIVITY_LEVEL_DORMANT\x10\x02\x12\x1d\n\x19\x41\x43TIVITY_LEVEL_OCCASIONAL\x10\x03\x12\x1a\n\x16\x41\x43TIVITY_LEVEL_REGULAR\x10\x04\x12\x1b\n\x17\x41\x43TIVITY_LEVEL_FREQUENT\x10\x05\x32_\n\x0eProfileService\x12M\n\nGetProfile\x12\x1e.shoprank.v1.GetProfileRequest\x1a\x1f.shoprank.v1.GetProfileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoprank.v1.profile_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTIVITYLEVEL']._serialized_start=862
-  _globals['_ACTIVITYLEVEL']._serialized_end=1049
+  _globals['_ACTIVITYLEVEL']._serialized_start=892
+  _globals['_ACTIVITYLEVEL']._serialized_end=1079
   _globals['_GETPROFILEREQUEST']._serialized_start=101
   _globals['_GETPROFILEREQUEST']._serialized_end=137
   _globals['_RECENTITEM']._serialized_start=139
-  _globals['_RECENTITEM']._serialized_end=203
-  _globals['_CATEGORYSHARE']._serialized_start=205
-  _globals['_CATEGORYSHARE']._serialized_end=253
-  _globals['_GETPROFILERESPONSE']._serialized_start=256
-  _globals['_GETPROFILERESPONSE']._serialized_end=684
-  _globals['_INTERESTS']._serialized_start=687
-  _globals['_INTERESTS']._serialized_end=859
-  _globals['_PROFILESERVICE']._serialized_start=1051
-  _globals['_PROFILESERVICE']._serialized_end=1146
+  _globals['_RECENTITEM']._serialized_end=233
+  _globals['_CATEGORYSHARE']._serialized_start=235
+  _globals['_CATEGORYSHARE']._serialized_end=283
+  _globals['_GETPROFILERESPONSE']._serialized_start=286
+  _globals['_GETPROFILERESPONSE']._serialized_end=714
+  _globals['_INTERESTS']._serialized_start=717
+  _globals['_INTERESTS']._serialized_end=889
+  _globals['_PROFILESERVICE']._serialized_start=1081
+  _globals['_PROFILESERVICE']._serialized_end=1176
 # @@protoc_insertion_point(module_scope)

@@ -39,8 +39,8 @@ class RecentItem(_message.Message):
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     title: str
-    event_type: str
-    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., event_type: _Optional[str] = ...) -> None: ...
+    event_type: _common_pb2.EventType
+    def __init__(self, item_id: _Optional[str] = ..., title: _Optional[str] = ..., event_type: _Optional[_Union[_common_pb2.EventType, str]] = ...) -> None: ...
 
 class CategoryShare(_message.Message):
     __slots__ = ("category", "share")

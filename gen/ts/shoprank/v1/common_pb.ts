@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoprank/v1/common.proto.
  */
 export const file_shoprank_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChhzaG9wcmFuay92MS9jb21tb24ucHJvdG8SC3Nob3ByYW5rLnYxInIKBEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghjYXRlZ29yeRgEIAEoCRINCgVwcmljZRgFIAEoARIUCgxvdXRfb2Zfc3RvY2sYBiABKAgikgEKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDwoHaXRlbV9pZBgDIAEoCRISCgpldmVudF90eXBlGAQgASgJEi0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgGIAEoCSKgAQoKU2NvcmVkSXRlbRIPCgdpdGVtX2lkGAEgASgJEhMKC3Byb2JhYmlsaXR5GAIgASgCEgwKBHJhbmsYAyABKAUSKQoJcGxhY2VtZW50GAQgASgOMhYuc2hvcHJhbmsudjEuUGxhY2VtZW50Eg0KBXNjb3JlGAUgASgCEiQKB3JlYXNvbnMYBiADKAsyEy5zaG9wcmFuay52MS5SZWFzb24iUgoGUmVhc29uEiUKBGtpbmQYASABKA4yFy5zaG9wcmFuay52MS5SZWFzb25LaW5kEhMKC2F0dHJpYnV0aW9uGAIgASgCEgwKBHRleHQYAyABKAkiKAoDUGluEg8KB2l0ZW1faWQYASABKAkSEAoIcG9zaXRpb24YAiABKAUimgIKDlJlY29tbWVuZFJ1bGVzEhkKEWV4Y2x1ZGVfcHVyY2hhc2VkGAEgASgIEhkKEWV4Y2x1ZGVfc2Vlbl9kYXlzGAIgASgFEhgKEGV4Y2x1ZGVfaXRlbV9pZHMYAyADKAkSGgoSaW5jbHVkZV9jYXRlZ29yaWVzGAQgAygJEhoKEmV4Y2x1ZGVfY2F0ZWdvcmllcxgFIAMoCRIYChBib29zdGVkX2l0ZW1faWRzGAYgAygJEhMKC2Jvb3N0X3NoYXJlGAcgASgCEh4KBHBpbnMYCCADKAsyEC5zaG9wcmFuay52MS5QaW4SGAoQbWF4X3Blcl9jYXRlZ29yeRgJIAEoBRIXCg9kaXN0aW5jdF90aXRsZXMYCiABKAgiNgoJUmVqZWN0aW9uEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJACg5TaG9wcGVyU2VnbWVudBISCgpzZWdtZW50X2lkGAEgASgFEgwKBG5hbWUYAiABKAkSDAoEc2l6ZRgDIAEoBSqoAQoKUmVhc29uS2luZBIbChdSRUFTT05fS0lORF9VTlNQRUNJRklFRBAAEhYKElJFQVNPTl9LSU5EX1JFUEVBVBABEhYKElJFQVNPTl9LSU5EX1RJTUlORxACEhoKFlJFQVNPTl9LSU5EX1BPUFVMQVJJVFkQAxIbChdSRUFTT05fS0lORF9DT19QVVJDSEFTRRAEEhQKEFJFQVNPTl9LSU5EX1RFWFQQBSpTCglQbGFjZW1lbnQSGQoVUExBQ0VNRU5UX1VOU1BFQ0lGSUVEEAASFQoRUExBQ0VNRU5UX0JPT1NURUQQARIUChBQTEFDRU1FTlRfUElOTkVEEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhzaG9wcmFuay92MS9jb21tb24ucHJvdG8SC3Nob3ByYW5rLnYxInIKBEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIQCghjYXRlZ29yeRgEIAEoCRINCgVwcmljZRgFIAEoARIUCgxvdXRfb2Zfc3RvY2sYBiABKAgisAEKBUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDwoHaXRlbV9pZBgDIAEoCRIqCgpldmVudF90eXBlGAcgASgOMhYuc2hvcHJhbmsudjEuRXZlbnRUeXBlEi0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgGIAEoCUoECAQQBSKgAQoKU2NvcmVkSXRlbRIPCgdpdGVtX2lkGAEgASgJEhMKC3Byb2JhYmlsaXR5GAIgASgCEgwKBHJhbmsYAyABKAUSKQoJcGxhY2VtZW50GAQgASgOMhYuc2hvcHJhbmsudjEuUGxhY2VtZW50Eg0KBXNjb3JlGAUgASgCEiQKB3JlYXNvbnMYBiADKAsyEy5zaG9wcmFuay52MS5SZWFzb24iUgoGUmVhc29uEiUKBGtpbmQYASABKA4yFy5zaG9wcmFuay52MS5SZWFzb25LaW5kEhMKC2F0dHJpYnV0aW9uGAIgASgCEgwKBHRleHQYAyABKAkiKAoDUGluEg8KB2l0ZW1faWQYASABKAkSEAoIcG9zaXRpb24YAiABKAUimgIKDlJlY29tbWVuZFJ1bGVzEhkKEWV4Y2x1ZGVfcHVyY2hhc2VkGAEgASgIEhkKEWV4Y2x1ZGVfc2Vlbl9kYXlzGAIgASgFEhgKEGV4Y2x1ZGVfaXRlbV9pZHMYAyADKAkSGgoSaW5jbHVkZV9jYXRlZ29yaWVzGAQgAygJEhoKEmV4Y2x1ZGVfY2F0ZWdvcmllcxgFIAMoCRIYChBib29zdGVkX2l0ZW1faWRzGAYgAygJEhMKC2Jvb3N0X3NoYXJlGAcgASgCEh4KBHBpbnMYCCADKAsyEC5zaG9wcmFuay52MS5QaW4SGAoQbWF4X3Blcl9jYXRlZ29yeRgJIAEoBRIXCg9kaXN0aW5jdF90aXRsZXMYCiABKAgiNgoJUmVqZWN0aW9uEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJACg5TaG9wcGVyU2VnbWVudBISCgpzZWdtZW50X2lkGAEgASgFEgwKBG5hbWUYAiABKAkSDAoEc2l6ZRgDIAEoBSqoAQoKUmVhc29uS2luZBIbChdSRUFTT05fS0lORF9VTlNQRUNJRklFRBAAEhYKElJFQVNPTl9LSU5EX1JFUEVBVBABEhYKElJFQVNPTl9LSU5EX1RJTUlORxACEhoKFlJFQVNPTl9LSU5EX1BPUFVMQVJJVFkQAxIbChdSRUFTT05fS0lORF9DT19QVVJDSEFTRRAEEhQKEFJFQVNPTl9LSU5EX1RFWFQQBSpTCglQbGFjZW1lbnQSGQoVUExBQ0VNRU5UX1VOU1BFQ0lGSUVEEAASFQoRUExBQ0VNRU5UX0JPT1NURUQQARIUChBQTEFDRU1FTlRfUElOTkVEEAIqjQEKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGQoVRVZFTlRfVFlQRV9JTVBSRVNTSU9OEAESFAoQRVZFTlRfVFlQRV9DTElDSxACEhoKFkVWRU5UX1RZUEVfQUREX1RPX0NBUlQQAxIXChNFVkVOVF9UWVBFX1BVUkNIQVNFEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A catalogue product. Only item_id and title are required.
@@ -98,11 +98,11 @@ export type Event = Message<"shoprank.v1.Event"> & {
   itemId: string;
 
   /**
-   * impression | click | add_to_cart | purchase
+   * What happened (EVENT_TYPE_UNSPECIFIED is rejected).
    *
-   * @generated from field: string event_type = 4;
+   * @generated from field: shoprank.v1.EventType event_type = 7;
    */
-  eventType: string;
+  eventType: EventType;
 
   /**
    * when it happened (not in the future)
@@ -490,4 +490,52 @@ export enum Placement {
  */
 export const PlacementSchema: GenEnum<Placement> = /*@__PURE__*/
   enumDesc(file_shoprank_v1_common, 1);
+
+/**
+ * What a shopper did with an item.
+ *
+ * @generated from enum shoprank.v1.EventType
+ */
+export enum EventType {
+  /**
+   * Not set: the event is rejected.
+   *
+   * @generated from enum value: EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The item was shown to the shopper (exposure, not interest).
+   *
+   * @generated from enum value: EVENT_TYPE_IMPRESSION = 1;
+   */
+  IMPRESSION = 1,
+
+  /**
+   * The shopper opened the item.
+   *
+   * @generated from enum value: EVENT_TYPE_CLICK = 2;
+   */
+  CLICK = 2,
+
+  /**
+   * The shopper put the item in their cart.
+   *
+   * @generated from enum value: EVENT_TYPE_ADD_TO_CART = 3;
+   */
+  ADD_TO_CART = 3,
+
+  /**
+   * The shopper bought the item.
+   *
+   * @generated from enum value: EVENT_TYPE_PURCHASE = 4;
+   */
+  PURCHASE = 4,
+}
+
+/**
+ * Describes the enum shoprank.v1.EventType.
+ */
+export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
+  enumDesc(file_shoprank_v1_common, 2);
 

@@ -2,8 +2,8 @@
 // @generated from file shoprank/v1/model_admin.proto (package shoprank.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { ShopperSegment } from "./common_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoprank/v1/model_admin.proto.
  */
 export const file_shoprank_v1_model_admin: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zaG9wcmFuay92MS9tb2RlbF9hZG1pbi5wcm90bxILc2hvcHJhbmsudjEiJAoRRm9yZ2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKBAgoSRm9yZ2V0VXNlclJlc3BvbnNlEhIKCnJlY2VpcHRfaWQYASABKAkSEAoIdXNlcl9rZXkYAiABKAkSFAoMcmVxdWVzdGVkX2J5GAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI9CgdyZW1vdmVkGAUgAygLMiwuc2hvcHJhbmsudjEuRm9yZ2V0VXNlclJlc3BvbnNlLlJlbW92ZWRFbnRyeRIYChB0cmFpbmVkX3ZlcnNpb25zGAYgAygJGi4KDFJlbW92ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIiEKEExpc3RBdWRpdFJlcXVlc3QSDQoFbGltaXQYASABKAUilAEKCkF1ZGl0RW50cnkSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmNsaWVudBgCIAEoCRIMCgRyb2xlGAMgASgJEg4KBm1ldGhvZBgEIAEoCRIPCgdyZXF1ZXN0GAUgASgJEg8KB291dGNvbWUYBiABKAkSDgoGZGV0YWlsGAcgASgJIj0KEUxpc3RBdWRpdFJlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5zaG9wcmFuay52MS5BdWRpdEVudHJ5IhUKE0xpc3RWZXJzaW9uc1JlcXVlc3QimgIKDE1vZGVsVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJEhYKDnBhcmVudF92ZXJzaW9uGAIgASgJEisKB2NyZWF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWRhdGFfZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHZGF0YV90bxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZXhhbXBsZV9jb3VudBgGIAEoAxISCgpmaW5hbF9sb3NzGAcgASgCEg4KBmpvYl9pZBgIIAEoCRIPCgdzZXJ2aW5nGAkgASgIEgwKBGdhdGUYCiABKAkiQwoUTGlzdFZlcnNpb25zUmVzcG9uc2USKwoIdmVyc2lvbnMYASADKAsyGS5zaG9wcmFuay52MS5Nb2RlbFZlcnNpb24iUgoWVHJpZ2dlckZpbmVUdW5lUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEQoJbWF4X3N0ZXBzGAIgASgFEhUKDWxlYXJuaW5nX3JhdGUYAyABKAEiIgoPUm9sbGJhY2tSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAkiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAki4gEKF1RyaWdnZXJGaW5lVHVuZVJlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRINCgVzdGF0ZRgCIAEoCRIQCghwcm9ncmVzcxgDIAEoAhIPCgdtZXNzYWdlGAQgASgJEhYKDnBhcmVudF92ZXJzaW9uGAUgASgJEhMKC25ld192ZXJzaW9uGAYgASgJEisKB2NyZWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItkBCg5HZXRKb2JSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSDQoFc3RhdGUYAiABKAkSEAoIcHJvZ3Jlc3MYAyABKAISDwoHbWVzc2FnZRgEIAEoCRIWCg5wYXJlbnRfdmVyc2lvbhgFIAEoCRITCgtuZXdfdmVyc2lvbhgGIAEoCRIrCgdjcmVhdGVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIVChNMaXN0U2VnbWVudHNSZXF1ZXN0IncKFExpc3RTZWdtZW50c1Jlc3BvbnNlEi0KCHNlZ21lbnRzGAEgAygLMhsuc2hvcHJhbmsudjEuU2hvcHBlclNlZ21lbnQSMAoMc2VnbWVudGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKeAgoQUm9sbGJhY2tSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEhYKDnBhcmVudF92ZXJzaW9uGAIgASgJEisKB2NyZWF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWRhdGFfZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHZGF0YV90bxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZXhhbXBsZV9jb3VudBgGIAEoAxISCgpmaW5hbF9sb3NzGAcgASgCEg4KBmpvYl9pZBgIIAEoCRIPCgdzZXJ2aW5nGAkgASgIEgwKBGdhdGUYCiABKAkywgQKEU1vZGVsQWRtaW5TZXJ2aWNlElMKDExpc3RWZXJzaW9ucxIgLnNob3ByYW5rLnYxLkxpc3RWZXJzaW9uc1JlcXVlc3QaIS5zaG9wcmFuay52MS5MaXN0VmVyc2lvbnNSZXNwb25zZRJcCg9UcmlnZ2VyRmluZVR1bmUSIy5zaG9wcmFuay52MS5UcmlnZ2VyRmluZVR1bmVSZXF1ZXN0GiQuc2hvcHJhbmsudjEuVHJpZ2dlckZpbmVUdW5lUmVzcG9uc2USQQoGR2V0Sm9iEhouc2hvcHJhbmsudjEuR2V0Sm9iUmVxdWVzdBobLnNob3ByYW5rLnYxLkdldEpvYlJlc3BvbnNlEkcKCFJvbGxiYWNrEhwuc2hvcHJhbmsudjEuUm9sbGJhY2tSZXF1ZXN0Gh0uc2hvcHJhbmsudjEuUm9sbGJhY2tSZXNwb25zZRJNCgpGb3JnZXRVc2VyEh4uc2hvcHJhbmsudjEuRm9yZ2V0VXNlclJlcXVlc3QaHy5zaG9wcmFuay52MS5Gb3JnZXRVc2VyUmVzcG9uc2USSgoJTGlzdEF1ZGl0Eh0uc2hvcHJhbmsudjEuTGlzdEF1ZGl0UmVxdWVzdBoeLnNob3ByYW5rLnYxLkxpc3RBdWRpdFJlc3BvbnNlElMKDExpc3RTZWdtZW50cxIgLnNob3ByYW5rLnYxLkxpc3RTZWdtZW50c1JlcXVlc3QaIS5zaG9wcmFuay52MS5MaXN0U2VnbWVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_shoprank_v1_common]);
+  fileDesc("Ch1zaG9wcmFuay92MS9tb2RlbF9hZG1pbi5wcm90bxILc2hvcHJhbmsudjEiJAoRRm9yZ2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKBAgoSRm9yZ2V0VXNlclJlc3BvbnNlEhIKCnJlY2VpcHRfaWQYASABKAkSEAoIdXNlcl9rZXkYAiABKAkSFAoMcmVxdWVzdGVkX2J5GAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI9CgdyZW1vdmVkGAUgAygLMiwuc2hvcHJhbmsudjEuRm9yZ2V0VXNlclJlc3BvbnNlLlJlbW92ZWRFbnRyeRIYChB0cmFpbmVkX3ZlcnNpb25zGAYgAygJGi4KDFJlbW92ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIiEKEExpc3RBdWRpdFJlcXVlc3QSDQoFbGltaXQYASABKAUilAEKCkF1ZGl0RW50cnkSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmNsaWVudBgCIAEoCRIMCgRyb2xlGAMgASgJEg4KBm1ldGhvZBgEIAEoCRIPCgdyZXF1ZXN0GAUgASgJEg8KB291dGNvbWUYBiABKAkSDgoGZGV0YWlsGAcgASgJIj0KEUxpc3RBdWRpdFJlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5zaG9wcmFuay52MS5BdWRpdEVudHJ5IhUKE0xpc3RWZXJzaW9uc1JlcXVlc3QimgIKDE1vZGVsVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJEhYKDnBhcmVudF92ZXJzaW9uGAIgASgJEisKB2NyZWF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWRhdGFfZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHZGF0YV90bxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZXhhbXBsZV9jb3VudBgGIAEoAxISCgpmaW5hbF9sb3NzGAcgASgCEg4KBmpvYl9pZBgIIAEoCRIPCgdzZXJ2aW5nGAkgASgIEgwKBGdhdGUYCiABKAkiQwoUTGlzdFZlcnNpb25zUmVzcG9uc2USKwoIdmVyc2lvbnMYASADKAsyGS5zaG9wcmFuay52MS5Nb2RlbFZlcnNpb24iUgoWVHJpZ2dlckZpbmVUdW5lUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEQoJbWF4X3N0ZXBzGAIgASgFEhUKDWxlYXJuaW5nX3JhdGUYAyABKAEiIgoPUm9sbGJhY2tSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAkiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAki/wEKF1RyaWdnZXJGaW5lVHVuZVJlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRIkCgVzdGF0ZRgJIAEoDjIVLnNob3ByYW5rLnYxLkpvYlN0YXRlEhAKCHByb2dyZXNzGAMgASgCEg8KB21lc3NhZ2UYBCABKAkSFgoOcGFyZW50X3ZlcnNpb24YBSABKAkSEwoLbmV3X3ZlcnNpb24YBiABKAkSKwoHY3JlYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXBkYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBKBAgCEAMi9gEKDkdldEpvYlJlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRIkCgVzdGF0ZRgJIAEoDjIVLnNob3ByYW5rLnYxLkpvYlN0YXRlEhAKCHByb2dyZXNzGAMgASgCEg8KB21lc3NhZ2UYBCABKAkSFgoOcGFyZW50X3ZlcnNpb24YBSABKAkSEwoLbmV3X3ZlcnNpb24YBiABKAkSKwoHY3JlYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXBkYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBKBAgCEAMiFQoTTGlzdFNlZ21lbnRzUmVxdWVzdCJ3ChRMaXN0U2VnbWVudHNSZXNwb25zZRItCghzZWdtZW50cxgBIAMoCzIbLnNob3ByYW5rLnYxLlNob3BwZXJTZWdtZW50EjAKDHNlZ21lbnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAingIKEFJvbGxiYWNrUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIWCg5wYXJlbnRfdmVyc2lvbhgCIAEoCRIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglkYXRhX2Zyb20YBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2RhdGFfdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWV4YW1wbGVfY291bnQYBiABKAMSEgoKZmluYWxfbG9zcxgHIAEoAhIOCgZqb2JfaWQYCCABKAkSDwoHc2VydmluZxgJIAEoCBIMCgRnYXRlGAogASgJKpoBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVEVfUEVORElORxABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX1NVQ0NFRURFRBADEhYKEkpPQl9TVEFURV9SRUpFQ1RFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBTLCBAoRTW9kZWxBZG1pblNlcnZpY2USUwoMTGlzdFZlcnNpb25zEiAuc2hvcHJhbmsudjEuTGlzdFZlcnNpb25zUmVxdWVzdBohLnNob3ByYW5rLnYxLkxpc3RWZXJzaW9uc1Jlc3BvbnNlElwKD1RyaWdnZXJGaW5lVHVuZRIjLnNob3ByYW5rLnYxLlRyaWdnZXJGaW5lVHVuZVJlcXVlc3QaJC5zaG9wcmFuay52MS5UcmlnZ2VyRmluZVR1bmVSZXNwb25zZRJBCgZHZXRKb2ISGi5zaG9wcmFuay52MS5HZXRKb2JSZXF1ZXN0Ghsuc2hvcHJhbmsudjEuR2V0Sm9iUmVzcG9uc2USRwoIUm9sbGJhY2sSHC5zaG9wcmFuay52MS5Sb2xsYmFja1JlcXVlc3QaHS5zaG9wcmFuay52MS5Sb2xsYmFja1Jlc3BvbnNlEk0KCkZvcmdldFVzZXISHi5zaG9wcmFuay52MS5Gb3JnZXRVc2VyUmVxdWVzdBofLnNob3ByYW5rLnYxLkZvcmdldFVzZXJSZXNwb25zZRJKCglMaXN0QXVkaXQSHS5zaG9wcmFuay52MS5MaXN0QXVkaXRSZXF1ZXN0Gh4uc2hvcHJhbmsudjEuTGlzdEF1ZGl0UmVzcG9uc2USUwoMTGlzdFNlZ21lbnRzEiAuc2hvcHJhbmsudjEuTGlzdFNlZ21lbnRzUmVxdWVzdBohLnNob3ByYW5rLnYxLkxpc3RTZWdtZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_shoprank_v1_common]);
 
 /**
  * The shopper to forget.
@@ -409,11 +409,11 @@ export type TriggerFineTuneResponse = Message<"shoprank.v1.TriggerFineTuneRespon
   jobId: string;
 
   /**
-   * PENDING | RUNNING | SUCCEEDED | REJECTED (gate) | FAILED
+   * Where the job is.
    *
-   * @generated from field: string state = 2;
+   * @generated from field: shoprank.v1.JobState state = 9;
    */
-  state: string;
+  state: JobState;
 
   /**
    * 0..1
@@ -479,11 +479,11 @@ export type GetJobResponse = Message<"shoprank.v1.GetJobResponse"> & {
   jobId: string;
 
   /**
-   * PENDING | RUNNING | SUCCEEDED | REJECTED (gate) | FAILED
+   * Where the job is.
    *
-   * @generated from field: string state = 2;
+   * @generated from field: shoprank.v1.JobState state = 9;
    */
-  state: string;
+  state: JobState;
 
   /**
    * 0..1
@@ -661,6 +661,61 @@ export type RollbackResponse = Message<"shoprank.v1.RollbackResponse"> & {
  */
 export const RollbackResponseSchema: GenMessage<RollbackResponse> = /*@__PURE__*/
   messageDesc(file_shoprank_v1_model_admin, 15);
+
+/**
+ * Where a fine-tune job is.
+ *
+ * @generated from enum shoprank.v1.JobState
+ */
+export enum JobState {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: JOB_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Enqueued, waiting for the training worker.
+   *
+   * @generated from enum value: JOB_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Training (progress and message say how far).
+   *
+   * @generated from enum value: JOB_STATE_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * Published: new_version serves.
+   *
+   * @generated from enum value: JOB_STATE_SUCCEEDED = 3;
+   */
+  SUCCEEDED = 3,
+
+  /**
+   * The gate kept the serving version (new_version was written, not served).
+   *
+   * @generated from enum value: JOB_STATE_REJECTED = 4;
+   */
+  REJECTED = 4,
+
+  /**
+   * Stopped by an error, a lost worker or its time limit (message says which).
+   *
+   * @generated from enum value: JOB_STATE_FAILED = 5;
+   */
+  FAILED = 5,
+}
+
+/**
+ * Describes the enum shoprank.v1.JobState.
+ */
+export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
+  enumDesc(file_shoprank_v1_model_admin, 0);
 
 /**
  * Model administration: versions with lineage, fine-tune jobs.

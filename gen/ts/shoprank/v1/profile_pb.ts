@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { ShopperSegment } from "./common_pb.js";
+import type { EventType, ShopperSegment } from "./common_pb.js";
 import { file_shoprank_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoprank/v1/profile.proto.
  */
 export const file_shoprank_v1_profile: GenFile = /*@__PURE__*/
-  fileDesc("ChlzaG9wcmFuay92MS9wcm9maWxlLnByb3RvEgtzaG9wcmFuay52MSIkChFHZXRQcm9maWxlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkAKClJlY2VudEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRISCgpldmVudF90eXBlGAMgASgJIjAKDUNhdGVnb3J5U2hhcmUSEAoIY2F0ZWdvcnkYASABKAkSDQoFc2hhcmUYAiABKAIirAMKEkdldFByb2ZpbGVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEi0KDHJlY2VudF9pdGVtcxgCIAMoCzIXLnNob3ByYW5rLnYxLlJlY2VudEl0ZW0SEwoLZXZlbnRfY291bnQYAyABKAMSFgoOcHVyY2hhc2VfY291bnQYBCABKAMSMwoPbGFzdF9ldmVudF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg50b3BfY2F0ZWdvcmllcxgGIAMoCzIaLnNob3ByYW5rLnYxLkNhdGVnb3J5U2hhcmUSKgoKc2hvcnRfdGVybRgHIAEoCzIWLnNob3ByYW5rLnYxLkludGVyZXN0cxIpCglsb25nX3Rlcm0YCCABKAsyFi5zaG9wcmFuay52MS5JbnRlcmVzdHMSDQoFZHJpZnQYCSABKAISLAoIYWN0aXZpdHkYCiABKA4yGi5zaG9wcmFuay52MS5BY3Rpdml0eUxldmVsEiwKB3NlZ21lbnQYCyABKAsyGy5zaG9wcmFuay52MS5TaG9wcGVyU2VnbWVudCKsAQoJSW50ZXJlc3RzEg4KBmV2ZW50cxgBIAEoBRIuCgpjYXRlZ29yaWVzGAIgAygLMhouc2hvcHJhbmsudjEuQ2F0ZWdvcnlTaGFyZRIUCgxtZWRpYW5fcHJpY2UYAyABKAESEgoKcHJpY2VfYmFuZBgEIAEoCRI1ChRyZXByZXNlbnRhdGl2ZV9pdGVtcxgFIAMoCzIXLnNob3ByYW5rLnYxLlJlY2VudEl0ZW0quwEKDUFjdGl2aXR5TGV2ZWwSHgoaQUNUSVZJVFlfTEVWRUxfVU5TUEVDSUZJRUQQABIWChJBQ1RJVklUWV9MRVZFTF9ORVcQARIaChZBQ1RJVklUWV9MRVZFTF9ET1JNQU5UEAISHQoZQUNUSVZJVFlfTEVWRUxfT0NDQVNJT05BTBADEhoKFkFDVElWSVRZX0xFVkVMX1JFR1VMQVIQBBIbChdBQ1RJVklUWV9MRVZFTF9GUkVRVUVOVBAFMl8KDlByb2ZpbGVTZXJ2aWNlEk0KCkdldFByb2ZpbGUSHi5zaG9wcmFuay52MS5HZXRQcm9maWxlUmVxdWVzdBofLnNob3ByYW5rLnYxLkdldFByb2ZpbGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_shoprank_v1_common]);
+  fileDesc("ChlzaG9wcmFuay92MS9wcm9maWxlLnByb3RvEgtzaG9wcmFuay52MSIkChFHZXRQcm9maWxlUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIl4KClJlY2VudEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIqCgpldmVudF90eXBlGAQgASgOMhYuc2hvcHJhbmsudjEuRXZlbnRUeXBlSgQIAxAEIjAKDUNhdGVnb3J5U2hhcmUSEAoIY2F0ZWdvcnkYASABKAkSDQoFc2hhcmUYAiABKAIirAMKEkdldFByb2ZpbGVSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEi0KDHJlY2VudF9pdGVtcxgCIAMoCzIXLnNob3ByYW5rLnYxLlJlY2VudEl0ZW0SEwoLZXZlbnRfY291bnQYAyABKAMSFgoOcHVyY2hhc2VfY291bnQYBCABKAMSMwoPbGFzdF9ldmVudF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg50b3BfY2F0ZWdvcmllcxgGIAMoCzIaLnNob3ByYW5rLnYxLkNhdGVnb3J5U2hhcmUSKgoKc2hvcnRfdGVybRgHIAEoCzIWLnNob3ByYW5rLnYxLkludGVyZXN0cxIpCglsb25nX3Rlcm0YCCABKAsyFi5zaG9wcmFuay52MS5JbnRlcmVzdHMSDQoFZHJpZnQYCSABKAISLAoIYWN0aXZpdHkYCiABKA4yGi5zaG9wcmFuay52MS5BY3Rpdml0eUxldmVsEiwKB3NlZ21lbnQYCyABKAsyGy5zaG9wcmFuay52MS5TaG9wcGVyU2VnbWVudCKsAQoJSW50ZXJlc3RzEg4KBmV2ZW50cxgBIAEoBRIuCgpjYXRlZ29yaWVzGAIgAygLMhouc2hvcHJhbmsudjEuQ2F0ZWdvcnlTaGFyZRIUCgxtZWRpYW5fcHJpY2UYAyABKAESEgoKcHJpY2VfYmFuZBgEIAEoCRI1ChRyZXByZXNlbnRhdGl2ZV9pdGVtcxgFIAMoCzIXLnNob3ByYW5rLnYxLlJlY2VudEl0ZW0quwEKDUFjdGl2aXR5TGV2ZWwSHgoaQUNUSVZJVFlfTEVWRUxfVU5TUEVDSUZJRUQQABIWChJBQ1RJVklUWV9MRVZFTF9ORVcQARIaChZBQ1RJVklUWV9MRVZFTF9ET1JNQU5UEAISHQoZQUNUSVZJVFlfTEVWRUxfT0NDQVNJT05BTBADEhoKFkFDVElWSVRZX0xFVkVMX1JFR1VMQVIQBBIbChdBQ1RJVklUWV9MRVZFTF9GUkVRVUVOVBAFMl8KDlByb2ZpbGVTZXJ2aWNlEk0KCkdldFByb2ZpbGUSHi5zaG9wcmFuay52MS5HZXRQcm9maWxlUmVxdWVzdBofLnNob3ByYW5rLnYxLkdldFByb2ZpbGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_shoprank_v1_common]);
 
 /**
  * Whose portrait.
@@ -58,11 +58,11 @@ export type RecentItem = Message<"shoprank.v1.RecentItem"> & {
   title: string;
 
   /**
-   * click | add_to_cart | purchase (empty for a representative item).
+   * What they did with it (EVENT_TYPE_UNSPECIFIED for a representative item).
    *
-   * @generated from field: string event_type = 3;
+   * @generated from field: shoprank.v1.EventType event_type = 4;
    */
-  eventType: string;
+  eventType: EventType;
 };
 
 /**
@@ -228,7 +228,7 @@ export type Interests = Message<"shoprank.v1.Interests"> & {
   priceBand: string;
 
   /**
-   * the items they came back to most (event_type empty)
+   * the items they came back to most (event_type unspecified)
    *
    * @generated from field: repeated shoprank.v1.RecentItem representative_items = 5;
    */

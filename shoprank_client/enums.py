@@ -1,0 +1,29 @@
+"""The API's enums as the plain words the suite's domain uses ("click", "SUCCEEDED"): one formula, used
+by the services on the way in and out and by the clients."""
+from __future__ import annotations
+
+from shoprank.v1 import common_pb2, model_admin_pb2
+
+_EVENT = "EVENT_TYPE_"
+_JOB = "JOB_STATE_"
+
+
+def event_type_of(value: int) -> str | None:
+    """"click" for EVENT_TYPE_CLICK; None for EVENT_TYPE_UNSPECIFIED or a number this version does not know."""
+    if value == common_pb2.EVENT_TYPE_UNSPECIFIED or value not in common_pb2.EventType.values():
+        return None
+    return common_pb2.EventType.Name(value)[len(_EVENT):].lower()
+
+
+def event_type_enum(name: str) -> int:
+    """EVENT_TYPE_CLICK for "click" (ValueError for a word that is no event type)."""
+    return common_pb2.EventType.Value(_EVENT + name.upper())
+
+
+def job_state_of(value: int) -> str:
+    """"SUCCEEDED" for JOB_STATE_SUCCEEDED."""
+    return model_admin_pb2.JobState.Name(value)[len(_JOB):]
+
+
+def job_state_enum(name: str) -> int:
+    return model_admin_pb2.JobState.Value(_JOB + name)
