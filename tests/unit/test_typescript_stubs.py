@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from core.settings import PROJECT_ROOT
 from shoprank.v1 import scoring_pb2
@@ -25,18 +29,26 @@ console.log(Array.from(bytes, (b: number) => b.toString(16).padStart(2, "0")).jo
 """
 
 
-def test_typescript_stubs_compile_and_round_trip_through_python(tmp_path):
+@pytest.fixture
+def program_dir():
+    """A folder inside tools/node, so node and tsc find its node_modules by walking up. (Not a symlink to
+    node_modules in tmp_path: pytest's cleanup of old tmp folders would follow it and empty node_modules.)"""
+    folder = Path(tempfile.mkdtemp(prefix=".ts-test-", dir=NODE.parent))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_typescript_stubs_compile_and_round_trip_through_python(program_dir):
     assert (NODE / ".bin" / "tsc").exists(), "tools/node is missing: scripts/install.sh installs it"
-    shutil.copytree(PROJECT_ROOT / "gen" / "ts", tmp_path / "ts")
-    (tmp_path / "main.ts").write_text(PROGRAM)
-    (tmp_path / "node_modules").symlink_to(NODE)
-    (tmp_path / "package.json").write_text(json.dumps({"type": "module"}))
-    (tmp_path / "tsconfig.json").write_text(json.dumps({"compilerOptions": {
+    shutil.copytree(PROJECT_ROOT / "gen" / "ts", program_dir / "ts")
+    (program_dir / "main.ts").write_text(PROGRAM)
+    (program_dir / "package.json").write_text(json.dumps({"type": "module"}))
+    (program_dir / "tsconfig.json").write_text(json.dumps({"compilerOptions": {
         "target": "es2022", "module": "nodenext", "moduleResolution": "nodenext", "strict": True, "outDir": "out",
         "skipLibCheck": True}, "include": ["main.ts", "ts/**/*.ts"]}))
-    compiled = subprocess.run([str(NODE / ".bin" / "tsc"), "-p", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    compiled = subprocess.run([str(NODE / ".bin" / "tsc"), "-p", str(program_dir)], capture_output=True, text=True, timeout=300)
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
-    ran = subprocess.run(["node", str(tmp_path / "out" / "main.js")], capture_output=True, text=True, timeout=60)
+    ran = subprocess.run(["node", str(program_dir / "out" / "main.js")], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
     request = scoring_pb2.RecommendRequest.FromString(bytes.fromhex(ran.stdout.strip()))
     assert (request.user_id, request.k, request.explain) == ("C15444", 7, True)
