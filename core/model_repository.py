@@ -21,7 +21,7 @@ from typing import Callable
 
 from core.domain import Lineage
 from core.settings import PROJECT_ROOT
-from core.triton_config import parse_config, pin_version, pinned_version, with_instances, write_config
+from core.triton_config import experiment_of, parse_config, pin_version, pinned_version, serve_versions, served_versions, with_instances, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,40 @@ class ModelRepository:
         write_config(self.model_dir / "config.pbtxt", pin_version(parse_config(self.model_dir / "config.pbtxt"), version))
         logger.info("config now serves version %d (was %s)", version, before)
         return before
+
+    def serve_experiment(self, versions: list[int], experiment_json: str) -> list[int]:
+        """Point the config at several versions (the first primary) with the experiment's definition;
+        returns the versions served before (to restore if Triton cannot load them)."""
+        for version in versions:
+            if version not in self.versions():
+                raise FileNotFoundError(f"no version {version} in {self.model_dir}")
+        config = self.model_dir / "config.pbtxt"
+        latest = self.latest()
+        before = served_versions(parse_config(config)) or ([latest] if latest is not None else [])
+        write_config(config, serve_versions(parse_config(config), versions, experiment_json))
+        logger.info("config now serves versions %s with an experiment (was %s)", versions, before)
+        return before
+
+    def served(self) -> tuple[list[int], str]:
+        """The versions the config serves (primary first) and the running experiment's JSON ("" when none)."""
+        config = self.model_dir / "config.pbtxt"
+        if not config.exists():
+            return [], ""
+        parsed = parse_config(config)
+        latest = self.latest()
+        return served_versions(parsed) or ([latest] if latest is not None else []), experiment_of(parsed)
+
+    def annotate(self, version: int, key: str, entry: dict) -> None:
+        """Append `entry` to the list `notes[key]` of a version's lineage (atomically rewritten): the
+        decisions taken about a version after it was published (experiments, canaries)."""
+        path = self.version_dir(version) / "lineage.json"
+        if not path.exists():
+            return
+        data = json.loads(path.read_text())
+        data.setdefault("notes", {}).setdefault(key, []).append(entry)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
 
     def clean_stale_temporaries(self, older_than_s: float = 0.0) -> list[str]:
         """Remove temporary folders left by writers that died (a killed fine-tune)."""

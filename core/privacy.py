@@ -76,6 +76,8 @@ def forget(user_key: str, requested_by: str, settings: "Settings", log: EventLog
         "events": log.events.delete_user(user_key),
         "online_feature_rows": features.forget_user(user_key),
         "replay_examples": log.replay(settings.replay_capacity).delete_user(user_key),
+        "served_lists": log.served.delete_user(user_key),
+        "attributions": log.attributions.delete_user(user_key),
         # Triton's model keeps shopper embeddings keyed by a hash of their text, not by shopper, so
         # none can be picked out to delete; each is dropped RECSYS_SHOPPER_EMBEDDING_TTL_S after it
         # was computed, and with the online rows gone no request recreates it. The scoring service

@@ -106,6 +106,24 @@ class Settings(BaseSettings):
     # this variable from tritonserver's environment; ForgetUser's receipt states it).
     shopper_embedding_ttl_s: float = Field(600.0, gt=0)
 
+    # --- online experiments (core/experiments) ---
+    # The scoring service records every answer for a shopper (request id, arm, version, items) for attribution.
+    record_served: bool = True
+    # An event is attributed once it is this old (its served list has then arrived), and without a
+    # request id to the newest list with its item shown to the shopper at most attribution_window_s before.
+    attribution_grace_s: float = Field(2.0, ge=0)
+    attribution_window_s: float = Field(1800.0, gt=0)
+    # How often the feedback service takes a look at a running canary (seconds).
+    experiment_check_s: float = Field(10.0, gt=0)
+    # A newly gated version starts as a canary with this share of shoppers (0: it serves everyone at once),
+    # promoted or rolled back automatically by its online metric against the serving version.
+    canary_share: float = Field(0.0, ge=0, lt=1)
+    canary_metric: Literal["ctr", "conversion", "revenue_per_impression", "ndcg"] = "ctr"
+    canary_confidence: float = Field(0.95, ge=0.5, le=0.999)
+    canary_margin: float = Field(0.1, ge=0, lt=1)  # relative: "not worse" allows this much below the control
+    canary_min_impressions: int = Field(500, ge=1)
+    canary_max_impressions: int = Field(20000, ge=1)
+
     # --- trust (core/security.py) ---
     # TLS on every gRPC port; certificates default to <secrets dir>/server.pem, generated at first start.
     tls: bool = True

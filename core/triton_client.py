@@ -8,13 +8,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.experiments.definition import Experiment
 from core.tracing import outgoing_headers
+from core.triton_config import experiment_of, served_versions
 
 logger = logging.getLogger(__name__)
 
 
 class InferenceUnavailable(Exception):
     """Triton could not be reached or did not answer."""
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    """What Triton serves now: the primary version (everyone outside an experiment), every ready
+    version, and the running experiment (from the model's config parameters) if any."""
+
+    primary: str
+    ready: frozenset[str]
+    experiment: Experiment | None = None
 
 
 @dataclass(frozen=True)
@@ -35,27 +47,47 @@ class TritonClickClient:
         self.timeout_s = timeout_s
         self.model_name = model_name
         self.client = grpcclient.InferenceServerClient(url)
-        self._version: tuple[float, str] = (float("-inf"), "")
+        self._plan: tuple[float, ServingPlan | None] = (float("-inf"), None)
+        self._experiments: dict[str, Experiment] = {}  # parsed definitions by their JSON
         self._version_lock = threading.Lock()
 
     def serving_version(self) -> str:
-        """The version Triton serves now (cached for a second; the config pins exactly one), so the
-        request's per-version features and the model that scores them are the same version."""
+        """The primary version Triton serves now (cached for a second), so the request's per-version
+        features and the model that scores them are the same version."""
+        return self.serving_plan().primary
+
+    def serving_plan(self) -> ServingPlan:
+        """The primary version, the ready versions and the running experiment (cached for a second):
+        the config lists the served versions, primary first, and carries the experiment's definition."""
         with self._version_lock:
-            stamp, version = self._version
-            if time.monotonic() - stamp < VERSION_CACHE_S and version:
-                return version
+            stamp, plan = self._plan
+            if time.monotonic() - stamp < VERSION_CACHE_S and plan is not None:
+                return plan
+        from tritonclient.utils import InferenceServerException
+
         ready = self.serving_versions()
-        version = max(ready, key=int) if ready else ""
-        if not version:
+        try:
+            config = self.client.get_model_config(self.model_name, client_timeout=self.timeout_s).config
+        except InferenceServerException as exc:
+            raise InferenceUnavailable(str(exc)) from exc
+        listed = [str(v) for v in served_versions(config)]
+        primary = next((v for v in listed if v in ready), "") if listed else (max(ready, key=int) if ready else "")
+        if not primary:
             raise InferenceUnavailable(f"Triton serves no version of {self.model_name}")
+        definition = experiment_of(config)
+        experiment = None
+        if definition:
+            experiment = self._experiments.get(definition)
+            if experiment is None:
+                experiment = self._experiments[definition] = Experiment.from_json(definition)
+        plan = ServingPlan(primary, frozenset(ready), experiment)
         with self._version_lock:
-            self._version = (time.monotonic(), version)
-        return version
+            self._plan = (time.monotonic(), plan)
+        return plan
 
     def forget_version(self) -> None:
         with self._version_lock:
-            self._version = (float("-inf"), "")
+            self._plan = (float("-inf"), None)
 
     def score(self, inputs: dict[str, np.ndarray], version: str = "", request_id: str = "") -> Scores:
         """One request with every input the model takes (int64 or float32 arrays, by name) to
@@ -102,6 +134,22 @@ class TritonClickClient:
                 return
             time.sleep(0.2)
         raise InferenceUnavailable(f"Triton did not report version {version} ready within {timeout_s:.0f}s")
+
+    def load_and_wait_all(self, versions: list[int], timeout_s: float = 120.0) -> None:
+        """Explicit load of the model, then wait until every one of `versions` is ready."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            self.load()
+        except InferenceServerException as exc:
+            raise InferenceUnavailable(str(exc)) from exc
+        deadline = time.monotonic() + timeout_s
+        wanted = {str(v) for v in versions}
+        while time.monotonic() < deadline:
+            if wanted <= self.serving_versions():
+                return
+            time.sleep(0.2)
+        raise InferenceUnavailable(f"Triton did not report versions {sorted(wanted)} ready within {timeout_s:.0f}s")
 
     def serving_versions(self) -> set[str]:
         """The versions that are loaded and ready now."""

@@ -41,11 +41,13 @@ def python_model_config(
 
 
 def pin_version(config: mc.ModelConfig, version: int) -> mc.ModelConfig:
-    """The same config serving exactly `version`."""
+    """The same config serving exactly `version` (and no experiment)."""
     pinned = mc.ModelConfig()
     pinned.CopyFrom(config)
     pinned.version_policy.Clear()
     pinned.version_policy.specific.versions.append(version)
+    if EXPERIMENT_PARAMETER in pinned.parameters:
+        del pinned.parameters[EXPERIMENT_PARAMETER]
     return pinned
 
 
@@ -57,6 +59,34 @@ def with_instances(config: mc.ModelConfig, instance_kind: str, instances: int) -
     group = out.instance_group.add(count=instances)
     group.kind = mc.ModelInstanceGroup.Kind.Value(instance_kind)
     return out
+
+
+EXPERIMENT_PARAMETER = "shoprank_experiment"  # the running experiment's JSON (core.experiments.definition)
+
+
+def serve_versions(config: mc.ModelConfig, versions: list[int], experiment_json: str = "") -> mc.ModelConfig:
+    """The same config serving exactly `versions` (the first is the primary: what shoppers outside an
+    experiment get), with the running experiment's definition as a parameter (none: cleared). Versions,
+    experiment and Triton's loaded set change together, in one file and one load."""
+    out = pin_version(config, versions[0])
+    out.version_policy.specific.versions.extend(versions[1:])
+    if experiment_json:
+        out.parameters[EXPERIMENT_PARAMETER].string_value = experiment_json
+    elif EXPERIMENT_PARAMETER in out.parameters:
+        del out.parameters[EXPERIMENT_PARAMETER]
+    return out
+
+
+def served_versions(config: mc.ModelConfig) -> list[int]:
+    """The versions a pinned config serves, primary first (empty: the newest serves)."""
+    if config.version_policy.WhichOneof("policy_choice") == "specific":
+        return [int(v) for v in config.version_policy.specific.versions]
+    return []
+
+
+def experiment_of(config: mc.ModelConfig) -> str:
+    """The running experiment's JSON in the config ("" when none)."""
+    return config.parameters[EXPERIMENT_PARAMETER].string_value if EXPERIMENT_PARAMETER in config.parameters else ""
 
 
 def pinned_version(config: mc.ModelConfig) -> int | None:

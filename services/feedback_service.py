@@ -16,19 +16,23 @@ import grpc
 
 from core.domain import Event, ItemStatus
 from core.errors import InvalidArgument, Unavailable
+from core.experiments.attributor import Attributor
+from core.experiments.control import ExperimentControl
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
 from core.group_commit import GroupCommit
 from core.log_format import configure
+from core.model_repository import ModelRepository
 from core.privacy import Pseudonyms
 from core.settings import Settings, load
 from core.store import EventLog
 from core.tasks import TaskSender, celery_client, queue_depths
 from core.triggers import maybe_fine_tune
+from core.triton_client import TritonClickClient
 from rankers import get_ranker
 from services.grpc_server import build_server, serve_until_signalled
 from services.health_watch import start_watching
-from services.metrics import INGESTED_EVENTS, JobStateCollector, QueueDepthCollector, serve_metrics
+from services.metrics import INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector, serve_metrics
 from services.model_admin import ModelAdminServicer
 from services.validation import MAX_ID_LENGTH, check_id, validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
@@ -133,7 +137,8 @@ SERVICE_NAMES = (
 
 
 def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grpc.Server, int, Any]:
-    """(server, port, health) with the feedback and model-admin services; not started."""
+    """(server, port, health) with the feedback and model-admin services; not started. Its attributor
+    thread (core/experiments/attributor.py) attributes events to served lists and looks at canaries."""
     from core.security import ensure_secrets
     from shoprank.v1 import model_admin_pb2_grpc
 
@@ -158,6 +163,8 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     )
     # NOT_SERVING while the event log or the online store is gone (events could not be stored or served)
     start_watching([("event log", log.reachable), ("online store", features.reachable)], health, SERVICE_NAMES)
+    Attributor(log, admin.experiments.control, settings.attribution_grace_s, settings.attribution_window_s,
+               check_s=settings.experiment_check_s).start()
     return server, port, health
 
 
@@ -171,8 +178,12 @@ def main() -> None:
     server, port, health = create_server(settings, args.address)
     if args.metrics_address:
         broker = celery_client(settings)
-        serve_metrics(args.metrics_address, collectors=(JobStateCollector(EventLog.open(settings.eventlog).jobs),
-                                                        QueueDepthCollector(lambda: queue_depths(broker))))
+        log = EventLog.open(settings.eventlog)
+        control = ExperimentControl(log, ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name),
+                                    lambda _: None, lambda: TritonClickClient(settings.triton_grpc_url, 2.0, control.repo.model_name))
+        serve_metrics(args.metrics_address, collectors=(
+            JobStateCollector(log.jobs), QueueDepthCollector(lambda: queue_depths(broker)),
+            ExperimentCollector(lambda: [control.measure(e, look=False) for e in control.log.experiments.running()])))
     serve_until_signalled(server, health, f"feedback on {port}")
 
 

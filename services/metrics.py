@@ -37,6 +37,49 @@ DEGRADED_ANSWERS = Counter("shoprank_degraded_answers_total", "Answers not score
 INGESTED_EVENTS = Counter("shoprank_ingested_events_total", "Events stored")
 # the model version the scoring path last saw Triton serve
 SERVING_VERSION = Gauge("shoprank_serving_version", "Model version Triton serves", ["model"], multiprocess_mode="max")
+# ranking answers by experiment, arm and version (experiment "" outside an experiment)
+EXPERIMENT_ANSWERS = Counter("shoprank_experiment_answers_total", "Ranking answers by experiment arm", ["experiment", "arm", "version"])
+# served lists the scoring service could not record (its queue was full): attributions lost, answers not
+SERVED_LISTS_DROPPED = Counter("shoprank_served_lists_dropped_total", "Served lists not recorded")
+
+
+class ExperimentCollector:
+    """The running experiments' online metrics per arm (core.experiments.metrics), read when scraped
+    and cached for `cache_s` (a scrape costs one pass over the experiment's served lists)."""
+
+    def __init__(self, measure: Callable[[], list], cache_s: float = 15.0) -> None:
+        self.measure = measure  # -> [core.experiments.control.Measured] of the running experiments
+        self.cache_s = cache_s
+        self._cached: tuple[float, list] = (float("-inf"), [])
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        from prometheus_client.core import GaugeMetricFamily
+
+        if time.monotonic() - self._cached[0] >= self.cache_s:
+            try:
+                self._cached = (time.monotonic(), self.measure())
+            except Exception:  # noqa: BLE001 - the scrape still answers without these
+                logger.warning("could not measure the running experiments", exc_info=True)
+        labels = ["experiment", "arm", "version"]
+        counts = GaugeMetricFamily("shoprank_experiment_events", "Served lists, impressions and attributed events per arm",
+                                   labels=labels + ["kind"])
+        values = GaugeMetricFamily("shoprank_experiment_metric", "Online metric per arm (value and interval)", labels=labels + ["metric", "bound"])
+        pvalues = GaugeMetricFamily("shoprank_experiment_always_valid_p", "Sequential test of each arm against the control", labels=labels)
+        for measured in self._cached[1]:
+            exp = measured.experiment
+            for m in measured.metrics:
+                key = [exp.experiment_id, m.arm, m.version]
+                for kind in ("requests", "impressions", "clicks", "add_to_carts", "purchases", "revenue"):
+                    counts.add_metric(key + [kind], float(getattr(m, kind)))
+                for name, estimate in m.estimates.items():
+                    low, high = estimate.interval(exp.policy.confidence)
+                    for bound, value in (("value", estimate.value), ("low", low), ("high", high)):
+                        values.add_metric(key + [name, bound], value)
+                if m.arm in measured.comparisons:
+                    pvalues.add_metric(key, measured.comparisons[m.arm].p_equal)
+        yield counts
+        yield values
+        yield pvalues
 
 
 class JobStateCollector:

@@ -9,6 +9,7 @@ import grpc
 
 from core.domain import Job
 from core.errors import InvalidArgument, NotFound, Unavailable
+from core.experiments.control import ExperimentControl
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
 from core.model_repository import ModelRepository
@@ -20,6 +21,7 @@ from core.triggers import enqueue_fine_tune
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
 from services.auth import current_client
+from services.experiments_admin import ExperimentAdmin
 from services.messages import ts
 from services.validation import check_id, check_job_id, parse_version, shown
 from shoprank.v1 import common_pb2, model_admin_pb2, model_admin_pb2_grpc
@@ -52,6 +54,9 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         self.ranker = get_ranker(settings.ranker)
         self.repo = ModelRepository(settings.model_repository, self.ranker.model_name)
         self.sender = sender
+        self.experiments = ExperimentAdmin(ExperimentControl(
+            log, self.repo, lambda v: self.ranker.materialise(self.repo.version_dir(v), features, v),
+            lambda: TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, self.ranker.model_name)))
 
     def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:
         serving: set[str] = set()
@@ -110,6 +115,8 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         finally:
             client.close()
         logger.warning("rolled back: version %d serves (was %s)", version, previous)
+        for experiment in self.log.experiments.running():  # the pin replaced its versions: it has ended
+            self.experiments.control.abandon(experiment, f"ended by Rollback to version {version} ({current_client.get().name})")
         lin = self.repo.lineage(version)
         msg = model_admin_pb2.RollbackResponse(version=str(version), serving=True)
         if lin:
@@ -138,6 +145,18 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         return model_admin_pb2.ListSegmentsResponse(
             segments=[common_pb2.ShopperSegment(segment_id=s.segment_id, name=s.name, size=s.size) for s in segments],
             segmented_at=ts(at))
+
+    def CreateExperiment(self, request, context: grpc.ServicerContext) -> model_admin_pb2.CreateExperimentResponse:
+        return self.experiments.create(request)
+
+    def GetExperiment(self, request, context: grpc.ServicerContext) -> model_admin_pb2.GetExperimentResponse:
+        return self.experiments.get(request)
+
+    def ListExperiments(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListExperimentsResponse:
+        return self.experiments.list(request)
+
+    def EndExperiment(self, request, context: grpc.ServicerContext) -> model_admin_pb2.EndExperimentResponse:
+        return self.experiments.end(request, decided_by=current_client.get().name)
 
     def GetJob(self, request, context: grpc.ServicerContext) -> model_admin_pb2.GetJobResponse:
         if not request.job_id:

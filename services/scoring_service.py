@@ -13,26 +13,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
+import time
 import uuid
-from typing import Any, Sequence, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, TypeVar
 
 import grpc
 import numpy as np
 
 from core import log_format, tracing
 from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from core.experiments.attribution import ServedList
+from core.experiments.definition import Arm
 from core.feature_cache import CachedFeatures
 from core.features import FeatureClient, OnlineFeatures
 from core.log_format import bound, configure
 from core.privacy import Pseudonyms
 from core.rules import Rules, arrange
+from core.served_log import ServedRecorder
 from core.settings import Settings, load
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers import get_ranker
 from rankers.base import Ranker, Shopper
 from services.grpc_server import build_server, serve_processes, serve_until_signalled
 from services.health_watch import start_watching
-from services.metrics import DEGRADED_ANSWERS, SERVING_VERSION, timed
+from services.metrics import DEGRADED_ANSWERS, EXPERIMENT_ANSWERS, SERVED_LISTS_DROPPED, SERVING_VERSION, timed
 from services.validation import check_id, validate_rank_request, validate_rules
 from shoprank.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
@@ -46,24 +53,42 @@ REASON_KINDS = {"repeat": common_pb2.REASON_KIND_REPEAT, "timing": common_pb2.RE
                 "popularity": common_pb2.REASON_KIND_POPULARITY, "co_purchase": common_pb2.REASON_KIND_CO_PURCHASE,
                 "text": common_pb2.REASON_KIND_TEXT}
 PLACEMENTS = {"ranked": common_pb2.PLACEMENT_UNSPECIFIED, "boosted": common_pb2.PLACEMENT_BOOSTED, "pinned": common_pb2.PLACEMENT_PINNED}
+MAX_SHADOW_BACKLOG = 64  # shadow scorings waiting; beyond this a shadow skips requests rather than queue
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which version answers a request: the primary one, or the shopper's experiment arm's; and the
+    shadow arms that score it in the background."""
+
+    version: str
+    experiment_id: str = ""
+    arm: str = ""
+    shadows: tuple[Arm, ...] = ()
 
 
 class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     def __init__(self, settings: Settings, features: OnlineFeatures, triton: TritonClickClient, ranker: Ranker,
-                 pseudonyms: Pseudonyms) -> None:
+                 pseudonyms: Pseudonyms, recorder: ServedRecorder | None = None) -> None:
         self.settings = settings
         self.pseudonyms = pseudonyms  # the online store knows shoppers by keyed hash only
         self.features = features
         self.triton = triton
         self.ranker = ranker
+        self.recorder = recorder  # served lists for attribution (None: not recorded)
+        self._shadow_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shadow")
+        self._shadow_backlog = threading.Semaphore(MAX_SHADOW_BACKLOG)
 
     def Rank(self, request: scoring_pb2.RankRequest, context: grpc.ServicerContext) -> scoring_pb2.RankResponse:
         candidates = validate_rank_request(request.user_id, list(request.item_ids), self.settings.max_candidates)
         request_id = self._request_id(request.request_id)
         tracing.annotate(request_id=request_id)
         with bound(log_format.request_id, request_id):  # every log line of this call carries it
-            version = self.serving_version()
-            return self.rank(self._shopper(request.user_id, version), candidates, request_id, version, explain=request.explain)
+            key = self.pseudonyms(request.user_id)
+            route = self.route(key)
+            response = self.rank(self._shopper_of(key, route.version), candidates, request_id, route.version, explain=request.explain)
+            return self._served(response, key, route, "Rank", lambda version: self.rank(
+                self._shopper_of(key, version), candidates, request_id, version))
 
     def Recommend(self, request: scoring_pb2.RecommendRequest, context: grpc.ServicerContext) -> scoring_pb2.RecommendResponse:
         if reason := check_id(request.user_id, "user_id"):
@@ -75,8 +100,10 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         request_id = self._request_id(request.request_id)
         tracing.annotate(request_id=request_id)
         with bound(log_format.request_id, request_id):
-            version = self.serving_version()
-            shopper = self._shopper(request.user_id, version)
+            key = self.pseudonyms(request.user_id)
+            route = self.route(key)
+            version = route.version
+            shopper = self._shopper_of(key, version)
             candidates = self.ranker.retrieve(shopper, RECOMMEND_CANDIDATES)
             # Filters can empty much of retrieval's list: then the shop's popular and filler items
             # stand behind it, so k still come back when k qualify among them.
@@ -87,6 +114,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             if not candidates:
                 raise FailedPrecondition("the catalogue is empty; upsert items first")
             ranked = self.rank(shopper, candidates, request_id, version, allow_unknown=True, top=k, rules=rules, explain=request.explain)
+            ranked = self._served(ranked, key, route, "Recommend", lambda v: self.rank(
+                self._shopper_of(key, v), candidates, request_id, v, allow_unknown=True, top=k, rules=rules))
             return as_response(ranked, scoring_pb2.RecommendResponse)
 
     # --- item-to-item ---------------------------------------------------------------------------
@@ -121,12 +150,14 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         request_id = self._request_id(request.request_id)
         tracing.annotate(request_id=request_id)
         with bound(log_format.request_id, request_id):
-            version = self.serving_version()
+            key = self.pseudonyms(request.user_id) if request.user_id else ""
+            route = self.route(key)
+            version = route.version
             scored = self._related_scores(kind, seeds, version)
             candidates = list(dict.fromkeys(rules.extra_candidates() + [i for i, _ in scored if i not in seeds]))[:RELATED_CANDIDATES]
             scores = dict(scored)
             if request.user_id:
-                shopper = self._shopper(request.user_id, version)
+                shopper = self._shopper_of(key, version)
             else:
                 shop = self.features.get_shop()
                 shopper = Shopper("", [], [], shop.clock, [], [])
@@ -137,7 +168,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 response.request_id, response.model_version = request_id, version if kind != "trending" else ""
             for item in response.items:
                 item.score = scores.get(item.item_id, 0.0)
-            return response
+            if not request.user_id:
+                return response
+            rpc = {"similar": "SimilarItems", "co_purchase": "FrequentlyBoughtTogether", "trending": "Trending"}[kind]
+            return self._served(response, key, route, rpc, lambda v: self.rank(
+                self._shopper_of(key, v), candidates, request_id, v, allow_unknown=True, top=k, rules=rules) if candidates else
+                scoring_pb2.RankResponse())
 
     def _related_scores(self, kind: str, seeds: list[str], version: str) -> list[tuple[str, float]]:
         """(item, score) best first: the trending list, or the seeds' neighbours summed over the seeds."""
@@ -165,19 +201,56 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         ranked.sort(key=lambda x: -scores.get(x[0], 0.0))  # stable: pinned and boosted items without a score go last
         return self._answer(scoring_pb2.RankResponse(), ranked, items, rules, k)
 
-    def _shopper(self, user_id: str, version: str) -> Shopper:
+    def _shopper_of(self, user_key: str, version: str) -> Shopper:
         with timed("feast_shopper"):
-            return self.ranker.shopper(self.features, self.pseudonyms(user_id), version)
+            return self.ranker.shopper(self.features, user_key, version)
 
-    def serving_version(self) -> str:
-        """The version Triton serves ("" when Triton cannot say: the answer will be degraded)."""
+    def route(self, user_key: str) -> Route:
+        """The version that answers this shopper: their arm's when an experiment runs (sticky: a hash of
+        experiment and shopper), else the primary one ("" when Triton cannot say: the answer will be
+        degraded). An arm whose version is not ready answers from the primary version, outside the experiment."""
         try:
-            version = self.triton.serving_version()
-            SERVING_VERSION.labels(self.ranker.model_name).set(int(version))
-            return version
+            plan = self.triton.serving_plan()
         except InferenceUnavailable as exc:
             logger.warning("Triton unavailable: %s", exc)
-            return ""
+            return Route("")
+        SERVING_VERSION.labels(self.ranker.model_name).set(int(plan.primary))
+        experiment = plan.experiment
+        if experiment is None or not user_key:
+            return Route(plan.primary)
+        arm = experiment.assign(user_key)
+        if arm.version not in plan.ready:
+            return Route(plan.primary)
+        return Route(arm.version, experiment.experiment_id, arm.name, tuple(a for a in experiment.shadow_arms if a.version in plan.ready))
+
+    def _served(self, response: scoring_pb2.RankResponse, user_key: str, route: Route, rpc: str,
+                rerank: Callable[[str], scoring_pb2.RankResponse]) -> scoring_pb2.RankResponse:
+        """Name the experiment arm in the answer, record the served list, and let each shadow arm score
+        the same request in the background (`rerank(version)`), recorded but never shown."""
+        response.experiment_id, response.arm = route.experiment_id, route.arm
+        EXPERIMENT_ANSWERS.labels(route.experiment_id, route.arm, response.model_version).inc()
+        if self.recorder is None:
+            return response
+        self.recorder.record(ServedList(response.request_id, user_key, time.time(), response.model_version,
+                                        tuple(i.item_id for i in response.items), route.experiment_id, route.arm, False, rpc))
+        for arm in route.shadows:
+            if not self._shadow_backlog.acquire(blocking=False):
+                logger.warning("shadow arm %s skips request %s: its backlog is full", arm.name, response.request_id)
+                continue
+            self._shadow_pool.submit(self._shadow, arm, response.request_id, user_key, route.experiment_id, rpc, rerank)
+        return response
+
+    def _shadow(self, arm: Arm, request_id: str, user_key: str, experiment_id: str, rpc: str,
+                rerank: Callable[[str], scoring_pb2.RankResponse]) -> None:
+        try:
+            answer = rerank(arm.version)
+            if self.recorder is not None and not answer.degraded:
+                self.recorder.record(ServedList(request_id, user_key, time.time(), arm.version, tuple(i.item_id for i in answer.items),
+                                                experiment_id, arm.name, True, rpc))
+        except Exception:  # noqa: BLE001 - a shadow never affects what shoppers see
+            logger.exception("shadow arm %s failed on request %s", arm.name, request_id)
+        finally:
+            self._shadow_backlog.release()
 
     def rank(self, shopper: Shopper, candidates: Sequence[str], request_id: str, version: str,
              allow_unknown: bool = False, top: int | None = None, rules: Rules | None = None,
@@ -281,7 +354,15 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
 
     ensure_secrets(settings)
     store = FeatureClient(settings)
-    servicer = ScoringServicer(settings, CachedFeatures(store, settings.feature_cache_s), triton, ranker, Pseudonyms.of(settings))
+    recorder = None
+    if settings.record_served:
+        import atexit
+
+        from core.store import ServedStore, open_engine
+
+        recorder = ServedRecorder(ServedStore(open_engine(settings.eventlog)).append, on_drop=SERVED_LISTS_DROPPED.inc)
+        atexit.register(recorder.close)  # the last lists reach the log at a graceful stop
+    servicer = ScoringServicer(settings, CachedFeatures(store, settings.feature_cache_s), triton, ranker, Pseudonyms.of(settings), recorder)
     server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
                                         workers=settings.scoring_threads, settings=settings)
     watcher = TritonClickClient(settings.triton_grpc_url, 2.0, ranker.model_name)  # its own channel

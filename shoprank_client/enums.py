@@ -27,3 +27,37 @@ def job_state_of(value: int) -> str:
 
 def job_state_enum(name: str) -> int:
     return model_admin_pb2.JobState.Value(_JOB + name)
+
+
+_METRIC = "EXPERIMENT_METRIC_"
+_EXPERIMENT_STATE = "EXPERIMENT_STATE_"
+
+
+def experiment_metric_of(value: int) -> str | None:
+    """"ctr" for EXPERIMENT_METRIC_CTR (and for UNSPECIFIED, the default); None for an unknown number."""
+    from shoprank.v1 import experiments_pb2
+
+    if value == experiments_pb2.EXPERIMENT_METRIC_UNSPECIFIED:
+        return "ctr"
+    if value not in experiments_pb2.ExperimentMetric.values():
+        return None
+    return experiments_pb2.ExperimentMetric.Name(value)[len(_METRIC):].lower()
+
+
+def experiment_metric_enum(name: str) -> int:
+    from shoprank.v1 import experiments_pb2
+
+    return experiments_pb2.ExperimentMetric.Value(_METRIC + name.upper())
+
+
+def experiment_state_of(value: int) -> str:
+    """"rolled_back" for EXPERIMENT_STATE_ROLLED_BACK."""
+    from shoprank.v1 import experiments_pb2
+
+    return experiments_pb2.ExperimentState.Name(value)[len(_EXPERIMENT_STATE):].lower()
+
+
+def experiment_state_enum(name: str) -> int:
+    from shoprank.v1 import experiments_pb2
+
+    return experiments_pb2.ExperimentState.Value(_EXPERIMENT_STATE + name.upper())

@@ -29,9 +29,36 @@ def publish(settings: Settings, ranker: Ranker, repo: ModelRepository, candidate
         stage(f"materialising version {version}'s online features")
         ranker.materialise(repo.version_dir(version), features, version)
     if candidate.passed:
+        if load_in_triton and _served_as_canary(settings, ranker, repo, version, features, stage):
+            return version  # promoted (candidate.promoted) only if its canary wins: core.experiments.control
         serve(settings, repo, version, load_in_triton, stage)
         candidate.promoted()
     return version
+
+
+def _served_as_canary(settings: Settings, ranker: Ranker, repo: ModelRepository, version: int,
+                      features: FeatureClient | None, stage: Callable[[str], None]) -> bool:
+    """With RECSYS_CANARY_SHARE > 0, start the gated version as a canary against the serving one
+    instead of serving it to everyone. While any experiment runs, a gated version waits unserved
+    (its lineage says so) rather than replace the experiment's arms."""
+    from core.experiments.control import LINEAGE_KEY, ExperimentControl, canary_of, running_experiment
+
+    log = EventLog.open(settings.eventlog)
+    serving = repo.serving_version()
+    running = running_experiment(log)
+    if running is not None:
+        repo.annotate(version, LINEAGE_KEY, {"event": "not served", "decision": f"experiment {running.experiment_id} is running"})
+        stage(f"version {version} passed its gate but waits: experiment {running.experiment_id} is running")
+        return True
+    if settings.canary_share <= 0 or serving is None or serving == version:
+        return False
+    stage(f"starting version {version} as a canary on {settings.canary_share:.0%} of shoppers")
+    control = ExperimentControl(log, repo, lambda v: ranker.materialise(repo.version_dir(v), features, v) if features else None,
+                                lambda: TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, repo.model_name))
+    control.start(canary_of(version, serving, settings.canary_share, dict(
+        metric=settings.canary_metric, confidence=settings.canary_confidence, margin=settings.canary_margin,
+        min_impressions=settings.canary_min_impressions, max_impressions=max(settings.canary_max_impressions, settings.canary_min_impressions))))
+    return True
 
 
 def serve(settings: Settings, repo: ModelRepository, version: int, load_in_triton: bool,

@@ -11,11 +11,12 @@ from core.store.audit import AuditLog
 from core.store.catalogue import CatalogueStore
 from core.store.erasures import ErasureStore
 from core.store.events import EventStore
+from core.store.experiments import AttributionStore, ExperimentStore, ServedStore
 from core.store.jobs import JobStore
 from core.store.replay import ReplayBuffer
 from core.store.schema import open_engine
 
-__all__ = ["EventLog", "EventStore", "CatalogueStore", "JobStore", "ReplayBuffer", "AuditLog", "ErasureStore", "open_engine"]
+__all__ = ["EventLog", "EventStore", "CatalogueStore", "JobStore", "ReplayBuffer", "AuditLog", "ErasureStore", "ExperimentStore", "ServedStore", "AttributionStore", "open_engine"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,15 @@ class EventLog:
     jobs: JobStore
     audit: AuditLog
     erasures: ErasureStore
+    experiments: ExperimentStore
+    served: ServedStore
+    attributions: AttributionStore
 
     @classmethod
     def open(cls, url: str) -> "EventLog":
         engine = open_engine(url)
-        return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine), AuditLog(engine), ErasureStore(engine))
+        return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine), AuditLog(engine), ErasureStore(engine),
+                   ExperimentStore(engine), ServedStore(engine), AttributionStore(engine))
 
     def reachable(self) -> bool:
         """Whether the database answers a query now (a health check)."""

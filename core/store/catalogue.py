@@ -73,3 +73,12 @@ class CatalogueStore:
             for chunk in chunks(ids, 500):
                 found.update(conn.execute(sa.select(items_table.c.item_id).where(items_table.c.item_id.in_(chunk))).scalars())
         return found
+
+    def prices(self, item_ids: Iterable[str]) -> dict[str, float]:
+        """The price of each known item of `item_ids`."""
+        out: dict[str, float] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(set(item_ids)), 500):
+                out.update({i: float(p) for i, p in conn.execute(sa.select(items_table.c.item_id, items_table.c.price)
+                                                                 .where(items_table.c.item_id.in_(chunk)))})
+        return out

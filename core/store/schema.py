@@ -101,6 +101,55 @@ audit_table = sa.Table(
 )
 
 
+# Online experiments (core/experiments): one row each; `definition` is core.experiments.definition's JSON.
+experiments_table = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", sa.String, primary_key=True),
+    sa.Column("state", sa.String, nullable=False, index=True),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("ended", sa.Float, nullable=False, default=0.0),
+    # the sequential test's running minima per arm ({arm: [p_equal, p_inferior]}): always-valid across looks
+    sa.Column("tests", sa.JSON, nullable=False),
+)
+
+# Every ranking answer for a shopper as served (and each shadow arm's would-be answer), written by the
+# scoring service off the request path; what attribution joins events to.
+served_lists_table = sa.Table(
+    "served_lists",
+    metadata,
+    sa.Column("request_id", sa.String, primary_key=True),
+    sa.Column("arm", sa.String, primary_key=True),  # "" outside experiments
+    sa.Column("shadow", sa.Boolean, primary_key=True),
+    sa.Column("user_key", sa.String, nullable=False),
+    sa.Column("served_at", sa.Float, nullable=False, index=True),
+    sa.Column("experiment_id", sa.String, nullable=False, index=True),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("rpc", sa.String, nullable=False),
+    sa.Column("item_ids", sa.JSON, nullable=False),
+    sa.Index("ix_served_lists_user", "user_key", "served_at"),
+)
+
+# Which served list (and position) each interest event answers; one row per attributed event.
+attributions_table = sa.Table(
+    "attributions",
+    metadata,
+    sa.Column("event_id", sa.String, primary_key=True),
+    sa.Column("request_id", sa.String, nullable=False, index=True),
+    sa.Column("experiment_id", sa.String, nullable=False, index=True),
+    sa.Column("arm", sa.String, nullable=False),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("item_id", sa.String, nullable=False),
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("method", sa.String, nullable=False),
+    sa.Column("user_key", sa.String, nullable=False, index=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("value", sa.Float, nullable=False, default=0.0),
+)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the worker read while the feedback service writes; FULL sync makes an ack durable.
@@ -121,6 +170,7 @@ def open_engine(url: str) -> Engine:
 
 
 EVENT_SEQ = "event_seq"  # the counters row holding the newest arrival number
+ATTRIBUTED_SEQ = "attributed_seq"  # the newest arrival number attribution has looked at
 
 
 def _migrate(engine: Engine) -> None:
@@ -151,6 +201,7 @@ def _migrate(engine: Engine) -> None:
         newest = conn.execute(sa.select(sa.func.max(events_table.c.seq))).scalar() or 0
         stmt = insert_ignore(engine, counters_table).on_conflict_do_nothing(index_elements=["name"])
         conn.execute(stmt, {"name": EVENT_SEQ, "value": int(newest)})
+        conn.execute(stmt, {"name": ATTRIBUTED_SEQ, "value": int(newest)})  # older events were never served by us
 
 
 def insert_ignore(engine: Engine, table: sa.Table) -> Any:

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoprank.v1 import common_pb2 as _common_pb2
+from shoprank.v1 import experiments_pb2 as _experiments_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -25,6 +26,64 @@ JOB_STATE_RUNNING: JobState
 JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_REJECTED: JobState
 JOB_STATE_FAILED: JobState
+
+class CreateExperimentRequest(_message.Message):
+    __slots__ = ("experiment_id", "arms", "control_arm", "canary", "policy")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_ARM_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    arms: _containers.RepeatedCompositeFieldContainer[_experiments_pb2.ExperimentArm]
+    control_arm: str
+    canary: bool
+    policy: _experiments_pb2.ExperimentPolicy
+    def __init__(self, experiment_id: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[_experiments_pb2.ExperimentArm, _Mapping]]] = ..., control_arm: _Optional[str] = ..., canary: _Optional[bool] = ..., policy: _Optional[_Union[_experiments_pb2.ExperimentPolicy, _Mapping]] = ...) -> None: ...
+
+class CreateExperimentResponse(_message.Message):
+    __slots__ = ("experiment",)
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    experiment: _experiments_pb2.Experiment
+    def __init__(self, experiment: _Optional[_Union[_experiments_pb2.Experiment, _Mapping]] = ...) -> None: ...
+
+class GetExperimentRequest(_message.Message):
+    __slots__ = ("experiment_id",)
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    def __init__(self, experiment_id: _Optional[str] = ...) -> None: ...
+
+class GetExperimentResponse(_message.Message):
+    __slots__ = ("experiment",)
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    experiment: _experiments_pb2.Experiment
+    def __init__(self, experiment: _Optional[_Union[_experiments_pb2.Experiment, _Mapping]] = ...) -> None: ...
+
+class ListExperimentsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListExperimentsResponse(_message.Message):
+    __slots__ = ("experiments",)
+    EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
+    experiments: _containers.RepeatedCompositeFieldContainer[_experiments_pb2.Experiment]
+    def __init__(self, experiments: _Optional[_Iterable[_Union[_experiments_pb2.Experiment, _Mapping]]] = ...) -> None: ...
+
+class EndExperimentRequest(_message.Message):
+    __slots__ = ("experiment_id", "promote_arm")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMOTE_ARM_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    promote_arm: str
+    def __init__(self, experiment_id: _Optional[str] = ..., promote_arm: _Optional[str] = ...) -> None: ...
+
+class EndExperimentResponse(_message.Message):
+    __slots__ = ("experiment",)
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    experiment: _experiments_pb2.Experiment
+    def __init__(self, experiment: _Optional[_Union[_experiments_pb2.Experiment, _Mapping]] = ...) -> None: ...
 
 class ForgetUserRequest(_message.Message):
     __slots__ = ("user_id",)

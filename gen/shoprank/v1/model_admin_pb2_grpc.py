@@ -70,6 +70,26 @@ class ModelAdminServiceStub:
                 request_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsRequest.SerializeToString,
                 response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsResponse.FromString,
                 _registered_method=True)
+        self.CreateExperiment = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/CreateExperiment',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.CreateExperimentRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.CreateExperimentResponse.FromString,
+                _registered_method=True)
+        self.GetExperiment = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/GetExperiment',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.GetExperimentRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.GetExperimentResponse.FromString,
+                _registered_method=True)
+        self.ListExperiments = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/ListExperiments',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListExperimentsRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListExperimentsResponse.FromString,
+                _registered_method=True)
+        self.EndExperiment = channel.unary_unary(
+                '/shoprank.v1.ModelAdminService/EndExperiment',
+                request_serializer=shoprank_dot_v1_dot_model__admin__pb2.EndExperimentRequest.SerializeToString,
+                response_deserializer=shoprank_dot_v1_dot_model__admin__pb2.EndExperimentResponse.FromString,
+                _registered_method=True)
 
 
 class ModelAdminServiceServicer:
@@ -127,6 +147,36 @@ class ModelAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateExperiment(self, request, context):
+        """Starts an online experiment between published versions: each shopper is assigned to an arm by a
+        hash of the experiment id and their id (sticky across requests and replicas), Triton serves every
+        arm's version at once, and shadow arms score in the background. One experiment runs at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperiment(self, request, context):
+        """An experiment with its per-arm online metrics, intervals and sequential test.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExperiments(self, request, context):
+        """Every experiment, newest first (without metrics).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndExperiment(self, request, context):
+        """Ends a running experiment: promotes the named arm to serve everyone, or keeps the control.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +214,26 @@ def add_ModelAdminServiceServicer_to_server(servicer, server):
                     servicer.ListSegments,
                     request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsRequest.FromString,
                     response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsResponse.SerializeToString,
+            ),
+            'CreateExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateExperiment,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.CreateExperimentRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.CreateExperimentResponse.SerializeToString,
+            ),
+            'GetExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperiment,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.GetExperimentRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.GetExperimentResponse.SerializeToString,
+            ),
+            'ListExperiments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExperiments,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.ListExperimentsRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.ListExperimentsResponse.SerializeToString,
+            ),
+            'EndExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndExperiment,
+                    request_deserializer=shoprank_dot_v1_dot_model__admin__pb2.EndExperimentRequest.FromString,
+                    response_serializer=shoprank_dot_v1_dot_model__admin__pb2.EndExperimentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +426,114 @@ class ModelAdminService:
             '/shoprank.v1.ModelAdminService/ListSegments',
             shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsRequest.SerializeToString,
             shoprank_dot_v1_dot_model__admin__pb2.ListSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/CreateExperiment',
+            shoprank_dot_v1_dot_model__admin__pb2.CreateExperimentRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.CreateExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/GetExperiment',
+            shoprank_dot_v1_dot_model__admin__pb2.GetExperimentRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.GetExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExperiments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/ListExperiments',
+            shoprank_dot_v1_dot_model__admin__pb2.ListExperimentsRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.ListExperimentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoprank.v1.ModelAdminService/EndExperiment',
+            shoprank_dot_v1_dot_model__admin__pb2.EndExperimentRequest.SerializeToString,
+            shoprank_dot_v1_dot_model__admin__pb2.EndExperimentResponse.FromString,
             options,
             channel_credentials,
             insecure,

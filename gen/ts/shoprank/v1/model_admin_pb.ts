@@ -8,13 +8,218 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { ShopperSegment } from "./common_pb.js";
 import { file_shoprank_v1_common } from "./common_pb.js";
+import type { Experiment, ExperimentArm, ExperimentPolicy } from "./experiments_pb.js";
+import { file_shoprank_v1_experiments } from "./experiments_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file shoprank/v1/model_admin.proto.
  */
 export const file_shoprank_v1_model_admin: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zaG9wcmFuay92MS9tb2RlbF9hZG1pbi5wcm90bxILc2hvcHJhbmsudjEiJAoRRm9yZ2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKBAgoSRm9yZ2V0VXNlclJlc3BvbnNlEhIKCnJlY2VpcHRfaWQYASABKAkSEAoIdXNlcl9rZXkYAiABKAkSFAoMcmVxdWVzdGVkX2J5GAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI9CgdyZW1vdmVkGAUgAygLMiwuc2hvcHJhbmsudjEuRm9yZ2V0VXNlclJlc3BvbnNlLlJlbW92ZWRFbnRyeRIYChB0cmFpbmVkX3ZlcnNpb25zGAYgAygJGi4KDFJlbW92ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIiEKEExpc3RBdWRpdFJlcXVlc3QSDQoFbGltaXQYASABKAUilAEKCkF1ZGl0RW50cnkSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmNsaWVudBgCIAEoCRIMCgRyb2xlGAMgASgJEg4KBm1ldGhvZBgEIAEoCRIPCgdyZXF1ZXN0GAUgASgJEg8KB291dGNvbWUYBiABKAkSDgoGZGV0YWlsGAcgASgJIj0KEUxpc3RBdWRpdFJlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5zaG9wcmFuay52MS5BdWRpdEVudHJ5IhUKE0xpc3RWZXJzaW9uc1JlcXVlc3QimgIKDE1vZGVsVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJEhYKDnBhcmVudF92ZXJzaW9uGAIgASgJEisKB2NyZWF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWRhdGFfZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHZGF0YV90bxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNZXhhbXBsZV9jb3VudBgGIAEoAxISCgpmaW5hbF9sb3NzGAcgASgCEg4KBmpvYl9pZBgIIAEoCRIPCgdzZXJ2aW5nGAkgASgIEgwKBGdhdGUYCiABKAkiQwoUTGlzdFZlcnNpb25zUmVzcG9uc2USKwoIdmVyc2lvbnMYASADKAsyGS5zaG9wcmFuay52MS5Nb2RlbFZlcnNpb24iUgoWVHJpZ2dlckZpbmVUdW5lUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEQoJbWF4X3N0ZXBzGAIgASgFEhUKDWxlYXJuaW5nX3JhdGUYAyABKAEiIgoPUm9sbGJhY2tSZXF1ZXN0Eg8KB3ZlcnNpb24YASABKAkiHwoNR2V0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAki/wEKF1RyaWdnZXJGaW5lVHVuZVJlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRIkCgVzdGF0ZRgJIAEoDjIVLnNob3ByYW5rLnYxLkpvYlN0YXRlEhAKCHByb2dyZXNzGAMgASgCEg8KB21lc3NhZ2UYBCABKAkSFgoOcGFyZW50X3ZlcnNpb24YBSABKAkSEwoLbmV3X3ZlcnNpb24YBiABKAkSKwoHY3JlYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXBkYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBKBAgCEAMi9gEKDkdldEpvYlJlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRIkCgVzdGF0ZRgJIAEoDjIVLnNob3ByYW5rLnYxLkpvYlN0YXRlEhAKCHByb2dyZXNzGAMgASgCEg8KB21lc3NhZ2UYBCABKAkSFgoOcGFyZW50X3ZlcnNpb24YBSABKAkSEwoLbmV3X3ZlcnNpb24YBiABKAkSKwoHY3JlYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXBkYXRlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBKBAgCEAMiFQoTTGlzdFNlZ21lbnRzUmVxdWVzdCJ3ChRMaXN0U2VnbWVudHNSZXNwb25zZRItCghzZWdtZW50cxgBIAMoCzIbLnNob3ByYW5rLnYxLlNob3BwZXJTZWdtZW50EjAKDHNlZ21lbnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAingIKEFJvbGxiYWNrUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIWCg5wYXJlbnRfdmVyc2lvbhgCIAEoCRIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglkYXRhX2Zyb20YBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2RhdGFfdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWV4YW1wbGVfY291bnQYBiABKAMSEgoKZmluYWxfbG9zcxgHIAEoAhIOCgZqb2JfaWQYCCABKAkSDwoHc2VydmluZxgJIAEoCBIMCgRnYXRlGAogASgJKpoBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVEVfUEVORElORxABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX1NVQ0NFRURFRBADEhYKEkpPQl9TVEFURV9SRUpFQ1RFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBTLCBAoRTW9kZWxBZG1pblNlcnZpY2USUwoMTGlzdFZlcnNpb25zEiAuc2hvcHJhbmsudjEuTGlzdFZlcnNpb25zUmVxdWVzdBohLnNob3ByYW5rLnYxLkxpc3RWZXJzaW9uc1Jlc3BvbnNlElwKD1RyaWdnZXJGaW5lVHVuZRIjLnNob3ByYW5rLnYxLlRyaWdnZXJGaW5lVHVuZVJlcXVlc3QaJC5zaG9wcmFuay52MS5UcmlnZ2VyRmluZVR1bmVSZXNwb25zZRJBCgZHZXRKb2ISGi5zaG9wcmFuay52MS5HZXRKb2JSZXF1ZXN0Ghsuc2hvcHJhbmsudjEuR2V0Sm9iUmVzcG9uc2USRwoIUm9sbGJhY2sSHC5zaG9wcmFuay52MS5Sb2xsYmFja1JlcXVlc3QaHS5zaG9wcmFuay52MS5Sb2xsYmFja1Jlc3BvbnNlEk0KCkZvcmdldFVzZXISHi5zaG9wcmFuay52MS5Gb3JnZXRVc2VyUmVxdWVzdBofLnNob3ByYW5rLnYxLkZvcmdldFVzZXJSZXNwb25zZRJKCglMaXN0QXVkaXQSHS5zaG9wcmFuay52MS5MaXN0QXVkaXRSZXF1ZXN0Gh4uc2hvcHJhbmsudjEuTGlzdEF1ZGl0UmVzcG9uc2USUwoMTGlzdFNlZ21lbnRzEiAuc2hvcHJhbmsudjEuTGlzdFNlZ21lbnRzUmVxdWVzdBohLnNob3ByYW5rLnYxLkxpc3RTZWdtZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_shoprank_v1_common]);
+  fileDesc("Ch1zaG9wcmFuay92MS9tb2RlbF9hZG1pbi5wcm90bxILc2hvcHJhbmsudjEirgEKF0NyZWF0ZUV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkSKAoEYXJtcxgCIAMoCzIaLnNob3ByYW5rLnYxLkV4cGVyaW1lbnRBcm0SEwoLY29udHJvbF9hcm0YAyABKAkSDgoGY2FuYXJ5GAQgASgIEi0KBnBvbGljeRgFIAEoCzIdLnNob3ByYW5rLnYxLkV4cGVyaW1lbnRQb2xpY3kiRwoYQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlEisKCmV4cGVyaW1lbnQYASABKAsyFy5zaG9wcmFuay52MS5FeHBlcmltZW50Ii0KFEdldEV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkiRAoVR2V0RXhwZXJpbWVudFJlc3BvbnNlEisKCmV4cGVyaW1lbnQYASABKAsyFy5zaG9wcmFuay52MS5FeHBlcmltZW50IicKFkxpc3RFeHBlcmltZW50c1JlcXVlc3QSDQoFbGltaXQYASABKAUiRwoXTGlzdEV4cGVyaW1lbnRzUmVzcG9uc2USLAoLZXhwZXJpbWVudHMYASADKAsyFy5zaG9wcmFuay52MS5FeHBlcmltZW50IkIKFEVuZEV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkSEwoLcHJvbW90ZV9hcm0YAiABKAkiRAoVRW5kRXhwZXJpbWVudFJlc3BvbnNlEisKCmV4cGVyaW1lbnQYASABKAsyFy5zaG9wcmFuay52MS5FeHBlcmltZW50IiQKEUZvcmdldFVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkigQIKEkZvcmdldFVzZXJSZXNwb25zZRISCgpyZWNlaXB0X2lkGAEgASgJEhAKCHVzZXJfa2V5GAIgASgJEhQKDHJlcXVlc3RlZF9ieRgDIAEoCRImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPQoHcmVtb3ZlZBgFIAMoCzIsLnNob3ByYW5rLnYxLkZvcmdldFVzZXJSZXNwb25zZS5SZW1vdmVkRW50cnkSGAoQdHJhaW5lZF92ZXJzaW9ucxgGIAMoCRouCgxSZW1vdmVkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASIhChBMaXN0QXVkaXRSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFIpQBCgpBdWRpdEVudHJ5EiYKAmF0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZjbGllbnQYAiABKAkSDAoEcm9sZRgDIAEoCRIOCgZtZXRob2QYBCABKAkSDwoHcmVxdWVzdBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCSI9ChFMaXN0QXVkaXRSZXNwb25zZRIoCgdlbnRyaWVzGAEgAygLMhcuc2hvcHJhbmsudjEuQXVkaXRFbnRyeSIVChNMaXN0VmVyc2lvbnNSZXF1ZXN0IpoCCgxNb2RlbFZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCRIWCg5wYXJlbnRfdmVyc2lvbhgCIAEoCRIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglkYXRhX2Zyb20YBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2RhdGFfdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWV4YW1wbGVfY291bnQYBiABKAMSEgoKZmluYWxfbG9zcxgHIAEoAhIOCgZqb2JfaWQYCCABKAkSDwoHc2VydmluZxgJIAEoCBIMCgRnYXRlGAogASgJIkMKFExpc3RWZXJzaW9uc1Jlc3BvbnNlEisKCHZlcnNpb25zGAEgAygLMhkuc2hvcHJhbmsudjEuTW9kZWxWZXJzaW9uIlIKFlRyaWdnZXJGaW5lVHVuZVJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhEKCW1heF9zdGVwcxgCIAEoBRIVCg1sZWFybmluZ19yYXRlGAMgASgBIiIKD1JvbGxiYWNrUmVxdWVzdBIPCgd2ZXJzaW9uGAEgASgJIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIv8BChdUcmlnZ2VyRmluZVR1bmVSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSJAoFc3RhdGUYCSABKA4yFS5zaG9wcmFuay52MS5Kb2JTdGF0ZRIQCghwcm9ncmVzcxgDIAEoAhIPCgdtZXNzYWdlGAQgASgJEhYKDnBhcmVudF92ZXJzaW9uGAUgASgJEhMKC25ld192ZXJzaW9uGAYgASgJEisKB2NyZWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSgQIAhADIvYBCg5HZXRKb2JSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSJAoFc3RhdGUYCSABKA4yFS5zaG9wcmFuay52MS5Kb2JTdGF0ZRIQCghwcm9ncmVzcxgDIAEoAhIPCgdtZXNzYWdlGAQgASgJEhYKDnBhcmVudF92ZXJzaW9uGAUgASgJEhMKC25ld192ZXJzaW9uGAYgASgJEisKB2NyZWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSgQIAhADIhUKE0xpc3RTZWdtZW50c1JlcXVlc3QidwoUTGlzdFNlZ21lbnRzUmVzcG9uc2USLQoIc2VnbWVudHMYASADKAsyGy5zaG9wcmFuay52MS5TaG9wcGVyU2VnbWVudBIwCgxzZWdtZW50ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp4CChBSb2xsYmFja1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSFgoOcGFyZW50X3ZlcnNpb24YAiABKAkSKwoHY3JlYXRlZBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZGF0YV9mcm9tGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdkYXRhX3RvGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1leGFtcGxlX2NvdW50GAYgASgDEhIKCmZpbmFsX2xvc3MYByABKAISDgoGam9iX2lkGAggASgJEg8KB3NlcnZpbmcYCSABKAgSDAoEZ2F0ZRgKIAEoCSqaAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRFX1BFTkRJTkcQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIWChJKT0JfU1RBVEVfUkVKRUNURUQQBBIUChBKT0JfU1RBVEVfRkFJTEVEEAUysQcKEU1vZGVsQWRtaW5TZXJ2aWNlElMKDExpc3RWZXJzaW9ucxIgLnNob3ByYW5rLnYxLkxpc3RWZXJzaW9uc1JlcXVlc3QaIS5zaG9wcmFuay52MS5MaXN0VmVyc2lvbnNSZXNwb25zZRJcCg9UcmlnZ2VyRmluZVR1bmUSIy5zaG9wcmFuay52MS5UcmlnZ2VyRmluZVR1bmVSZXF1ZXN0GiQuc2hvcHJhbmsudjEuVHJpZ2dlckZpbmVUdW5lUmVzcG9uc2USQQoGR2V0Sm9iEhouc2hvcHJhbmsudjEuR2V0Sm9iUmVxdWVzdBobLnNob3ByYW5rLnYxLkdldEpvYlJlc3BvbnNlEkcKCFJvbGxiYWNrEhwuc2hvcHJhbmsudjEuUm9sbGJhY2tSZXF1ZXN0Gh0uc2hvcHJhbmsudjEuUm9sbGJhY2tSZXNwb25zZRJNCgpGb3JnZXRVc2VyEh4uc2hvcHJhbmsudjEuRm9yZ2V0VXNlclJlcXVlc3QaHy5zaG9wcmFuay52MS5Gb3JnZXRVc2VyUmVzcG9uc2USSgoJTGlzdEF1ZGl0Eh0uc2hvcHJhbmsudjEuTGlzdEF1ZGl0UmVxdWVzdBoeLnNob3ByYW5rLnYxLkxpc3RBdWRpdFJlc3BvbnNlElMKDExpc3RTZWdtZW50cxIgLnNob3ByYW5rLnYxLkxpc3RTZWdtZW50c1JlcXVlc3QaIS5zaG9wcmFuay52MS5MaXN0U2VnbWVudHNSZXNwb25zZRJfChBDcmVhdGVFeHBlcmltZW50EiQuc2hvcHJhbmsudjEuQ3JlYXRlRXhwZXJpbWVudFJlcXVlc3QaJS5zaG9wcmFuay52MS5DcmVhdGVFeHBlcmltZW50UmVzcG9uc2USVgoNR2V0RXhwZXJpbWVudBIhLnNob3ByYW5rLnYxLkdldEV4cGVyaW1lbnRSZXF1ZXN0GiIuc2hvcHJhbmsudjEuR2V0RXhwZXJpbWVudFJlc3BvbnNlElwKD0xpc3RFeHBlcmltZW50cxIjLnNob3ByYW5rLnYxLkxpc3RFeHBlcmltZW50c1JlcXVlc3QaJC5zaG9wcmFuay52MS5MaXN0RXhwZXJpbWVudHNSZXNwb25zZRJWCg1FbmRFeHBlcmltZW50EiEuc2hvcHJhbmsudjEuRW5kRXhwZXJpbWVudFJlcXVlc3QaIi5zaG9wcmFuay52MS5FbmRFeHBlcmltZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_shoprank_v1_common, file_shoprank_v1_experiments]);
+
+/**
+ * An experiment to start.
+ *
+ * @generated from message shoprank.v1.CreateExperimentRequest
+ */
+export type CreateExperimentRequest = Message<"shoprank.v1.CreateExperimentRequest"> & {
+  /**
+   * its id (letters, digits, "-", "_", "."); empty: one is made. Idempotent: the same id and arms return the running experiment
+   *
+   * @generated from field: string experiment_id = 1;
+   */
+  experimentId: string;
+
+  /**
+   * two or more arms; the control must be the version serving now
+   *
+   * @generated from field: repeated shoprank.v1.ExperimentArm arms = 2;
+   */
+  arms: ExperimentArm[];
+
+  /**
+   * the control arm's name (default: the arm serving the current version)
+   *
+   * @generated from field: string control_arm = 3;
+   */
+  controlArm: string;
+
+  /**
+   * decide automatically: promote when not worse, roll back when worse (a canary)
+   *
+   * @generated from field: bool canary = 4;
+   */
+  canary: boolean;
+
+  /**
+   * metric, confidence, margin and sample sizes (defaults filled in)
+   *
+   * @generated from field: shoprank.v1.ExperimentPolicy policy = 5;
+   */
+  policy?: ExperimentPolicy | undefined;
+};
+
+/**
+ * Describes the message shoprank.v1.CreateExperimentRequest.
+ * Use `create(CreateExperimentRequestSchema)` to create a new message.
+ */
+export const CreateExperimentRequestSchema: GenMessage<CreateExperimentRequest> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 0);
+
+/**
+ * The started experiment.
+ *
+ * @generated from message shoprank.v1.CreateExperimentResponse
+ */
+export type CreateExperimentResponse = Message<"shoprank.v1.CreateExperimentResponse"> & {
+  /**
+   * as stored
+   *
+   * @generated from field: shoprank.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * Describes the message shoprank.v1.CreateExperimentResponse.
+ * Use `create(CreateExperimentResponseSchema)` to create a new message.
+ */
+export const CreateExperimentResponseSchema: GenMessage<CreateExperimentResponse> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 1);
+
+/**
+ * Which experiment to read.
+ *
+ * @generated from message shoprank.v1.GetExperimentRequest
+ */
+export type GetExperimentRequest = Message<"shoprank.v1.GetExperimentRequest"> & {
+  /**
+   * its id
+   *
+   * @generated from field: string experiment_id = 1;
+   */
+  experimentId: string;
+};
+
+/**
+ * Describes the message shoprank.v1.GetExperimentRequest.
+ * Use `create(GetExperimentRequestSchema)` to create a new message.
+ */
+export const GetExperimentRequestSchema: GenMessage<GetExperimentRequest> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 2);
+
+/**
+ * The experiment and its metrics.
+ *
+ * @generated from message shoprank.v1.GetExperimentResponse
+ */
+export type GetExperimentResponse = Message<"shoprank.v1.GetExperimentResponse"> & {
+  /**
+   * with metrics per arm
+   *
+   * @generated from field: shoprank.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * Describes the message shoprank.v1.GetExperimentResponse.
+ * Use `create(GetExperimentResponseSchema)` to create a new message.
+ */
+export const GetExperimentResponseSchema: GenMessage<GetExperimentResponse> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 3);
+
+/**
+ * Lists experiments.
+ *
+ * @generated from message shoprank.v1.ListExperimentsRequest
+ */
+export type ListExperimentsRequest = Message<"shoprank.v1.ListExperimentsRequest"> & {
+  /**
+   * at most this many (default 50)
+   *
+   * @generated from field: int32 limit = 1;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message shoprank.v1.ListExperimentsRequest.
+ * Use `create(ListExperimentsRequestSchema)` to create a new message.
+ */
+export const ListExperimentsRequestSchema: GenMessage<ListExperimentsRequest> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 4);
+
+/**
+ * Experiments, newest first.
+ *
+ * @generated from message shoprank.v1.ListExperimentsResponse
+ */
+export type ListExperimentsResponse = Message<"shoprank.v1.ListExperimentsResponse"> & {
+  /**
+   * without metrics
+   *
+   * @generated from field: repeated shoprank.v1.Experiment experiments = 1;
+   */
+  experiments: Experiment[];
+};
+
+/**
+ * Describes the message shoprank.v1.ListExperimentsResponse.
+ * Use `create(ListExperimentsResponseSchema)` to create a new message.
+ */
+export const ListExperimentsResponseSchema: GenMessage<ListExperimentsResponse> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 5);
+
+/**
+ * Ends an experiment.
+ *
+ * @generated from message shoprank.v1.EndExperimentRequest
+ */
+export type EndExperimentRequest = Message<"shoprank.v1.EndExperimentRequest"> & {
+  /**
+   * its id
+   *
+   * @generated from field: string experiment_id = 1;
+   */
+  experimentId: string;
+
+  /**
+   * the arm to serve everyone; empty: keep the control
+   *
+   * @generated from field: string promote_arm = 2;
+   */
+  promoteArm: string;
+};
+
+/**
+ * Describes the message shoprank.v1.EndExperimentRequest.
+ * Use `create(EndExperimentRequestSchema)` to create a new message.
+ */
+export const EndExperimentRequestSchema: GenMessage<EndExperimentRequest> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 6);
+
+/**
+ * The ended experiment.
+ *
+ * @generated from message shoprank.v1.EndExperimentResponse
+ */
+export type EndExperimentResponse = Message<"shoprank.v1.EndExperimentResponse"> & {
+  /**
+   * as stored, with its final metrics
+   *
+   * @generated from field: shoprank.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * Describes the message shoprank.v1.EndExperimentResponse.
+ * Use `create(EndExperimentResponseSchema)` to create a new message.
+ */
+export const EndExperimentResponseSchema: GenMessage<EndExperimentResponse> = /*@__PURE__*/
+  messageDesc(file_shoprank_v1_model_admin, 7);
 
 /**
  * The shopper to forget.
@@ -35,7 +240,7 @@ export type ForgetUserRequest = Message<"shoprank.v1.ForgetUserRequest"> & {
  * Use `create(ForgetUserRequestSchema)` to create a new message.
  */
 export const ForgetUserRequestSchema: GenMessage<ForgetUserRequest> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 0);
+  messageDesc(file_shoprank_v1_model_admin, 8);
 
 /**
  * The erasure receipt (also stored).
@@ -91,7 +296,7 @@ export type ForgetUserResponse = Message<"shoprank.v1.ForgetUserResponse"> & {
  * Use `create(ForgetUserResponseSchema)` to create a new message.
  */
 export const ForgetUserResponseSchema: GenMessage<ForgetUserResponse> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 1);
+  messageDesc(file_shoprank_v1_model_admin, 9);
 
 /**
  * How much of the audit log to read.
@@ -112,7 +317,7 @@ export type ListAuditRequest = Message<"shoprank.v1.ListAuditRequest"> & {
  * Use `create(ListAuditRequestSchema)` to create a new message.
  */
 export const ListAuditRequestSchema: GenMessage<ListAuditRequest> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 2);
+  messageDesc(file_shoprank_v1_model_admin, 10);
 
 /**
  * One admin call.
@@ -175,7 +380,7 @@ export type AuditEntry = Message<"shoprank.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 3);
+  messageDesc(file_shoprank_v1_model_admin, 11);
 
 /**
  * The newest admin calls.
@@ -196,7 +401,7 @@ export type ListAuditResponse = Message<"shoprank.v1.ListAuditResponse"> & {
  * Use `create(ListAuditResponseSchema)` to create a new message.
  */
 export const ListAuditResponseSchema: GenMessage<ListAuditResponse> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 4);
+  messageDesc(file_shoprank_v1_model_admin, 12);
 
 /**
  * No parameters.
@@ -211,7 +416,7 @@ export type ListVersionsRequest = Message<"shoprank.v1.ListVersionsRequest"> & {
  * Use `create(ListVersionsRequestSchema)` to create a new message.
  */
 export const ListVersionsRequestSchema: GenMessage<ListVersionsRequest> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 5);
+  messageDesc(file_shoprank_v1_model_admin, 13);
 
 /**
  * A published model version and its lineage.
@@ -295,7 +500,7 @@ export type ModelVersion = Message<"shoprank.v1.ModelVersion"> & {
  * Use `create(ModelVersionSchema)` to create a new message.
  */
 export const ModelVersionSchema: GenMessage<ModelVersion> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 6);
+  messageDesc(file_shoprank_v1_model_admin, 14);
 
 /**
  * Every published version.
@@ -316,7 +521,7 @@ export type ListVersionsResponse = Message<"shoprank.v1.ListVersionsResponse"> &
  * Use `create(ListVersionsResponseSchema)` to create a new message.
  */
 export const ListVersionsResponseSchema: GenMessage<ListVersionsResponse> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 7);
+  messageDesc(file_shoprank_v1_model_admin, 15);
 
 /**
  * Start a fine-tune of the serving version.
@@ -351,7 +556,7 @@ export type TriggerFineTuneRequest = Message<"shoprank.v1.TriggerFineTuneRequest
  * Use `create(TriggerFineTuneRequestSchema)` to create a new message.
  */
 export const TriggerFineTuneRequestSchema: GenMessage<TriggerFineTuneRequest> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 8);
+  messageDesc(file_shoprank_v1_model_admin, 16);
 
 /**
  * The version to serve again.
@@ -372,7 +577,7 @@ export type RollbackRequest = Message<"shoprank.v1.RollbackRequest"> & {
  * Use `create(RollbackRequestSchema)` to create a new message.
  */
 export const RollbackRequestSchema: GenMessage<RollbackRequest> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 9);
+  messageDesc(file_shoprank_v1_model_admin, 17);
 
 /**
  * Which job.
@@ -393,7 +598,7 @@ export type GetJobRequest = Message<"shoprank.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 10);
+  messageDesc(file_shoprank_v1_model_admin, 18);
 
 /**
  * The job, as TriggerFineTune started (or found, for a job_id already used) it.
@@ -463,7 +668,7 @@ export type TriggerFineTuneResponse = Message<"shoprank.v1.TriggerFineTuneRespon
  * Use `create(TriggerFineTuneResponseSchema)` to create a new message.
  */
 export const TriggerFineTuneResponseSchema: GenMessage<TriggerFineTuneResponse> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 11);
+  messageDesc(file_shoprank_v1_model_admin, 19);
 
 /**
  * The job now.
@@ -533,7 +738,7 @@ export type GetJobResponse = Message<"shoprank.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 12);
+  messageDesc(file_shoprank_v1_model_admin, 20);
 
 /**
  * No parameters.
@@ -548,7 +753,7 @@ export type ListSegmentsRequest = Message<"shoprank.v1.ListSegmentsRequest"> & {
  * Use `create(ListSegmentsRequestSchema)` to create a new message.
  */
 export const ListSegmentsRequestSchema: GenMessage<ListSegmentsRequest> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 13);
+  messageDesc(file_shoprank_v1_model_admin, 21);
 
 /**
  * The latest clustering.
@@ -576,7 +781,7 @@ export type ListSegmentsResponse = Message<"shoprank.v1.ListSegmentsResponse"> &
  * Use `create(ListSegmentsResponseSchema)` to create a new message.
  */
 export const ListSegmentsResponseSchema: GenMessage<ListSegmentsResponse> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 14);
+  messageDesc(file_shoprank_v1_model_admin, 22);
 
 /**
  * The version now serving (the fields of ModelVersion).
@@ -660,7 +865,7 @@ export type RollbackResponse = Message<"shoprank.v1.RollbackResponse"> & {
  * Use `create(RollbackResponseSchema)` to create a new message.
  */
 export const RollbackResponseSchema: GenMessage<RollbackResponse> = /*@__PURE__*/
-  messageDesc(file_shoprank_v1_model_admin, 15);
+  messageDesc(file_shoprank_v1_model_admin, 23);
 
 /**
  * Where a fine-tune job is.
@@ -794,6 +999,48 @@ export const ModelAdminService: GenService<{
     methodKind: "unary";
     input: typeof ListSegmentsRequestSchema;
     output: typeof ListSegmentsResponseSchema;
+  },
+  /**
+   * Starts an online experiment between published versions: each shopper is assigned to an arm by a
+   * hash of the experiment id and their id (sticky across requests and replicas), Triton serves every
+   * arm's version at once, and shadow arms score in the background. One experiment runs at a time.
+   *
+   * @generated from rpc shoprank.v1.ModelAdminService.CreateExperiment
+   */
+  createExperiment: {
+    methodKind: "unary";
+    input: typeof CreateExperimentRequestSchema;
+    output: typeof CreateExperimentResponseSchema;
+  },
+  /**
+   * An experiment with its per-arm online metrics, intervals and sequential test.
+   *
+   * @generated from rpc shoprank.v1.ModelAdminService.GetExperiment
+   */
+  getExperiment: {
+    methodKind: "unary";
+    input: typeof GetExperimentRequestSchema;
+    output: typeof GetExperimentResponseSchema;
+  },
+  /**
+   * Every experiment, newest first (without metrics).
+   *
+   * @generated from rpc shoprank.v1.ModelAdminService.ListExperiments
+   */
+  listExperiments: {
+    methodKind: "unary";
+    input: typeof ListExperimentsRequestSchema;
+    output: typeof ListExperimentsResponseSchema;
+  },
+  /**
+   * Ends a running experiment: promotes the named arm to serve everyone, or keeps the control.
+   *
+   * @generated from rpc shoprank.v1.ModelAdminService.EndExperiment
+   */
+  endExperiment: {
+    methodKind: "unary";
+    input: typeof EndExperimentRequestSchema;
+    output: typeof EndExperimentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_shoprank_v1_model_admin, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoprank/v1/scoring.proto.
  */
 export const file_shoprank_v1_scoring: GenFile = /*@__PURE__*/
-  fileDesc("ChlzaG9wcmFuay92MS9zY29yaW5nLnByb3RvEgtzaG9wcmFuay52MSJVCgtSYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGl0ZW1faWRzGAIgAygJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZXhwbGFpbhgEIAEoCCJ/ChBSZWNvbW1lbmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSCQoBaxgCIAEoBRISCgpyZXF1ZXN0X2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSDwoHZXhwbGFpbhgFIAEoCCKCAQoTU2ltaWxhckl0ZW1zUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEgkKAWsYAiABKAUSDwoHdXNlcl9pZBgDIAEoCRIqCgVydWxlcxgEIAEoCzIbLnNob3ByYW5rLnYxLlJlY29tbWVuZFJ1bGVzEhIKCnJlcXVlc3RfaWQYBSABKAkijwEKH0ZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkSCQoBaxgCIAEoBRIPCgd1c2VyX2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgFIAEoCSJtCg9UcmVuZGluZ1JlcXVlc3QSCQoBaxgBIAEoBRIPCgd1c2VyX2lkGAIgASgJEioKBXJ1bGVzGAMgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgEIAEoCSJzCgxSYW5rUmVzcG9uc2USJgoFaXRlbXMYASADKAsyFy5zaG9wcmFuay52MS5TY29yZWRJdGVtEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIQCghkZWdyYWRlZBgEIAEoCCJ4ChFSZWNvbW1lbmRSZXNwb25zZRImCgVpdGVtcxgBIAMoCzIXLnNob3ByYW5rLnYxLlNjb3JlZEl0ZW0SFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhAKCGRlZ3JhZGVkGAQgASgIInsKFFNpbWlsYXJJdGVtc1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgihwEKIEZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgidwoQVHJlbmRpbmdSZXNwb25zZRImCgVpdGVtcxgBIAMoCzIXLnNob3ByYW5rLnYxLlNjb3JlZEl0ZW0SFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhAKCGRlZ3JhZGVkGAQgASgIMrADCg5TY29yaW5nU2VydmljZRI7CgRSYW5rEhguc2hvcHJhbmsudjEuUmFua1JlcXVlc3QaGS5zaG9wcmFuay52MS5SYW5rUmVzcG9uc2USSgoJUmVjb21tZW5kEh0uc2hvcHJhbmsudjEuUmVjb21tZW5kUmVxdWVzdBoeLnNob3ByYW5rLnYxLlJlY29tbWVuZFJlc3BvbnNlElMKDFNpbWlsYXJJdGVtcxIgLnNob3ByYW5rLnYxLlNpbWlsYXJJdGVtc1JlcXVlc3QaIS5zaG9wcmFuay52MS5TaW1pbGFySXRlbXNSZXNwb25zZRJ3ChhGcmVxdWVudGx5Qm91Z2h0VG9nZXRoZXISLC5zaG9wcmFuay52MS5GcmVxdWVudGx5Qm91Z2h0VG9nZXRoZXJSZXF1ZXN0Gi0uc2hvcHJhbmsudjEuRnJlcXVlbnRseUJvdWdodFRvZ2V0aGVyUmVzcG9uc2USRwoIVHJlbmRpbmcSHC5zaG9wcmFuay52MS5UcmVuZGluZ1JlcXVlc3QaHS5zaG9wcmFuay52MS5UcmVuZGluZ1Jlc3BvbnNlYgZwcm90bzM", [file_shoprank_v1_common]);
+  fileDesc("ChlzaG9wcmFuay92MS9zY29yaW5nLnByb3RvEgtzaG9wcmFuay52MSJVCgtSYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGl0ZW1faWRzGAIgAygJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZXhwbGFpbhgEIAEoCCJ/ChBSZWNvbW1lbmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSCQoBaxgCIAEoBRISCgpyZXF1ZXN0X2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSDwoHZXhwbGFpbhgFIAEoCCKCAQoTU2ltaWxhckl0ZW1zUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEgkKAWsYAiABKAUSDwoHdXNlcl9pZBgDIAEoCRIqCgVydWxlcxgEIAEoCzIbLnNob3ByYW5rLnYxLlJlY29tbWVuZFJ1bGVzEhIKCnJlcXVlc3RfaWQYBSABKAkijwEKH0ZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkSCQoBaxgCIAEoBRIPCgd1c2VyX2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgFIAEoCSJtCg9UcmVuZGluZ1JlcXVlc3QSCQoBaxgBIAEoBRIPCgd1c2VyX2lkGAIgASgJEioKBXJ1bGVzGAMgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgEIAEoCSKXAQoMUmFua1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkinAEKEVJlY29tbWVuZFJlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkinwEKFFNpbWlsYXJJdGVtc1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkiqwEKIEZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkimwEKEFRyZW5kaW5nUmVzcG9uc2USJgoFaXRlbXMYASADKAsyFy5zaG9wcmFuay52MS5TY29yZWRJdGVtEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIQCghkZWdyYWRlZBgEIAEoCBIVCg1leHBlcmltZW50X2lkGAUgASgJEgsKA2FybRgGIAEoCTKwAwoOU2NvcmluZ1NlcnZpY2USOwoEUmFuaxIYLnNob3ByYW5rLnYxLlJhbmtSZXF1ZXN0Ghkuc2hvcHJhbmsudjEuUmFua1Jlc3BvbnNlEkoKCVJlY29tbWVuZBIdLnNob3ByYW5rLnYxLlJlY29tbWVuZFJlcXVlc3QaHi5zaG9wcmFuay52MS5SZWNvbW1lbmRSZXNwb25zZRJTCgxTaW1pbGFySXRlbXMSIC5zaG9wcmFuay52MS5TaW1pbGFySXRlbXNSZXF1ZXN0GiEuc2hvcHJhbmsudjEuU2ltaWxhckl0ZW1zUmVzcG9uc2USdwoYRnJlcXVlbnRseUJvdWdodFRvZ2V0aGVyEiwuc2hvcHJhbmsudjEuRnJlcXVlbnRseUJvdWdodFRvZ2V0aGVyUmVxdWVzdBotLnNob3ByYW5rLnYxLkZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlc3BvbnNlEkcKCFRyZW5kaW5nEhwuc2hvcHJhbmsudjEuVHJlbmRpbmdSZXF1ZXN0Gh0uc2hvcHJhbmsudjEuVHJlbmRpbmdSZXNwb25zZWIGcHJvdG8z", [file_shoprank_v1_common]);
 
 /**
  * Candidates to rank for one shopper.
@@ -278,6 +278,20 @@ export type RankResponse = Message<"shoprank.v1.RankResponse"> & {
    * @generated from field: bool degraded = 4;
    */
   degraded: boolean;
+
+  /**
+   * the running experiment this shopper is in; empty when none
+   *
+   * @generated from field: string experiment_id = 5;
+   */
+  experimentId: string;
+
+  /**
+   * the experiment arm that served this answer; empty when none
+   *
+   * @generated from field: string arm = 6;
+   */
+  arm: string;
 };
 
 /**
@@ -320,6 +334,20 @@ export type RecommendResponse = Message<"shoprank.v1.RecommendResponse"> & {
    * @generated from field: bool degraded = 4;
    */
   degraded: boolean;
+
+  /**
+   * the running experiment this shopper is in; empty when none
+   *
+   * @generated from field: string experiment_id = 5;
+   */
+  experimentId: string;
+
+  /**
+   * the experiment arm that served this answer; empty when none
+   *
+   * @generated from field: string arm = 6;
+   */
+  arm: string;
 };
 
 /**
@@ -362,6 +390,20 @@ export type SimilarItemsResponse = Message<"shoprank.v1.SimilarItemsResponse"> &
    * @generated from field: bool degraded = 4;
    */
   degraded: boolean;
+
+  /**
+   * the running experiment this shopper is in; empty when none
+   *
+   * @generated from field: string experiment_id = 5;
+   */
+  experimentId: string;
+
+  /**
+   * the experiment arm that served this answer; empty when none
+   *
+   * @generated from field: string arm = 6;
+   */
+  arm: string;
 };
 
 /**
@@ -404,6 +446,20 @@ export type FrequentlyBoughtTogetherResponse = Message<"shoprank.v1.FrequentlyBo
    * @generated from field: bool degraded = 4;
    */
   degraded: boolean;
+
+  /**
+   * the running experiment this shopper is in; empty when none
+   *
+   * @generated from field: string experiment_id = 5;
+   */
+  experimentId: string;
+
+  /**
+   * the experiment arm that served this answer; empty when none
+   *
+   * @generated from field: string arm = 6;
+   */
+  arm: string;
 };
 
 /**
@@ -446,6 +502,20 @@ export type TrendingResponse = Message<"shoprank.v1.TrendingResponse"> & {
    * @generated from field: bool degraded = 4;
    */
   degraded: boolean;
+
+  /**
+   * the running experiment this shopper is in; empty when none
+   *
+   * @generated from field: string experiment_id = 5;
+   */
+  experimentId: string;
+
+  /**
+   * the experiment arm that served this answer; empty when none
+   *
+   * @generated from field: string arm = 6;
+   */
+  arm: string;
 };
 
 /**

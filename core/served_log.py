@@ -1,0 +1,65 @@
+"""The scoring service's record of what it served, written off the request path.
+
+A ranking answer hands its served list (and each shadow arm's would-be list) to `ServedRecorder.record`,
+which only appends to a bounded in-memory queue; a thread writes the queue to the log's served-list
+table in batches every `flush_s`. The scoring process opens no other table and reads nothing back:
+ranking still reads only Feast and Triton. When the database is slow the queue fills and lists are
+dropped (counted in shoprank_served_lists_dropped_total): a lost served list costs an attribution,
+never a ranking answer.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable, Sequence
+
+from core.experiments.attribution import ServedList
+
+logger = logging.getLogger(__name__)
+
+
+class ServedRecorder:
+    def __init__(self, write: Callable[[Sequence[ServedList]], None], flush_s: float = 0.2, capacity: int = 50000,
+                 on_drop: Callable[[int], None] = lambda n: None) -> None:
+        self.write = write
+        self.flush_s = flush_s
+        self.on_drop = on_drop
+        self._queue: queue.Queue[ServedList] = queue.Queue(capacity)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="served-recorder", daemon=True)
+        self._thread.start()
+
+    def record(self, served: ServedList) -> None:
+        try:
+            self._queue.put_nowait(served)
+        except queue.Full:
+            self.on_drop(1)
+
+    def flush(self) -> int:
+        """Write whatever is queued now; returns how many lists."""
+        batch: list[ServedList] = []
+        while len(batch) < 5000:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if batch:
+            try:
+                self.write(batch)
+            except Exception:  # noqa: BLE001 - requeued for the next flush (dropped, counted, once the queue is full)
+                logger.exception("writing %d served lists failed", len(batch))
+                for s in batch:
+                    self.record(s)
+                return 0
+        return len(batch)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            while self.flush() >= 5000:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()

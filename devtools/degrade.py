@@ -1,0 +1,42 @@
+"""A deliberately degraded model version, for experiments that must have a loser (the online-experiment
+test and `make bench-online`): a copy of a fusion version whose final layer is negated, so it ranks
+what the original thinks least likely first. Published like any version (temporary name, atomic
+rename), its lineage saying what it is; never built by production code."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from core.domain import Lineage
+from core.model_repository import ModelRepository
+
+
+def publish_degraded(repo: ModelRepository, from_version: int) -> int:
+    """The new version's number: `from_version` with its ranking reversed."""
+    import torch
+
+    from clickmodel.fusion import load_fusion, save_fusion
+
+    if repo.model_name != "fusion_click":
+        raise ValueError(f"degrading is written for the fusion ranker, not {repo.model_name}")
+    source = repo.version_dir(from_version)
+    encoder, ranker = load_fusion(source / "model.pt")
+    last = ranker.mlp[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.weight.neg_()
+        last.bias.neg_()
+
+    def write(folder: Path) -> None:
+        for path in source.iterdir():
+            if path.is_file() and path.name not in ("model.pt", "model.py", "lineage.json"):
+                shutil.copy2(path, folder / path.name)
+        save_fusion(encoder, ranker, folder / "model.pt")
+
+    parent = repo.lineage(from_version)
+    lineage = Lineage(version="", parent_version=str(from_version), created=time.time(), data_from=parent.data_from if parent else 0.0,
+                      data_to=parent.data_to if parent else 0.0, example_count=0, final_loss=0.0, job_id=f"degraded-{from_version}",
+                      seq_to=parent.seq_to if parent else 0, notes={"degraded": f"version {from_version} with its final layer negated"},
+                      gate={"passed": False, "reason": "deliberately degraded (tests and benchmarks)"})
+    return repo.publish(write, lineage, tag=f"degraded-{from_version}")

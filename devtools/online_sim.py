@@ -1,0 +1,90 @@
+"""Plays simulated shoppers (shopdata/simulator.py) against a running deployment through real gRPC:
+each step one shopper asks Recommend, looks at the answer and acts on it; their events go back through
+RecordEvents, most with the answer's request id and some without (left to the impression window).
+The driver remembers what each event truly answered (request, arm, version, position) so attribution
+can be checked exactly, and watches the experiment until it is decided. Used by the online-experiment
+test and `make bench-online`."""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from core.domain import Event
+from devtools.client import SuiteClient
+from shopdata.simulator import SimulatedShoppers
+from shoprank.v1 import model_admin_pb2
+from shoprank_client.enums import experiment_state_of
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Truth:
+    request_id: str
+    experiment_id: str
+    arm: str
+    version: str
+    position: int
+    method: str  # "request" when the event carried the request id, else "window"
+
+
+@dataclass
+class Simulation:
+    steps: int = 0
+    events: int = 0  # interest events sent
+    truth: dict[str, Truth] = field(default_factory=dict)
+    served: dict[str, int] = field(default_factory=dict)  # answers per arm
+    relevance: dict[str, list[float]] = field(default_factory=dict)  # hidden-truth relevance of each answer, per arm
+    sent_at: list[tuple[float, int]] = field(default_factory=list)  # (wall clock, interest events sent so far)
+    looks: list[tuple[int, model_admin_pb2.GetExperimentResponse]] = field(default_factory=list)  # (events sent, the experiment then)
+    final_state: str = "running"
+    decided_after_events: int | None = None
+
+    def events_by(self, wall_clock: float) -> int:
+        """Interest events sent before a moment (the time a decision took, in simulated events)."""
+        sent = 0
+        for at, n in self.sent_at:
+            if at > wall_clock:
+                break
+            sent = n
+        return sent
+
+
+def simulate(client: SuiteClient, shoppers: SimulatedShoppers, experiment_id: str, steps: int, start_ts: float,
+             step_seconds: float = 60.0, k: int = 10, window_share: float = 0.25, look_every: int = 25,
+             stop_when_decided: bool = True, seed: int = 0, progress: Callable[[int, Simulation], None] | None = None) -> Simulation:
+    rng = random.Random(seed)
+    sim = Simulation()
+    for step in range(steps):
+        user = shoppers.next_shopper()
+        answer = client.recommend(user, k=k)
+        items = [i.item_id for i in answer.items]
+        sim.served[answer.arm] = sim.served.get(answer.arm, 0) + 1
+        sim.relevance.setdefault(answer.arm, []).append(shoppers.relevance(user, items, step))
+        events = []
+        ts = start_ts + step * step_seconds
+        for n, reaction in enumerate(shoppers.react(user, items, step)):
+            with_id = rng.random() >= window_share
+            event_id = f"sim-{experiment_id}-{step}-{n}"
+            events.append(Event(event_id, user, reaction.item_id, reaction.event_type, ts + n, answer.request_id if with_id else ""))
+            sim.truth[event_id] = Truth(answer.request_id, answer.experiment_id, answer.arm, answer.model_version, reaction.position,
+                                        "request" if with_id else "window")
+        if events:
+            client.record_events(events)
+            sim.events += len(events)
+        sim.sent_at.append((time.time(), sim.events))
+        sim.steps = step + 1
+        if look_every and (step + 1) % look_every == 0:
+            look = client.admin.GetExperiment(model_admin_pb2.GetExperimentRequest(experiment_id=experiment_id), timeout=60)
+            sim.looks.append((sim.events, look))
+            sim.final_state = experiment_state_of(look.experiment.state)
+            if progress is not None:
+                progress(step + 1, sim)
+            if sim.final_state != "running":
+                sim.decided_after_events = sim.events_by(look.experiment.ended.ToNanoseconds() / 1e9)
+                if stop_when_decided:
+                    break
+    return sim

@@ -1,0 +1,142 @@
+"""Online experiments through real gRPC against real processes (feedback + attributor, scoring,
+tritonserver serving several versions): simulated shoppers with hidden drifting tastes
+(shopdata/simulator.py) meet a good and a deliberately degraded version; attribution must be exact,
+the degraded canary must lose and be rolled back, shadows must never be shown."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from core.model_repository import ModelRepository
+from core.privacy import Pseudonyms
+from core.store import EventLog
+from devtools.degrade import publish_degraded
+from devtools.online_sim import simulate
+from devtools.ports import eventually
+from devtools.suite import deploy
+from shopdata.simulator import SimulatedShoppers
+from shoprank.v1 import experiments_pb2, model_admin_pb2
+
+pytestmark = pytest.mark.integration
+
+ENV = {"RECSYS_MAX_CANDIDATES": "50", "RECSYS_FINE_TUNE_BATCH": "8", "RECSYS_FINE_TUNE_STEPS": "3",
+       "RECSYS_ATTRIBUTION_GRACE_S": "0.5", "RECSYS_EXPERIMENT_CHECK_S": "1"}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, shop):
+    suite = deploy(tmp_path_factory.mktemp("experiments"), shop, ENV, bootstrap_steps=20)
+    settings = suite.settings()
+    repo = ModelRepository(settings.model_repository, "fusion_click")
+    degraded = publish_degraded(repo, 1)
+    client = suite.client()
+    yield suite, client, repo, degraded
+    client.close()
+    suite.stop()
+
+
+def arms(*specs: tuple[str, int, float, bool]) -> list[experiments_pb2.ExperimentArm]:
+    return [experiments_pb2.ExperimentArm(name=n, version=str(v), share=s, shadow=sh) for n, v, s, sh in specs]
+
+
+def create(client, experiment_id: str, arm_list, canary: bool = False, control_arm: str = "", **policy) -> experiments_pb2.Experiment:
+    request = model_admin_pb2.CreateExperimentRequest(experiment_id=experiment_id, arms=arm_list, canary=canary, control_arm=control_arm,
+                                                      policy=experiments_pb2.ExperimentPolicy(**policy))
+    return client.admin.CreateExperiment(request, timeout=180).experiment
+
+
+def get(client, experiment_id: str) -> experiments_pb2.Experiment:
+    return client.admin.GetExperiment(model_admin_pb2.GetExperimentRequest(experiment_id=experiment_id), timeout=60).experiment
+
+
+def test_bad_experiments_get_clear_statuses(deployment):
+    _, client, _, degraded = deployment
+    cases = [
+        (arms(("control", 1, 0.5, False), ("b", 99, 0.5, False)), grpc.StatusCode.INVALID_ARGUMENT, "no published version"),
+        (arms(("control", 1, 0.5, False), ("b", degraded, 0.6, False)), grpc.StatusCode.INVALID_ARGUMENT, "sum to 1.1"),
+        (arms(("control", degraded, 0.5, False), ("b", 1, 0.5, False)), grpc.StatusCode.INVALID_ARGUMENT, "must serve the current version"),
+        (arms(("control", 1, 1.0, False)), grpc.StatusCode.INVALID_ARGUMENT, "2 to 8"),
+    ]
+    for arm_list, code, words in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            create(client, "bad", arm_list, control_arm="control")
+        assert err.value.code() == code and words in err.value.details(), err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        get(client, "no-such-experiment")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_shadow_arm_scores_in_background_and_assignment_is_sticky(deployment, shop):
+    suite, client, repo, degraded = deployment
+    created = create(client, "sticky-shadow", arms(("control", 1, 0.5, False), ("b", 1, 0.5, False), ("shadow", degraded, 0.0, True)))
+    assert created.state == experiments_pb2.EXPERIMENT_STATE_RUNNING and created.control_arm == "control"
+    with pytest.raises(grpc.RpcError) as err:  # one experiment at a time
+        create(client, "second", arms(("control", 1, 0.5, False), ("b", degraded, 0.5, False)))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert create(client, "sticky-shadow", created.arms).experiment_id == "sticky-shadow"  # idempotent by id
+    users = sorted({e.user_id for e in shop.events})
+    seen: dict[str, set[str]] = {}
+    request_ids = []
+    for _ in range(3):
+        for user in users:
+            answer = client.recommend(user, k=5)
+            assert answer.experiment_id == "sticky-shadow" and answer.model_version == "1"  # the shadow is never shown
+            seen.setdefault(user, set()).add(answer.arm)
+            request_ids.append(answer.request_id)
+    assert all(len(a) == 1 for a in seen.values()), seen  # sticky across requests
+    assert {a for s in seen.values() for a in s} == {"control", "b"}
+    # the assignment is a pure function of experiment id and shopper: any replica computes the same
+    from core.experiments.definition import Arm, Experiment
+
+    definition = Experiment("sticky-shadow", (Arm("control", "1", 0.5), Arm("b", "1", 0.5), Arm("shadow", str(degraded), 0, True)), "control")
+    pseudonyms = Pseudonyms.of(suite.settings())
+    assert all(seen[u] == {definition.assign(pseudonyms(u)).name} for u in users)
+    log = EventLog.open(suite.settings().eventlog)
+
+    def shadows_recorded() -> bool:
+        served = log.served.of_experiment("sticky-shadow")
+        return len({s.request_id for s in served if s.shadow and s.version == str(degraded)}) == len(request_ids)
+
+    assert eventually(shadows_recorded, timeout=60), "every request scored by the shadow arm"
+    metrics = {m.arm: m for m in get(client, "sticky-shadow").metrics}
+    assert metrics["shadow"].shadow and metrics["shadow"].requests == len(request_ids)
+    assert metrics["control"].requests + metrics["b"].requests == len(request_ids)
+    ended = client.admin.EndExperiment(model_admin_pb2.EndExperimentRequest(experiment_id="sticky-shadow"), timeout=180).experiment
+    assert ended.state == experiments_pb2.EXPERIMENT_STATE_KEPT_CONTROL and ended.winner_arm == "control"
+    assert repo.served() == ([1], "")
+    answer = client.recommend(users[0], k=5)
+    assert answer.experiment_id == "" and answer.arm == ""
+
+
+def test_degraded_canary_loses_with_exact_attribution_and_is_rolled_back(deployment, shop):
+    suite, client, repo, degraded = deployment
+    create(client, "canary-degraded", arms(("control", 1, 0.5, False), ("candidate", degraded, 0.5, False)), canary=True,
+           metric=experiments_pb2.EXPERIMENT_METRIC_CTR, min_impressions=300, max_impressions=50000)
+    shoppers = SimulatedShoppers(shop, steps=800, seed=5)
+    sim = simulate(client, shoppers, "canary-degraded", steps=800, start_ts=shop.events[-1].timestamp + 3600, look_every=20)
+    assert sim.final_state == "rolled_back", (sim.steps, sim.events, [m for m in get(client, "canary-degraded").metrics])
+    assert sim.served["control"] > 0 and sim.served["candidate"] > 0
+    # attribution: every event the shoppers sent, to the request, arm, version and position they saw
+    log = EventLog.open(suite.settings().eventlog)
+    ids = list(sim.truth)
+    assert eventually(lambda: len(log.attributions.of_events(ids)) == len(ids), timeout=60), "every simulated event attributed"
+    found = log.attributions.of_events(ids)
+    for event_id, truth in sim.truth.items():
+        a = found[event_id]
+        assert (a.request_id, a.experiment_id, a.arm, a.version, a.position, a.method) == (
+            truth.request_id, truth.experiment_id, truth.arm, truth.version, truth.position, truth.method), event_id
+    assert {t.method for t in sim.truth.values()} == {"request", "window"}
+    # the degraded arm lost on what shoppers did, and the canary was rolled back everywhere
+    final = get(client, "canary-degraded")
+    metrics = {m.arm: m for m in final.metrics}
+    assert metrics["candidate"].ctr_at_k.value < metrics["control"].ctr_at_k.value
+    assert metrics["candidate"].versus_control.verdict == "worse"
+    assert metrics["candidate"].versus_control.always_valid_p < 0.05
+    assert final.state == experiments_pb2.EXPERIMENT_STATE_ROLLED_BACK and "rolled back automatically" in final.decision
+    assert repo.served() == ([1], "")
+    notes = repo.lineage(degraded).notes["experiments"]
+    assert any(n["experiment_id"] == "canary-degraded" and n["event"] == "rolled_back" for n in notes)
+    versions = {v.version: v for v in client.admin.ListVersions(model_admin_pb2.ListVersionsRequest(), timeout=30).versions}
+    assert eventually(lambda: {v.version for v in client.admin.ListVersions(model_admin_pb2.ListVersionsRequest(), timeout=30).versions
+                               if v.serving} == {"1"}, timeout=60), "Triton serves version 1 alone"
+    assert str(degraded) in versions
