@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import requests
 
 from core.model_repository import ModelRepository
 from core.privacy import Pseudonyms
@@ -20,7 +21,9 @@ from shoprank.v1 import experiments_pb2, model_admin_pb2
 pytestmark = pytest.mark.integration
 
 ENV = {"RECSYS_MAX_CANDIDATES": "50", "RECSYS_FINE_TUNE_BATCH": "8", "RECSYS_FINE_TUNE_STEPS": "3",
-       "RECSYS_ATTRIBUTION_GRACE_S": "0.5", "RECSYS_EXPERIMENT_CHECK_S": "1"}
+       "RECSYS_ATTRIBUTION_GRACE_S": "0.5", "RECSYS_EXPERIMENT_CHECK_S": "1",
+       # gated fine-tunes start as canaries on 10% of shoppers (a tolerant gate: the test is about what follows it)
+       "RECSYS_CANARY_SHARE": "0.1", "RECSYS_GATE_NDCG_TOLERANCE": "1.0"}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +104,12 @@ def test_shadow_arm_scores_in_background_and_assignment_is_sticky(deployment, sh
     metrics = {m.arm: m for m in get(client, "sticky-shadow").metrics}
     assert metrics["shadow"].shadow and metrics["shadow"].requests == len(request_ids)
     assert metrics["control"].requests + metrics["b"].requests == len(request_ids)
+    # Prometheus: answers per arm from scoring, online metrics per arm from the feedback service
+    scoring_metrics = requests.get(suite.metrics_url("scoring"), timeout=10).text
+    assert 'shoprank_experiment_answers_total{arm="b",experiment="sticky-shadow",version="1"}' in scoring_metrics
+    feedback_metrics = requests.get(suite.metrics_url("feedback"), timeout=10).text
+    assert 'shoprank_experiment_events{arm="shadow",experiment="sticky-shadow",kind="requests",version="' in feedback_metrics
+    assert 'metric="ctr"' in feedback_metrics and "shoprank_experiment_always_valid_p" in feedback_metrics
     ended = client.admin.EndExperiment(model_admin_pb2.EndExperimentRequest(experiment_id="sticky-shadow"), timeout=180).experiment
     assert ended.state == experiments_pb2.EXPERIMENT_STATE_KEPT_CONTROL and ended.winner_arm == "control"
     assert repo.served() == ([1], "")
@@ -140,3 +149,19 @@ def test_degraded_canary_loses_with_exact_attribution_and_is_rolled_back(deploym
     assert eventually(lambda: {v.version for v in client.admin.ListVersions(model_admin_pb2.ListVersionsRequest(), timeout=30).versions
                                if v.serving} == {"1"}, timeout=60), "Triton serves version 1 alone"
     assert str(degraded) in versions
+
+
+def test_a_gated_fine_tune_starts_as_a_canary(deployment):
+    suite, client, repo, degraded = deployment
+    job = client.trigger(job_id="ft-canary", max_steps=3)
+    state = eventually(lambda: (s := client.job(job.job_id).state) in (model_admin_pb2.JOB_STATE_SUCCEEDED, model_admin_pb2.JOB_STATE_REJECTED,
+                                                                        model_admin_pb2.JOB_STATE_FAILED) and s, timeout=300, interval=2.0)
+    assert state == model_admin_pb2.JOB_STATE_SUCCEEDED, client.job(job.job_id)
+    version = client.job(job.job_id).new_version
+    listed = client.admin.ListExperiments(model_admin_pb2.ListExperimentsRequest(), timeout=30).experiments
+    canary = next(e for e in listed if e.experiment_id == f"canary-v{version}")
+    assert canary.canary and canary.state == experiments_pb2.EXPERIMENT_STATE_RUNNING
+    assert {(a.name, a.version, round(a.share, 3)) for a in canary.arms} == {("control", "1", 0.9), ("candidate", version, 0.1)}
+    assert repo.served()[0] == [1, int(version)]  # Triton serves both; the control is the primary
+    assert any(n["event"] == "started" for n in repo.lineage(int(version)).notes["experiments"])
+    client.admin.EndExperiment(model_admin_pb2.EndExperimentRequest(experiment_id=canary.experiment_id), timeout=180)
