@@ -47,19 +47,37 @@ class ServedRecorder:
         if batch:
             try:
                 self.write(batch)
-            except Exception:  # noqa: BLE001 - requeued for the next flush (dropped, counted, once the queue is full)
-                logger.exception("writing %d served lists failed", len(batch))
+            except Exception as exc:  # noqa: BLE001 - requeued for the next flush (dropped, counted, once the queue is full)
+                logger.warning("writing %d served lists failed (retrying): %s", len(batch), exc)
                 for s in batch:
                     self.record(s)
-                return 0
+                return -1
         return len(batch)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.flush_s):
-            while self.flush() >= 5000:
-                pass
+        wait = self.flush_s
+        while not self._stop.wait(wait):
+            written = self.flush()
+            while written >= 5000:
+                written = self.flush()
+            wait = min(wait * 2, 10.0) if written < 0 else self.flush_s  # a database that is down is retried slowly
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         self.flush()
+
+
+def log_writer(url: str) -> Callable[[Sequence[ServedList]], None]:
+    """Appends to the served-list table of the log at `url`, opened on first use (a scoring process
+    whose log is unreachable still ranks; its lists wait in the queue)."""
+    store = []
+
+    def write(lists: Sequence[ServedList]) -> None:
+        if not store:
+            from core.store import ServedStore, open_engine
+
+            store.append(ServedStore(open_engine(url)))
+        store[0].append(lists)
+
+    return write

@@ -7,7 +7,10 @@ in front and applies the request's rules (core/rules.py). SimilarItems, Frequent
 Trending read the serving version's neighbour tables or the shop's trending list from Feast, apply the
 same rules, and rank with the model when the request names a shopper. If Triton cannot answer, the
 response keeps the retrieval/request order and says `degraded`.
-This process opens no event log and imports no torch.
+Every answer for a shopper names the experiment arm that served it (core/experiments) and is handed
+to a background recorder (core/served_log.py) that writes it to the log's served-list table for
+attribution: the only table this process touches, written off the request path and never read. It
+imports no torch.
 """
 from __future__ import annotations
 
@@ -358,9 +361,9 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     if settings.record_served:
         import atexit
 
-        from core.store import ServedStore, open_engine
+        from core.served_log import log_writer
 
-        recorder = ServedRecorder(ServedStore(open_engine(settings.eventlog)).append, on_drop=SERVED_LISTS_DROPPED.inc)
+        recorder = ServedRecorder(log_writer(settings.eventlog), on_drop=SERVED_LISTS_DROPPED.inc)
         atexit.register(recorder.close)  # the last lists reach the log at a graceful stop
     servicer = ScoringServicer(settings, CachedFeatures(store, settings.feature_cache_s), triton, ranker, Pseudonyms.of(settings), recorder)
     server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,

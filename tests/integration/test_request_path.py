@@ -1,5 +1,6 @@
 """The request path reads only Feast and Triton: a second scoring service whose event-log URL points
-at a database that cannot be opened answers Rank and Recommend exactly like the suite's own."""
+at a database that cannot be opened answers Rank and Recommend exactly like the suite's own (its
+served-list recorder, which writes off the request path, just keeps retrying)."""
 from __future__ import annotations
 
 import subprocess
