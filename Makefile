@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item
+.PHONY: demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo

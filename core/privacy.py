@@ -98,6 +98,10 @@ def purge_older_than(log: EventLog, days: float, sync: "FeatureSync | None" = No
     returns (events removed, shoppers refreshed)."""
     before = (time.time() if now is None else now) - days * 86400.0
     removed, users = log.events.delete_older_than(before)
+    # what was served and attributed is history too (by wall clock: when it was served or arrived)
+    wall_before = time.time() - days * 86400.0
+    log.served.delete_older_than(wall_before)
+    log.attributions.delete_older_than(wall_before)
     if sync is not None and removed:
         sync.users(users)
         sync.refresh_all()

@@ -28,6 +28,9 @@ The suite is up, TLS and API keys on every port. Try (from the repository root; 
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"job_id": "JOB_ID_FROM_ABOVE"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/GetJob
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListVersions
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"version": "1"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/Rollback
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"experiment_id": "ab-1", "arms": [{{"name": "control", "version": "1", "share": 0.5}}, {{"name": "candidate", "version": "2", "share": 0.5}}]}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/CreateExperiment
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"experiment_id": "ab-1"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/GetExperiment
+  .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"experiment_id": "ab-1", "promote_arm": "candidate"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/EndExperiment
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"user_id": "{user}"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ForgetUser
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"limit": 5}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListAudit
   .venv/bin/grpcurl -cacert $CA -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check

@@ -112,6 +112,11 @@ class ServedStore:
         with self.engine.begin() as conn:
             return int(conn.execute(sa.delete(served_lists_table).where(served_lists_table.c.user_key == user_key)).rowcount)
 
+    def delete_older_than(self, before: float) -> int:
+        """Retention: served lists served before `before` (wall clock)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(served_lists_table).where(served_lists_table.c.served_at < before)).rowcount)
+
 
 def _served(row: sa.Row) -> ServedList:
     items = row.item_ids if isinstance(row.item_ids, list) else json.loads(row.item_ids)
@@ -175,5 +180,10 @@ class AttributionStore:
     def delete_user(self, user_key: str) -> int:
         with self.engine.begin() as conn:
             return int(conn.execute(sa.delete(attributions_table).where(attributions_table.c.user_key == user_key)).rowcount)
+
+    def delete_older_than(self, before: float) -> int:
+        """Retention: attributions of events received before `before` (wall clock)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(attributions_table).where(attributions_table.c.received_at < before)).rowcount)
 
 

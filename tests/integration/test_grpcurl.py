@@ -81,3 +81,20 @@ def test_grpcurl_calls_recommend_with_rules(serving_suite):
     assert len(reply["items"]) == 10 and reply["items"][0]["item_id"] == "SKU2001"
     assert reply["items"][0]["placement"] == "PLACEMENT_PINNED"
     assert {i["item_id"] for i in reply["items"] if i.get("placement") == "PLACEMENT_BOOSTED"} == {"SKU1001", "SKU1002"}
+
+
+def test_grpcurl_experiment_admin(serving_suite):
+    """The README's experiment calls in JSON: a bad definition is INVALID_ARGUMENT with its reason, an
+    unknown experiment NOT_FOUND, the list answers with the admin key only (the suite runs none: this
+    test starts none, so other tests' versions stay as they are)."""
+    feedback = serving_suite.address("feedback")
+    body = json.dumps({"experiment_id": "ab-1", "arms": [{"name": "control", "version": "1", "share": 0.5},
+                                                         {"name": "candidate", "version": "99", "share": 0.5}],
+                       "policy": {"metric": "EXPERIMENT_METRIC_CONVERSION"}})
+    out = call(serving_suite, "-d", body, feedback, "shoprank.v1.ModelAdminService/CreateExperiment", role="admin")
+    assert out.returncode != 0 and "InvalidArgument" in out.stderr and "no published version '99'" in out.stderr
+    out = call(serving_suite, "-d", '{"experiment_id": "nope"}', feedback, "shoprank.v1.ModelAdminService/GetExperiment", role="admin")
+    assert out.returncode != 0 and "NotFound" in out.stderr and "no experiment 'nope'" in out.stderr
+    assert json.loads(run(feedback, "shoprank.v1.ModelAdminService/ListExperiments", suite=serving_suite, role="admin") or "{}") is not None
+    out = call(serving_suite, feedback, "shoprank.v1.ModelAdminService/ListExperiments")  # storefront key
+    assert out.returncode != 0 and "PermissionDenied" in out.stderr
