@@ -164,8 +164,7 @@ class AttributionStore:
         if until is not None:
             q = q.where(c.received_at < until)
         with self.engine.connect() as conn:
-            return [Attribution(r.event_id, r.request_id, r.experiment_id, r.arm, r.version, r.position, r.item_id, r.event_type,
-                                r.method, r.user_key, float(r.received_at), float(r.value)) for r in conn.execute(q)]
+            return [_attribution(r) for r in conn.execute(q)]
 
     def of_events(self, event_ids: Iterable[str]) -> dict[str, Attribution]:
         c = attributions_table.c
@@ -173,8 +172,7 @@ class AttributionStore:
         with self.engine.connect() as conn:
             for chunk in chunks(list(event_ids), 500):
                 for r in conn.execute(sa.select(attributions_table).where(c.event_id.in_(chunk))):
-                    out[r.event_id] = Attribution(r.event_id, r.request_id, r.experiment_id, r.arm, r.version, r.position, r.item_id,
-                                                  r.event_type, r.method, r.user_key, float(r.received_at), float(r.value))
+                    out[r.event_id] = _attribution(r)
         return out
 
     def delete_user(self, user_key: str) -> int:
@@ -187,3 +185,8 @@ class AttributionStore:
             return int(conn.execute(sa.delete(attributions_table).where(attributions_table.c.received_at < before)).rowcount)
 
 
+
+
+def _attribution(r: sa.Row) -> Attribution:
+    return Attribution(r.event_id, r.request_id, r.experiment_id, r.arm, r.version, r.position, r.item_id, r.event_type, r.method,
+                       r.user_key, float(r.received_at), float(r.value))

@@ -23,6 +23,7 @@ def _defined() -> set[str]:
     stand_in = type("Jobs", (), {"states": lambda self: {"PENDING": (1, 2.0)}})()
     names.update(family.name for family in metrics.JobStateCollector(stand_in).collect())
     names.update(family.name for family in metrics.QueueDepthCollector(lambda: {"training": 0}).collect())
+    names.update(family.name for family in metrics.ExperimentCollector(lambda: []).collect())
     return names
 
 
