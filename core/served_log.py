@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from core.experiments.attribution import ServedList
 
@@ -71,7 +71,7 @@ class ServedRecorder:
 def log_writer(url: str) -> Callable[[Sequence[ServedList]], None]:
     """Appends to the served-list table of the log at `url`, opened on first use (a scoring process
     whose log is unreachable still ranks; its lists wait in the queue)."""
-    store = []
+    store: list[Any] = []  # the ServedStore once opened
 
     def write(lists: Sequence[ServedList]) -> None:
         if not store:

@@ -32,7 +32,8 @@ def timeline(control: ExperimentControl, experiment: Experiment, points: int = 2
     attributed = control.log.attributions.of_experiment(experiment.experiment_id)
     if not served:
         return []
-    out, previous = [], {}
+    out: list[Point] = []
+    previous: dict[str, tuple[float, float]] = {}
     for n in range(1, points + 1):
         cut = max(1, len(served) * n // points)
         until = served[cut - 1].served_at
