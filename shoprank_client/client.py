@@ -102,12 +102,14 @@ class Ranking:
     model_version: str  # empty when degraded
     request_id: str  # send it back on the events the answer leads to
     degraded: bool  # the model was unavailable: the order is retrieval's
+    experiment_id: str = ""  # the running experiment the shopper is in ("" when none)
+    arm: str = ""  # its arm that served this answer
 
     @classmethod
     def of(cls, reply: scoring_pb2.RankResponse) -> "Ranking":
         return cls([RankedItem(i.item_id, i.probability, i.rank, PLACEMENTS.get(i.placement, "ranked"), i.score,
                                tuple(Reason(REASONS.get(r.kind, "unknown"), r.attribution, r.text) for r in i.reasons))
-                    for i in reply.items], reply.model_version, reply.request_id, reply.degraded)
+                    for i in reply.items], reply.model_version, reply.request_id, reply.degraded, reply.experiment_id, reply.arm)
 
 
 @dataclass(frozen=True)

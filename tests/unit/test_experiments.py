@@ -215,3 +215,12 @@ def test_served_recorder_never_blocks_and_counts_drops():
     assert len(dropped) == 2
     recorder.close()
     assert [s.request_id for s in written] == ["r0", "r1", "r2"]
+
+
+def test_the_client_reads_the_experiment_arm_of_an_answer():
+    from shoprank.v1 import scoring_pb2
+    from shoprank_client.client import Ranking
+
+    reply = scoring_pb2.RecommendResponse(model_version="2", request_id="r1", experiment_id="exp-1", arm="b")
+    ranking = Ranking.of(scoring_pb2.RankResponse.FromString(reply.SerializeToString()))
+    assert (ranking.experiment_id, ranking.arm, ranking.model_version) == ("exp-1", "b", "2")
