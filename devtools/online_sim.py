@@ -38,8 +38,10 @@ class Simulation:
     truth: dict[str, Truth] = field(default_factory=dict)
     served: dict[str, int] = field(default_factory=dict)  # answers per arm
     relevance: dict[str, list[float]] = field(default_factory=dict)  # hidden-truth relevance of each answer, per arm
+    visits: list[tuple[int, str, float, float]] = field(default_factory=list)  # (simulation clock, arm, relevance, share of shoppers drifted)
     sent_at: list[tuple[float, int]] = field(default_factory=list)  # (wall clock, interest events sent so far)
     looks: list[tuple[int, model_admin_pb2.GetExperimentResponse]] = field(default_factory=list)  # (events sent, the experiment then)
+    latency_ms: list[float] = field(default_factory=list)  # each Recommend as the client saw it
     final_state: str = "running"
     decided_after_events: int | None = None
 
@@ -60,13 +62,17 @@ def simulate(client: SuiteClient, shoppers: SimulatedShoppers, experiment_id: st
     sim = Simulation()
     for step in range(steps):
         user = shoppers.next_shopper()
+        began = time.perf_counter()
         answer = client.recommend(user, k=k)
+        sim.latency_ms.append((time.perf_counter() - began) * 1000)
         items = [i.item_id for i in answer.items]
         sim.served[answer.arm] = sim.served.get(answer.arm, 0) + 1
-        sim.relevance.setdefault(answer.arm, []).append(shoppers.relevance(user, items, step))
+        relevance = shoppers.relevance(user, items)
+        sim.relevance.setdefault(answer.arm, []).append(relevance)
+        sim.visits.append((shoppers.step, answer.arm, relevance, shoppers.drifted()))
         events = []
         ts = start_ts + step * step_seconds
-        for n, reaction in enumerate(shoppers.react(user, items, step)):
+        for n, reaction in enumerate(shoppers.react(user, items)):
             with_id = rng.random() >= window_share
             event_id = f"sim-{experiment_id}-{step}-{n}"
             events.append(Event(event_id, user, reaction.item_id, reaction.event_type, ts + n, answer.request_id if with_id else ""))

@@ -2,18 +2,21 @@
 
 A deployment of the synthetic shop (devtools.suite.deploy: feedback with its attributor, scoring,
 Feast, tritonserver, a Celery worker; version 1 trained on the shop's history) meets simulated
-shoppers with hidden, drifting tastes (shopdata/simulator.py) through real gRPC: each step one shopper
+shoppers with hidden, drifting tastes (shopdata/simulator.py) through real gRPC: each visit one shopper
 asks Recommend, acts on the answer, and the events go back through RecordEvents (a quarter without
-their request id, left to the impression window). Two canaries, each on 20% of shoppers, decided
-automatically by CTR@10 at 95% with the always-valid test:
+their request id, left to the impression window). The shoppers' tastes drift during the first two
+scenarios. Three canaries, each on 20% of shoppers, decided automatically by CTR@10 at 95% with the
+always-valid test:
 
-1. degraded: version 1 with its final layer negated (devtools/degrade.py): it should be rolled back;
-2. fine-tuned: the worker's real fine-tune of version 1 on the simulated behaviour of scenario 1
-   (RECSYS_CANARY_SHARE makes the gated version start as a canary): promoted if not worse.
+1. A/A: an exact copy of version 1 (devtools/degrade.py): it must not be rolled back;
+2. degraded: version 1 with its final layer negated: it should be rolled back;
+3. fine-tuned: the worker's real fine-tune of version 1 on the simulated behaviour so far, drift
+   included (RECSYS_CANARY_SHARE makes the gated version start as a canary): promoted if not worse.
 
 Prints and saves per-arm CTR, conversion, revenue per impression, debiased CTR and NDCG with
-intervals, the decision and the simulated events until it, and the hidden-truth relevance of what each
-arm served: bench/results/online-experiments.{json,md} and a plot per scenario (online-<name>.png).
+intervals, the decision and the simulated events until it, the hidden-truth relevance of what each
+arm served and the client's Recommend latency: bench/results/online-experiments.{json,md}, a report and
+plot per canary (online-<name>.{md,png}) and the hidden relevance over the run (online-relevance.png).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from core.experiments.control import ExperimentControl
 from core.model_repository import ModelRepository
 from core.settings import PROJECT_ROOT
 from core.store import EventLog
-from devtools.degrade import publish_degraded
+from devtools.degrade import publish_copy, publish_degraded
 from devtools.experiment_report import markdown, plot, timeline
 from devtools.online_sim import Simulation, simulate
 from devtools.suite import Suite, deploy
@@ -45,7 +48,7 @@ ENV = {"RECSYS_ATTRIBUTION_GRACE_S": "0.5", "RECSYS_EXPERIMENT_CHECK_S": "2", "R
 
 
 def run_scenario(suite: Suite, control: ExperimentControl, shoppers: SimulatedShoppers, experiment_id: str, steps: int,
-                 start_ts: float, out: Path) -> dict[str, Any]:
+                 start_ts: float, out: Path, visits: list) -> dict[str, Any]:
     client = suite.client()
     started = time.perf_counter()
 
@@ -54,6 +57,7 @@ def run_scenario(suite: Suite, control: ExperimentControl, shoppers: SimulatedSh
             print(f"  {experiment_id}: {step} steps, {sim.events} events, {sim.final_state}", flush=True)
 
     sim = simulate(client, shoppers, experiment_id, steps, start_ts, look_every=20, progress=progress, seed=len(experiment_id))
+    visits.extend((step, f"{experiment_id}:{arm}", relevance, drifted) for step, arm, relevance, drifted in sim.visits)
     seconds = time.perf_counter() - started
     client.close()
     time.sleep(2.0)  # the last events' attribution
@@ -73,7 +77,41 @@ def run_scenario(suite: Suite, control: ExperimentControl, shoppers: SimulatedSh
     return {"experiment": experiment_id, "state": experiment.state, "decision": experiment.decision,
             "decided_after_events": sim.decided_after_events, "decided_after_steps": sim.steps if experiment.state != "running" else None,
             "events_sent": sim.events, "steps": sim.steps, "wall_seconds": round(seconds, 1), "arms": arms,
-            "difference": round(comparison.difference.value, 5), "always_valid_p": comparison.p_equal, "verdict": comparison.verdict}
+            "difference": round(comparison.difference.value, 5), "always_valid_p": comparison.p_equal, "verdict": comparison.verdict,
+            "recommend_ms_p50": round(statistics.median(sim.latency_ms), 1), "recommend_ms_p99": round(sorted(sim.latency_ms)[int(0.99 * (len(sim.latency_ms) - 1))], 1),
+            "drifted_share_at_end": round(shoppers.drifted(), 3)}
+
+
+def start_canary(client: Any, experiment_id: str, candidate: int, serving: int) -> None:
+    client.admin.CreateExperiment(model_admin_pb2.CreateExperimentRequest(
+        experiment_id=experiment_id, canary=True,
+        arms=[experiments_pb2.ExperimentArm(name="control", version=str(serving), share=0.8),
+              experiments_pb2.ExperimentArm(name="candidate", version=str(candidate), share=0.2)],
+        policy=experiments_pb2.ExperimentPolicy(min_impressions=500)), timeout=180)
+
+
+def plot_relevance(visits: list[tuple[int, str, float, float]], path: Path, window: int = 150) -> None:
+    """Rolling mean of the hidden relevance of each arm's answers over the simulation, and the drift."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for arm in dict.fromkeys(a for _, a, _, _ in visits):
+        points = [(step, r) for step, a, r, _ in visits if a == arm]
+        width = max(1, min(window, len(points) // 4))
+        xs = [points[i][0] for i in range(width - 1, len(points))]
+        ys = [statistics.fmean(r for _, r in points[i - width + 1 : i + 1]) for i in range(width - 1, len(points))]
+        ax.plot(xs, ys, label=arm)
+    ax.plot([v[0] for v in visits], [v[3] for v in visits], color="grey", ls=":", label="shoppers whose tastes drifted")
+    ax.set_xlabel("visit (simulation clock)")
+    ax.set_ylabel("share of shown items in current favourites")
+    ax.set_title("hidden relevance of what each arm served (rolling mean)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -96,30 +134,31 @@ def main() -> None:
             log = EventLog.open(settings.eventlog)
             control = ExperimentControl(log, repo, lambda _: None, lambda: None)  # type: ignore[arg-type,return-value]  # reads only
             clock = shop.events[-1].timestamp + 3600
-            # 1. a degraded canary
-            degraded = publish_degraded(repo, 1)
+            visits: list[tuple[int, str, float, float]] = []
+            # the shoppers' tastes drift between 15% and 45% of all planned visits (during scenarios 1 and 2)
+            shoppers = SimulatedShoppers(shop, 3 * args.steps, seed=1, drift_from=0.15, drift_to=0.45)
             client = suite.client()
-            client.admin.CreateExperiment(model_admin_pb2.CreateExperimentRequest(
-                experiment_id="canary-degraded", canary=True,
-                arms=[experiments_pb2.ExperimentArm(name="control", version="1", share=0.8),
-                      experiments_pb2.ExperimentArm(name="candidate", version=str(degraded), share=0.2)],
-                policy=experiments_pb2.ExperimentPolicy(min_impressions=500)), timeout=180)
-            shoppers = SimulatedShoppers(shop, args.steps * 2, seed=1)
-            print("scenario 1: degraded canary", flush=True)
-            results["scenarios"].append(run_scenario(suite, control, shoppers, "canary-degraded", args.steps, clock, args.out))
-            clock += args.steps * 60.0 + 3600
-            # 2. a real fine-tune on what the shoppers did, started as a canary by the worker
-            print("scenario 2: the worker fine-tunes on the simulated behaviour; its gated version starts as a canary", flush=True)
+            for experiment_id, candidate, what in (("canary-aa", publish_copy(repo, 1), "A/A: an exact copy of version 1"),
+                                                   ("canary-degraded", publish_degraded(repo, 1), "version 1 with its final layer negated")):
+                print(f"scenario {experiment_id}: {what}", flush=True)
+                start_canary(client, experiment_id, candidate, repo.serving_version() or 1)
+                results["scenarios"].append({"candidate": what, **run_scenario(suite, control, shoppers, experiment_id, args.steps, clock, args.out, visits)})
+                if (ended := log.experiments.get(experiment_id)) is not None and ended.state == "running":
+                    client.admin.EndExperiment(model_admin_pb2.EndExperimentRequest(experiment_id=experiment_id), timeout=180)
+                clock += args.steps * 60.0 + 3600
+            # a real fine-tune on what the shoppers did, started as a canary by the worker
+            print("scenario 3: the worker fine-tunes on the simulated behaviour; its gated version starts as a canary", flush=True)
             job = client.trigger(job_id="bench-online-ft", max_steps=40)
             while (state := client.job(job.job_id).state) in (model_admin_pb2.JOB_STATE_PENDING, model_admin_pb2.JOB_STATE_RUNNING):
                 time.sleep(2.0)
             final = client.job(job.job_id)
             experiment_id = f"canary-v{final.new_version}"
+            what = "the worker's fine-tune of version 1 on the simulated behaviour (drift included)"
             if state != model_admin_pb2.JOB_STATE_SUCCEEDED or log.experiments.get(experiment_id) is None:
-                results["scenarios"].append({"experiment": experiment_id, "state": "not started", "decision": f"fine-tune {final.message}"})
+                results["scenarios"].append({"experiment": experiment_id, "candidate": what, "state": "not started", "decision": f"fine-tune {final.message}"})
             else:
-                shoppers.rng.seed(2)
-                results["scenarios"].append(run_scenario(suite, control, shoppers, experiment_id, args.steps, clock, args.out))
+                results["scenarios"].append({"candidate": what, **run_scenario(suite, control, shoppers, experiment_id, args.steps, clock, args.out, visits)})
+            plot_relevance(visits, args.out / "online-relevance.png")
             client.close()
         finally:
             suite.stop()
@@ -140,11 +179,14 @@ def summary(results: dict[str, Any]) -> str:
                 return f"{a[name]['value']:.4f} [{a[name]['interval'][0]:.4f}, {a[name]['interval'][1]:.4f}]"
             lines.append(f"| {s['experiment']} | {arm} | {a['version']} | {a['lists']} | {a['impressions']} | {cell('ctr')} | {cell('conversion')} | "
                          f"{a['revenue_per_impression']['value']:.4f} | {a['debiased_ctr']['value']:.4f} | {a['ndcg']['value']:.4f} | {a['hidden_relevance']:.3f} |")
-    lines += ["", "| experiment | decision | simulated events until it | visits until it | events sent | wall s |", "|---|---|---|---|---|---|"]
+    lines += ["", "| experiment | candidate | decision | simulated events until it | visits until it | events sent | shoppers drifted | Recommend p50 / p99 ms | wall s |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for s in results["scenarios"]:
-        lines.append(f"| {s['experiment']} | {s['state']}: {s['decision']} | {s.get('decided_after_events')} | {s.get('decided_after_steps')} | "
-                     f"{s.get('events_sent')} | {s.get('wall_seconds')} |")
-    lines += ["", "Plots: " + ", ".join(f"online-{s['experiment']}.png" for s in results["scenarios"] if "arms" in s) + "."]
+        lines.append(f"| {s['experiment']} | {s.get('candidate', '')} | {s['state']}: {s['decision']} | {s.get('decided_after_events')} | "
+                     f"{s.get('decided_after_steps')} | {s.get('events_sent')} | {s.get('drifted_share_at_end')} | "
+                     f"{s.get('recommend_ms_p50')} / {s.get('recommend_ms_p99')} | {s.get('wall_seconds')} |")
+    lines += ["", "Plots: " + ", ".join(f"online-{s['experiment']}.png" for s in results["scenarios"] if "arms" in s) +
+              ", online-relevance.png (hidden relevance per arm over the run)."]
     return "\n".join(lines) + "\n"
 
 

@@ -3,8 +3,9 @@ hidden, drifting tastes: what the online-experiment test and `make bench-online`
 real services.
 
 Each shopper likes two categories: at the start, the two they interacted with most in the shop's
-history (so a model trained on that history has something to find). Tastes drift: at a random step of
-the simulation each shopper swaps one favourite for a category they never liked. A shopper shown a
+history (so a model trained on that history has something to find). Tastes drift: at a random visit
+between `drift_from` and `drift_to` (fractions of the `steps` visits the simulation plans, counted
+across everything it plays) each shopper swaps one favourite for a category they never liked. A shopper shown a
 ranked list examines position p with probability p ** -EXAMINATION_DECAY (the position bias any
 storefront has), clicks an examined item with probability LIKED_CLICK when its category is a
 favourite and OTHER_CLICK otherwise, puts a clicked item in the cart with CART and buys a carted one
@@ -43,9 +44,10 @@ class Reaction:
 
 
 class SimulatedShoppers:
-    def __init__(self, shop: Shop, steps: int, seed: int = 0) -> None:
+    def __init__(self, shop: Shop, steps: int, seed: int = 0, drift_from: float = 0.25, drift_to: float = 1.0) -> None:
         self.shop = shop
         self.rng = random.Random(seed)
+        self.step = -1  # visits so far (the simulation's clock), advanced by next_shopper
         categories = sorted({t.category for t in shop.items.values() if t.category})
         self.tastes: dict[str, Taste] = {}
         for user in sorted({e.user_id for e in shop.events}):
@@ -54,15 +56,21 @@ class SimulatedShoppers:
             favourites = [c for c, _ in counts.most_common(2)]
             favourites += self.rng.sample([c for c in categories if c not in favourites], 2 - len(favourites))
             drift_to = self.rng.choice([c for c in categories if c not in favourites])
-            self.tastes[user] = Taste(favourites, self.rng.randrange(steps // 4, steps + 1) if steps >= 4 else steps, drift_to)
+            self.tastes[user] = Taste(favourites, self.rng.randint(int(steps * drift_from), max(int(steps * drift_from), int(steps * drift_to))), drift_to)
         self.users = sorted(self.tastes)
 
     def next_shopper(self) -> str:
+        """The shopper of the next visit (the simulation's clock moves on)."""
+        self.step += 1
         return self.rng.choice(self.users)
 
-    def react(self, user_id: str, ranked: list[str], step: int) -> list[Reaction]:
-        """What the shopper does with the list shown at simulation `step` (in the order it happens)."""
-        liked = set(self.tastes[user_id].at(step))
+    def drifted(self) -> float:
+        """Share of shoppers whose tastes have drifted by now."""
+        return sum(t.drift_step <= self.step for t in self.tastes.values()) / max(len(self.tastes), 1)
+
+    def react(self, user_id: str, ranked: list[str]) -> list[Reaction]:
+        """What the shopper does with the list shown at this visit (in the order it happens)."""
+        liked = set(self.tastes[user_id].at(self.step))
         out: list[Reaction] = []
         for position, item_id in enumerate(ranked, start=1):
             if self.rng.random() >= position ** -EXAMINATION_DECAY:
@@ -77,7 +85,7 @@ class SimulatedShoppers:
                     out.append(Reaction(item_id, position, "purchase"))
         return out
 
-    def relevance(self, user_id: str, item_ids: list[str], step: int) -> float:
-        """Share of `item_ids` in the shopper's favourite categories at `step` (the hidden truth)."""
-        liked = set(self.tastes[user_id].at(step))
+    def relevance(self, user_id: str, item_ids: list[str]) -> float:
+        """Share of `item_ids` in the shopper's favourite categories now (the hidden truth)."""
+        liked = set(self.tastes[user_id].at(self.step))
         return sum(self.shop.items[i].category in liked for i in item_ids if i in self.shop.items) / max(len(item_ids), 1)
