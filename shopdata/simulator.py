@@ -55,8 +55,9 @@ class SimulatedShoppers:
                              if e.user_id == user and e.event_type != "impression" and e.item_id in shop.items)
             favourites = [c for c, _ in counts.most_common(2)]
             favourites += self.rng.sample([c for c in categories if c not in favourites], 2 - len(favourites))
-            drift_to = self.rng.choice([c for c in categories if c not in favourites])
-            self.tastes[user] = Taste(favourites, self.rng.randint(int(steps * drift_from), max(int(steps * drift_from), int(steps * drift_to))), drift_to)
+            new_favourite = self.rng.choice([c for c in categories if c not in favourites])
+            first, last = int(steps * drift_from), max(int(steps * drift_from), int(steps * drift_to))
+            self.tastes[user] = Taste(favourites, self.rng.randint(first, last), new_favourite)
         self.users = sorted(self.tastes)
 
     def next_shopper(self) -> str:
