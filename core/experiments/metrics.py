@@ -21,7 +21,7 @@ import numpy as np
 
 from core.experiments.attribution import Attribution, ServedList
 from core.experiments.definition import Experiment
-from core.experiments.stats import Estimate, difference, ratio, verdict
+from core.experiments.stats import Estimate, clustered, difference, verdict
 
 GAIN = {"click": 1, "add_to_cart": 2, "purchase": 3}
 MIN_EXAMINATION = 0.05
@@ -85,8 +85,9 @@ def arm_metrics(experiment: Experiment, served: Sequence[ServedList], attributio
         lists = [s for s in served if s.arm == arm.name and s.shadow == arm.shadow]
         m = ArmMetrics(arm.name, arm.version, arm.shadow)
         per_user: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(7))  # lists, impressions, clicks, converted, revenue, debiased, ndcg
-        for s in lists:
-            row = per_user[s.user_key]
+        per_list = np.zeros((len(lists), 7))
+        for n, s in enumerate(lists):
+            row = per_list[n]
             row[0] += 1
             row[1] += min(k, len(s.item_ids))
             gains = [0.0] * len(s.item_ids)
@@ -112,16 +113,12 @@ def arm_metrics(experiment: Experiment, served: Sequence[ServedList], attributio
                     purchased = True
             row[3] += purchased
             row[6] += ndcg(gains, k)
+            per_user[s.user_key] += row
         m.shoppers, m.requests = len(per_user), len(lists)
-        m.impressions = int(sum(r[1] for r in per_user.values()))
+        m.impressions = int(per_list[:, 1].sum())
         units = np.array(list(per_user.values())) if per_user else np.zeros((0, 7))
-        m.estimates = {
-            "ctr": ratio(units[:, 2], units[:, 1]),
-            "conversion": ratio(units[:, 3], units[:, 0]),
-            "revenue_per_impression": ratio(units[:, 4], units[:, 1]),
-            "debiased_ctr": ratio(units[:, 5], units[:, 1]),
-            "ndcg": ratio(units[:, 6], units[:, 0]),
-        }
+        m.estimates = {name: clustered(units[:, y], units[:, x], per_list[:, y], per_list[:, x]) for name, y, x in (
+            ("ctr", 2, 1), ("conversion", 3, 0), ("revenue_per_impression", 4, 1), ("debiased_ctr", 5, 1), ("ndcg", 6, 0))}
         out.append(m)
     return out
 

@@ -2,7 +2,10 @@
 independent), differences between arms, and an always-valid sequential test.
 
 Ratio metrics (clicks per impression, purchases per list) are means of per-shopper sums; their
-variance comes from the delta method over shoppers. The test is the mixture sequential probability
+variance comes from the delta method over shoppers, and is never taken below the same estimate over
+served lists (`clustered`): with few shoppers in an arm, a plug-in variance over a handful of units
+can come out near zero by chance, and a sequential test fed that would decide on noise. Looks count
+only once each arm has MIN_UNITS shoppers. The test is the mixture sequential probability
 ratio test (Johari, Pekelis, Walsh 2017, "Always valid inference"): with a normal mixing distribution of
 scale tau over the true difference, the likelihood ratio Lambda_n is a martingale under "no
 difference", so p_n = min over looks of 1/Lambda_n is a p-value that holds whenever the operator (or
@@ -44,16 +47,25 @@ def ratio(numerators: np.ndarray, denominators: np.ndarray) -> Estimate:
     return Estimate(float(r), float(max(variance, 0.0)), n)
 
 
+def clustered(unit_y: np.ndarray, unit_x: np.ndarray, list_y: np.ndarray, list_x: np.ndarray) -> Estimate:
+    """The ratio over units (shoppers), its variance at least the one over lists."""
+    by_unit, by_list = ratio(unit_y, unit_x), ratio(list_y, list_x)
+    return Estimate(by_unit.value, max(by_unit.variance, by_list.variance), by_unit.units)
+
+
 def difference(arm: Estimate, control: Estimate) -> Estimate:
     """arm - control; independent samples (disjoint shoppers)."""
     return Estimate(arm.value - control.value, arm.variance + control.variance, min(arm.units, control.units))
+
+
+MIN_UNITS = 10  # shoppers each arm needs before a look counts
 
 
 def msprt_p(diff: Estimate, null: float, tau: float) -> float:
     """1 / Lambda_n of the mixture SPRT of "the true difference is `null`" (normal mixture of scale
     `tau`); the always-valid p-value is the running minimum of this over looks."""
     v = diff.variance
-    if not math.isfinite(v) or diff.units < 2:
+    if not math.isfinite(v) or diff.units < MIN_UNITS:
         return 1.0
     v = max(v, 1e-18)
     t2 = tau * tau

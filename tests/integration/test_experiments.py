@@ -16,6 +16,7 @@ from devtools.online_sim import simulate
 from devtools.ports import eventually
 from devtools.suite import deploy
 from shopdata.simulator import SimulatedShoppers
+from shopdata.synthetic import generate
 from shoprank.v1 import experiments_pb2, model_admin_pb2
 
 pytestmark = pytest.mark.integration
@@ -24,6 +25,13 @@ ENV = {"RECSYS_MAX_CANDIDATES": "50", "RECSYS_FINE_TUNE_BATCH": "8", "RECSYS_FIN
        "RECSYS_ATTRIBUTION_GRACE_S": "0.5", "RECSYS_EXPERIMENT_CHECK_S": "1",
        # gated fine-tunes start as canaries on 10% of shoppers (a tolerant gate: the test is about what follows it)
        "RECSYS_CANARY_SHARE": "0.1", "RECSYS_GATE_NDCG_TOLERANCE": "1.0"}
+
+
+@pytest.fixture(scope="module")
+def shop():
+    """More shoppers than the shared suite's 16: the sequential test counts a look only once each arm
+    has core.experiments.stats.MIN_UNITS shoppers."""
+    return generate(n_users=40, n_days=30, seed=11)
 
 
 @pytest.fixture(scope="module")

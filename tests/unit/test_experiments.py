@@ -224,3 +224,19 @@ def test_the_client_reads_the_experiment_arm_of_an_answer():
     reply = scoring_pb2.RecommendResponse(model_version="2", request_id="r1", experiment_id="exp-1", arm="b")
     ranking = Ranking.of(scoring_pb2.RankResponse.FromString(reply.SerializeToString()))
     assert (ranking.experiment_id, ranking.arm, ranking.model_version) == ("exp-1", "b", "2")
+
+
+def test_few_alike_shoppers_cannot_decide_a_canary():
+    """Twelve shoppers per arm whose click-through happens to be identical: over shoppers the spread is
+    zero, but their lists vary, and that spread is the floor (the A/A canary of bench-online once
+    'decided' on such a zero); with fewer than MIN_UNITS shoppers no look counts at all."""
+    from core.experiments.stats import MIN_UNITS, clustered
+
+    unit_x = np.full(12, 50.0)
+    unit_y = np.full(12, 8.0)  # every shopper 16%
+    list_x = np.full(120, 5.0)
+    list_y = np.array([0, 1, 2, 0, 1] * 24, dtype=float)  # lists of 5 with 0-2 clicks
+    estimate = clustered(unit_y, unit_x, list_y, list_x)
+    assert estimate.value == pytest.approx(0.16) and estimate.variance > 1e-4
+    assert verdict(Estimate(0.0, estimate.variance * 2, 12), 0.16, 0.1, 0.95).verdict == "undecided"
+    assert msprt_p(Estimate(-0.5, 1e-9, MIN_UNITS - 1), 0.0, 0.01) == 1.0
