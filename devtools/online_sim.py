@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from core.domain import Event
-from devtools.client import SuiteClient
+from devtools.client import SuiteClient, event_message
 from shopdata.simulator import SimulatedShoppers
-from shoprank.v1 import model_admin_pb2
+from shoprank.v1 import feedback_pb2, model_admin_pb2
 from shoprank_client.enums import experiment_state_of
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ def simulate(client: SuiteClient, shoppers: SimulatedShoppers, experiment_id: st
             sim.truth[event_id] = Truth(answer.request_id, answer.experiment_id, answer.arm, answer.model_version, reaction.position,
                                         "request" if with_id else "window")
         if events:
-            client.record_events(events)
+            reply = client.feedback.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(e) for e in events]), timeout=60)
+            if reply.rejected:  # e.g. a simulation clock run past now: stop rather than measure nothing
+                raise RuntimeError(f"visit {step}: {len(reply.rejected)} events rejected: {reply.rejected[0].reason}")
             sim.events += len(events)
         sim.sent_at.append((time.time(), sim.events))
         sim.steps = step + 1

@@ -25,6 +25,7 @@ import json
 import statistics
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    shop = generate(n_users=args.users, n_days=60, seed=21)
+    # the history and every simulated visit (at the history's pace) end before now: the feedback service
+    # rejects events stamped in the future
+    probe = generate(n_users=args.users, n_days=60, seed=21)
+    pace = (probe.events[-1].timestamp - probe.events[0].timestamp) / max(len({(e.user_id, e.request_id) for e in probe.events}), 1)
+    days = 60 + (3 * args.steps * pace + 4 * 3600) / 86400 + 2
+    start = datetime.fromtimestamp(time.time() - days * 86400, timezone.utc).date().isoformat()
+    shop = generate(n_users=args.users, n_days=60, seed=21, start=start)
     results: dict[str, Any] = {"machine": machine(), "users": args.users, "policy": "canary 20%, CTR@10, 95%, margin 10%, >=500 impressions per arm",
                                "scenarios": []}
     with tempfile.TemporaryDirectory() as tmp:

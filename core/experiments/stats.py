@@ -65,9 +65,8 @@ def msprt_p(diff: Estimate, null: float, tau: float) -> float:
     """1 / Lambda_n of the mixture SPRT of "the true difference is `null`" (normal mixture of scale
     `tau`); the always-valid p-value is the running minimum of this over looks."""
     v = diff.variance
-    if not math.isfinite(v) or diff.units < MIN_UNITS:
-        return 1.0
-    v = max(v, 1e-18)
+    if not math.isfinite(v) or v <= 0 or tau <= 0 or diff.units < MIN_UNITS:
+        return 1.0  # no spread measured (e.g. nothing attributed yet): no evidence either way
     t2 = tau * tau
     log_lambda = 0.5 * math.log(v / (v + t2)) + t2 * (diff.value - null) ** 2 / (2 * v * (v + t2))
     return float(min(1.0, math.exp(-min(log_lambda, 700.0))))
@@ -85,7 +84,7 @@ def verdict(diff: Estimate, control_value: float, margin: float, confidence: flo
     """The sequential test of one arm against the control on one metric. `previous` holds the running
     minima of the two p-values from earlier looks (1, 1 at the first)."""
     alpha = 1 - confidence
-    scale = abs(control_value) if control_value else max(abs(diff.value), 1e-6)
+    scale = abs(control_value) if control_value else abs(diff.value)
     tau = max(margin, 0.05) * scale  # the effect sizes worth detecting: about the margin
     p_equal = min(previous[0], msprt_p(diff, 0.0, tau))
     delta = margin * scale

@@ -240,3 +240,15 @@ def test_few_alike_shoppers_cannot_decide_a_canary():
     assert estimate.value == pytest.approx(0.16) and estimate.variance > 1e-4
     assert verdict(Estimate(0.0, estimate.variance * 2, 12), 0.16, 0.1, 0.95).verdict == "undecided"
     assert msprt_p(Estimate(-0.5, 1e-9, MIN_UNITS - 1), 0.0, 0.01) == 1.0
+
+
+def test_no_attributed_events_is_no_evidence():
+    """Both arms served but nothing attributed (events lost upstream): the canary must not be promoted
+    on zero spread (bench-online once did, with every event rejected as stamped in the future)."""
+    experiment = ab(0.5, canary=True, min_impressions=10)
+    lists = [ServedList(f"r{u}", f"u{u}", 1.0, experiment.assign(f"u{u}").version, tuple(f"i{p}" for p in range(10)), "exp-1",
+                        experiment.assign(f"u{u}").name) for u in range(200)]
+    metrics = arm_metrics(experiment, lists, [])
+    comparison = compare(experiment, metrics, {})["b"]
+    assert (comparison.p_equal, comparison.p_inferior, comparison.verdict) == (1.0, 1.0, "undecided")
+    assert canary_decision(Measured(experiment, metrics, {"b": comparison})) is None
