@@ -4,17 +4,22 @@ tritonserver serving several versions): simulated shoppers with hidden drifting 
 the degraded canary must lose and be rolled back, shadows must never be shown."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import grpc
 import pytest
 import requests
 
 from core.model_repository import ModelRepository
 from core.privacy import Pseudonyms
+from core.settings import PROJECT_ROOT
 from core.store import EventLog
+from devtools.client import SuiteClient
 from devtools.degrade import publish_degraded
 from devtools.online_sim import simulate
-from devtools.ports import eventually
-from devtools.suite import deploy
+from devtools.ports import eventually, free_port, wait_until
+from devtools.suite import deploy, grpc_serving
 from shopdata.simulator import SimulatedShoppers
 from shopdata.synthetic import generate
 from shoprank.v1 import experiments_pb2, model_admin_pb2
@@ -102,6 +107,22 @@ def test_shadow_arm_scores_in_background_and_assignment_is_sticky(deployment, sh
     definition = Experiment("sticky-shadow", (Arm("control", "1", 0.5), Arm("b", "1", 0.5), Arm("shadow", str(degraded), 0, True)), "control")
     pseudonyms = Pseudonyms.of(suite.settings())
     assert all(seen[u] == {definition.assign(pseudonyms(u)).name} for u in users)
+    # and a second scoring replica (its own process and port) puts every shopper in the same arm
+    port = free_port()
+    log_path = suite.log_dir / "scoring-replica.log"
+    replica = subprocess.Popen([sys.executable, "-m", "services.scoring_service", "--address", f"127.0.0.1:{port}"], env=suite.env(),
+                               cwd=PROJECT_ROOT, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: grpc_serving(f"127.0.0.1:{port}", "shoprank.v1.ScoringService", suite.credentials()), replica, 120,
+                   "a second scoring replica", log_path)
+        other = SuiteClient(suite.address("feedback"), f"127.0.0.1:{port}", credentials=suite.credentials())
+        replies = {u: other.recommend(u, k=5) for u in users}
+        other.close()
+        assert all(replies[u].arm in seen[u] and replies[u].experiment_id == "sticky-shadow" for u in users)
+        request_ids += [r.request_id for r in replies.values()]
+    finally:
+        replica.terminate()
+        replica.wait(30)
     log = EventLog.open(suite.settings().eventlog)
 
     def shadows_recorded() -> bool:
