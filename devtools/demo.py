@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from core.settings import PROJECT_ROOT
 from devtools.suite import Suite
@@ -175,6 +176,7 @@ def run(args: argparse.Namespace) -> dict:
         for v in versions:
             print(f"  v{v.version}: parent {v.parent_version or '-'}, {v.example_count} examples, loss {v.final_loss:.4f}, job {v.job_id}, serving {v.serving}")
         report["versions"] = [{"version": v.version, "parent": v.parent_version, "examples": v.example_count, "serving": v.serving} for v in versions]
+        experiment_demo(client, versions, users, report)
         assert client.profile is not None
         profile = client.profile.GetProfile(profile_pb2.GetProfileRequest(user_id=users[0]), timeout=30)
         print(f"\n  profile of {users[0]}: {profile.event_count} events, {profile.purchase_count} purchases, "
@@ -190,6 +192,38 @@ def run(args: argparse.Namespace) -> dict:
         print(f"  {k:24s} {v:7.1f} s")
     print(f"  all processes stopped; logs and report under {out}")
     return report
+
+
+def experiment_demo(client: Any, versions: Any, users: list[str], report: dict) -> None:
+    """A short online experiment: the serving version against the one before it, half the shoppers
+    each (sticky by shopper), one click on each answer's first item sent back with its request id,
+    attributed to arm, version and position, then ended keeping the control."""
+    from core.domain import Event
+    from shoprank.v1 import experiments_pb2, model_admin_pb2
+
+    serving = [v.version for v in versions if v.serving]
+    others = [v.version for v in versions if not v.serving]
+    if not serving or not others:
+        return
+    step(f"an online experiment: version {serving[0]} (control) against version {others[0]}, half the shoppers each")
+    arms = [experiments_pb2.ExperimentArm(name="control", version=serving[0], share=0.5),
+            experiments_pb2.ExperimentArm(name="previous", version=others[0], share=0.5)]
+    experiment_id = f"demo-{int(time.time())}"
+    client.admin.CreateExperiment(model_admin_pb2.CreateExperimentRequest(experiment_id=experiment_id, arms=arms), timeout=180)
+    clicks = []
+    for u in users[:8]:
+        answer = client.recommend(u, k=5)
+        print(f"  {u}: arm {answer.arm}, version {answer.model_version}, request {answer.request_id[:8]}…")
+        clicks.append(Event(f"{experiment_id}-{u}", u, answer.items[0].item_id, "click", time.time() - 1, answer.request_id))
+    client.record_events(clicks)
+    time.sleep(4.0)  # the attributor looks at events once they are RECSYS_ATTRIBUTION_GRACE_S old
+    got = client.admin.GetExperiment(model_admin_pb2.GetExperimentRequest(experiment_id=experiment_id), timeout=60).experiment
+    for m in got.metrics:
+        print(f"  arm {m.arm} (v{m.version}): {m.requests} lists, {m.impressions} impressions, {m.clicks} clicks attributed, "
+              f"CTR@10 {m.ctr_at_k.value:.3f}")
+    client.admin.EndExperiment(model_admin_pb2.EndExperimentRequest(experiment_id=experiment_id), timeout=180)
+    report["experiment"] = {m.arm: {"version": m.version, "lists": m.requests, "clicks": m.clicks} for m in got.metrics}
+    print("  ended, control kept (GetExperiment / EndExperiment / make experiment-report EXPERIMENT=... for more)")
 
 
 def main() -> None:
