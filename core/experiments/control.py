@@ -66,7 +66,8 @@ class ExperimentControl:
         try:
             client.load_and_wait_all(experiment.versions(), self.load_timeout_s)
         except InferenceUnavailable as exc:
-            self.repo.pin(before[0]) if before else None
+            if before:
+                self.repo.pin(before[0])
             self._finish(stored, KEPT_CONTROL, stored.control_arm, f"Triton could not load the arms' versions: {exc}")
             raise Unavailable(f"Triton could not load versions {experiment.versions()} ({exc}); the control keeps serving") from None
         finally:
