@@ -3,7 +3,9 @@ interest events that arrived since its watermark (core/experiments/attribution.p
 `check_s`, takes one look at a running canary (core/experiments/control.py).
 
 Events are looked at once they are `grace_s` old, so the served list their request id names (written
-by the scoring service a moment after it answered) has arrived. Results and the watermark move in one
+by the scoring service a moment after it answered) has arrived; if it still has not (a loaded
+database), attribution stops at that event and tries again next round, for up to `wait_s`, before
+falling back to the impression window. Results and the watermark move in one
 transaction, by event id, so several feedback replicas or a restart never attribute an event twice.
 """
 from __future__ import annotations
@@ -21,33 +23,45 @@ logger = logging.getLogger(__name__)
 
 class Attributor:
     def __init__(self, log: EventLog, control: ExperimentControl | None = None, grace_s: float = 2.0,
-                 window_s: float = WINDOW_S, interval_s: float = 1.0, check_s: float = 10.0) -> None:
+                 window_s: float = WINDOW_S, interval_s: float = 1.0, check_s: float = 10.0, wait_s: float = 30.0) -> None:
         self.log = log
         self.control = control
         self.grace_s = grace_s
         self.window_s = window_s
         self.interval_s = interval_s
         self.check_s = check_s
+        self.wait_s = wait_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.attributed = 0
 
     def run_once(self, now: float | None = None) -> int:
         """Attribute what is due; returns how many events were attributed."""
-        received_before = (time.time() if now is None else now) - self.grace_s
+        now = time.time() if now is None else now
+        received_before = now - self.grace_s
         total = 0
         while True:
             events, mark, watermark = self.log.attributions.pending(received_before)
             if watermark == mark:
                 return total
             by_request = self.log.served.by_request(e.request_id for e, _ in events if e.request_id)
-            oldest = min(received for _, received in events) - self.window_s
-            by_user = self.log.served.of_users({e.user_id for e, _ in events}, oldest)
-            prices = self.log.catalogue.prices(e.item_id for e, _ in events if e.event_type == "purchase")
-            found = attribute_all(events, by_request, by_user, prices, self.window_s)
+            late = next((k for k, (e, received) in enumerate(events)
+                         if e.request_id and e.request_id not in by_request and received > now - self.wait_s), None)
+            if late is not None:  # its served list may still be on its way: stop before it, retry next round
+                events, watermark = events[:late], events[late][0].seq - 1
+                if watermark <= mark and not events:
+                    return total
+            found = []
+            if events:  # (a round of impressions alone only moves the watermark)
+                oldest = min(received for _, received in events) - self.window_s
+                by_user = self.log.served.of_users({e.user_id for e, _ in events}, oldest)
+                prices = self.log.catalogue.prices(e.item_id for e, _ in events if e.event_type == "purchase")
+                found = attribute_all(events, by_request, by_user, prices, self.window_s)
             self.log.attributions.record(found, watermark)
             total += len(found)
             self.attributed += len(found)
+            if late is not None:
+                return total
 
     def check_canaries(self) -> None:
         if self.control is None:

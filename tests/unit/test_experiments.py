@@ -252,3 +252,23 @@ def test_no_attributed_events_is_no_evidence():
     comparison = compare(experiment, metrics, {})["b"]
     assert (comparison.p_equal, comparison.p_inferior, comparison.verdict) == (1.0, 1.0, "undecided")
     assert canary_decision(Measured(experiment, metrics, {"b": comparison})) is None
+
+
+def test_attributor_waits_for_a_late_served_list_and_passes_impressions(tmp_path):
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    log.catalogue.upsert({})
+    log.events.append([Event(f"imp{i}", "u", "a", "impression", 1.0, "r0") for i in range(3)])  # impressions alone
+    attributor = Attributor(log, grace_s=0.0, wait_s=30.0)
+    assert attributor.run_once() == 0
+    assert log.attributions.pending(time.time() + 1)[1] == log.events.newest_seq()  # the watermark passed them
+    # a click whose served list is not written yet holds the watermark (and what follows) back...
+    log.events.append([Event("c1", "u", "a", "click", 2.0, "r1"), Event("c2", "u", "a", "click", 3.0)])
+    assert attributor.run_once() == 0 and not log.attributions.of_events(["c1", "c2"])
+    # ...until it arrives: then both are attributed, c1 by its request id
+    log.served.append([ServedList("r1", "u", time.time() - 1, "1", ("a",), "exp-1", "control")])
+    assert attributor.run_once() == 2
+    assert log.attributions.of_events(["c1"])["c1"].method == "request"
+    # after wait_s without its list, an event falls back to the window
+    log.events.append([Event("c3", "u", "a", "click", 4.0, "r-never")])
+    assert Attributor(log, grace_s=0.0, wait_s=0.0).run_once() == 1
+    assert log.attributions.of_events(["c3"])["c3"].method == "window"
