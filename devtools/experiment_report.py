@@ -125,8 +125,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args()
     settings = load()
-    control = ExperimentControl(EventLog.open(settings.eventlog), ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name),
-                                lambda _: None, lambda: None)  # type: ignore[arg-type,return-value]  # reads only
+    control = ExperimentControl.reader(EventLog.open(settings.eventlog), ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name))
     experiment = control.get(args.experiment_id)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"experiment-{experiment.experiment_id}.md").write_text(markdown(control.measure(experiment, look=False)))

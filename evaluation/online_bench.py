@@ -140,7 +140,7 @@ def main() -> None:
             settings = suite.settings()
             repo = ModelRepository(settings.model_repository, "fusion_click")
             log = EventLog.open(settings.eventlog)
-            control = ExperimentControl(log, repo, lambda _: None, lambda: None)  # type: ignore[arg-type,return-value]  # reads only
+            control = ExperimentControl.reader(log, repo)
             clock = shop.events[-1].timestamp + 3600
             # the shop's clock moves as fast per visit as in its history: denser simulated traffic would
             # swamp the popularity windows the model was trained with (bench-online's first runs at one

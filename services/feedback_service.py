@@ -28,7 +28,6 @@ from core.settings import Settings, load
 from core.store import EventLog
 from core.tasks import TaskSender, celery_client, queue_depths
 from core.triggers import maybe_fine_tune
-from core.triton_client import TritonClickClient
 from rankers import get_ranker
 from services.grpc_server import build_server, serve_until_signalled
 from services.health_watch import start_watching
@@ -179,8 +178,7 @@ def main() -> None:
     if args.metrics_address:
         broker = celery_client(settings)
         log = EventLog.open(settings.eventlog)
-        control = ExperimentControl(log, ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name),
-                                    lambda _: None, lambda: TritonClickClient(settings.triton_grpc_url, 2.0, control.repo.model_name))
+        control = ExperimentControl.reader(log, ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name))
         serve_metrics(args.metrics_address, collectors=(
             JobStateCollector(log.jobs), QueueDepthCollector(lambda: queue_depths(broker)),
             ExperimentCollector(lambda: [control.measure(e, look=False) for e in control.log.experiments.running()])))

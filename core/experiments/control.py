@@ -33,15 +33,31 @@ class Measured:
 
 class ExperimentControl:
     """Experiments of one model: `materialise(version)` pushes a version's online features (the
-    ranker's), `triton` makes a Triton client (closed after use)."""
+    ranker's), `triton` makes a Triton client (closed after use). Without them (`reader`) it only
+    reads and measures."""
 
-    def __init__(self, log: EventLog, repo: ModelRepository, materialise: Callable[[int], None],
-                 triton: Callable[[], TritonClickClient], load_timeout_s: float = 120.0) -> None:
+    def __init__(self, log: EventLog, repo: ModelRepository, materialise: Callable[[int], None] | None = None,
+                 triton: Callable[[], TritonClickClient] | None = None, load_timeout_s: float = 120.0) -> None:
         self.log = log
         self.repo = repo
-        self.materialise = materialise
-        self.triton = triton
+        self._materialise = materialise
+        self._triton = triton
         self.load_timeout_s = load_timeout_s
+
+    @classmethod
+    def reader(cls, log: EventLog, repo: ModelRepository) -> "ExperimentControl":
+        """One that reads and measures experiments (reports, metrics endpoints) and changes nothing."""
+        return cls(log, repo)
+
+    def materialise(self, version: int) -> None:
+        if self._materialise is None:
+            raise RuntimeError("this ExperimentControl only reads")
+        self._materialise(version)
+
+    def triton(self) -> TritonClickClient:
+        if self._triton is None:
+            raise RuntimeError("this ExperimentControl only reads")
+        return self._triton()
 
     def start(self, experiment: Experiment) -> Experiment:
         """Validate, record and serve the experiment (idempotent by id: the same running experiment comes back)."""
