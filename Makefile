@@ -2,7 +2,10 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report
+.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report
+
+targets:                      ## every make target and what it does
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## /\1\t/' | expand -t 26
 
 demo: install                 ## install everything, then run the whole loop on the embedded default
 	$(PY) -m devtools.demo
@@ -20,10 +23,10 @@ lint: install                 ## ruff and mypy as configured in pyproject.toml (
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
-test-unit: install
+test-unit: install             ## unit tests only (seconds to minutes)
 	$(PY) -m pytest -q tests/unit
 
-test-integration: install
+test-integration: install      ## integration tests only (real servers)
 	$(PY) -m pytest -q tests/integration
 
 up: install                   ## keep the suite running on fixed ports for grpcurl (Ctrl-C stops it)
@@ -51,7 +54,7 @@ feast-apply: install          ## `feast apply` with the CLI, against this deploy
 compose-native: install       ## compose.yaml validated, then every service's command run natively (local PostgreSQL/Redis), until Ctrl-C
 	$(PY) -m devtools.compose_native
 
-clean:
+clean:                        ## remove var/ (every default deployment's state) and .venv
 	rm -rf var .venv
 
 bench-quality: install        ## EVAL.md protocol, sampled: SAMPLE=200 DATA=path MONTHS=auto|A..B|A,B (0 = full protocol)
@@ -104,3 +107,10 @@ bench-reliability: install    ## 16 clients + kills of feedback, worker, tritons
 
 bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients, Recommend, 10/100/500 candidates, CPU and memory per process; SECONDS=30 per level, SOAK=600 (s) for the memory soak
 	$(PY) -m evaluation.load_bench --seconds $(or $(SECONDS),30) --soak $(or $(SOAK),600) $(if $(TAG),--tag $(TAG),)
+
+bench-online: install         ## online experiments through simulated shoppers: canary, degraded arm, rollback (~12 min)
+	$(PY) -m evaluation.online_bench
+
+experiment-report: install    ## Markdown + PNG of one experiment from this deployment's logs: EXPERIMENT=id
+	@test -n "$(EXPERIMENT)" || { echo "usage: make experiment-report EXPERIMENT=<experiment id>" >&2; exit 2; }
+	$(PY) -m devtools.experiment_report $(EXPERIMENT) --out bench/results

@@ -45,7 +45,8 @@ class ModelRepository:
         config = self.model_dir / "config.pbtxt"
         template = self.template_dir / "config.pbtxt"
         if template.resolve() == config.resolve():
-            return  # the committed folder itself (the embedded default serves from it)
+            raise ValueError(f"the model repository {self.root} is the committed templates folder; runtime state belongs under the data "
+                             "directory (RECSYS_MODEL_REPOSITORY unset: <RECSYS_DATA_DIR>/triton_models)")
         if not config.exists():
             if not template.exists():
                 raise FileNotFoundError(f"no committed config for {self.model_name} at {template}")
@@ -94,18 +95,30 @@ class ModelRepository:
         logger.info("config now serves version %d (was %s)", version, before)
         return before
 
-    def serve_experiment(self, versions: list[int], experiment_json: str) -> list[int]:
-        """Point the config at several versions (the first primary) with the experiment's definition;
-        returns the versions served before (to restore if Triton cannot load them)."""
+    def write_served(self, versions: list[int], experiment_json: str = "") -> None:
+        """Point the config at `versions` (the first primary) with the experiment's definition ("" for
+        none), atomically. Only core.model_serving calls this where a Triton watches the repository."""
         for version in versions:
             if version not in self.versions():
                 raise FileNotFoundError(f"no version {version} in {self.model_dir}")
         config = self.model_dir / "config.pbtxt"
-        latest = self.latest()
-        before = served_versions(parse_config(config)) or ([latest] if latest is not None else [])
         write_config(config, serve_versions(parse_config(config), versions, experiment_json))
-        logger.info("config now serves versions %s with an experiment (was %s)", versions, before)
-        return before
+        logger.info("config now serves versions %s%s", versions, " with an experiment" if experiment_json else "")
+
+    def config_text(self) -> str | None:
+        """The serving config exactly as it is on disk (None: no config yet)."""
+        config = self.model_dir / "config.pbtxt"
+        return config.read_text() if config.exists() else None
+
+    def restore_config(self, text: str | None) -> None:
+        """Put back a config read with config_text() (atomically; None removes it)."""
+        config = self.model_dir / "config.pbtxt"
+        if text is None:
+            config.unlink(missing_ok=True)
+            return
+        tmp = config.with_name(config.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, config)
 
     def served(self) -> tuple[list[int], str]:
         """The versions the config serves (primary first) and the running experiment's JSON ("" when none)."""

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.ranker_names import RANKERS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "RECSYS_"
 
@@ -35,8 +37,13 @@ class Settings(BaseSettings):
                                       secrets_dir=SETTINGS_FILES_DIR if SETTINGS_FILES_DIR.is_dir() else None)
 
     data_dir: Path = PROJECT_ROOT / "var"
-    model_repository: Path = PROJECT_ROOT / "triton_models"
+    # The Triton model repository: runtime state (versions, the serving config), seeded from the committed
+    # templates in triton_models/, never the templates folder itself. Default <data_dir>/triton_models.
+    model_repository: Path = Field(default_factory=lambda data: Path(data["data_dir"]) / "triton_models")
     triton_grpc_url: str = "127.0.0.1:8001"
+    # Every Triton that serves the model from this repository, comma-separated: putting a version into
+    # service (core/model_serving.py) loads it on each. Empty: the one at triton_grpc_url.
+    triton_load_urls: str = ""
     # Empty means SQLite under data_dir; e.g. postgresql+psycopg://... for a shared log.
     eventlog_url: str = ""
     # Empty means Feast's SQLite online store under data_dir; "redis://host:port/db" selects Redis.
@@ -64,7 +71,7 @@ class Settings(BaseSettings):
     drift_ndcg_drop: float = Field(0.03, ge=0)
     drift_check_lists: int = Field(400, ge=1)  # newest baskets a drift check scores, at most
     drift_min_lists: int = Field(50, ge=1)  # fewer new baskets than this: too little to judge, wait
-    # Which click model ranks: a name in the ranker registry (rankers.RANKERS).
+    # Which click model ranks: a name in the ranker registry (core.ranker_names.RANKERS).
     ranker: str = "fusion"
     # How a cross-encoder fine-tune updates the serving version (clickmodel.continual).
     fine_tune_strategy: Literal["full", "distill", "top-layers", "lora"] = "top-layers"
@@ -148,8 +155,6 @@ class Settings(BaseSettings):
     @field_validator("ranker")
     @classmethod
     def _known_ranker(cls, value: str) -> str:
-        from rankers import RANKERS  # the registry's names only; no model code is imported
-
         if value not in RANKERS:
             raise ValueError(f"unknown ranker {value!r}; choose one of: {', '.join(RANKERS)}")
         return value
@@ -158,6 +163,10 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.resolve()
+
+    @property
+    def triton_load_url_list(self) -> list[str]:
+        return [u.strip() for u in (self.triton_load_urls or self.triton_grpc_url).split(",") if u.strip()]
 
     @property
     def eventlog(self) -> str:

@@ -1,7 +1,7 @@
 """`make up`: the suite on fixed ports for grpcurl, until Ctrl-C.
 
-Uses the default deployment (var/ for data, triton_models/ for versions). On first start it loads the
-synthetic shop (or the Online Retail slice when ../shared/data is present) and exports version 1.
+Uses the default deployment (var/ for data, var/triton_models/ for versions; the committed triton_models/
+holds only templates). On first start it loads the synthetic shop (or the Online Retail slice when ../shared/data is present) and exports version 1.
 """
 from __future__ import annotations
 

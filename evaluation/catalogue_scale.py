@@ -30,8 +30,9 @@ import numpy as np
 
 from core.settings import PROJECT_ROOT
 from evaluation.load_bench import rss_mb
+from evaluation.results import results_dir
 
-RESULTS = PROJECT_ROOT / "bench" / "results"
+RESULTS = results_dir()
 MODEL_PY = PROJECT_ROOT / "triton_models" / "fusion_click" / "model.py"
 WORDS = ("red mug owl lantern floral teapot vintage cake stand paper chain kit heart wicker doormat glass "
          "candle holder retro spot jumbo bag lunch box union jack bunting pink polka set of 6 wooden star").split()

@@ -46,9 +46,10 @@ from clickmodel.metrics import list_ndcg
 from core.domain import INTEREST_EVENTS
 from core.drift import item_divergence, performance_drop
 from core.model_repository import ModelRepository
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from core.store import EventLog
 from evaluation.ranker_data import repeat_then_popular
+from evaluation.results import work_dir
 from evaluation.run import RESULTS, machine
 from rankers import get_ranker
 from rankers.base import TrainingRun
@@ -156,7 +157,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="drift-synthetic")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--work-dir", type=Path, default=PROJECT_ROOT / "var" / "drift-experiment", help="event log and model repositories (emptied first)")
+    parser.add_argument("--work-dir", type=Path, default=work_dir("drift-experiment"), help="event log and model repositories (emptied first)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

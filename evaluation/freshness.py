@@ -16,10 +16,13 @@ import time
 from pathlib import Path
 
 from core.domain import Event
-from core.settings import PROJECT_ROOT
+from devtools.suite import deploy
+from evaluation.results import results_dir
 from shopdata.synthetic import generate
 from shoprank.v1 import profile_pb2
 from shoprank_client.enums import job_state_of
+
+DEPLOYMENT_ENV = {"RECSYS_MAX_CANDIDATES": "50", "RECSYS_FINE_TUNE_BATCH": "8", "RECSYS_FINE_TUNE_STEPS": "3"}
 
 
 def main() -> None:
@@ -27,11 +30,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30, help="single-event batches timed for (a)")
     parser.add_argument("--steps", type=int, default=20, help="fine-tune steps for (b)")
     args = parser.parse_args()
-    from tests.integration.conftest import start_deployment  # the same deployment the tests use
-
     shop = generate(n_users=16, n_days=30, seed=11)
     with tempfile.TemporaryDirectory() as tmp:
-        suite = start_deployment(Path(tmp), shop, {})
+        suite = deploy(Path(tmp), shop, DEPLOYMENT_ENV)  # the deployment the integration tests start
         client = suite.client()
         try:
             acks, visible = [], []
@@ -72,7 +73,7 @@ def main() -> None:
     ranker = Settings().ranker
     report["ranker"] = ranker
     what = f"the {ranker} ranker's fine-tune ({args.steps} steps asked): new data + replay, gate, publish, load"
-    out = PROJECT_ROOT / "bench" / "results"
+    out = results_dir()
     (out / "freshness.json").write_text(json.dumps(report, indent=2))
     md = (f"# Freshness (2-core CPU, embedded default)\n\n"
           f"| measure | value |\n| --- | --- |\n"

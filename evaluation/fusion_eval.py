@@ -39,17 +39,17 @@ from clickmodel.fusion import (
 )
 from clickmodel.signals import Purchase, candidate_signals
 from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, history_from_events, item_text, user_text
-from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import Case, EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
 from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, repeat_then_popular, training_cases
+from evaluation.results import work_dir
 from evaluation.rules_arm import WithRules, parse_rules
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
 
-CACHE = PROJECT_ROOT / "var" / "fusion-cache"
+CACHE = work_dir("fusion-cache")
 
 
 def next_month(month: str) -> str:

@@ -11,9 +11,10 @@ end to end, as a replay of the shop's history:
   own feature sync (core.feature_sync): shopper history and interests and the batch items' popularity
   pushed to a real Feast store after every batch, every item's popularity and the shop's clock and
   popular list refreshed once per replayed day (production refreshes every 30 s of wall time);
-- each case is answered by the scoring service's own code (`ScoringServicer.rank`, in process): the
-  ranker reads the shopper, shop and candidates from Feast, retrieves up to 100 candidates, and one
-  request to the tritonserver scores them with the serving version. Nothing reads the event log per case.
+- each case is answered by the scoring service's own pipeline (ranking.pipeline, in process; the
+  router picks the primary version Triton serves): the ranker reads the shopper, shop and candidates
+  from Feast, retrieves up to 100 candidates, and one request to the tritonserver scores them with the
+  serving version. Nothing reads the event log per case.
 
 Writes bench/results/fusion-served.{json,md,png}. Compare with `make bench-fusion` (the research harness).
 """
@@ -35,18 +36,19 @@ from core.domain import Event, ItemText
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient, apply
 from core.model_repository import ModelRepository
-from core.privacy import Pseudonyms
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from core.store import EventLog
 from core.triton_client import TritonClickClient
 from devtools import triton_launcher
 from evaluation.baselines import History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.protocol import Case, EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
+from evaluation.results import work_dir
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from rankers import get_ranker
 from rankers.base import TrainingRun
-from services.scoring_service import ScoringServicer
+from ranking.pipeline import RankingPipeline
+from ranking.routing import Router
 from shopdata.uci_retail import DEFAULT_PATH
 from workers.publishing import serve, train_and_publish
 
@@ -54,15 +56,16 @@ DAY = 86400.0
 
 
 class ServedFusion:
-    """Ranks each case through the scoring service's code with features replayed into Feast."""
+    """Ranks each case through the scoring service's pipeline with features replayed into Feast."""
 
     name = "fusion (served: Feast + Triton)"
 
-    def __init__(self, ev: EventArrays, events: list[Event], live: EventLog, features: FeatureClient, scoring: ScoringServicer) -> None:
+    def __init__(self, ev: EventArrays, events: list[Event], live: EventLog, features: FeatureClient, pipeline: RankingPipeline) -> None:
         self.ev = ev
         self.events = events
         self.live = live
-        self.scoring = scoring
+        self.pipeline = pipeline
+        self.router = Router(pipeline.triton)
         self.features = features
         self.replayed_until = float("-inf")
         self.sync = FeatureSync(live, features, refresh_s=DAY, timer=lambda: self.replayed_until)
@@ -86,16 +89,15 @@ class ServedFusion:
         self.sync.after_batch({e.user_id for e in batch}, {e.item_id for e in batch})
 
     def score_month(self, cases: list[Case], month: str) -> None:
-        ranker = self.scoring.ranker
-        self.scoring.triton.forget_version()
+        self.pipeline.triton.forget_version()
         for c in tqdm(sorted(cases, key=lambda c: (c.ts, c.user)), desc=f"  {month} served", unit="case", file=sys.stderr, mininterval=5):
             self.replay_until(float(c.ts))
-            version = self.scoring.serving_version()
-            shopper = ranker.shopper(self.features, str(self.ev.user_ids[c.user]), version)
-            candidates = ranker.retrieve(shopper, 100)
+            version = self.router.route("").version  # the primary version (no experiment runs here)
+            shopper = self.pipeline.shopper(str(self.ev.user_ids[c.user]), version)
+            candidates = self.pipeline.ranker.retrieve(shopper, 100)  # EVAL.md: the ranker's 100, no top-up
             if not candidates:
                 continue
-            reply = self.scoring.rank(shopper, candidates, f"case-{c.user}-{c.ts}", version, allow_unknown=True)
+            reply = self.pipeline.rank(shopper, candidates, f"case-{c.user}-{c.ts}", version, allow_unknown=True)
             self.degraded += int(reply.degraded)
             self.candidates += len(reply.items)
             self.ranked_by_case[(c.user, c.ts)] = [self.index[i.item_id] for i in reply.items]
@@ -153,9 +155,9 @@ class Replay:
             self.settings = self.settings.model_copy(update={"triton_grpc_url": self.triton.grpc_url})
             serve(self.settings, self.repo, self.serving, load_in_triton=True)
             client = TritonClickClient(self.triton.grpc_url, 30.0, self.ranker.model_name)
-            # cases are answered through ScoringServicer.rank with the replay's own ids: no pseudonyms needed
-            scoring = ScoringServicer(self.settings, self.features, client, self.ranker, Pseudonyms(b"replay-of-history-key"))
-            self.served = ServedFusion(self.ev, self.events, self.live, self.features, scoring)
+            # cases are answered by the scoring pipeline with the replay's own ids: no pseudonyms needed
+            pipeline = RankingPipeline(self.settings, self.features, client, self.ranker)
+            self.served = ServedFusion(self.ev, self.events, self.live, self.features, pipeline)
             if self.args.frozen:
                 self.served.name = "fusion frozen (served: Feast + Triton)"
         self.served.score_month([c for c in cases if c.month == month], month)
@@ -186,7 +188,7 @@ def main() -> None:
     catalogue = catalogue_text(items)
     events = [Event(f"e{p}", str(ev.user_ids[u]), str(ev.item_ids[i]), "purchase", float(t))
               for p, (u, i, t) in enumerate(zip(ev.user, ev.item, ev.ts))]
-    root = PROJECT_ROOT / "var" / "fusion-served"
+    root = work_dir("fusion-served")
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     settings = Settings(data_dir=root, model_repository=root / "triton_models", ranker="fusion", train_device="cpu")

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.domain import Event
-from core.settings import PROJECT_ROOT
 from evaluation.catalogue_scale import catalogue
+from evaluation.results import results_dir
 from evaluation.run import machine
 from shopdata import Shop
 
-RESULTS = PROJECT_ROOT / "bench" / "results"
+RESULTS = results_dir()
 DAY = 86400.0
 
 

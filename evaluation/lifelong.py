@@ -30,12 +30,13 @@ import torch
 from clickmodel.continual import STRATEGIES
 from clickmodel.training import Event, build_examples
 from core.model_repository import ModelRepository
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from core.store import EventLog, ReplayBuffer
 from evaluation.baselines import CoOccurrence, History, RepeatPopularity
 from evaluation.bert import BertReranker, catalogue_text
 from evaluation.metrics import auc
 from evaluation.protocol import EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
+from evaluation.results import work_dir
 from evaluation.run import RESULTS, evaluate, load_data, machine
 from shopdata.uci_retail import DEFAULT_PATH
 
@@ -79,7 +80,7 @@ def main() -> None:
     history = History(ev)
     eval_months = months[-args.eval_months:]
     cases = sample_cases(build_cases(ev, eval_months), args.sample_per_month or None, args.seed)
-    root = PROJECT_ROOT / "var" / "lifelong"
+    root = work_dir("lifelong")
     shutil.rmtree(root, ignore_errors=True)
     batch = 16
     positives_budget = args.initial_steps * batch // 3

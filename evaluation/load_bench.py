@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from core.settings import PROJECT_ROOT
 from devtools.load import RankReport, rank_load
 from devtools.suite import Suite, deploy
+from evaluation.results import results_dir
 
 logger = logging.getLogger(__name__)
-RESULTS = PROJECT_ROOT / "bench" / "results"
+RESULTS = results_dir()
 BEFORE = {1: (26.1, 36, 67), 4: (23.7, 163, 341), 16: (26.2, 583, 815)}  # issue 11's table: Rank/s, p50, p99 (ms)
 TICKS = os.sysconf("SC_CLK_TCK")
 

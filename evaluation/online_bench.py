@@ -31,18 +31,18 @@ from typing import Any
 
 from core.experiments.control import ExperimentControl
 from core.model_repository import ModelRepository
-from core.settings import PROJECT_ROOT
 from core.store import EventLog
 from devtools.degrade import publish_copy, publish_degraded
 from devtools.experiment_report import markdown, plot, timeline
 from devtools.online_sim import Simulation, simulate
 from devtools.suite import Suite, deploy
+from evaluation.results import results_dir
 from evaluation.run import machine
 from shopdata.simulator import SimulatedShoppers
 from shopdata.synthetic import generate
 from shoprank.v1 import experiments_pb2, model_admin_pb2
 
-RESULTS = PROJECT_ROOT / "bench" / "results"
+RESULTS = results_dir()
 ENV = {"RECSYS_ATTRIBUTION_GRACE_S": "0.5", "RECSYS_EXPERIMENT_CHECK_S": "2", "RECSYS_CANARY_SHARE": "0.2",
        "RECSYS_CANARY_MIN_IMPRESSIONS": "500", "RECSYS_CANARY_MAX_IMPRESSIONS": "20000", "RECSYS_FINE_TUNE_BATCH": "16",
        "RECSYS_MAX_CANDIDATES": "100"}

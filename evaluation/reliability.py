@@ -25,17 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.settings import PROJECT_ROOT
 from core.store import EventLog
 from devtools.fuzz import Fuzzer
 from devtools.load import ingest, rank_load
 from devtools.local_servers import drop_postgres_database, flush_redis_db, fresh_postgres_database, postgres_available, redis_available
 from devtools.suite import Suite, deploy
+from evaluation.results import results_dir
 from shopdata.synthetic import generate
 from shoprank_client.enums import job_state_of
 
 logger = logging.getLogger(__name__)
-RESULTS = PROJECT_ROOT / "bench" / "results"
+RESULTS = results_dir()
 REDIS_DB = 11
 ENV = {"RECSYS_MAX_CANDIDATES": "50", "RECSYS_FINE_TUNE_BATCH": "8", "RECSYS_FINE_TUNE_STEPS": "3"}
 

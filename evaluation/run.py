@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.settings import PROJECT_ROOT
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.metrics import auc, hit_recall_ndcg
 from evaluation.protocol import EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
+from evaluation.results import results_dir, work_dir
 
 logger = logging.getLogger(__name__)
 
-RESULTS = PROJECT_ROOT / "bench" / "results"
+RESULTS = results_dir()
 K = 10
 
 
@@ -124,7 +124,7 @@ def main() -> None:
         from evaluation.bert import BertReranker, train_frozen_model
 
         first_month = month_start_seconds(months[0])
-        out_dir = PROJECT_ROOT / "var" / "eval"
+        out_dir = work_dir("eval")
         print(f"training the click model on purchases before {months[0]} ({args.bert_steps} steps)", file=sys.stderr)
         model_path, train_s = train_frozen_model(ev, items, first_month, out_dir, args.bert_steps, 16, args.seed)
         bert = BertReranker(ev, history, items, model_path, args.bert_candidates, args.bert_max_length, seed=args.seed, cooccurrence=cooccurrence)
@@ -141,7 +141,7 @@ def main() -> None:
             "overall": round(auc([s for _, s in bert.auc_positive], [s for _, s in bert.auc_negative]), 4),
             "months": {m: round(auc([s for mm, s in bert.auc_positive if mm == m], [s for mm, s in bert.auc_negative if mm == m]), 4) for m in months},
         }
-        extra["bert"] = {"model": str(model_path.relative_to(PROJECT_ROOT)), "train_steps": args.bert_steps, "max_length": args.bert_max_length,
+        extra["bert"] = {"model": model_path.name, "train_steps": args.bert_steps, "max_length": args.bert_max_length,
                          "trained_on": f"purchases before {months[0]}-01 (frozen: never updated)"}
         results.append(result)
 

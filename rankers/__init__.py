@@ -1,6 +1,7 @@
 """The ranker registry: one `Ranker` (rankers.base) per click model, found by the name in
 RECSYS_RANKER. Scoring, the fine-tune task, the gate, publishing, rollback and the benchmarks call the
-interface; only this table knows which models exist. A new model is a new folder plus one line here.
+interface; only the table (core.ranker_names.RANKERS) knows which models exist. A new model is a new
+folder plus one line there.
 
 Entries are import paths, resolved on first use (Feast's online-store table works the same way), so
 reading the names costs nothing and a serving process imports only its ranker's serving half.
@@ -11,13 +12,12 @@ import functools
 import importlib
 from typing import TYPE_CHECKING
 
+from core.ranker_names import RANKERS
+
 if TYPE_CHECKING:
     from rankers.base import Ranker
 
-RANKERS: dict[str, str] = {
-    "fusion": "rankers.fusion:FusionRanker",  # two text towers + repeat/popularity/co-purchase signals
-    "cross-encoder": "rankers.cross_encoder:CrossEncoderRanker",  # MiniLM over every (shopper, item) pair
-}
+__all__ = ["RANKERS", "get_ranker", "names", "ranker_for_model"]
 
 
 def names() -> list[str]:

@@ -8,11 +8,12 @@ from typing import TypeVar
 import grpc
 
 from core.domain import Job
-from core.errors import InvalidArgument, NotFound, Unavailable
+from core.errors import InvalidArgument, NotFound
 from core.experiments.control import ExperimentControl
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
 from core.model_repository import ModelRepository
+from core.model_serving import model_serving
 from core.privacy import Pseudonyms, forget
 from core.settings import Settings
 from core.store import EventLog
@@ -54,9 +55,9 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         self.ranker = get_ranker(settings.ranker)
         self.repo = ModelRepository(settings.model_repository, self.ranker.model_name)
         self.sender = sender
+        self.serving = model_serving(settings, self.repo)
         self.experiments = ExperimentAdmin(ExperimentControl(
-            log, self.repo, lambda v: self.ranker.materialise(self.repo.version_dir(v), features, v),
-            lambda: TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, self.ranker.model_name)))
+            log, self.repo, lambda v: self.ranker.materialise(self.repo.version_dir(v), features, v), self.serving))
 
     def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:
         serving: set[str] = set()
@@ -104,17 +105,8 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         # the version's own online features first (they are keyed by version, so this is idempotent and
         # never disturbs the version serving now), then the pin and Triton: all of it switches together
         self.ranker.materialise(self.repo.version_dir(version), self.features, version)
-        previous = self.repo.pin(version)
-        client = TritonClickClient(self.settings.triton_grpc_url, self.settings.triton_timeout_s, self.ranker.model_name)
-        try:
-            client.load_and_wait(version, timeout_s=120.0)
-        except InferenceUnavailable as exc:
-            if previous is not None:
-                self.repo.pin(previous)
-            raise Unavailable(f"Triton could not load version {version} ({exc}); version {previous} still serves") from None
-        finally:
-            client.close()
-        logger.warning("rolled back: version %d serves (was %s)", version, previous)
+        before = self.serving.serve([version])  # ServingFailed (UNAVAILABLE): what served before, experiment included, still serves
+        logger.warning("rolled back: version %d serves (was %s)", version, before.describe())
         for experiment in self.log.experiments.running():  # the pin replaced its versions: it has ended
             self.experiments.control.abandon(experiment, f"ended by Rollback to version {version} ({current_client.get().name})")
         lin = self.repo.lineage(version)

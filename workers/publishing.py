@@ -1,6 +1,6 @@
 """Publishing a trained candidate, for every ranker: write the version folder (temporary name, atomic
-rename), materialise its per-version online features, and, if its gate passed, pin it and have Triton
-load it (the pin goes back if the load fails). Used by the fine-tune task, the bootstrap of version 1
+rename), materialise its per-version online features, and, if its gate passed, serve it through
+core.model_serving (what served before serves again if the load fails). Used by the fine-tune task, the bootstrap of version 1
 and the benchmarks that replay the production path."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Callable
 from core.domain import Lineage
 from core.features import FeatureClient
 from core.model_repository import ModelRepository
+from core.model_serving import model_serving
 from core.settings import Settings
 from core.store import EventLog
-from core.triton_client import TritonClickClient
 from rankers import get_ranker
 from rankers.base import Candidate, Ranker, TrainingRun
 
@@ -54,7 +54,7 @@ def _served_as_canary(settings: Settings, ranker: Ranker, repo: ModelRepository,
         return False
     stage(f"starting version {version} as a canary on {settings.canary_share:.0%} of shoppers")
     control = ExperimentControl(log, repo, lambda v: ranker.materialise(repo.version_dir(v), features, v) if features else None,
-                                lambda: TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, repo.model_name))
+                                model_serving(settings, repo))
     control.start(canary_of(version, serving, settings.canary_share, dict(
         metric=settings.canary_metric, confidence=settings.canary_confidence, margin=settings.canary_margin,
         min_impressions=settings.canary_min_impressions, max_impressions=max(settings.canary_max_impressions, settings.canary_min_impressions))))
@@ -63,21 +63,14 @@ def _served_as_canary(settings: Settings, ranker: Ranker, repo: ModelRepository,
 
 def serve(settings: Settings, repo: ModelRepository, version: int, load_in_triton: bool,
           stage: Callable[[str], None] = lambda _: None) -> None:
-    """Pin `version` as the serving version and have Triton load it; if the load fails, the pin goes
-    back to the version served before (Triton keeps serving it)."""
-    previous = repo.pin(version)
+    """Serve `version` to everyone (core.model_serving: on failure what served before serves again and
+    ServingFailed is raised). Without `load_in_triton` (no Triton watches the repository yet: the
+    bootstrap) only the config is pinned."""
     if not load_in_triton:
+        repo.pin(version)
         return
     stage(f"loading version {version} in Triton")
-    client = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, repo.model_name)
-    try:
-        client.load_and_wait(version)
-    except Exception:
-        if previous is not None:
-            repo.pin(previous)
-        raise
-    finally:
-        client.close()
+    model_serving(settings, repo).serve([version])
 
 
 def train_and_publish(run: TrainingRun, ranker: Ranker, *, features: FeatureClient | None = None,

@@ -16,8 +16,8 @@ from core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailab
 from core.experiments.definition import KEPT_CONTROL, PROMOTED, ROLLED_BACK, RUNNING, Experiment, ExperimentError, validated
 from core.experiments.metrics import ArmMetrics, Comparison, arm_metrics, compare
 from core.model_repository import ModelRepository
+from core.model_serving import ModelServing, ServingFailed
 from core.store import EventLog
-from core.triton_client import InferenceUnavailable, TritonClickClient
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +33,15 @@ class Measured:
 
 class ExperimentControl:
     """Experiments of one model: `materialise(version)` pushes a version's online features (the
-    ranker's), `triton` makes a Triton client (closed after use). Without them (`reader`) it only
-    reads and measures."""
+    ranker's), `serving` puts versions into service (core.model_serving). Without them (`reader`) it
+    only reads and measures."""
 
     def __init__(self, log: EventLog, repo: ModelRepository, materialise: Callable[[int], None] | None = None,
-                 triton: Callable[[], TritonClickClient] | None = None, load_timeout_s: float = 120.0) -> None:
+                 serving: ModelServing | None = None) -> None:
         self.log = log
         self.repo = repo
         self._materialise = materialise
-        self._triton = triton
-        self.load_timeout_s = load_timeout_s
+        self._serving = serving
 
     @classmethod
     def reader(cls, log: EventLog, repo: ModelRepository) -> "ExperimentControl":
@@ -54,10 +53,11 @@ class ExperimentControl:
             raise RuntimeError("this ExperimentControl only reads")
         self._materialise(version)
 
-    def triton(self) -> TritonClickClient:
-        if self._triton is None:
+    @property
+    def serving(self) -> ModelServing:
+        if self._serving is None:
             raise RuntimeError("this ExperimentControl only reads")
-        return self._triton()
+        return self._serving
 
     def start(self, experiment: Experiment) -> Experiment:
         """Validate, record and serve the experiment (idempotent by id: the same running experiment comes back)."""
@@ -77,17 +77,11 @@ class ExperimentControl:
         for version in experiment.versions():
             self.materialise(version)  # per-version features are keyed by version: serving ones are untouched
         stored, _ = self.log.experiments.create(experiment)
-        before = self.repo.serve_experiment(experiment.versions(), stored.to_json())
-        client = self.triton()
         try:
-            client.load_and_wait_all(experiment.versions(), self.load_timeout_s)
-        except InferenceUnavailable as exc:
-            if before:
-                self.repo.pin(before[0])
-            self._finish(stored, KEPT_CONTROL, stored.control_arm, f"Triton could not load the arms' versions: {exc}")
-            raise Unavailable(f"Triton could not load versions {experiment.versions()} ({exc}); the control keeps serving") from None
-        finally:
-            client.close()
+            self.serving.serve(experiment.versions(), stored.to_json())
+        except ServingFailed as exc:
+            self._finish(stored, KEPT_CONTROL, stored.control_arm, f"not started: {exc}")
+            raise
         for arm in stored.arms:
             self.repo.annotate(int(arm.version), LINEAGE_KEY, {"experiment_id": stored.experiment_id, "arm": arm.name, "event": "started",
                                                                "canary": stored.canary, "share": arm.share, "shadow": arm.shadow, "at": stored.created})
@@ -143,16 +137,11 @@ class ExperimentControl:
 
     def _serve_and_finish(self, experiment: Experiment, winner: str, state: str, reason: str) -> Experiment:
         version = int(experiment.arm(winner).version)
-        previous = self.repo.pin(version)
-        client = self.triton()
         try:
-            client.load_and_wait(version, timeout_s=self.load_timeout_s)
-        except InferenceUnavailable as exc:
-            self.repo.serve_experiment(experiment.versions(), experiment.to_json())  # back as it was
-            raise Unavailable(f"Triton could not load version {version} ({exc}); the experiment keeps running") from None
-        finally:
-            client.close()
-        logger.info("experiment %s ended (%s): version %d serves (was %s)", experiment.experiment_id, state, version, previous)
+            self.serving.serve([version])
+        except ServingFailed as exc:
+            raise Unavailable(f"{exc}: experiment {experiment.experiment_id} keeps running") from None
+        logger.info("experiment %s ended (%s): version %d serves", experiment.experiment_id, state, version)
         return self._finish(experiment, state, winner, reason)
 
     def _finish(self, experiment: Experiment, state: str, winner: str, reason: str) -> Experiment:

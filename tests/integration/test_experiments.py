@@ -16,7 +16,7 @@ from core.privacy import Pseudonyms
 from core.settings import PROJECT_ROOT
 from core.store import EventLog
 from devtools.client import SuiteClient
-from devtools.degrade import publish_degraded
+from devtools.degrade import publish_copy, publish_degraded
 from devtools.online_sim import simulate
 from devtools.ports import eventually, free_port, wait_until
 from devtools.suite import deploy, grpc_serving
@@ -194,3 +194,28 @@ def test_a_gated_fine_tune_starts_as_a_canary(deployment):
     assert repo.served()[0] == [1, int(version)]  # Triton serves both; the control is the primary
     assert any(n["event"] == "started" for n in repo.lineage(int(version)).notes["experiments"])
     client.admin.EndExperiment(model_admin_pb2.EndExperimentRequest(experiment_id=canary.experiment_id), timeout=180)
+
+
+def test_a_failed_load_during_an_experiment_leaves_its_arms_served(deployment, shop):
+    """core.model_serving restores the exact snapshot: a Rollback whose version Triton cannot load,
+    while an experiment runs, answers UNAVAILABLE and the experiment's arms (and its definition) stay
+    in the config and in Triton, still answering shoppers."""
+    suite, client, repo, degraded = deployment
+    broken = publish_copy(repo, 1)
+    (repo.version_dir(broken) / "model.pt").write_bytes(b"not a TorchScript file")
+    create(client, "survives-a-failed-load", arms(("control", 1, 0.5, False), ("b", degraded, 0.5, False)))
+    config_before = repo.config_text()
+    with pytest.raises(grpc.RpcError) as err:
+        client.admin.Rollback(model_admin_pb2.RollbackRequest(version=str(broken)), timeout=300)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "still serves" in err.value.details(), err.value.details()
+    assert repo.config_text() == config_before  # the exact snapshot, experiment included
+    assert repo.served()[0] == [1, degraded] and "survives-a-failed-load" in repo.served()[1]
+    assert get(client, "survives-a-failed-load").state == experiments_pb2.EXPERIMENT_STATE_RUNNING
+    listed = lambda: {v.version for v in client.admin.ListVersions(model_admin_pb2.ListVersionsRequest(), timeout=30).versions if v.serving}
+    assert eventually(lambda: {"1", str(degraded)} <= listed(), timeout=60), listed()
+    users = sorted({e.user_id for e in shop.events})
+    answers = [client.recommend(u, k=5) for u in users]
+    assert all(a.experiment_id == "survives-a-failed-load" and not a.degraded for a in answers)
+    assert {a.model_version for a in answers} == {"1", str(degraded)}
+    client.admin.EndExperiment(model_admin_pb2.EndExperimentRequest(experiment_id="survives-a-failed-load"), timeout=180)
+    assert repo.served() == ([1], "")

@@ -13,7 +13,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT, SettingsError, load
 
-PRODUCTION = ("core", "rankers", "services", "workers", "clickmodel", "shopdata", "feature_repo", "devtools", "shoprank_client")
+PRODUCTION = ("core", "ranking", "rankers", "services", "workers", "clickmodel", "shopdata", "feature_repo", "devtools", "shoprank_client")
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
@@ -58,9 +58,29 @@ def test_services_and_workers_do_not_import_each_other():
     for path, found in imports_of("workers").items():
         assert "services" not in found, path
     for path, found in imports_of("core").items():
-        assert not found & {"services", "workers", "devtools", "torch", "clickmodel"}, path
-        # the core knows no model; settings only read the registry's names to validate RECSYS_RANKER
-        assert "rankers" not in found or path == "core/settings.py", path
+        # the core knows no model: settings validate RECSYS_RANKER against core.ranker_names
+        assert not found & {"services", "workers", "devtools", "torch", "clickmodel", "rankers", "ranking"}, path
+    for path, found in imports_of("ranking").items():
+        # plain domain code: no protobuf or gRPC, no torch, no service or worker
+        assert not found & {"services", "workers", "devtools", "torch", "shoprank", "grpc"}, path
+
+
+def test_the_import_graph_has_no_cycle_between_top_level_packages():
+    """core ← ranking/rankers ← services/workers ← devtools: an edge back would be a cycle."""
+    graph = {package: set().union(*imports_of(package).values()) & set(PRODUCTION) - {package} for package in PRODUCTION}
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(package: str, path: list[str]) -> None:
+        seen[package] = 1
+        for nxt in sorted(graph[package]):
+            assert seen.get(nxt) != 1, "import cycle: " + " -> ".join(path + [package, nxt])
+            if nxt not in seen:
+                visit(nxt, path + [package])
+        seen[package] = 2
+
+    for package in PRODUCTION:
+        if package not in seen:
+            visit(package, [])
 
 
 def test_production_never_imports_evaluation_or_tests():
