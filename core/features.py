@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -88,15 +88,33 @@ def version_key(model_name: str, version: int | str) -> str:
     return f"{model_name}:{version}"
 
 
+@runtime_checkable
+class ErasableOnlineStore(Protocol):
+    """What this project needs of an online store beyond Feast's interface: a health check and per-entity
+    delete and count (forgetting a shopper). core.feast_sqlite and core.feast_redis implement it, each
+    chosen by its class path as the config's `type:`."""
+
+    def online_read(self, config: Any, table: Any, entity_keys: list[Any], requested_features: list[str] | None = None) -> list[Any]: ...
+
+    def ping(self, config: Any) -> bool: ...
+
+    def delete_entities(self, config: Any, table: Any, entity_keys: Sequence[Any]) -> int: ...
+
+    def count_entities(self, config: Any, table: Any, entity_keys: Sequence[Any]) -> int: ...
+
+
 def online_store_config(settings: Settings) -> dict[str, Any]:
-    """SQLite under the data dir by default; Redis when RECSYS_FEAST_ONLINE_URL is redis://host:port/db."""
+    """SQLite under the data dir by default; Redis when RECSYS_FEAST_ONLINE_URL is redis://host:port/db.
+    Both are Feast's stores extended with ErasableOnlineStore (core/feast_sqlite.py, core/feast_redis.py)."""
     if settings.feast_online_url.startswith("redis://"):
+        from core.feast_redis import STORE_TYPE as REDIS
+
         url = urlparse(settings.feast_online_url)
         db = (url.path or "/0").lstrip("/") or "0"
-        return {"type": "redis", "connection_string": f"{url.hostname}:{url.port or 6379},db={db}"}
-    from core.feast_sqlite import STORE_TYPE  # Feast's SQLite store, one connection per thread
+        return {"type": REDIS, "connection_string": f"{url.hostname}:{url.port or 6379},db={db}"}
+    from core.feast_sqlite import STORE_TYPE as SQLITE  # Feast's SQLite store, one connection per thread
 
-    return {"type": STORE_TYPE, "path": str(settings.feast_dir / "online_store.db")}
+    return {"type": SQLITE, "path": str(settings.feast_dir / "online_store.db")}
 
 
 def registry_config(settings: Settings) -> Any:
@@ -146,8 +164,16 @@ class FeatureClient:
     """Pushes and online reads; one per process (the store caches its registry)."""
 
     def __init__(self, settings: Settings) -> None:
+        from feast.infra.online_stores.helpers import get_online_store_from_config
+
         self.store = open_store(settings)
-        self._user_view: tuple[Any, Any] | None = None
+        # the online store named by the config's `type:`, for the reads and deletes Feast's API lacks
+        online = get_online_store_from_config(self.store.config.online_store)
+        if not isinstance(online, ErasableOnlineStore):
+            raise ValueError(f"online store type {self.store.config.online_store.type!r} cannot forget a shopper; "
+                             "use core.feast_sqlite.ThreadSafeSqliteOnlineStore or core.feast_redis.ErasableRedisOnlineStore")
+        self.online: ErasableOnlineStore = online
+        self._user_views: tuple[Any, Any] | None = None
 
     # --- writes ---------------------------------------------------------------------------------
     def _push(self, source: str, columns: dict[str, list[Any]]) -> None:
@@ -213,49 +239,31 @@ class FeatureClient:
                                           "segmented_at": [float(segmented_at)]})
 
     # --- erasure --------------------------------------------------------------------------------
-    def _user_rows(self, user_id: str) -> tuple[Any, Any, Any, list[Any]]:
-        """(online store, config, feature view, entity keys) of the shopper's history rows."""
+    def _user_keys(self, user_id: str) -> list[Any]:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
-        keys = [EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=user_id)])]
-        if self._user_view is None:  # the registry lookup costs more than the read; the view's name and keys never change
-            self._user_view = (self.store._get_provider().online_store, self.store.get_feature_view("user_history"))
-        online, view = self._user_view
-        return online, self.store.config, view, keys
+        return [EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=user_id)])]
 
-    @staticmethod
-    def _redis_keys(online: Any, config: Any, keys: list[Any]) -> tuple[Any, list[bytes]]:
-        """Feast's Redis store keeps every feature view of an entity in one hash under this key."""
-        from feast.infra.online_stores.helpers import _redis_key
-
-        return online._get_client(config.online_store), [_redis_key(config.project, k, config.entity_key_serialization_version) for k in keys]
+    def _shopper_views(self) -> tuple[Any, Any]:
+        """The feature views keyed by shopper: history (read per request) and segment."""
+        if self._user_views is None:  # the registry lookup costs more than the read; the views never change
+            self._user_views = (self.store.get_feature_view("user_history"), self.store.get_feature_view("user_segment"))
+        return self._user_views
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the shopper's online rows (history, interests, counts, segment); returns rows (SQLite)
-        or keys (Redis: one hash holds every view of the shopper) removed."""
-        online, config, view, keys = self._user_rows(user_id)
-        if hasattr(online, "delete_entities"):  # core.feast_sqlite
-            segment = self.store.get_feature_view("user_segment")
-            return int(online.delete_entities(config, view, keys)) + int(online.delete_entities(config, segment, keys))
-        client, redis_keys = self._redis_keys(online, config, keys)
-        return int(client.delete(*redis_keys))
+        """Delete the shopper's online rows (history, interests, counts, segment); returns rows removed."""
+        keys = self._user_keys(user_id)
+        return sum(self.online.delete_entities(self.store.config, view, keys) for view in self._shopper_views())
 
     def has_user(self, user_id: str) -> bool:
         """Whether the online store holds any row of the shopper (an erasure check reads it)."""
-        online, config, view, keys = self._user_rows(user_id)
-        if hasattr(online, "count_entities"):
-            segment = self.store.get_feature_view("user_segment")
-            return online.count_entities(config, view, keys) + online.count_entities(config, segment, keys) > 0
-        client, redis_keys = self._redis_keys(online, config, keys)
-        return bool(client.exists(*redis_keys))
+        keys = self._user_keys(user_id)
+        return sum(self.online.count_entities(self.store.config, view, keys) for view in self._shopper_views()) > 0
 
     def reachable(self) -> bool:
         """Whether the online store answers now (a health check: Redis PING, or a query on SQLite)."""
-        online, config = self.store._get_provider().online_store, self.store.config
-        if hasattr(online, "ping"):  # core.feast_sqlite
-            return bool(online.ping(config))
-        return bool(online._get_client(config.online_store).ping())
+        return self.online.ping(self.store.config)
 
     # --- reads ----------------------------------------------------------------------------------
     def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:
@@ -285,8 +293,8 @@ class FeatureClient:
         assembly, which costs more than the read itself."""
         from feast.type_map import feast_value_type_to_python_type
 
-        online, config, view, keys = self._user_rows(user_id)
-        ((_, values),) = online.online_read(config, view, keys, [f.split(":", 1)[1] for f in USER_FEATURES])
+        history, _ = self._shopper_views()
+        ((_, values),) = self.online.online_read(self.store.config, history, self._user_keys(user_id), [f.split(":", 1)[1] for f in USER_FEATURES])
         if not values:
             return None
         data = {name: feast_value_type_to_python_type(v) for name, v in values.items()}

@@ -33,8 +33,16 @@ fi
 
 [ -x .venv/bin/python ] || $PY -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# torch==2.13.0 first, so nothing later pulls a multi-GB CUDA build in its place.
-.venv/bin/python -m pip install -q torch==2.13.0
+# torch==2.13.0 first, so nothing later pulls a multi-GB CUDA build in its place: a build already on this
+# machine (TORCH_WHEEL=path, or pip's configured find-links/wheelhouse) when there is one, else the CPU
+# index. A GPU machine installs its CUDA build on purpose (README: GPUs), never by accident here.
+if [ -n "${TORCH_WHEEL:-}" ]; then
+  .venv/bin/python -m pip install -q "$TORCH_WHEEL"
+elif .venv/bin/python -m pip install -q --no-index --no-deps torch==2.13.0 2>/dev/null; then
+  .venv/bin/python -m pip install -q torch==2.13.0  # its dependencies, from the usual index
+else
+  .venv/bin/python -m pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
+fi
 .venv/bin/python -m pip install -q -e '.[dev]'
 # Only the tritonserver binary is used; the wheel pins numpy<2 while Feast needs numpy>=2.
 .venv/bin/python -m pip install -q --no-deps nvidia-pytriton==0.7.0

@@ -35,7 +35,7 @@ def test_yaml_and_code_agree_on_the_default_online_store(tmp_path):
 
 def test_redis_online_store_is_selected_by_url(tmp_path):
     config = online_store_config(Settings(data_dir=tmp_path, feast_online_url="redis://10.0.0.5:6380/3"))
-    assert config == {"type": "redis", "connection_string": "10.0.0.5:6380,db=3"}
+    assert config == {"type": "core.feast_redis.ErasableRedisOnlineStore", "connection_string": "10.0.0.5:6380,db=3"}
 
 
 def test_the_cli_reads_the_config_the_services_build(tmp_path, monkeypatch):

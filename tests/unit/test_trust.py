@@ -183,3 +183,35 @@ def test_retention_deletes_old_events_only(tmp_path):
     log.events.append([Event("old", "u", "a", "purchase", now - 40 * 86400), Event("new", "u", "a", "purchase", now - 86400)])
     assert purge_older_than(log, 30, now=now) == (1, 1)
     assert [e.event_id for e in log.events.read()] == ["new"]
+
+
+@pytest.mark.redis
+def test_forget_on_the_redis_online_store_removes_only_that_shopper(tmp_path):
+    """The Redis store (core.feast_redis, chosen by the config's type) forgets through the same interface."""
+    from devtools.local_servers import flush_redis_db, redis_available
+
+    if not redis_available():
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    flush_redis_db(REDIS_FORGET_DB)
+    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models", feast_online_url=f"redis://127.0.0.1:6379/{REDIS_FORGET_DB}")
+    try:
+        apply(settings)
+        features = FeatureClient(settings)
+        assert type(features.online).__name__ == "ErasableRedisOnlineStore" and features.reachable()
+        log = EventLog.open(settings.eventlog)
+        log.catalogue.upsert({"a": ItemText("item a")})
+        features.push_items({"a": ItemText("item a")})
+        now = time.time()
+        log.events.append([Event("r1", "shopper-1", "a", "purchase", now - 5), Event("r2", "shopper-2", "a", "click", now - 3)])
+        FeatureSync(log, features).after_batch({"shopper-1", "shopper-2"}, {"a"})
+        assert features.has_user("shopper-1") and features.get_user("shopper-1") is not None
+
+        assert features.forget_user("shopper-1") >= 1
+        assert not features.has_user("shopper-1") and features.get_user("shopper-1") is None
+        assert features.has_user("shopper-2") and features.get_items(["a"])["a"].text.title == "item a"
+        assert features.forget_user("shopper-1") == 0  # idempotent
+    finally:
+        flush_redis_db(REDIS_FORGET_DB)
+
+
+REDIS_FORGET_DB = 11
