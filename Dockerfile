@@ -28,7 +28,8 @@ COPY core/ core/
 COPY services/ services/
 COPY workers/ workers/
 COPY rankers/ rankers/
-COPY clickmodel/ clickmodel/
+COPY shoptext/ shoptext/
+COPY ranking/ ranking/
 COPY shopdata/ shopdata/
 COPY feature_repo/ feature_repo/
 COPY shoprank_client/ shoprank_client/

@@ -46,11 +46,11 @@ def log(msg: str) -> None:
 
 def build_version(folder: Path, device: str, pretrained: bool, items: int, seed: int = 0) -> dict:
     """model.pt, model.py and item_embeddings.pt (random item token ids) in `folder`; returns the item rows."""
-    from clickmodel.fusion import FusionRanker, TextEncoder, save_fusion
+    from rankers.fusion.network import FusionRanker, TextEncoder, save_fusion
 
     torch.manual_seed(seed)
     if pretrained:
-        from clickmodel.fusion import build_text_encoder
+        from rankers.fusion.network import build_text_encoder
 
         encoder = build_text_encoder()
     else:
@@ -91,7 +91,7 @@ def padded(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_requests(rows: list[np.ndarray], candidates: int, count: int, seed: int = 1) -> list[dict[str, np.ndarray]]:
-    from clickmodel.signals import SIGNAL_COUNT
+    from rankers.fusion.signals import SIGNAL_COUNT
 
     rng = np.random.default_rng(seed)
     shoppers = [np.concatenate([[101], rng.integers(1000, 30000, size=60), [102]]).astype(np.int64) for _ in range(8)]
@@ -118,7 +118,7 @@ def sync(device: str) -> None:
 
 
 def bare_torchscript(folder: Path, device: str, dtype: torch.dtype, candidates: int, seconds: float) -> float:
-    from clickmodel.signals import SIGNAL_COUNT
+    from rankers.fusion.signals import SIGNAL_COUNT
 
     model = torch.jit.load(str(folder / "model.pt"), map_location=device).eval().to(dtype)
     table = torch.load(folder / "item_embeddings.pt")["vectors"].to(device, dtype)

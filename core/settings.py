@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     drift_min_lists: int = Field(50, ge=1)  # fewer new baskets than this: too little to judge, wait
     # Which click model ranks: a name in the ranker registry (core.ranker_names.RANKERS).
     ranker: str = "fusion"
-    # How a cross-encoder fine-tune updates the serving version (clickmodel.continual).
+    # How a cross-encoder fine-tune updates the serving version (rankers.cross_encoder.continual).
     fine_tune_strategy: Literal["full", "distill", "top-layers", "lora"] = "top-layers"
     # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
     train_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clickmodel.text import ItemText
 from core.domain import Event
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2, model_admin_pb2_grpc, profile_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from shoprank_client.channel import open_channel as shoprank_channel
 from shoprank_client.enums import event_type_enum
+from shoptext.text import ItemText
 
 if TYPE_CHECKING:
     from core.settings import Settings

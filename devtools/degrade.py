@@ -36,7 +36,7 @@ def publish_degraded(repo: ModelRepository, from_version: int) -> int:
     """The new version's number: `from_version` with its ranking reversed."""
     import torch
 
-    from clickmodel.fusion import load_fusion, save_fusion
+    from rankers.fusion.network import load_fusion, save_fusion
 
     if repo.model_name != "fusion_click":
         raise ValueError(f"degrading is written for the fusion ranker, not {repo.model_name}")

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clickmodel.text import ItemText, history_from_events, item_text, user_text
-from clickmodel.tokenizer import encode_pairs
 from core.domain import Event
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.protocol import Case, EventArrays
+from shoptext.text import ItemText, history_from_events, item_text, user_text
+from shoptext.tokenizer import encode_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +22,10 @@ logger = logging.getLogger(__name__)
 def train_frozen_model(ev: EventArrays, items: pd.DataFrame, until_ts: int, out_dir: Path, steps: int, batch_size: int, seed: int = 0) -> tuple[Path, float]:
     """Version 1 as the worker makes it (pretrained MiniLM + click head, fine-tuned on the newest
     purchases before `until_ts`), published into a model repository under `out_dir`."""
-    from clickmodel.training import build_examples
     from core.model_repository import ModelRepository
     from core.settings import Settings
     from rankers import get_ranker
+    from rankers.cross_encoder.fine_tune import build_examples
     from rankers.cross_encoder.training import train_candidate
     from workers.publishing import publish
 

@@ -55,8 +55,6 @@ def timed(fn) -> tuple[Any, float]:
 def one_size(n: int, root: Path) -> dict[str, Any]:
     import torch
 
-    from clickmodel.text import ITEM_TEXT_LENGTH, item_text
-    from clickmodel.tokenizer import encode_catalogue_texts
     from core.domain import Event
     from core.feature_cache import CachedFeatures
     from core.feature_sync import FeatureSync
@@ -65,6 +63,8 @@ def one_size(n: int, root: Path) -> dict[str, Any]:
     from core.store import EventLog
     from devtools.python_backend import load_model
     from rankers.fusion import model_inputs
+    from shoptext.text import ITEM_TEXT_LENGTH, item_text
+    from shoptext.tokenizer import encode_catalogue_texts
 
     settings = Settings(data_dir=root / "data", model_repository=root / "repo")
     apply(settings)
@@ -106,7 +106,7 @@ def one_size(n: int, root: Path) -> dict[str, Any]:
     before = rss_mb([_pid()])
     served, out["triton_model_load_s"] = timed(lambda: load_model(MODEL_PY, folder))
     out["triton_model_rss_mb"] = rss_mb([_pid()]) - before
-    from clickmodel.signals import SIGNAL_COUNT
+    from rankers.fusion.signals import SIGNAL_COUNT
 
     requests = []
     for k in range(30):
@@ -126,7 +126,7 @@ def one_size(n: int, root: Path) -> dict[str, Any]:
 def _write_model(folder: Path) -> None:
     import shutil
 
-    from clickmodel.fusion import FusionRanker, build_text_encoder, save_fusion
+    from rankers.fusion.network import FusionRanker, build_text_encoder, save_fusion
 
     save_fusion(build_text_encoder(), FusionRanker(), folder / "model.pt")
     shutil.copy2(MODEL_PY, folder / "model.py")
@@ -134,8 +134,8 @@ def _write_model(folder: Path) -> None:
 
 def encoder_rate() -> float:
     """Item texts per second through the text tower on this machine (batch 64, as the worker embeds)."""
-    from clickmodel.fusion import build_text_encoder, embed_texts
-    from clickmodel.text import ITEM_TEXT_LENGTH, item_text
+    from rankers.fusion.network import build_text_encoder, embed_texts
+    from shoptext.text import ITEM_TEXT_LENGTH, item_text
 
     encoder = build_text_encoder()
     texts = [item_text(t) for t in catalogue(512, seed=3).values()]

@@ -40,9 +40,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from clickmodel.co_purchase import fit_neighbours
-from clickmodel.fusion import RankingList, build_text_encoder, load_fusion, score_list
-from clickmodel.metrics import list_ndcg
 from core.domain import INTEREST_EVENTS
 from core.drift import item_divergence, performance_drop
 from core.model_repository import ModelRepository
@@ -53,8 +50,11 @@ from evaluation.results import work_dir
 from evaluation.run import RESULTS, machine
 from rankers import get_ranker
 from rankers.base import TrainingRun
+from rankers.fusion.co_purchase import fit_neighbours
 from rankers.fusion.lists import baskets_of, build_lists
+from rankers.fusion.network import RankingList, build_text_encoder, load_fusion, score_list
 from rankers.fusion.training import embed_lists
+from rankers.metrics import list_ndcg
 from shopdata.synthetic import SEASON_SHIFT, generate_season_change
 from workers.publishing import train_and_publish
 from workers.scheduled import drift_detected, quality_record

@@ -1,8 +1,8 @@
-"""`make bench-fusion`: the two-tower + fusion click model (clickmodel.fusion) under the EVAL protocol.
+"""`make bench-fusion`: the two-tower + fusion click model (rankers.fusion.network) under the EVAL protocol.
 
 Retrieval (the shopper's items, co-purchase neighbours, 30-day popular items: up to 100 candidates),
 then the fusion ranker over the frozen MiniLM embeddings of the shopper's text and each item's text
-plus the repeat / recency / popularity signals of clickmodel.signals. Arms, all on the same cases:
+plus the repeat / recency / popularity signals of rankers.fusion.signals. Arms, all on the same cases:
 
 - fusion (frozen): trained on invoices of the six months before the first test month, never updated;
 - fusion (monthly): the same model fine-tuned at each month boundary on the month just ended plus a
@@ -28,17 +28,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from clickmodel.fusion import (
-    FusionRanker,
-    RankingList,
-    build_text_encoder,
-    clone_ranker,
-    embed_texts,
-    score_list,
-    train_ranker,
-)
-from clickmodel.signals import Purchase, candidate_signals
-from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, history_from_events, item_text, user_text
 from evaluation.baselines import CoOccurrence, History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
 from evaluation.metrics import auc
@@ -47,7 +36,18 @@ from evaluation.ranker_data import CaseRows, CountLookup, Retrieval, repeat_then
 from evaluation.results import work_dir
 from evaluation.rules_arm import WithRules, parse_rules
 from evaluation.run import RESULTS, evaluate, load_data, machine
+from rankers.fusion.network import (
+    FusionRanker,
+    RankingList,
+    build_text_encoder,
+    clone_ranker,
+    embed_texts,
+    score_list,
+    train_ranker,
+)
+from rankers.fusion.signals import Purchase, candidate_signals
 from shopdata.uci_retail import DEFAULT_PATH
+from shoptext.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, history_from_events, item_text, user_text
 
 CACHE = work_dir("fusion-cache")
 
@@ -320,7 +320,7 @@ def ranker_cost(model: FusionRanker, emb: Embeddings) -> dict[str, float]:
     """Wall ms of the TorchScript ranker for 100 candidates and of one shopper-text encoding (CPU)."""
     import tempfile
 
-    from clickmodel.fusion import save_scripted
+    from rankers.fusion.network import save_scripted
 
     with tempfile.TemporaryDirectory() as tmp:
         save_scripted(model, Path(tmp) / "r.pt")

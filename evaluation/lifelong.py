@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clickmodel.continual import STRATEGIES
-from clickmodel.training import Event, build_examples
 from core.model_repository import ModelRepository
 from core.settings import Settings
 from core.store import EventLog, ReplayBuffer
@@ -38,6 +36,8 @@ from evaluation.metrics import auc
 from evaluation.protocol import EventArrays, add_months_arguments, build_cases, month_start_seconds, months_of, sample_cases
 from evaluation.results import work_dir
 from evaluation.run import RESULTS, evaluate, load_data, machine
+from rankers.cross_encoder.continual import STRATEGIES
+from rankers.cross_encoder.fine_tune import Event, build_examples
 from shopdata.uci_retail import DEFAULT_PATH
 
 

@@ -1,5 +1,5 @@
 """Candidates and signals for the fusion ranker under the EVAL protocol: which items each case ranks
-(retrieval), the numeric signals of each (clickmodel.signals, the same code serving uses), and
+(retrieval), the numeric signals of each (rankers.fusion.signals, the same code serving uses), and
 training cases (every later invoice of a returning shopper) for months before the test month."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clickmodel.signals import Purchase, candidate_signals, merge_candidates
 from evaluation.baselines import CoOccurrence, History, Popularity
 from evaluation.protocol import DAY, Case, EventArrays
+from rankers.fusion.signals import Purchase, candidate_signals, merge_candidates
 
 
 @dataclass
@@ -93,5 +93,5 @@ def training_cases(ev: EventArrays, lo_ts: int, hi_ts: int, month: str = "train"
 
 def repeat_then_popular(signals: np.ndarray) -> np.ndarray:
     """Scores of "repeat + popularity, ties by current popularity" over a candidate list's signals: the
-    shopper's purchase count first, then 30-day popularity (columns of clickmodel.signals)."""
+    shopper's purchase count first, then 30-day popularity (columns of rankers.fusion.signals)."""
     return signals[:, 1] * 1000 + signals[:, 10]

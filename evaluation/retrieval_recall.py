@@ -1,7 +1,7 @@
 """`make bench-retrieval`: how much of what shoppers bought the ranker can see at all. For each EVAL case,
 the share of the target invoice's items among the candidates that retrieval hands the ranker (the
 shopper's own items, co-purchase neighbours of their recent items and 30-day popular items,
-interleaved: clickmodel.signals.merge_candidates, as served), at several candidate-list sizes, and
+interleaved: rankers.fusion.signals.merge_candidates, as served), at several candidate-list sizes, and
 each source's own recall at that size; overall and for discovery (items the shopper never bought).
 
 Cheap (no model): run it on the validation months first, e.g.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clickmodel.signals import merge_candidates
 from evaluation.baselines import CoOccurrence, History
 from evaluation.protocol import DAY, Case, EventArrays, add_months_arguments, build_cases, months_of, sample_cases
 from evaluation.run import RESULTS, load_data, machine
+from rankers.fusion.signals import merge_candidates
 from shopdata.uci_retail import DEFAULT_PATH
 
 SOURCES = ("merged", "own", "co-purchase", "popular-30d")

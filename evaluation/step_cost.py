@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from clickmodel.continual import STRATEGIES
-from clickmodel.network import build_model
-from clickmodel.training import Example, fine_tune
 from evaluation.run import RESULTS, machine
+from rankers.cross_encoder.continual import STRATEGIES
+from rankers.cross_encoder.fine_tune import Example, fine_tune
+from rankers.cross_encoder.network import build_model
 
 
 def main() -> None:

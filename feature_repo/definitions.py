@@ -62,7 +62,7 @@ shop_segments_batch_source = FileSource(name="shop_segments_batch", path="data/s
 user_segment_push = PushSource(name="user_segment_push", batch_source=user_segment_batch_source)
 shop_segments_push = PushSource(name="shop_segments_push", batch_source=shop_segments_batch_source)
 
-# Product text and attributes the model reads (see clickmodel.text.item_text), and whether it may be
+# Product text and attributes the model reads (see shoptext.text.item_text), and whether it may be
 # shown (core.domain.ItemStatus: 0 available, 1 out of stock, 2 deleted).
 item_text = FeatureView(
     name="item_text",

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from clickmodel.text import HistoryEntry
 from core.domain import Event, Lineage
 from core.features import ItemFeatures, OnlineFeatures, version_key
+from shoptext.text import HistoryEntry
 
 if TYPE_CHECKING:
     from tritonclient.grpc import model_config_pb2 as mc

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clickmodel.text import ItemText
 from core.domain import Event
+from shoptext.text import ItemText
 
 
 @dataclass

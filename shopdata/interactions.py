@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clickmodel.text import EVENT_TYPES
+from shoptext.text import EVENT_TYPES
 
 ITEM_COLUMNS = ["item_id", "title", "description", "category", "price"]
 ITEM_REQUIRED = ["item_id", "title"]

@@ -14,9 +14,9 @@ import random
 from datetime import datetime, timezone
 from typing import Sequence
 
-from clickmodel.text import ItemText
 from core.domain import Event
 from shopdata import Shop
+from shoptext.text import ItemText
 
 CATALOGUE = {
     "kitchen": (["teapot", "mug", "cake tin", "apron", "egg cup", "tea towel", "jam jar", "mixing bowl"], (2, 18)),

@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from clickmodel.text import ItemText
 from core.domain import Event
 from core.settings import PROJECT_ROOT
 from shopdata import Shop
+from shoptext.text import ItemText
 
 logger = logging.getLogger(__name__)
 

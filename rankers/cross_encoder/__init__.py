@@ -1,5 +1,5 @@
 """The cross-encoder ranker: MiniLM reads every (shopper text, item text) pair, a click head gives the
-probability (clickmodel.network). Serving half, torch-free: the shopper's recent history and the
+probability (rankers.cross_encoder.network). Serving half, torch-free: the shopper's recent history and the
 candidates' text from the online store, one tokenised pair per candidate; Triton batches pairs
 dynamically across requests."""
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from tritonclient.grpc import model_config_pb2 as mc
 
-from clickmodel.text import item_text, user_text
-from clickmodel.tokenizer import encode_pairs
 from core.features import ItemFeatures
 from core.triton_config import python_model_config
 from rankers.base import Ranker, Shopper, Trainer
+from shoptext.text import item_text, user_text
+from shoptext.tokenizer import encode_pairs
 
 if TYPE_CHECKING:
     from core.settings import Settings

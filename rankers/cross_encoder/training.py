@@ -1,5 +1,5 @@
 """Training half of the cross-encoder: labelled (shopper text, item text) examples from the event log,
-fine-tuning with a continual-learning option (clickmodel.continual) on the new examples plus a replay
+fine-tuning with a continual-learning option (rankers.cross_encoder.continual) on the new examples plus a replay
 sample from the persisted reservoir, early stopping, and a gate on log loss against the serving
 version (the newest held-out examples and replayed older ones). Torch is imported here only."""
 from __future__ import annotations
@@ -11,16 +11,16 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from clickmodel.continual import DEFAULT_LEARNING_RATE
-from clickmodel.metrics import auc
-from clickmodel.network import build_model, load_for_training, save_torchscript
-from clickmodel.training import build_examples, fine_tune, score_pairs
 from core.domain import Event, Example, GateDecision, Lineage
 from core.model_repository import ModelRepository
 from core.settings import Settings
 from core.store import EventLog
 from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
 from rankers.cross_encoder import CrossEncoderRanker
+from rankers.cross_encoder.continual import DEFAULT_LEARNING_RATE
+from rankers.cross_encoder.fine_tune import build_examples, fine_tune, score_pairs
+from rankers.cross_encoder.network import build_model, load_for_training, save_torchscript
+from rankers.metrics import auc
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The fusion ranker (default): two MiniLM text towers plus the repeat / recency / popularity /
-co-purchase signals of clickmodel.signals, fused by a small network (clickmodel.fusion).
+co-purchase signals of rankers.fusion.signals, fused by a small network (rankers.fusion.network).
 
 Serving half, torch-free: the shopper's interest events, the shop's clock and popularity and the
 serving version's co-purchase neighbours come from the online store; the request carries the shopper's
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from tritonclient.grpc import model_config_pb2 as mc
 
-from clickmodel.co_purchase import RECENT_ITEMS, co_purchase_scores
-from clickmodel.signals import SIGNAL_COUNT, Purchase, candidate_signals, merge_candidates
-from clickmodel.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text, user_text
-from clickmodel.tokenizer import encode_catalogue_texts, encode_texts
 from core.features import ItemFeatures, OnlineFeatures
 from core.triton_config import python_model_config
 from rankers.base import Ranker, Shopper, Trainer
+from rankers.fusion.co_purchase import RECENT_ITEMS, co_purchase_scores
+from rankers.fusion.signals import SIGNAL_COUNT, Purchase, candidate_signals, merge_candidates
+from shoptext.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text, user_text
+from shoptext.tokenizer import encode_catalogue_texts, encode_texts
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -51,7 +51,7 @@ def shopper_co_purchase(shopper: Shopper) -> Counter:
 
 
 def serving_signals(shopper: Shopper, candidates: Sequence[str], items: dict[str, ItemFeatures]) -> np.ndarray:
-    """The signals of clickmodel.signals from the online features (what build_lists computes offline)."""
+    """The signals of rankers.fusion.signals from the online features (what build_lists computes offline)."""
     interests = shopper.interests
     now = max(shopper.clock, interests[0][1] if interests else shopper.clock)
     purchases = [Purchase(item, ts, ts) for item, ts in interests]  # no basket ids: one basket per timestamp

@@ -19,9 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from clickmodel.signals import DAY, SIGNAL_NAMES
 from core.features import ItemFeatures
 from rankers.base import Shopper
+from rankers.fusion.signals import DAY, SIGNAL_NAMES
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "repeat": ("bought", "log_count", "count_share", "basket_share", "decayed_count_30d", "decayed_count_120d"),

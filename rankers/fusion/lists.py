@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from clickmodel.co_purchase import RECENT_ITEMS, co_purchase_scores
-from clickmodel.signals import Purchase, candidate_signals, merge_candidates
-from clickmodel.text import INTEREST_EVENTS, ItemText, history_from_events, user_text
 from core.domain import WINDOW_7D, WINDOW_30D, Event
+from rankers.fusion.co_purchase import RECENT_ITEMS, co_purchase_scores
+from rankers.fusion.signals import Purchase, candidate_signals, merge_candidates
+from shoptext.text import INTEREST_EVENTS, ItemText, history_from_events, user_text
 
 CANDIDATES = 100
 

@@ -20,8 +20,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from clickmodel.co_purchase import fit_neighbours
-from clickmodel.fusion import (
+from core.domain import GateDecision, Lineage
+from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
+from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS, SIMILAR_FILE
+from rankers.fusion import FusionRanker as FusionServing
+from rankers.fusion.co_purchase import fit_neighbours
+from rankers.fusion.lists import CANDIDATES, ListSpec, baskets_of, build_lists
+from rankers.fusion.network import (
     EMBEDDING_DIM,
     FusionRanker,
     RankingList,
@@ -34,15 +39,10 @@ from clickmodel.fusion import (
     score_list,
     train_ranker,
 )
-from clickmodel.metrics import list_ndcg as ndcg_of_list
-from clickmodel.signals import SIGNAL_NAMES
-from clickmodel.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
-from clickmodel.text_neighbours import text_neighbours
-from core.domain import GateDecision, Lineage
-from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
-from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS, SIMILAR_FILE
-from rankers.fusion import FusionRanker as FusionServing
-from rankers.fusion.lists import CANDIDATES, ListSpec, baskets_of, build_lists
+from rankers.fusion.signals import SIGNAL_NAMES
+from rankers.fusion.text_neighbours import text_neighbours
+from rankers.metrics import list_ndcg as ndcg_of_list
+from shoptext.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
 
 logger = logging.getLogger(__name__)
 

@@ -79,6 +79,6 @@ def test_removing_the_top_attributed_evidence_changes_the_score_most(serving_sui
 
 
 def ranker_signal(name: str) -> int:
-    from clickmodel.signals import SIGNAL_NAMES
+    from rankers.fusion.signals import SIGNAL_NAMES
 
     return SIGNAL_NAMES.index(name)

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from clickmodel.text import ItemText
 from core.domain import Event
 from devtools.client import SuiteClient
 from devtools.local_servers import drop_postgres_database, fresh_postgres_database, postgres_available
 from feature_repo.definitions import FEATURE_VIEWS
 from shoprank.v1 import model_admin_pb2, scoring_pb2
 from shoprank_client.enums import job_state_of
+from shoptext.text import ItemText
 from tests.integration.conftest import flush_redis_db, redis_available, start_deployment
 
 pytestmark = pytest.mark.integration

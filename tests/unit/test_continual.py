@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from clickmodel import continual
-from clickmodel.network import ClickModel, build_model, example_inputs, trace
-from clickmodel.training import fine_tune, validation_loss
+from rankers.cross_encoder import continual
+from rankers.cross_encoder.fine_tune import fine_tune, validation_loss
+from rankers.cross_encoder.network import ClickModel, build_model, example_inputs, trace
 from tests.unit.test_fine_tune import examples
 
 

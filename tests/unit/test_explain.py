@@ -3,9 +3,9 @@ import itertools
 
 import numpy as np
 
-from clickmodel.signals import SIGNAL_COUNT, SIGNAL_NAMES
 from rankers.base import Shopper
 from rankers.fusion.explain import GROUPS, coalition_inputs, explain, shapley
+from rankers.fusion.signals import SIGNAL_COUNT, SIGNAL_NAMES
 
 
 def test_coalitions_zero_exactly_the_absent_groups():

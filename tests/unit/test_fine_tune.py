@@ -1,7 +1,7 @@
 """The fine-tune loop on a tiny task: it learns, and early stopping keeps the best weights."""
 
-from clickmodel.network import build_model
-from clickmodel.training import Example, fine_tune, validation_loss
+from rankers.cross_encoder.fine_tune import Example, fine_tune, validation_loss
+from rankers.cross_encoder.network import build_model
 
 
 def examples(n):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from clickmodel.fusion import FusionRanker, RankingList, build_text_encoder, encode_texts, load_fusion, save_fusion, train_ranker
-from clickmodel.signals import SIGNAL_COUNT, SIGNAL_NAMES
-from clickmodel.text import ItemText, item_text
 from core.domain import Event
 from rankers.fusion.lists import baskets_of, build_lists
+from rankers.fusion.network import FusionRanker, RankingList, build_text_encoder, encode_texts, load_fusion, save_fusion, train_ranker
+from rankers.fusion.signals import SIGNAL_COUNT, SIGNAL_NAMES
 from rankers.fusion.training import list_ndcg
+from shoptext.text import ItemText, item_text
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +94,13 @@ def test_serving_signals_match_the_training_lists(tmp_path: Path):
     read back from a real Feast store after the feedback service's sync and the version's
     materialisation) equal the worker's (rankers.fusion.lists.build_lists) for the same shopper at the
     same moment; so does retrieval."""
-    from clickmodel.co_purchase import fit_neighbours
     from core.feature_sync import FeatureSync
     from core.features import FeatureClient, apply
     from core.settings import Settings
     from core.store import EventLog
     from rankers import get_ranker
     from rankers.fusion import CO_PURCHASE_FILE, serving_signals
+    from rankers.fusion.co_purchase import fit_neighbours
 
     day = 86400.0
     catalogue = {i: ItemText(f"item {i}") for i in "abcdefg"}

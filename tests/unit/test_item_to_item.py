@@ -1,9 +1,9 @@
-"""The tables behind the item-to-item RPCs: text neighbours (clickmodel.text_neighbours) and the shop's
+"""The tables behind the item-to-item RPCs: text neighbours (rankers.fusion.text_neighbours) and the shop's
 trending list (core.feature_sync.trending)."""
 import numpy as np
 
-from clickmodel.text_neighbours import text_neighbours
 from core.feature_sync import trending
+from rankers.fusion.text_neighbours import text_neighbours
 
 
 def unit(rows):

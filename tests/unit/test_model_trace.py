@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from clickmodel.network import build_model, example_inputs, load_for_training, trace
+from rankers.cross_encoder.network import build_model, example_inputs, load_for_training, trace
 
 
 @pytest.fixture(scope="module")

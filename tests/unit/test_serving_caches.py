@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from clickmodel.text import ItemText, item_text
-from clickmodel.tokenizer import encode_catalogue_texts, encode_texts
 from core.feature_cache import CachedFeatures
 from core.features import ItemFeatures, ShopFeatures, UserFeatures
 from devtools.python_backend import load_model_module, utils_module
+from shoptext.text import ItemText, item_text
+from shoptext.tokenizer import encode_catalogue_texts, encode_texts
 
 MODEL_PY = Path(__file__).resolve().parents[2] / "triton_models" / "fusion_click" / "model.py"
 
@@ -112,7 +112,7 @@ class CountingEncoder(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def served_version(tmp_path_factory):
-    from clickmodel.fusion import FusionRanker, build_text_encoder, save_fusion
+    from rankers.fusion.network import FusionRanker, build_text_encoder, save_fusion
     from rankers.fusion.training import item_table
 
     folder = tmp_path_factory.mktemp("repo") / "fusion_click" / "1"
@@ -136,8 +136,8 @@ def _load_model(folder: Path, monkeypatch, **env):
 
 
 def _request(user: str, texts: list[str]):
-    from clickmodel.signals import SIGNAL_COUNT
     from rankers.fusion import model_inputs
+    from rankers.fusion.signals import SIGNAL_COUNT
 
     arrays = model_inputs(user, texts, np.zeros((len(texts), SIGNAL_COUNT), np.float32))
     return {k: torch.from_numpy(v) for k, v in arrays.items()}

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from clickmodel.co_purchase import co_purchase_scores, fit_neighbours
-from clickmodel.signals import DAY, SIGNAL_COUNT, SIGNAL_NAMES, Purchase, candidate_signals, merge_candidates
+from rankers.fusion.co_purchase import co_purchase_scores, fit_neighbours
+from rankers.fusion.signals import DAY, SIGNAL_COUNT, SIGNAL_NAMES, Purchase, candidate_signals, merge_candidates
 
 NOW = 1_000 * DAY
 

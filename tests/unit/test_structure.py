@@ -13,7 +13,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT, SettingsError, load
 
-PRODUCTION = ("core", "ranking", "rankers", "services", "workers", "clickmodel", "shopdata", "feature_repo", "devtools", "shoprank_client")
+PRODUCTION = ("core", "ranking", "rankers", "services", "workers", "shoptext", "shopdata", "feature_repo", "devtools", "shoprank_client")
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
@@ -59,7 +59,7 @@ def test_services_and_workers_do_not_import_each_other():
         assert "services" not in found, path
     for path, found in imports_of("core").items():
         # the core knows no model: settings validate RECSYS_RANKER against core.ranker_names
-        assert not found & {"services", "workers", "devtools", "torch", "clickmodel", "rankers", "ranking"}, path
+        assert not found & {"services", "workers", "devtools", "torch", "shoptext", "rankers", "ranking"}, path
     for path, found in imports_of("ranking").items():
         # plain domain code: no protobuf or gRPC, no torch, no service or worker
         assert not found & {"services", "workers", "devtools", "torch", "shoprank", "grpc"}, path

@@ -1,4 +1,4 @@
-from clickmodel.text import HistoryEntry, ItemText, history_from_events, item_text, price_band, user_text
+from shoptext.text import HistoryEntry, ItemText, history_from_events, item_text, price_band, user_text
 
 
 def test_item_text_puts_title_first_and_bands_price():
@@ -38,7 +38,7 @@ def test_torch_free_tokenizer_equals_transformers():
     import numpy as np
     from transformers import AutoTokenizer
 
-    from clickmodel.tokenizer import encode_pairs, encode_texts, pretrained_dir
+    from shoptext.tokenizer import encode_pairs, encode_texts, pretrained_dir
 
     reference = AutoTokenizer.from_pretrained(str(pretrained_dir()))
     users = ["bought: red mug; blue teapot. viewed: owl lantern " * 6, "new shopper with no history", "a", "Ünïcode – café crème"]

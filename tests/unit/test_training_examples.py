@@ -1,5 +1,5 @@
-from clickmodel.text import ItemText
-from clickmodel.training import Event, build_examples
+from rankers.cross_encoder.fine_tune import Event, build_examples
+from shoptext.text import ItemText
 
 CATALOGUE = {i: ItemText(f"Title {i}") for i in "abcdefghij"}
 

@@ -1,4 +1,4 @@
-"""Triton python-backend model: the two-tower + fusion click model (`model.pt`, clickmodel.fusion).
+"""Triton python-backend model: the two-tower + fusion click model (`model.pt`, rankers.fusion.network).
 
 One request = one shopper and their candidates: the shopper's text tokens, the candidates' text tokens
 and their numeric signals. Both towers' outputs are cached per loaded version, keyed by a 128-bit hash

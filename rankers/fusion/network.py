@@ -4,7 +4,7 @@
   per request and each item's text once (cached; the encoder is the packaged pretrained one, so an
   item's embedding depends on its text only, not on the model version).
 - `FusionRanker`: a small network over (user embedding, item embedding, numeric signals of
-  `clickmodel.signals`) giving a purchase probability per candidate. Signal normalisation is a buffer
+  `rankers.fusion.signals`) giving a purchase probability per candidate. Signal normalisation is a buffer
   inside the module, so the TorchScript file is the whole artifact. Its cost per candidate is a few
   thousand multiply-adds, so ranking 100 candidates costs one text encoding plus microseconds.
 """
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from clickmodel.signals import SIGNAL_COUNT
-from clickmodel.text import ITEM_TEXT_LENGTH
-from clickmodel.tokenizer import encode_texts, pretrained_dir
+from rankers.fusion.signals import SIGNAL_COUNT
+from shoptext.text import ITEM_TEXT_LENGTH
+from shoptext.tokenizer import encode_texts, pretrained_dir
 
 EMBEDDING_DIM = 384
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from clickmodel.tokenizer import pretrained_dir
+from shoptext.tokenizer import pretrained_dir
 
 logger = logging.getLogger(__name__)
 

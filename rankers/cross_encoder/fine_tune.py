@@ -12,10 +12,10 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from clickmodel.network import ClickModel
-from clickmodel.text import POSITIVE_EVENTS, ItemText, history_from_events, item_text, user_text
-from clickmodel.tokenizer import DEFAULT_MAX_LENGTH, encode_pairs
 from core.domain import Event, Example
+from rankers.cross_encoder.network import ClickModel
+from shoptext.text import POSITIVE_EVENTS, ItemText, history_from_events, item_text, user_text
+from shoptext.tokenizer import DEFAULT_MAX_LENGTH, encode_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ def fine_tune(
     after every step. With a `validation` slice, its loss is checked every `eval_every` steps; training
     stops after `patience` checks without improvement and the best weights are kept.
 
-    `strategy` is one of `clickmodel.continual.STRATEGIES`; with `distill`, `teacher` (the previous
+    `strategy` is one of `rankers.cross_encoder.continual.STRATEGIES`; with `distill`, `teacher` (the previous
     version) adds `distill_weight` × BCE towards its probabilities. Training runs on `device`; the
     model comes back on the CPU, a plain `ClickModel` whatever the strategy."""
-    from clickmodel import continual
+    from rankers.cross_encoder import continual
 
     if not examples:
         raise ValueError("no training examples")
