@@ -134,7 +134,7 @@ class CoOccurrence:
         for rank, a in enumerate(recent):
             weight = 1.0 / (1 + rank)  # recent items count more
             for b, s in self._top.get(a, ()):
-                scores[b] += weight * s
+                scores[b] += weight * s  # type: ignore[assignment]  # a Counter of float weights (most_common orders them)
         return scores
 
     def ranked(self, case: Case, limit: int) -> list[int]:

@@ -100,7 +100,7 @@ class Arm:
         source = other.repo.version_dir(other.serving)
         lineage = other.repo.lineage(other.serving)
         assert lineage is not None
-        version = self.repo.publish(lambda folder: [shutil.copy2(f, folder / f.name) for f in source.iterdir() if f.is_file()],
+        version = self.repo.publish(lambda folder: _copy_files(source, folder),
                                     lineage, tag=f"{self.name}-adopt")
         self.repo.pin(version)
         self.serving, self.trained_until = version, other.trained_until
@@ -206,6 +206,7 @@ def main() -> None:
         checked, check_started = drifted.serving, time.perf_counter()
         row["drift_triggered"] = drift_detected(drifted.settings, log, drifted.ranker, now=end) or args.drift_threshold < 0
         drifted.check_seconds += time.perf_counter() - check_started
+        assert checked is not None
         row["drift"] = round(performance_drop(quality_record(drifted.settings, drifted.ranker).series(checked)), 4)
         arms["lifelong"].train(arms["lifelong"].serving, start, end, args.train_lists, args.seed)
         if row["drift_triggered"]:
@@ -291,6 +292,12 @@ def write_outputs(report: dict, stem: Path) -> None:
     stem.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
 
+
+
+def _copy_files(source: Path, folder: Path) -> None:
+    for f in source.iterdir():
+        if f.is_file():
+            shutil.copy2(f, folder / f.name)
 
 if __name__ == "__main__":
     main()

@@ -34,6 +34,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         suite = deploy(Path(tmp), shop, DEPLOYMENT_ENV)  # the deployment the integration tests start
         client = suite.client()
+        assert client.profile is not None
         try:
             acks, visible = [], []
             for n in range(args.events):

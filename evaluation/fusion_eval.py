@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -260,7 +261,7 @@ def main() -> None:
     rows = {(c.user, c.ts): retrieval.rows(c) for c in cases}
     retrieval_seconds = time.perf_counter() - t
     users = {(c.user, c.ts): u for c, u in zip(cases, user_vectors)}
-    recommenders = [
+    recommenders: list[Any] = [
         Popularity(ev), RepeatPopularity(ev, history), CoOccurrence(ev, history), PopularTies(rows, ev),
         FusionRecommender("fusion (frozen)", ev, rows, users, emb.items, {m: frozen for m in months}),
         FusionRecommender("fusion (monthly)", ev, rows, users, emb.items, monthly_models),
@@ -271,13 +272,13 @@ def main() -> None:
     served_like = recommenders[-2]  # fusion (monthly)
     for label in filter(None, (x.strip() for x in args.rules.split(";"))):
         recommenders.append(WithRules(served_like, parse_rules(label), by_index, history, ev, label))
-    results = {}
+    results: dict[str, dict] = {}
     for rec in recommenders:
         results[rec.name] = evaluate(rec, cases, ev, history, rec.name[:18])
         results[rec.name]["train_seconds"] = round(compute.get(rec.name, 0.0), 1)
         if isinstance(rec, FusionRecommender):
             results[rec.name]["auc"] = auc_per_month(rec, cases, ev, history, retrieval, args.seed)
-    recall = {}
+    recall: dict[str, list[float]] = {}
     for c in cases:
         recall.setdefault(c.month, []).append(rows[(c.user, c.ts)].labels.sum() / len(c.target))
     report = {
@@ -325,7 +326,7 @@ def ranker_cost(model: FusionRanker, emb: Embeddings) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         save_scripted(model, Path(tmp) / "r.pt")
         scripted = torch.jit.load(str(Path(tmp) / "r.pt"))
-    u, items, sig = np.zeros(384, np.float32), emb.items[:100], np.random.default_rng(0).random((100, model.signal_mean.shape[0]), dtype=np.float32)
+    u, items, sig = np.zeros(384, np.float32), emb.items[:100], np.random.default_rng(0).random((100, int(model.signal_mean.numel())), dtype=np.float32)
     for _ in range(5):
         score_list(scripted, u, items, sig)
     t = time.perf_counter()

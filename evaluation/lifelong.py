@@ -85,7 +85,7 @@ def main() -> None:
     batch = 16
     positives_budget = args.initial_steps * batch // 3
 
-    def train(arm: str, parent_repo: Path, parent: int | None, examples, window, steps, replay=(), replay_eval=(), strategy="full"):  # type: ignore[no-untyped-def]
+    def train(arm: str, parent_repo: Path, parent: int | None, examples, window, steps, replay=(), replay_eval=(), strategy="full"):
         settings = Settings(data_dir=root / arm, model_repository=parent_repo, max_length=args.max_length, train_device=args.device)
         repo = ModelRepository(parent_repo, ranker.model_name)
         t = time.perf_counter()

@@ -28,7 +28,7 @@ from devtools.suite import Suite
 from evaluation.run import RESULTS, machine
 
 
-def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:  # type: ignore[no-untyped-def]
+def measure(ranker: str, shop, calls: int, candidates: int, root: Path) -> dict:
     from workers.publishing import bootstrap
 
     suite = Suite(data_dir=root / ranker, model_repository=root / ranker / "triton_models", extra_env={"RECSYS_RANKER": ranker})

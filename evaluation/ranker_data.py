@@ -4,6 +4,7 @@ training cases (every later invoice of a returning shopper) for months before th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class Retrieval:
         self.own = own
         self.cooc = CoOccurrence(ev, history)
         self.popularity = Popularity(ev)
-        self.text_neighbours = None  # optional: case -> items nearest the shopper's text (an extra source)
+        self.text_neighbours: Callable[[Case], list[int]] | None = None  # optional: case -> items nearest the shopper's text (an extra source)
 
     def popularity_counts(self, case: Case, days: int) -> np.ndarray:
         ev = self.ev
@@ -49,7 +50,7 @@ class Retrieval:
         pop7 = self.popularity_counts(case, 7)
         nz = np.flatnonzero(pop30)
         popular = nz[np.lexsort((ev.item_first_seen[nz], -pop30[nz]))][: self.size].tolist()
-        also = [self.text_neighbours(case)] if self.text_neighbours is not None else []
+        also: list[list[int]] = [self.text_neighbours(case)] if self.text_neighbours is not None else []
         merged = merge_candidates(own, [int(i) for i, _ in cooc.most_common(self.size)], [int(i) for i in popular], self.size, self.own, also)
         pos = self.history.before(case)
         history = [Purchase(int(ev.item[p]), float(ev.ts[p]), int(ev.basket[p])) for p in pos]
@@ -65,7 +66,7 @@ class CountLookup(dict):
         super().__init__()
         self.counts = counts
 
-    def get(self, key, default=0.0):  # type: ignore[no-untyped-def,override]
+    def get(self, key, default=0.0):
         return float(self.counts[key]) if 0 <= key < len(self.counts) else default
 
 

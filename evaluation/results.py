@@ -10,8 +10,10 @@ from core.settings import PROJECT_ROOT
 
 
 def results_dir() -> Path:
-    """bench/results/, or $SHOPRANK_RESULTS_DIR."""
-    return Path(os.environ.get("SHOPRANK_RESULTS_DIR") or PROJECT_ROOT / "bench" / "results")
+    """bench/results/, or $SHOPRANK_RESULTS_DIR (created when missing)."""
+    folder = Path(os.environ.get("SHOPRANK_RESULTS_DIR") or PROJECT_ROOT / "bench" / "results")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def work_dir(name: str) -> Path:

@@ -59,7 +59,7 @@ def main() -> None:
     history = History(ev)
     # at 100 the neighbour lists the harness and serving use (50 per item); longer lists for more candidates
     coocs = {n: CoOccurrence(ev, history, neighbours=50 if n <= 100 else n // 2) for n in sizes}
-    hits = {(n, s, d): [] for n in sizes for s in SOURCES for d in (False, True)}  # (size, source, discovery) -> recalls
+    hits: dict[tuple[int, str, bool], list[float]] = {(n, s, d): [] for n in sizes for s in SOURCES for d in (False, True)}  # (size, source, discovery) -> recalls
     from tqdm import tqdm
 
     for case in tqdm(cases, desc="  cases", unit="case", file=sys.stderr, mininterval=2.0):

@@ -39,6 +39,6 @@ class WithRules:
     def ranked(self, case: Case, limit: int) -> list[int]:
         pool = self.base.ranked(case, limit * DEPTH)
         bought = [int(self.ev.item[p]) for p in self.history.before(case)]
-        excluded = self.rules.shopper_exclusions(bought, [], float(case.ts))
+        excluded = self.rules.shopper_exclusions(bought, [], float(case.ts))  # type: ignore[arg-type]  # item indices stand in for ids
         qualifying = [(i, 0.0) for i in pool if i in self.items and self.rules.allows(i, self.items[i], excluded)]
         return [int(s.item_id) for s in arrange(qualifying, self.items, self.rules, limit)]  # type: ignore[arg-type]

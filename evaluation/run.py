@@ -31,7 +31,7 @@ RESULTS = results_dir()
 K = 10
 
 
-def load_data(path: Path):  # type: ignore[no-untyped-def]
+def load_data(path: Path):
     if path.is_dir():
         from shopdata.interactions import read_dataset
 
@@ -50,7 +50,7 @@ def machine() -> dict:
             "torch": torch.__version__, "device": "cpu", "processor": platform.processor() or platform.machine()}
 
 
-def evaluate(rec, cases, ev, history, desc: str) -> dict:  # type: ignore[no-untyped-def]
+def evaluate(rec, cases, ev, history, desc: str) -> dict:
     from tqdm import tqdm
 
     per_month: dict[str, list[tuple[float, float, float]]] = defaultdict(list)

@@ -1,0 +1,122 @@
+"""Every benchmark harness runs, on a tiny slice, inside `make test`, so none can silently rot: each is
+the real command (`python -m evaluation.X` / `bench/gpu_bench.py`) with small arguments, writing into a
+temporary results folder (SHOPRANK_RESULTS_DIR) and work folder (SHOPRANK_WORK_DIR), never over the
+results the README quotes. Each asserts the shape of what it wrote, not its numbers. (fusion_eval,
+retrieval_recall, run and drift_experiment have their own runs in tests/unit.)"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.settings import PROJECT_ROOT
+from shopdata.interactions import write_dataset
+from shopdata.synthetic import generate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def shop_export(tmp_path_factory) -> Path:
+    """A small export in the documented format (five months of a synthetic shop)."""
+    folder = tmp_path_factory.mktemp("export") / "shop"
+    shop = generate(n_users=40, n_days=150, seed=5, start="2021-01-01")
+    items = pd.DataFrame([{"item_id": k, "title": v.title, "description": v.description, "category": v.category, "price": v.price}
+                          for k, v in shop.items.items()])
+    events = pd.DataFrame([{"event_id": e.event_id, "user_id": e.user_id, "item_id": e.item_id, "event_type": e.event_type,
+                            "timestamp": pd.Timestamp(e.timestamp, unit="s"), "basket_id": "", "quantity": 1} for e in shop.events])
+    write_dataset(folder, items, events)
+    return folder
+
+
+def run_harness(tmp_path: Path, command: list[str], timeout: int = 600) -> Path:
+    results = tmp_path / "results"
+    env = dict(os.environ, SHOPRANK_RESULTS_DIR=str(results), SHOPRANK_WORK_DIR=str(tmp_path / "work"), OUT=str(results))
+    done = subprocess.run([sys.executable, *command], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return results
+
+
+def written(results: Path, name: str) -> dict:
+    assert (results / f"{name}.md").stat().st_size > 0
+    return json.loads((results / f"{name}.json").read_text())
+
+
+def test_fusion_served(tmp_path, shop_export):
+    results = run_harness(tmp_path, ["-m", "evaluation.fusion_served", "--data", str(shop_export), "--months", "2021-04..2021-05",
+                                     "--warmup-months", "3", "--sample-per-month", "8", "--bootstrap-lists", "60", "--monthly-lists", "30",
+                                     "--threads", "1", "--tag", "smoke"])
+    report = written(results, "smoke")
+    assert report["months"] == ["2021-04", "2021-05"] and report["ranked_cases"] > 0 and report["degraded_answers"] == 0
+    assert set(report["decisions"]) == {"2021-04", "2021-05"} and "fusion (served: Feast + Triton)" in report["results"]
+    assert (results / "smoke.png").stat().st_size > 1000
+
+
+def test_lifelong(tmp_path, shop_export):
+    results = run_harness(tmp_path, ["-m", "evaluation.lifelong", "--data", str(shop_export), "--months", "2021-04..2021-05",
+                                     "--warmup-months", "3", "--sample-per-month", "4", "--eval-months", "2", "--initial-steps", "2",
+                                     "--monthly-steps", "1", "--candidates", "5", "--max-length", "24", "--strategies", "naive", "--threads", "1"])
+    report = written(results, "lifelong")
+    assert report["results"] and (results / "lifelong.png").stat().st_size > 1000
+
+
+def test_step_cost(tmp_path):
+    report = json.loads((run_harness(tmp_path, ["-m", "evaluation.step_cost", "--steps", "1", "--batch", "2", "--max-length", "16",
+                                                "--threads", "1"]) / "step-cost.json").read_text())
+    assert report
+
+
+def test_load_bench(tmp_path):
+    results = run_harness(tmp_path, ["-m", "evaluation.load_bench", "--dataset", "synthetic", "--clients", "1,2", "--seconds", "1",
+                                     "--candidates", "10", "--processes", "1", "--soak", "2", "--tag", "smoke"])
+    report = json.loads((results / "load-smoke.json").read_text())
+    assert report and (results / "load-smoke.md").stat().st_size > 0
+
+
+def test_rank_latency(tmp_path):
+    report = written(run_harness(tmp_path, ["-m", "evaluation.rank_latency", "--dataset", "synthetic", "--calls", "2", "--candidates", "10",
+                                            "--rankers", "fusion"]), "rank-latency")
+    assert report
+
+
+def test_reliability(tmp_path):
+    report = written(run_harness(tmp_path, ["-m", "evaluation.reliability", "--clients", "2", "--batches", "2", "--fuzz", "20", "--tag", "smoke"],
+                                 timeout=900), "smoke")
+    assert report
+
+
+def test_item_to_item(tmp_path):
+    results = tmp_path / "results"
+    report = written(run_harness(tmp_path, ["-m", "evaluation.item_to_item_bench", "--items", "300", "--calls", "3", "--out", str(results)]),
+                     "item-to-item")
+    assert report
+
+
+def test_online_bench(tmp_path):
+    results = tmp_path / "results"
+    report = written(run_harness(tmp_path, ["-m", "evaluation.online_bench", "--users", "20", "--steps", "40", "--bootstrap-steps", "5",
+                                            "--out", str(results)], timeout=900), "online-experiments")
+    assert report
+
+
+def test_freshness(tmp_path):
+    report = written(run_harness(tmp_path, ["-m", "evaluation.freshness", "--events", "3", "--steps", "2"]), "freshness")
+    assert report
+
+
+def test_catalogue_scale(tmp_path):
+    report = written(run_harness(tmp_path, ["-m", "evaluation.catalogue_scale", "--sizes", "300"]), "catalogue-scale")
+    assert report
+
+
+def test_gpu_bench_on_this_machines_device(tmp_path):
+    results = tmp_path / "results"
+    report = written(run_harness(tmp_path, ["bench/gpu_bench.py", "--device", "cpu", "--dtype", "float32", "--items", "200",
+                                            "--candidates", "10", "--clients", "1", "--instances", "1", "--seconds", "1", "--out", str(results)]),
+                     "gpu-bench-cpu")
+    assert report
