@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report
+.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report results-page
 
 targets:                      ## every make target and what it does
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## /\1\t/' | expand -t 26
@@ -114,3 +114,6 @@ bench-online: install         ## online experiments through simulated shoppers: 
 experiment-report: install    ## Markdown + PNG of one experiment from this deployment's logs: EXPERIMENT=id
 	@test -n "$(EXPERIMENT)" || { echo "usage: make experiment-report EXPERIMENT=<experiment id>" >&2; exit 2; }
 	$(PY) -m devtools.experiment_report $(EXPERIMENT) --out bench/results
+
+results-page: install         ## docs/results.md and the README's headline table, from bench/results/ (a test fails when they are stale)
+	$(PY) -m evaluation.results_page
