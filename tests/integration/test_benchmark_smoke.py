@@ -60,7 +60,7 @@ def test_fusion_served(tmp_path, shop_export):
 def test_lifelong(tmp_path, shop_export):
     results = run_harness(tmp_path, ["-m", "evaluation.lifelong", "--data", str(shop_export), "--months", "2021-04..2021-05",
                                      "--warmup-months", "3", "--sample-per-month", "4", "--eval-months", "2", "--initial-steps", "2",
-                                     "--monthly-steps", "1", "--candidates", "5", "--max-length", "24", "--strategies", "naive", "--threads", "1"])
+                                     "--monthly-steps", "1", "--candidates", "5", "--max-length", "24", "--strategies", "full", "--threads", "1"])
     report = written(results, "lifelong")
     assert report["results"] and (results / "lifelong.png").stat().st_size > 1000
 

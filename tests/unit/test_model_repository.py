@@ -100,3 +100,41 @@ def test_the_bootstrap_moves_an_existing_config_to_this_hosts_instances_keeping_
     config = parse_config(repo.model_dir / "config.pbtxt")
     assert [(kinds.Name(g.kind), g.count) for g in config.instance_group] == [("KIND_GPU", 2)]
     assert repo.serving_version() == 3
+
+
+class RecordingTriton:
+    """One Triton replica as ModelServing sees it: records each load; fails loads of `refuses`."""
+
+    def __init__(self, url, loads, refuses=()):
+        self.url, self.loads, self.refuses = url, loads, set(refuses)
+
+    def load_and_wait_all(self, versions, timeout_s):
+        from core.triton_client import InferenceUnavailable
+
+        self.loads.append((self.url, list(versions)))
+        if set(versions) & self.refuses:
+            raise InferenceUnavailable(f"{self.url} cannot load {versions}")
+
+    def close(self):
+        pass
+
+
+def test_serving_restores_the_exact_snapshot_on_every_replica_when_one_fails(tmp_path):
+    from core.model_serving import ModelServing, ServingFailed
+
+    repo = ModelRepository(tmp_path, "fusion_click")
+    for n in (1, 2, 3):
+        repo.publish(lambda p: (p / "model.pt").write_bytes(b"w"), lineage(f"j{n}"), tag=f"j{n}")
+    loads: list = []
+    replicas = {"a:8001": RecordingTriton("a:8001", loads), "b:8001": RecordingTriton("b:8001", loads, refuses={3})}
+    serving = ModelServing(repo, list(replicas), connect=replicas.__getitem__)
+    serving.serve([1, 2], experiment_json='{"experiment_id": "ab"}')  # an experiment serves versions 1 and 2
+    before = repo.config_text()
+    loads.clear()
+
+    with pytest.raises(ServingFailed, match="versions 1, 2 with its experiment still serves"):
+        serving.serve([3])
+
+    assert repo.config_text() == before and repo.served() == ([1, 2], '{"experiment_id": "ab"}')
+    # both replicas were asked for 3, then both reloaded the snapshot's versions
+    assert loads == [("a:8001", [3]), ("b:8001", [3]), ("a:8001", [1, 2]), ("b:8001", [1, 2])]
