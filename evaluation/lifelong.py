@@ -117,7 +117,8 @@ def main() -> None:
         buffer = ReplayBuffer(EventLog.open(f"sqlite:///{root / arm / 'replay.db'}").engine, 5000)
         buffer.add(initial_examples, seed=args.seed)
         compute[arm], window_compute[arm] = secs, 0.0  # it shares the initial training
-        serving, life_paths, decisions[arm] = v, {}, {}
+        # in the first test month every lifelong arm still serves version 1 (no boundary has passed)
+        serving, life_paths, decisions[arm] = v, {months[0]: frozen_path}, {}
         for prev, month in zip(months, months[1:]):
             lo, hi = month_start_seconds(prev), month_start_seconds(month)
             context = events_between(ev, lo - 120 * 86400, hi)  # histories for the month's positives
