@@ -37,6 +37,11 @@ def _row(rows: list[dict], **match: Any) -> dict:
     return next(r for r in rows if all(r[k] == v for k, v in match.items()))
 
 
+def _rank_level(report: dict, clients: int, fields: str) -> str:
+    """The load benchmark's Rank level (100 candidates) at `clients`, formatted with `fields`."""
+    return fields.format(**_row(report["rank"], clients=clients, candidates=100))
+
+
 HEADLINES = [
     Headline("NDCG@10, served path (worker-trained monthly, Feast + tritonserver), full EVAL protocol", "fusion-served.json", "make bench-fusion-served",
              lambda r: f"{_served(r, 'served')['overall']['ndcg']:.4f} vs repeat + popularity {r['results']['repeat+popularity']['overall']['ndcg']:.4f} "
@@ -46,9 +51,9 @@ HEADLINES = [
     Headline("NDCG@10 after a synthetic change of tastes: lifelong vs frozen", "drift-synthetic.json", "make bench-drift",
              lambda r: f"{r['summary']['lifelong']['after_change']:.4f} vs {r['summary']['frozen']['after_change']:.4f}"),
     Headline("Rank, 100 candidates, 1 client, every cache warm: p50 / p99", "load-main.json", "make bench-load",
-             lambda r: f"{_row(r['rank'], clients=1, candidates=100)['p50_ms']:.1f} ms / {_row(r['rank'], clients=1, candidates=100)['p99_ms']:.1f} ms"),
+             lambda r: _rank_level(r, 1, "{p50_ms:.1f} ms / {p99_ms:.1f} ms")),
     Headline("Rank, 100 candidates, 16 clients: throughput and p99", "load-main.json", "make bench-load",
-             lambda r: f"{_row(r['rank'], clients=16, candidates=100)['per_s']:.0f}/s, p99 {_row(r['rank'], clients=16, candidates=100)['p99_ms']:.0f} ms"),
+             lambda r: _rank_level(r, 16, "{per_s:.0f}/s, p99 {p99_ms:.0f} ms")),
     Headline("Rank p50, fusion vs cross-encoder (alternating run, cold calls included)", "rank-latency.json", "make bench-rank",
              lambda r: f"{_row(r['rows'], ranker='fusion')['p50_ms']:.0f} ms vs {_row(r['rows'], ranker='cross-encoder')['p50_ms']:,.0f} ms"),
     Headline("Ingest, 16 clients × 50 events, acknowledged = persisted", "reliability.json", "make bench-reliability",
