@@ -173,6 +173,15 @@ class Settings(BaseSettings):
         return self.eventlog_url or f"sqlite:///{self.data_dir / 'eventlog.db'}"
 
     @property
+    def audit_log(self) -> str:
+        """The audit log's database: PostgreSQL's event log itself (row locks), but a SQLite file of its
+        own beside a SQLite event log, so an audit write never takes the lock ingest commits under."""
+        if not self.eventlog.startswith("sqlite"):
+            return self.eventlog
+        path = self.eventlog.split(":///", 1)[1] if ":///" in self.eventlog else str(self.data_dir / "eventlog.db")
+        return f"sqlite:///{Path(path).with_name(Path(path).stem + '-audit.db')}"
+
+    @property
     def celery_broker(self) -> str:
         return self.celery_broker_url or f"sqla+sqlite:///{self.data_dir / 'celery-broker.db'}"
 

@@ -2,9 +2,10 @@
 
 A client sends its key as `authorization: Bearer <key>` (or `x-api-key: <key>`). Roles:
 `storefront` may record events, upsert and delete items, rank, recommend, ask for similar, bought-together
-and trending items and read profiles; `admin` may also administer models (fine-tune, rollback, versions, jobs), forget shoppers and read the audit log. Health
-and reflection stay open (load balancers and `grpcurl list` call them without a key). The check runs
-in the one server interceptor (services/interceptors.py), before any handler.
+and trending items and read profiles; `admin` may also administer models (fine-tune, rollback, versions,
+jobs), forget shoppers and read the audit log. Health stays open (load balancers call it without a key);
+reflection (`grpcurl list`) needs a key of either role. The check runs in the one server interceptor
+(services/interceptors.py) on the call's metadata, before the request body is read.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from core.security import ApiKeys, Client
 logger = logging.getLogger(__name__)
 
 ADMIN, STOREFRONT = "admin", "storefront"
-OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
+HEALTH_PREFIX = "/grpc.health.v1.Health/"  # open: load balancers and probes call it without a key
+REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 STOREFRONT_METHODS = frozenset({
     "/shoprank.v1.FeedbackService/RecordEvents",
     "/shoprank.v1.FeedbackService/UpsertItems",
@@ -37,8 +39,24 @@ ANONYMOUS = Client("anonymous", "")
 current_client: contextvars.ContextVar[Client] = contextvars.ContextVar("current_client", default=ANONYMOUS)
 
 
-def is_open(method: str) -> bool:
-    return method.startswith(OPEN_PREFIXES)
+def is_reflection(method: str) -> bool:
+    """Reflection (grpcurl list/describe) needs a key of any role: the API's shape is not for strangers."""
+    return method.startswith(REFLECTION_PREFIXES)
+
+
+def _methods() -> frozenset[str]:
+    from shoprank.v1 import feedback_pb2, model_admin_pb2, profile_pb2, scoring_pb2
+
+    return frozenset(f"/{service.full_name}/{m.name}" for module in (feedback_pb2, model_admin_pb2, profile_pb2, scoring_pb2)
+                     for service in module.DESCRIPTOR.services_by_name.values() for m in service.methods)
+
+
+KNOWN_METHODS = _methods()
+
+
+def is_known(method: str) -> bool:
+    """One of this API's RPCs (metric labels and audit rows name only these, whatever a caller sends)."""
+    return method in KNOWN_METHODS
 
 
 def required_role(method: str) -> str:
@@ -95,4 +113,5 @@ class Authorizer:
 class AuditSink(Protocol):
     """Where admin calls are recorded (core.store.audit.AuditLog; a list in unit tests)."""
 
-    def record(self, client: Client, method: str, request: str, outcome: str, detail: str) -> None: ...
+    def record(self, client: Client, method: str, request: str, outcome: str, detail: str, caller: str = "",
+               peer: str = "") -> None: ...

@@ -21,6 +21,7 @@ from core.experiments.control import ExperimentControl
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
 from core.group_commit import GroupCommit
+from core.ids import MAX_ID_LENGTH, check_id
 from core.log_format import configure
 from core.model_repository import ModelRepository
 from core.privacy import Pseudonyms
@@ -33,7 +34,7 @@ from services.grpc_server import build_server, serve_until_signalled
 from services.health_watch import start_watching
 from services.metrics import INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector, serve_metrics
 from services.model_admin import ModelAdminServicer
-from services.validation import MAX_ID_LENGTH, check_id, validate_events, validate_items
+from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     from shoprank.v1 import model_admin_pb2_grpc
 
     ensure_secrets(settings)
-    log = EventLog.open(settings.eventlog)
+    log = EventLog.open(settings.eventlog, settings.audit_log)
     features = FeatureClient(settings)
     sender = celery_client(settings)
     pseudonyms = Pseudonyms.of(settings)

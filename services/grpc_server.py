@@ -12,8 +12,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.audit_trail import AuditTrail
 from services.auth import AuditSink, Authorizer
-from services.interceptors import ErrorInterceptor
+from services.interceptors import MAX_MESSAGE_BYTES, ErrorInterceptor
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -22,8 +23,11 @@ logger = logging.getLogger(__name__)
 
 Registrar = Callable[[grpc.Server], None]
 
-
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# A connection lives at most this long: then GOAWAY, and after the grace it is closed with whatever is
+# still open on it. Clients reconnect transparently; an idle stream (reflection) cannot hold a thread
+# forever. (gRPC's documented channel arguments, also how balancers spread long-lived clients.)
+MAX_CONNECTION_AGE_MS = 300_000
+MAX_CONNECTION_AGE_GRACE_MS = 30_000
 
 
 def server_credentials(settings: "Settings") -> grpc.ServerCredentials:
@@ -43,16 +47,27 @@ def build_server(
     `settings` (every real service; its create_server has run core.security.ensure_secrets): TLS and API
     keys as configured; without (unit tests of one handler): plaintext and no auth."""
     authorizer = None
+    trail = None
     names = list(service_names)
     if settings is not None:
+        from core.privacy import Pseudonyms
         from core.tracing import setup as setup_tracing
 
         setup_tracing(names[0].rsplit(".", 1)[-1].removesuffix("Service").lower() if names else "service", settings)
         authorizer = Authorizer.from_file(settings.api_keys_path) if settings.auth else Authorizer(None)
+        if audit is not None:
+            trail = AuditTrail(audit, Pseudonyms.of(settings))  # shopper ids reach the audit log as pseudonyms
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
-        interceptors=[ErrorInterceptor(authorizer, audit)],
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+        interceptors=[ErrorInterceptor(authorizer, trail)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+        ],
+        # calls beyond this many in flight are refused at once (RESOURCE_EXHAUSTED) instead of queueing
+        # without bound behind the worker threads
+        maximum_concurrent_rpcs=max(64, 8 * workers),
     )
     for register in registrars:
         register(server)

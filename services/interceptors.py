@@ -1,18 +1,31 @@
-"""The one server interceptor: authenticates and authorises the caller (services/auth.py), refuses
-requests that are not this RPC's message, turns exceptions from handlers into gRPC statuses, and
-audits admin calls."""
+"""The one server interceptor: authenticates and authorises the caller (services/auth.py) from the
+call's metadata before the body is read, refuses requests over their RPC's size or that are not its
+message, turns exceptions from handlers into gRPC statuses, audits admin calls (services/audit_trail.py)
+and keeps reflection streams within a thread budget."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable
 
 import grpc
-from google.protobuf import text_format
 
 from core import tracing
-from core.errors import InvalidArgument, status_for
-from services.auth import ADMIN, ANONYMOUS, AuditSink, Authorizer, current_client, is_open, required_role
+from core.errors import InvalidArgument, RecsysError, ResourceExhausted, status_for
+from core.security import Client
+from services.audit_trail import AuditTrail, fingerprint
+from services.auth import (
+    ADMIN,
+    ANONYMOUS,
+    HEALTH_PREFIX,
+    Authorizer,
+    current_client,
+    is_known,
+    is_reflection,
+    presented_key,
+    required_role,
+)
 from services.metrics import RPC_LATENCY, RPC_REQUESTS
 
 logger = logging.getLogger(__name__)
@@ -56,33 +69,106 @@ def lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], An
     return parse
 
 
-def request_text(request: Any, limit: int = 300) -> str:
-    if isinstance(request, Undecodable):
-        return f"<bytes that are not a {request.message_name}>"
-    try:
-        text = text_format.MessageToString(request, as_one_line=True)
-    except Exception:  # noqa: BLE001 - a request that cannot print is audited by its type
-        text = type(request).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
+class Unread:
+    """A request larger than its RPC's limit: refused by size, never parsed."""
+
+    def __init__(self, message_name: str, size: int, limit: int) -> None:
+        self.message_name, self.size, self.limit = message_name, size, limit
+
+
+KIB, MIB = 1024, 1024 * 1024
+# What each RPC's message may weigh (bytes), checked before it is parsed. A batch of 5,000 events with
+# the longest ids is about 2.7 MB; a catalogue batch carries titles and descriptions; a Rank request 500
+# candidates and rule lists; an admin call a few fields. Anything not named gets DEFAULT_MESSAGE_BYTES.
+MESSAGE_LIMITS = {
+    "/shoprank.v1.FeedbackService/RecordEvents": 4 * MIB,
+    "/shoprank.v1.FeedbackService/UpsertItems": 16 * MIB,
+    "/shoprank.v1.FeedbackService/DeleteItems": 1 * MIB,
+    "/shoprank.v1.ScoringService/Rank": 1 * MIB,
+    "/shoprank.v1.ScoringService/Recommend": 1 * MIB,
+    "/shoprank.v1.ScoringService/SimilarItems": 1 * MIB,
+    "/shoprank.v1.ScoringService/FrequentlyBoughtTogether": 1 * MIB,
+    "/shoprank.v1.ScoringService/Trending": 1 * MIB,
+}
+DEFAULT_MESSAGE_BYTES = 64 * KIB
+MAX_MESSAGE_BYTES = max(MESSAGE_LIMITS.values())  # the transport's limit: no RPC accepts more
+
+
+def sized(deserializer: Callable[[bytes], Any] | None, limit: int) -> Callable[[bytes], Any] | None:
+    """`lenient(deserializer)` that refuses bytes over `limit` without parsing them."""
+    parse = lenient(deserializer)
+    if parse is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)
+    name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request message")
+
+    def parse_within(data: bytes) -> Any:
+        return Unread(name, len(data), limit) if len(data) > limit else parse(data)
+
+    return parse_within
+
+
+def refused(code: grpc.StatusCode, message: str, on_refusal: Callable[[grpc.ServicerContext], None]) -> grpc.RpcMethodHandler:
+    """A handler that answers `code` without reading the request: registered as request-streaming, so
+    gRPC never asks for (or parses) the body; on the wire a unary call and a one-message stream are alike."""
+
+    def answer(_requests: Any, context: grpc.ServicerContext) -> Any:
+        on_refusal(context)
+        context.abort(code, message)
+
+    return grpc.stream_unary_rpc_method_handler(answer)
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Auth, then the handler; exceptions become statuses with clear messages; admin calls are audited.
-    Without an authorizer (unit tests of a single server) every caller passes."""
+    """Auth from the call's metadata, before any byte of the body is read; then the size check, the
+    parse, the handler; exceptions become statuses with clear messages; admin calls are audited (an
+    intent row before the handler runs, the outcome after). Without an authorizer (unit tests of a
+    single server) every caller passes."""
 
-    def __init__(self, authorizer: Authorizer | None = None, audit: AuditSink | None = None) -> None:
+    def __init__(self, authorizer: Authorizer | None = None, audit: AuditTrail | None = None,
+                 reflection: StreamBudget | None = None) -> None:
         self.authorizer = authorizer
         self.audit = audit
+        self.reflection = reflection or StreamBudget()
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or is_open(method):
-            return handler
+        if method.startswith(HEALTH_PREFIX):
+            return continuation(handler_call_details)
+        metadata = handler_call_details.invocation_metadata or ()
+        client = ANONYMOUS
+        if self.authorizer is not None:
+            try:
+                client = self.authorizer.authenticate(method, metadata)
+                if not is_reflection(method):
+                    self.authorizer.check_role(client, method)
+            except RecsysError as refusal:
+                return self._refusal(method, client, refusal, metadata)
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        if is_reflection(method):
+            return self.reflection.bounded(handler) if handler.stream_stream is not None else handler
         if handler.unary_unary is None:
-            return None  # no streaming RPC here needs a key; refuse what is not known (UNIMPLEMENTED)
+            return None  # no other streaming RPC is served here; refuse what is not known (UNIMPLEMENTED)
+        caller = fingerprint(presented_key(metadata))
+        return self._unary(method, handler, client, caller)
+
+    def _refusal(self, method: str, client: Client, refusal: RecsysError, metadata: Any) -> grpc.RpcMethodHandler:
+        code, message = status_for(refusal)
+        RPC_REQUESTS.labels(method if is_known(method) else "unknown", code.name).inc()
+        logger.info("%s: %s %s", method[:200], code.name, message)
+        caller = fingerprint(presented_key(metadata))
+
+        def on_refusal(context: grpc.ServicerContext) -> None:
+            if self.audit is not None and required_role(method) == ADMIN and is_known(method):
+                self.audit.refusal(client, method, code.name, message, caller, context.peer())
+
+        return refused(code, message, on_refusal)
+
+    def _unary(self, method: str, handler: grpc.RpcMethodHandler, client: Client, caller: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
-        audited = self.audit is not None and required_role(method) == ADMIN
+        audit = self.audit if required_role(method) == ADMIN else None
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             with tracing.server_span(method, context.invocation_metadata()) as span:
@@ -92,20 +178,20 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                     span.set_attribute("rpc.grpc.status_code", (context.code() or grpc.StatusCode.OK).value[0])
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            client = ANONYMOUS
-            token = None
+            token = current_client.set(client)
             started, code_name = time.perf_counter(), "OK"
             try:
-                if self.authorizer is not None:
-                    client = self.authorizer.authenticate(method, context.invocation_metadata())
-                    self.authorizer.check_role(client, method)
-                token = current_client.set(client)
+                if isinstance(request, Unread):
+                    raise ResourceExhausted(f"the {request.message_name} is {request.size} bytes; {method.rsplit('/', 1)[-1]} "
+                                            f"accepts at most {request.limit} (send smaller batches)")
                 if isinstance(request, Undecodable):
                     raise InvalidArgument(f"the request bytes are not a valid {request.message_name}")
                 reject_unknown_fields(request)
+                if audit is not None:
+                    audit.intent(client, method, request, caller, context.peer())
                 response = inner(request, context)
-                if audited:
-                    self._audit(client, method, request, "OK", "")
+                if audit is not None:
+                    audit.outcome(client, method, request, "OK", "", caller, context.peer())
                 return response
             except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
                 code, message = status_for(exc)
@@ -114,24 +200,42 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                     logger.exception("%s failed", method)
                 else:
                     logger.info("%s: %s %s", method, code.name, message)
-                if audited:
-                    self._audit(client, method, request, code.name, message)
+                if audit is not None and not isinstance(request, (Unread, Undecodable)):
+                    audit.outcome(client, method, request, code.name, message, caller, context.peer())
                 context.abort(code, message)
             finally:
-                if token is not None:
-                    current_client.reset(token)
+                current_client.reset(token)
                 RPC_REQUESTS.labels(method, code_name).inc()
                 RPC_LATENCY.labels(method).observe(time.perf_counter() - started)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
-            request_deserializer=lenient(handler.request_deserializer),
+            request_deserializer=sized(handler.request_deserializer, MESSAGE_LIMITS.get(method, DEFAULT_MESSAGE_BYTES)),
             response_serializer=handler.response_serializer,
         )
 
-    def _audit(self, client: Any, method: str, request: Any, outcome: str, detail: str) -> None:
-        assert self.audit is not None
-        try:
-            self.audit.record(client, method, request_text(request), outcome, detail)
-        except Exception:  # noqa: BLE001 - an audit failure is logged, the answer stands
-            logger.exception("could not write the audit log for %s", method)
+
+class StreamBudget:
+    """Reflection streams (grpcurl's `list` and `describe`) wait on their client while they are open and
+    hold a server thread each: at most `streams` at once, so the storefront's RPCs always keep the rest
+    of the pool; one more is refused with RESOURCE_EXHAUSTED. A stream's lifetime is bounded by the
+    server's connection age (services/grpc_server.py: GOAWAY, then the connection is closed after a grace)."""
+
+    def __init__(self, streams: int = 2) -> None:
+        self.streams = streams
+        self._slots = threading.BoundedSemaphore(streams)
+
+    def bounded(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner = handler.stream_stream
+
+        def serve(requests: Any, context: grpc.ServicerContext) -> Any:
+            if not self._slots.acquire(blocking=False):
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"{self.streams} reflection streams are open on this server; close one and retry")
+            try:
+                yield from inner(requests, context)
+            finally:
+                self._slots.release()
+
+        return grpc.stream_stream_rpc_method_handler(serve, request_deserializer=handler.request_deserializer,
+                                                     response_serializer=handler.response_serializer)

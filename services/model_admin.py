@@ -12,6 +12,7 @@ from core.errors import InvalidArgument, NotFound
 from core.experiments.control import ExperimentControl
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
+from core.ids import check_id, check_job_id, parse_version, shown
 from core.model_repository import ModelRepository
 from core.model_serving import model_serving
 from core.privacy import Pseudonyms, forget
@@ -24,7 +25,6 @@ from rankers import get_ranker
 from services.auth import current_client
 from services.experiments_admin import ExperimentAdmin
 from services.messages import ts
-from services.validation import check_id, check_job_id, parse_version, shown
 from shoprank.v1 import common_pb2, model_admin_pb2, model_admin_pb2_grpc
 from shoprank_client.enums import job_state_enum
 
@@ -127,10 +127,12 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         limit = request.limit or 100
         if not 1 <= limit <= 1000:
             raise InvalidArgument(f"limit {limit} outside 1..1000 (0 = 100)")
-        return model_admin_pb2.ListAuditResponse(entries=[
-            model_admin_pb2.AuditEntry(at=ts(e.at), client=e.client, role=e.role, method=e.method, request=e.request,
-                                       outcome=e.outcome, detail=e.detail)
-            for e in self.log.audit.recent(limit)])
+        check = self.log.audit.verify()
+        return model_admin_pb2.ListAuditResponse(
+            entries=[model_admin_pb2.AuditEntry(at=ts(e.at), client=e.client, role=e.role, method=e.method, request=e.request,
+                                                outcome=e.outcome, detail=e.detail, caller=e.caller, peer=e.peer, chain=e.chain)
+                     for e in self.log.audit.recent(limit)],
+            chain_ok=check.ok, chain_problem=check.problem, chained_entries=check.chained_rows, legacy_entries=check.legacy_rows)
 
     def ListSegments(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListSegmentsResponse:
         segments, at = self.features.get_segments()

@@ -12,6 +12,7 @@ import grpc
 from core.domain import ItemText
 from core.errors import InvalidArgument, NotFound
 from core.features import FeatureClient
+from core.ids import check_id
 from core.log_format import configure
 from core.portrait import Interests, portrait
 from core.privacy import Pseudonyms
@@ -20,7 +21,6 @@ from services.grpc_server import build_server, serve_until_signalled
 from services.health_watch import start_watching
 from services.messages import ts
 from services.metrics import serve_metrics
-from services.validation import check_id, shown
 from shoprank.v1 import common_pb2, profile_pb2, profile_pb2_grpc
 from shoprank_client.enums import event_type_enum
 
@@ -44,7 +44,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         key = self.pseudonyms(request.user_id)
         user = self.features.get_user(key)
         if user is None:
-            raise NotFound(f"no profile for user {shown(request.user_id)} (no events recorded)")
+            raise NotFound("no profile for this user_id (no events recorded)")
         wanted = list(dict.fromkeys([i for i, _ in user.recent] + [i for i, _ in user.interests]))[:PORTRAIT_ITEMS]
         known = {i: f.text for i, f in self.features.get_items(wanted).items()}
         interests = [(i, ts_) for i, ts_ in user.interests if i in known] if user.interests else []

@@ -22,6 +22,7 @@ from core import log_format, tracing
 from core.errors import InvalidArgument
 from core.feature_cache import CachedFeatures
 from core.features import FeatureClient
+from core.ids import check_id
 from core.log_format import bound, configure
 from core.privacy import Pseudonyms
 from core.served_log import ServedRecorder
@@ -33,7 +34,7 @@ from ranking.routing import Route, Router, Shadows
 from services.grpc_server import build_server, serve_processes, serve_until_signalled
 from services.health_watch import start_watching
 from services.metrics import DEGRADED_ANSWERS, EXPERIMENT_ANSWERS, SERVED_LISTS_DROPPED, SERVING_VERSION, timed
-from services.validation import check_id, validate_rank_request, validate_rules
+from services.validation import validate_rank_request, validate_rules
 from shoprank.v1 import common_pb2, scoring_pb2, scoring_pb2_grpc
 
 logger = logging.getLogger(__name__)

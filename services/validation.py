@@ -9,24 +9,14 @@ from typing import Iterable, Sequence
 
 from core.domain import EVENT_TYPES, Event, ItemText
 from core.errors import InvalidArgument
+from core.ids import MAX_ID_LENGTH, check_id, shown
 from core.rules import Rules
 from shoprank_client.enums import event_type_of
 
-MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2000
 FUTURE_TOLERANCE_S = 300.0  # storefront clocks drift; more than this ahead is a bad timestamp
 EARLIEST_TS = 946684800.0  # 2000-01-01: anything older is a unit or clock error
-SHOWN_CHARS = 40  # an echoed value is cut to this many characters (errors, rejections, logs)
-_ID = re.compile(r"[\w.:@/+-]+")  # matched with fullmatch: no trailing newline slips through `$`
-# A job id names a temporary folder of the model repository: plain ASCII, no dots or slashes.
-_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also accepts "²", "①", "٢"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # terminal escapes and other control characters
-
-
-def shown(value: str) -> str:
-    """`value` as an error message may echo it: repr, cut to SHOWN_CHARS characters."""
-    return repr(value) if len(value) <= SHOWN_CHARS else repr(value[:SHOWN_CHARS]) + f"... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -34,31 +24,6 @@ class Rejected:
     index: int
     id: str
     reason: str
-
-
-def check_id(value: str, what: str) -> str | None:
-    """A reason the id is bad, or None."""
-    if not value:
-        return f"missing {what}"
-    if len(value) > MAX_ID_LENGTH:
-        return f"{what} longer than {MAX_ID_LENGTH} characters"
-    if not _ID.fullmatch(value):
-        return f"{what} {shown(value)} has characters outside letters, digits and ._:@/+-"
-    return None
-
-
-def check_job_id(value: str) -> str | None:
-    """A reason the job id is bad, or None (job ids become folder names: ASCII letters, digits, _ and -)."""
-    if not _JOB_ID.fullmatch(value):
-        return f"job_id {shown(value)} must be 1 to 64 ASCII letters, digits, '_' or '-'"
-    return None
-
-
-def parse_version(value: str) -> int:
-    """A model version number from its text (ASCII digits), or InvalidArgument."""
-    if not _VERSION.fullmatch(value):
-        raise InvalidArgument(f"version {shown(value)} is not a version number (ASCII digits, e.g. \"3\")")
-    return int(value)
 
 
 def validate_events(
@@ -77,7 +42,7 @@ def validate_events(
             or _check_type(e.event_type, event_type_of(e.event_type))
             or _check_time(e, now)
             or (check_id(e.request_id, "request_id") if e.request_id else None)
-            or (None if e.item_id in known else f"unknown item_id {e.item_id!r} (upsert it first)")
+            or (None if e.item_id in known else f"unknown item_id {shown(e.item_id)} (upsert it first)")
         )
         if reason:
             bad.append(Rejected(index, e.event_id[:MAX_ID_LENGTH], reason))

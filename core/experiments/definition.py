@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field, replace
+
+from core.ids import check_name, is_version, shown
 
 METRICS = ("ctr", "conversion", "revenue_per_impression", "ndcg")
 RUNNING, PROMOTED, KEPT_CONTROL, ROLLED_BACK = "running", "promoted", "kept_control", "rolled_back"
 STATES = (RUNNING, PROMOTED, KEPT_CONTROL, ROLLED_BACK)
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class ExperimentError(ValueError):
@@ -79,12 +79,12 @@ class Experiment:
         """The shown arm of this shopper: sticky (a hash of experiment id and shopper), by share."""
         point = bucket(self.experiment_id, user_key)
         edge = 0.0
-        shown = self.shown_arms
-        for arm in shown:
+        arms = self.shown_arms
+        for arm in arms:
             edge += arm.share
             if point < edge:
                 return arm
-        return shown[-1]  # rounding at the top end
+        return arms[-1]  # rounding at the top end
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -105,16 +105,19 @@ def bucket(experiment_id: str, user_key: str) -> float:
 
 def validated(experiment: Experiment, published: list[int], serving: int | None) -> Experiment:
     """The experiment with its defaults checked, or ExperimentError naming what is wrong."""
-    if not _NAME.match(experiment.experiment_id):
-        raise ExperimentError(f"experiment_id {experiment.experiment_id[:80]!r} must be 1-64 letters, digits, '-', '_' or '.'")
+    if reason := check_name(experiment.experiment_id, "experiment_id"):
+        raise ExperimentError(reason)
     names = [a.name for a in experiment.arms]
     if len(experiment.shown_arms) < 1 or len(experiment.arms) < 2:
         raise ExperimentError("an experiment needs at least two arms, at least one of them shown")
-    if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
-        raise ExperimentError(f"arm names must be unique 1-64 letters, digits, '-', '_' or '.': {names}")
+    for n in names:
+        if reason := check_name(n, "arm name"):
+            raise ExperimentError(reason)
+    if len(set(names)) != len(names):
+        raise ExperimentError(f"arm names must be unique: {', '.join(names)}")
     for a in experiment.arms:
-        if not a.version.isdigit() or int(a.version) not in published:
-            raise ExperimentError(f"arm {a.name}: no published version {a.version!r}; versions: {', '.join(map(str, published))}")
+        if not is_version(a.version) or int(a.version) not in published:
+            raise ExperimentError(f"arm {a.name}: no published version {shown(a.version)}; versions: {', '.join(map(str, published))}")
         if a.shadow and a.share != 0:
             raise ExperimentError(f"arm {a.name} is a shadow: its share must be 0")
         if not a.shadow and not 0 < a.share <= 1:

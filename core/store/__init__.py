@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.store.audit import AuditLog
+from core.store.audit import AuditLog, copy_legacy_rows
 from core.store.catalogue import CatalogueStore
 from core.store.erasures import ErasureStore
 from core.store.events import EventStore
@@ -34,10 +34,14 @@ class EventLog:
     attributions: AttributionStore
 
     @classmethod
-    def open(cls, url: str) -> "EventLog":
+    def open(cls, url: str, audit_url: str = "") -> "EventLog":
+        """The log at `url`; the audit log at `audit_url` when given (settings.audit_log), else in the same
+        database. Rows an older deployment audited into the event log move to the audit log once."""
         engine = open_engine(url)
-        return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine), AuditLog(engine), ErasureStore(engine),
-                   ExperimentStore(engine), ServedStore(engine), AttributionStore(engine))
+        audit_engine = open_engine(audit_url) if audit_url and audit_url != url else engine
+        copy_legacy_rows(engine, audit_engine)
+        return cls(engine, EventStore(engine), CatalogueStore(engine), JobStore(engine), AuditLog(audit_engine),
+                   ErasureStore(engine), ExperimentStore(engine), ServedStore(engine), AttributionStore(engine))
 
     def reachable(self) -> bool:
         """Whether the database answers a query now (a health check)."""

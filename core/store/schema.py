@@ -98,6 +98,9 @@ audit_table = sa.Table(
     sa.Column("request", sa.String, nullable=False),  # the request as text, cut short
     sa.Column("outcome", sa.String, nullable=False),  # the gRPC status code name
     sa.Column("detail", sa.String, nullable=False),
+    sa.Column("caller", sa.String, nullable=False, server_default=""),  # the API key's fingerprint
+    sa.Column("peer", sa.String, nullable=False, server_default=""),  # the caller's address
+    sa.Column("chain", sa.String, nullable=False, server_default=""),  # core.store.audit.row_hash
 )
 
 
@@ -156,6 +159,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=10000")
+    # an erased shopper's rows are overwritten on disk, not left in free pages for a file reader
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -194,6 +199,11 @@ def _migrate(engine: Engine) -> None:
     if "status" not in {c["name"] for c in inspector.get_columns("items")}:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE items ADD COLUMN status INTEGER NOT NULL DEFAULT 0"))
+    audit_columns = {c["name"] for c in inspector.get_columns("audit_log")}
+    for name in ("caller", "peer", "chain"):
+        if name not in audit_columns:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE audit_log ADD COLUMN {name} VARCHAR NOT NULL DEFAULT ''"))
     with engine.begin() as conn:
         # what the feature refresh reads per batch: a shopper's newest events, an item's recent count
         conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_user_ts ON events (user_id, ts)"))

@@ -7,9 +7,10 @@ import pytest
 
 from core.domain import Lineage
 from core.errors import InvalidArgument, status_for
+from core.ids import check_id, check_job_id, parse_version
 from core.model_repository import TMP_PREFIX, ModelRepository
 from services.interceptors import reject_unknown_fields
-from services.validation import check_id, check_job_id, parse_version, validate_events, validate_items
+from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, model_admin_pb2
 
 

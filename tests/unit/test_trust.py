@@ -109,8 +109,11 @@ def test_admin_calls_are_audited_with_their_outcome(settings):
     finally:
         server.stop(0)
     entries = log.audit.recent(10)
-    assert [(e.client, e.outcome) for e in entries] == [("anonymous", "UNAUTHENTICATED"), ("storefront", "PERMISSION_DENIED"), ("admin", "OK")]
-    assert all(e.method == method and e.at > 0 for e in entries)
+    assert [(e.client, e.outcome) for e in entries] == [
+        ("anonymous", "UNAUTHENTICATED"), ("storefront", "PERMISSION_DENIED"), ("admin", "OK"), ("admin", "CALLED")]
+    assert all(e.method == method and e.at > 0 and e.peer.startswith("ipv4:127.0.0.1:") for e in entries)
+    assert entries[0].caller == "" and len(entries[1].caller) == 12 and entries[1].caller != entries[2].caller
+    assert log.audit.verify().ok and log.audit.verify().chained_rows == 4
 
 
 def test_authorizer_reads_both_headers():

@@ -121,7 +121,7 @@ class ListAuditRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
-    __slots__ = ("at", "client", "role", "method", "request", "outcome", "detail")
+    __slots__ = ("at", "client", "role", "method", "request", "outcome", "detail", "caller", "peer", "chain")
     AT_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,9 @@ class AuditEntry(_message.Message):
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_FIELD_NUMBER: _ClassVar[int]
     at: _timestamp_pb2.Timestamp
     client: str
     role: str
@@ -136,13 +139,24 @@ class AuditEntry(_message.Message):
     request: str
     outcome: str
     detail: str
-    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client: _Optional[str] = ..., role: _Optional[str] = ..., method: _Optional[str] = ..., request: _Optional[str] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    caller: str
+    peer: str
+    chain: str
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client: _Optional[str] = ..., role: _Optional[str] = ..., method: _Optional[str] = ..., request: _Optional[str] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ..., caller: _Optional[str] = ..., peer: _Optional[str] = ..., chain: _Optional[str] = ...) -> None: ...
 
 class ListAuditResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "chain_ok", "chain_problem", "chained_entries", "legacy_entries")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_OK_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    CHAINED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    LEGACY_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+    chain_ok: bool
+    chain_problem: str
+    chained_entries: int
+    legacy_entries: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., chain_ok: _Optional[bool] = ..., chain_problem: _Optional[str] = ..., chained_entries: _Optional[int] = ..., legacy_entries: _Optional[int] = ...) -> None: ...
 
 class ListVersionsRequest(_message.Message):
     __slots__ = ()
