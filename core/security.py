@@ -173,7 +173,7 @@ def usage(settings: Settings, feedback: str = "127.0.0.1:50051", scoring: str = 
     folder = settings.secrets_path
     tls = f"-cacert {folder / 'ca.pem'}" if settings.tls else "-plaintext"
     return (f"TLS: clients trust {folder / 'ca.pem'}; keys: {folder / 'storefront.key'} (storefront), {folder / 'admin.key'} (admin)\n"
-            f"  .venv/bin/grpcurl {tls} {scoring} list\n"
+            f"  .venv/bin/grpcurl {tls} -H \"authorization: Bearer $(cat {folder / 'storefront.key'})\" {scoring} list\n"
             f"  .venv/bin/grpcurl {tls} -H \"authorization: Bearer $(cat {folder / 'storefront.key'})\" "
             f"-d '{{\"user_id\": \"U0001\", \"k\": 5}}' {scoring} shoprank.v1.ScoringService/Recommend\n"
             f"  .venv/bin/grpcurl {tls} -H \"authorization: Bearer $(cat {folder / 'admin.key'})\" "

@@ -19,7 +19,7 @@ GRPCURL_EXAMPLES = """
 The suite is up, TLS and API keys on every port. Try (from the repository root; grpcurl is in .venv/bin):
 
   CA={ca}; SF="authorization: Bearer $(cat {storefront_key})"; ADMIN="authorization: Bearer $(cat {admin_key})"
-  .venv/bin/grpcurl -cacert $CA 127.0.0.1:{scoring} list
+  .venv/bin/grpcurl -cacert $CA -H "$SF" 127.0.0.1:{scoring} list
   .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}", "item_ids": [{items}]}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Rank
   .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}", "k": 5}}' 127.0.0.1:{scoring} shoprank.v1.ScoringService/Recommend
   .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"user_id": "{user}"}}' 127.0.0.1:{profile} shoprank.v1.ProfileService/GetProfile

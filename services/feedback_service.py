@@ -121,6 +121,8 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         found = self.log.catalogue.delete(ids)
         rejected += [common_pb2.Rejection(index=index, id=item_id, reason="not in the catalogue")
                      for index, item_id in enumerate(request.item_ids) if item_id in ids and item_id not in found]
+        if not found:  # nothing changed: no push, no shop-wide refresh (a storefront key must not buy one for free)
+            return feedback_pb2.DeleteItemsResponse(deleted=0, rejected=sorted(rejected, key=lambda r: r.index))
         try:
             self.features.push_items(found, {i: ItemStatus.DELETED for i in found})
             self.sync.refresh_all()  # the shop's popular list drops them now, not at the next refresh

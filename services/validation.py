@@ -134,6 +134,8 @@ def validate_rules(rules, k: int) -> Rules:
         raise InvalidArgument("rules.boost_share is set but rules.boosted_item_ids is empty")
     if rules.max_per_category < 0:
         raise InvalidArgument(f"rules.max_per_category {rules.max_per_category} is negative (0 turns it off)")
+    if len(rules.pins) > k:  # each pin takes a distinct position 1..k: more cannot be valid, refuse before checking
+        raise InvalidArgument(f"rules.pins has {len(rules.pins)} pins; at most k ({k})")
     pins: list[tuple[str, int]] = []
     for pin in rules.pins:
         if reason := check_id(pin.item_id, "item_id"):

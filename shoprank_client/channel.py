@@ -42,10 +42,14 @@ class _StaticMetadata(grpc.UnaryUnaryClientInterceptor):
 
 
 def open_channel(address: str, ca: bytes | None = None, key: str | None = None, certificate: tuple[bytes, bytes] | None = None,
-                 options: list[tuple[str, Any]] | None = None, retries: int = 0) -> grpc.Channel:
-    """A channel to one shoprank server: TLS when `ca` is given (plaintext otherwise), `key` sent as
-    `authorization: Bearer`, `certificate` (private key, chain) for mutual TLS, and with `retries` > 0
-    gRPC's retry of UNAVAILABLE on every method."""
+                 options: list[tuple[str, Any]] | None = None, retries: int = 0, plaintext: bool = False) -> grpc.Channel:
+    """A channel to one shoprank server: TLS trusting `ca`, `key` sent as `authorization: Bearer`,
+    `certificate` (private key, chain) for mutual TLS, and with `retries` > 0 gRPC's retry of UNAVAILABLE
+    on every method. Without a CA it refuses (ValueError) unless `plaintext=True` says so: a missing CA
+    must not quietly send the key over the network in the clear."""
+    if ca is None and not plaintext:
+        raise ValueError(f"no CA certificate for {address}: pass the deployment's CA (ca=...) for TLS, or plaintext=True "
+                         "to connect without TLS (the API key would then cross the network readable)")
     options = list(options or [])
     if retries:
         options += [("grpc.enable_retries", 1), ("grpc.service_config", retry_config(retries + 1))]

@@ -138,18 +138,18 @@ def _read(value: bytes | str | Path | None) -> bytes | None:
 class ShopRankClient:
     """One client for a deployment: `feedback` also serves the admin RPCs; `scoring` and `profile` may be
     omitted when unused (or all three may be one gateway address). `ca`: the deployment's CA (PEM bytes
-    or a path; None: plaintext), `api_key`: the storefront's or admin's key, `certificate`: (key, chain)
+    or a path; required unless `plaintext=True`), `api_key`: the storefront's or admin's key, `certificate`: (key, chain)
     for mutual TLS. `timeout_s`: each call's deadline; `retries`: extra attempts on UNAVAILABLE."""
 
     def __init__(self, feedback: str, scoring: str | None = None, profile: str | None = None, *, ca: bytes | str | Path | None = None,
                  api_key: str | None = None, certificate: tuple[bytes | str | Path, bytes | str | Path] | None = None,
-                 timeout_s: float = 10.0, retries: int = 3) -> None:
+                 timeout_s: float = 10.0, retries: int = 3, plaintext: bool = False) -> None:
         pair = (_read(certificate[0]) or b"", _read(certificate[1]) or b"") if certificate else None
         self.timeout_s = timeout_s
         self._channels: list[grpc.Channel] = []
 
         def channel(address: str) -> grpc.Channel:
-            self._channels.append(open_channel(address, _read(ca), api_key, pair, retries=retries))
+            self._channels.append(open_channel(address, _read(ca), api_key, pair, retries=retries, plaintext=plaintext))
             return self._channels[-1]
 
         feedback_channel = channel(feedback)

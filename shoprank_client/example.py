@@ -16,11 +16,13 @@ def main() -> None:
     parser.add_argument("--feedback", default="127.0.0.1:50051")
     parser.add_argument("--scoring", default="127.0.0.1:50052")
     parser.add_argument("--profile", default="127.0.0.1:50053")
-    parser.add_argument("--ca", default="var/secrets/ca.pem", help="the deployment's CA (PEM); empty for plaintext")
+    parser.add_argument("--ca", default="var/secrets/ca.pem", help="the deployment's CA (PEM)")
+    parser.add_argument("--plaintext", action="store_true", help="connect without TLS (a suite run with RECSYS_TLS=false)")
     parser.add_argument("--key", required=True, help="the storefront's API key")
     parser.add_argument("--user", default="C15444")
     args = parser.parse_args()
-    with ShopRankClient(args.feedback, args.scoring, args.profile, ca=args.ca or None, api_key=args.key, timeout_s=5.0) as shop:
+    with ShopRankClient(args.feedback, args.scoring, args.profile, ca=None if args.plaintext else args.ca,
+                        api_key=args.key, timeout_s=5.0, plaintext=args.plaintext) as shop:
         page = shop.recommend(args.user, k=5, rules=Rules(exclude_purchased=True, distinct_titles=True), explain=True)
         for item in page.items:
             why = "; ".join(f"{r.kind} {r.attribution:+.3f}: {r.text}" for r in item.reasons[:2])

@@ -49,7 +49,7 @@ def serve():
 def test_unavailable_is_retried_and_the_answer_is_typed(serve):
     flaky = Flaky(failures=2)
     address = serve(flaky)
-    with ShopRankClient(address, address, retries=3) as client:
+    with ShopRankClient(address, address, retries=3, plaintext=True) as client:
         ranking = client.rank("u", ["a", "b"])
     assert flaky.calls == 3 and ranking.model_version == "7" and [i.item_id for i in ranking.items] == ["a", "b"]
     assert ranking.items[0].placement == "ranked" and ranking.items[0].reasons == ()
@@ -57,12 +57,12 @@ def test_unavailable_is_retried_and_the_answer_is_typed(serve):
 
 def test_other_errors_and_exhausted_retries_reach_the_caller(serve):
     invalid = Flaky(failures=5, code=grpc.StatusCode.INVALID_ARGUMENT)
-    with ShopRankClient(serve(invalid), serve(invalid), retries=3) as client, pytest.raises(grpc.RpcError) as raised:
+    with ShopRankClient(serve(invalid), serve(invalid), retries=3, plaintext=True) as client, pytest.raises(grpc.RpcError) as raised:
         client.rank("u", ["a"])
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT and invalid.calls == 1
     down = Flaky(failures=10)
     address = serve(down)
-    with ShopRankClient(address, address, retries=2) as client, pytest.raises(grpc.RpcError) as raised:
+    with ShopRankClient(address, address, retries=2, plaintext=True) as client, pytest.raises(grpc.RpcError) as raised:
         client.rank("u", ["a"])
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE and down.calls == 3
 
@@ -70,7 +70,7 @@ def test_other_errors_and_exhausted_retries_reach_the_caller(serve):
 def test_the_deadline_holds(serve):
     slow = Flaky(failures=0, delay_s=1.0)
     address = serve(slow)
-    with ShopRankClient(address, address, timeout_s=0.2) as client:
+    with ShopRankClient(address, address, timeout_s=0.2, plaintext=True) as client:
         started = time.perf_counter()
         with pytest.raises(grpc.RpcError) as raised:
             client.rank("u", ["a"])

@@ -249,3 +249,49 @@ def test_concurrency_is_bounded_by_the_server(settings):
     finally:
         release.set()
         server.stop(0)
+
+
+def test_pins_beyond_k_are_refused_before_being_checked():
+    from services.validation import validate_rules
+    from shoprank.v1 import common_pb2
+
+    rules = common_pb2.RecommendRules(pins=[common_pb2.Pin(item_id=f"i{n}", position=1) for n in range(10_000)])
+    with pytest.raises(InvalidArgument, match="at most k"):
+        validate_rules(rules, k=10)
+
+
+def test_the_client_refuses_plaintext_unless_asked():
+    from shoprank_client import ShopRankClient
+    from shoprank_client.channel import open_channel as client_channel
+
+    with pytest.raises(ValueError, match="plaintext=True"):
+        ShopRankClient("127.0.0.1:1", api_key="sr_secret")
+    with pytest.raises(ValueError, match="no CA"):
+        client_channel("127.0.0.1:1", None, "sr_secret")
+    client_channel("127.0.0.1:1", None, "sr_secret", plaintext=True).close()
+
+
+def test_deleting_nothing_costs_no_shop_wide_refresh(settings):
+    from core.domain import ItemText
+    from core.feature_sync import FeatureSync
+    from core.features import FeatureClient, apply
+    from core.privacy import Pseudonyms
+    from services.feedback_service import FeedbackServicer
+    from shoprank.v1 import feedback_pb2
+
+    class CountingSync(FeatureSync):
+        refreshes = 0
+
+        def refresh_all(self) -> None:
+            CountingSync.refreshes += 1
+            super().refresh_all()
+
+    apply(settings)
+    log, features = EventLog.open(settings.eventlog), FeatureClient(settings)
+    log.catalogue.upsert({"a": ItemText("an item")})
+    servicer = FeedbackServicer(settings, log, features, sender=None, pseudonyms=Pseudonyms.of(settings),
+                                sync=CountingSync(log, features))
+    reply = servicer.DeleteItems(feedback_pb2.DeleteItemsRequest(item_ids=["no-such-item", "bad id"]), None)
+    assert reply.deleted == 0 and len(reply.rejected) == 2 and CountingSync.refreshes == 0
+    assert servicer.DeleteItems(feedback_pb2.DeleteItemsRequest(item_ids=["a"]), None).deleted == 1
+    assert CountingSync.refreshes == 1
