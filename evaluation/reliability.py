@@ -10,6 +10,9 @@ API keys on):
   4. tritonserver is SIGKILLed under Rank load and restarted: Rank keeps answering (degraded), time until
      answers are scored again;
   5. the fuzzer (devtools/fuzz.py): cases and their status codes;
+  6. hostile (evaluation/hostile.py): the storefront's Rank and RecordEvents p99 during oversized
+     unauthenticated messages, idle reflection streams, an audit flood and erasures under load, next to a
+     quiet baseline, and a search of every file for the raw shopper ids the attacks used;
 then the same ingest against PostgreSQL + Redis (skipped, and said so, where those servers are absent).
 Prints a table and writes bench/results/reliability.{json,md}.
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 from core.store import EventLog
 from devtools.fuzz import Fuzzer
+from evaluation.hostile import hostile_lines, hostile_phase
 from devtools.load import ingest, rank_load
 from devtools.local_servers import drop_postgres_database, flush_redis_db, fresh_postgres_database, postgres_available, redis_available
 from devtools.suite import Suite, deploy
@@ -166,6 +170,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--batches", type=int, default=30, help="batches of 50 per client in the ingest phases")
     parser.add_argument("--fuzz", type=int, default=10_000)
+    parser.add_argument("--hostile-seconds", type=float, default=20.0, help="storefront load per attack in the hostile phase")
     parser.add_argument("--tag", default="reliability")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -176,19 +181,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         suite = deploy(Path(tmp) / "embedded", shop, ENV)
         try:
-            print("1/6 ingest, 16 clients ...", flush=True)
+            print("1/7 ingest, 16 clients ...", flush=True)
             results["ingest_embedded"] = ingest_phase(suite, users, items, args.clients, args.batches, "ingest")
-            print("2/6 feedback killed under load ...", flush=True)
+            print("2/7 feedback killed under load ...", flush=True)
             results["kill_feedback"] = feedback_kill_phase(suite, users, items, args.clients, args.batches)
-            print("3/6 worker killed during a fine-tune ...", flush=True)
+            print("3/7 worker killed during a fine-tune ...", flush=True)
             results["kill_worker"] = worker_kill_phase(suite)
-            print("4/6 tritonserver killed under Rank load ...", flush=True)
+            print("4/7 tritonserver killed under Rank load ...", flush=True)
             results["kill_triton"] = triton_kill_phase(suite, users, items)
-            print(f"5/6 fuzz, {args.fuzz} cases ...", flush=True)
+            print(f"5/7 fuzz, {args.fuzz} cases ...", flush=True)
             results["fuzz"] = fuzz_phase(suite, args.fuzz, items)
+            print("6/7 hostile: the storefront during each attack ...", flush=True)
+            results["hostile"] = hostile_phase(suite, users, items, args.hostile_seconds)
         finally:
             suite.stop()
-        print("6/6 ingest on PostgreSQL + Redis ...", flush=True)
+        print("7/7 ingest on PostgreSQL + Redis ...", flush=True)
         results["ingest_postgresql_redis"] = postgres_redis_phase(Path(tmp) / "pg", shop, users, items, args.clients, args.batches)
     write(results, args.tag)
 
@@ -212,6 +219,8 @@ def write(results: dict[str, Any], tag: str) -> None:
               f"scored answers again {t['recovery_s']} s after the kill",
               f"- fuzz: {f['cases']} cases in {f['seconds']} s, statuses {f['by_status']}; forbidden (UNKNOWN/INTERNAL/timeout): "
               f"{len(f['forbidden'])}; fine-tunes queued by garbage: {f['ok_fine_tunes']}; tracebacks in logs: {f['tracebacks_in_logs']}"]
+    if "hostile" in results:
+        lines += hostile_lines(results["hostile"])
     (RESULTS / f"{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -87,10 +87,15 @@ def test_rank_latency(tmp_path):
 
 
 def test_reliability(tmp_path):
-    report = written(run_harness(tmp_path, ["-m", "evaluation.reliability", "--clients", "2", "--batches", "2", "--fuzz", "20", "--tag", "smoke"],
+    report = written(run_harness(tmp_path, ["-m", "evaluation.reliability", "--clients", "2", "--batches", "2", "--fuzz", "20", "--hostile-seconds", "2",
+                                                   "--tag", "smoke"],
                                  timeout=900), "smoke")
-    assert {"ingest_embedded", "kill_feedback", "kill_worker", "kill_triton", "fuzz", "ingest_postgresql_redis"} <= set(report)
+    assert {"ingest_embedded", "kill_feedback", "kill_worker", "kill_triton", "fuzz", "hostile", "ingest_postgresql_redis"} <= set(report)
     assert report["ingest_embedded"]["lost"] == 0
+    hostile = report["hostile"]
+    assert set(hostile["rows"]) == {"quiet", "oversized_unauthenticated", "idle_reflection_no_key", "idle_reflection_storefront_key",
+                                    "audit_flood", "erase_under_load"}
+    assert hostile["raw_ids_at_rest"] == [] and hostile["rows"]["erase_under_load"]["attack"]["shoppers_erased"] >= 1
 
 
 def test_item_to_item(tmp_path):

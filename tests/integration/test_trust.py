@@ -73,11 +73,29 @@ def test_forget_user_reaches_every_store_and_is_audited(serving_suite):
     ranked = storefront.rank(shopper, ["SKU0001", "SKU0002"])  # ranked again as a new shopper
     assert len(ranked.items) == 2 and not ranked.degraded
 
-    audit = admin.admin.ListAudit(model_admin_pb2.ListAuditRequest(limit=20), timeout=30).entries
-    forgets = [(e.client, e.outcome) for e in audit if e.method.endswith("/ForgetUser")]
-    assert ("admin", "OK") in forgets and ("storefront", "PERMISSION_DENIED") in forgets
+    never_seen = "trust-never-seen-4411"
+    with pytest.raises(grpc.RpcError) as unknown:
+        storefront.profile.GetProfile(profile_pb2.GetProfileRequest(user_id=never_seen), timeout=30)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND and never_seen not in unknown.value.details()
+
+    listed = admin.admin.ListAudit(model_admin_pb2.ListAuditRequest(limit=20), timeout=30)
+    forgets = [(e.client, e.outcome) for e in listed.entries if e.method.endswith("/ForgetUser")]
+    assert ("admin", "OK") in forgets and ("admin", "CALLED") in forgets and ("storefront", "PERMISSION_DENIED") in forgets
+    assert listed.chain_ok and listed.chained_entries >= 3 and not listed.chain_problem
+    assert all(e.peer for e in listed.entries) and all(e.caller for e in listed.entries if e.outcome != "UNAUTHENTICATED")
+    # no raw shopper id at rest: every file of the deployment (stores, WALs, audit log, service logs)
+    time.sleep(1)  # log lines flushed
+    for path in raw_id_files(settings.data_dir):
+        data = path.read_bytes()
+        for raw in (shopper, never_seen):
+            assert raw.encode() not in data, f"{path} holds the shopper id {raw!r}"
     storefront.close()
     admin.close()
+
+
+def raw_id_files(data_dir: Path) -> list[Path]:
+    """Every file under the data directory but model weights (the model repository and its exports)."""
+    return [p for p in data_dir.rglob("*") if p.is_file() and p.suffix not in (".pt", ".onnx", ".safetensors", ".bin")]
 
 
 def test_forgetting_a_trained_on_shopper_names_the_versions(serving_suite, shop):
