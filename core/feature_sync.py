@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from core.domain import HISTORY_LENGTH, WINDOW_7D, WINDOW_30D
+from core.domain import HISTORY_LENGTH, INTEREST_EVENTS, WINDOW_7D, WINDOW_30D
 from core.features import FeatureClient, UserFeatures
 from core.store import EventLog
 
@@ -47,20 +47,33 @@ class FeatureSync:
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
 
     def users(self, user_ids: Iterable[str]) -> None:
-        """Rebuild each shopper's history and interest features from the log."""
+        """Rebuild each shopper's history and interest features from the log. Erased shoppers are not
+        written back (core.store.erasures): those erased before this read are left out unless they have
+        events since; those erased while it ran are erased again from the online store after the write."""
         ids = sorted(set(user_ids))
         if not ids:
             return
+        started = time.time()
+        erased = self.log.erasures.erased_at_map(ids)
         interests = self.log.events.recent_events_many(ids, INTEREST_LIMIT)  # newest first; the text reads the head
         counts = self.log.events.user_counts_many(ids)
+        for user_id, at in erased.items():  # only what they did after their erasure (its deletes may still run)
+            after = [e for e in self.log.events.of_user(user_id) if e.timestamp > at]
+            liked = sorted((e for e in after if e.event_type in INTEREST_EVENTS), key=lambda e: (-e.timestamp, e.event_id))
+            interests[user_id] = [(e.item_id, e.event_type, e.timestamp) for e in liked[:INTEREST_LIMIT]]
+            counts[user_id] = (len(liked), sum(e.event_type == "purchase" for e in after), max((e.timestamp for e in after), default=0.0))
         rows = {}
         for user_id in ids:
             n_events, n_purchases, last_ts = counts[user_id]
             mine = interests[user_id]
             purchased = list(dict.fromkeys(i for i, t, _ in mine if t == "purchase"))
+            if user_id in erased and not n_events:
+                continue
             rows[user_id] = UserFeatures([(i, t) for i, t, _ in mine[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
                                          [(i, ts) for i, _, ts in mine], purchased)
         self.features.push_users(rows)
+        for user_id in self.log.erasures.erased_since(rows, started):
+            self.features.forget_user(user_id)
 
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
         """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest."""

@@ -68,14 +68,22 @@ def versions_trained_on(repo: "ModelRepository", seqs: list[int], timestamps: li
 
 def forget(user_key: str, requested_by: str, settings: "Settings", log: EventLog, features: "FeatureClient",
            repo: "ModelRepository", sync: "FeatureSync | None" = None) -> ErasureReceipt:
-    """Remove the shopper (by pseudonym) from every store; returns the stored receipt."""
+    """Remove the shopper (by pseudonym) from every store; returns the stored receipt. The receipt is
+    written first as a tombstone, which every writer that could put the shopper back checks
+    (core.store.erasures), so an ingest, a served list or a feature refresh racing with this call loses."""
     started = time.monotonic()
+    tombstone = log.erasures.tombstone(user_key, requested_by)
     events = log.events.of_user(user_key)
     trained = versions_trained_on(repo, [e.seq for e in events if e.seq], [e.timestamp for e in events])
+    # a fine-tune running now may have read their events already: its version, once published, holds them
+    running = sorted(j.job_id for j in log.jobs.active() if j.state == "RUNNING")
+    replay = log.replay(settings.replay_capacity)
     removed = {
         "events": log.events.delete_user(user_key),
         "online_feature_rows": features.forget_user(user_key),
-        "replay_examples": log.replay(settings.replay_capacity).delete_user(user_key),
+        "replay_examples": replay.delete_user(user_key),
+        # examples stored before replay rows carried a shopper key cannot be told apart: all of them go
+        "replay_examples_unattributed": replay.delete_user(""),
         "served_lists": log.served.delete_user(user_key),
         "attributions": log.attributions.delete_user(user_key),
         # Triton's model keeps shopper embeddings keyed by a hash of their text, not by shopper, so
@@ -87,9 +95,9 @@ def forget(user_key: str, requested_by: str, settings: "Settings", log: EventLog
     }
     if sync is not None and events:
         sync.refresh_all()  # popularity counted their events; rebuilt from what the log still holds
-    receipt = log.erasures.record(user_key, requested_by, removed, trained)
-    logger.info("forgot shopper %s for %s in %.2fs: %s; trained on by versions %s", user_key, requested_by,
-                time.monotonic() - started, removed, trained or "none")
+    receipt = log.erasures.complete(tombstone, removed, trained, running)
+    logger.info("forgot shopper %s for %s in %.2fs: %s; trained on by versions %s; running fine-tunes %s", user_key, requested_by,
+                time.monotonic() - started, removed, trained or "none", running or "none")
     return receipt
 
 

@@ -28,10 +28,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from core.domain import Event
 from core.store import EventLog
-from devtools.client import Credentials, event_message, open_channel
+from devtools.client import open_channel
 from devtools.load import ingest, rank_load
 from devtools.suite import Suite
-from shoprank.v1 import feedback_pb2, model_admin_pb2, profile_pb2
+from shoprank.v1 import model_admin_pb2, profile_pb2
 
 ERASED_PREFIX, UNKNOWN_PREFIX = "hostile-shopper-", "hostile-unknown-"
 WEIGHTS = (".pt", ".onnx", ".safetensors", ".bin")
@@ -68,8 +68,13 @@ def storefront_during(suite: Suite, users: list[str], items: list[str], seconds:
                                    prefix=f"hostile-{time.monotonic_ns()}", stop=stop, give_up_s=0)
 
     def attacker() -> None:
-        if attack is not None:
+        if attack is None:
+            return
+        try:
             attack_result.update(attack(stop))
+        except Exception as exc:  # noqa: BLE001 - the attack's own failure is part of the report
+            attack_result["error"] = repr(exc)[:300]
+            stop.wait()
 
     threads = [threading.Thread(target=f, name=f"hostile-{f.__name__}") for f in (ranks, events, attacker)]
     for t in threads:
@@ -187,14 +192,15 @@ def erase_under_load(suite: Suite, items: list[str], shoppers: int = 10) -> Atta
     def attack(stop: threading.Event) -> dict[str, Any]:
         storefront = suite.client(role="storefront")
         admin = suite.client(role="admin")
+        assert storefront.profile is not None, "the hostile phase needs the profile service"
         now = time.time()
-        erased, statuses = 0, Counter()
+        erased, statuses = 0, Counter[str]()
         try:
             for n in range(shoppers):
                 if stop.is_set():
                     break
                 shopper = f"{ERASED_PREFIX}{n}"
-                storefront.record_events([Event(f"{shopper}-e{k}", shopper, items[k % len(items)], "purchase", now - 60 + k)
+                storefront.record_events([Event(f"hostile-ev-{n}-{k}", shopper, items[k % len(items)], "purchase", now - 60 + k)
                                           for k in range(3)])
                 admin.admin.ForgetUser(model_admin_pb2.ForgetUserRequest(user_id=shopper), timeout=60)
                 erased += 1
@@ -238,7 +244,7 @@ def hostile_phase(suite: Suite, users: list[str], items: list[str], seconds: flo
         print(f"  hostile: {name}, {seconds:.0f} s ...", flush=True)
         rows[name] = storefront_during(suite, users, items, seconds, attack)
     quiet = rows["quiet"]
-    for name, row in rows.items():
+    for row in rows.values():
         for rpc in ("rank", "record_events"):
             q, r = quiet[rpc]["p99_ms"], row[rpc]["p99_ms"]
             row[rpc]["p99_vs_quiet"] = round(r / q, 2) if q and r else None

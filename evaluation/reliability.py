@@ -30,10 +30,10 @@ from typing import Any
 
 from core.store import EventLog
 from devtools.fuzz import Fuzzer
-from evaluation.hostile import hostile_lines, hostile_phase
 from devtools.load import ingest, rank_load
 from devtools.local_servers import drop_postgres_database, flush_redis_db, fresh_postgres_database, postgres_available, redis_available
 from devtools.suite import Suite, deploy
+from evaluation.hostile import hostile_lines, hostile_phase
 from evaluation.results import results_dir
 from shopdata.synthetic import generate
 from shoprank_client.enums import job_state_of

@@ -121,7 +121,8 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
         user_key = self.pseudonyms(request.user_id)
         receipt = forget(user_key, current_client.get().name, self.settings, self.log, self.features, self.repo, self.sync)
         return model_admin_pb2.ForgetUserResponse(receipt_id=receipt.receipt_id, user_key=receipt.user_key, requested_by=receipt.requested_by,
-                                                  at=ts(receipt.at), removed=receipt.removed, trained_versions=receipt.trained_versions)
+                                                  at=ts(receipt.at), removed=receipt.removed, trained_versions=receipt.trained_versions,
+                                                  running_jobs=receipt.running_jobs)
 
     def ListAudit(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListAuditResponse:
         limit = request.limit or 100

@@ -26,11 +26,17 @@ SHOPPERS_PER_SEGMENT = 20  # a small shop gets fewer segments than RECSYS_SEGMEN
 
 def segment_shoppers(log: EventLog, features: FeatureClient, segments: int, seed: int = 0) -> list[Segment]:
     """Cluster every shopper with interest events; segments are numbered by size, largest first."""
-    started = time.perf_counter()
+    started, wall_started = time.perf_counter(), time.time()
     interests: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for e in log.events.read():
         if e.event_type in INTEREST_EVENTS:
             interests[e.user_id].append((e.item_id, e.timestamp))
+    # an erased shopper's events from before the erasure may still be in the read (its deletes run after
+    # the tombstone): only what they did since counts
+    for user, at in log.erasures.erased_at_map(interests).items():
+        interests[user] = [(i, ts) for i, ts in interests[user] if ts > at]
+        if not interests[user]:
+            del interests[user]
     if not interests:
         features.push_segments({}, [], time.time())
         return []
@@ -49,6 +55,8 @@ def segment_shoppers(log: EventLog, features: FeatureClient, segments: int, seed
     renumber = {old: new for new, old in enumerate(order)}
     result = [Segment(renumber[j], describe(centres[j], categories), sizes[j]) for j in order]
     features.push_segments({u: renumber[int(label)] for u, label in zip(users, labels)}, result, time.time())
+    for user in log.erasures.erased_since(users, wall_started):  # erased while this ran: the write must not keep them
+        features.forget_user(user)
     logger.info("segmented %d shoppers into %d segments in %.1fs", len(users), len(result), time.perf_counter() - started)
     return result
 

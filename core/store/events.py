@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.domain import INTEREST_EVENTS, Event
+from core.store.erasures import erased_at
 from core.store.schema import EVENT_SEQ, chunks, counters_table, events_table, insert_ignore
 
 
@@ -39,6 +40,8 @@ class EventStore:
             # Lock first (see the module docstring), then deduplicate inside the same transaction.
             conn.execute(sa.update(counters_table).where(counter.name == EVENT_SEQ).values(value=counter.value))
             last = int(conn.execute(sa.select(counter.value).where(counter.name == EVENT_SEQ)).scalar_one())
+            # an erased shopper's events from before the erasure never come back (core.store.erasures)
+            erased = erased_at(conn, {e.user_id for batch in batches for e in batch})
             taken: set[str] = set()
             for chunk in chunks(ids, 500):
                 taken.update(conn.execute(sa.select(events_table.c.event_id).where(events_table.c.event_id.in_(chunk))).scalars().all())
@@ -47,7 +50,7 @@ class EventStore:
             for batch in batches:
                 mine: set[str] = set()
                 for e in batch:
-                    if e.event_id in taken:
+                    if e.event_id in taken or (e.user_id in erased and e.timestamp <= erased[e.user_id]):
                         continue
                     taken.add(e.event_id)
                     mine.add(e.event_id)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from core.domain import INTEREST_EVENTS, Event
 from core.experiments.attribution import Attribution, ServedList
 from core.experiments.definition import RUNNING, Experiment
+from core.store.erasures import ERASURE_LOCK, erased_at, take_lock
 from core.store.schema import ATTRIBUTED_SEQ, attributions_table, chunks, counters_table, events_table, experiments_table, insert_ignore, served_lists_table
 
 
@@ -76,6 +77,11 @@ class ServedStore:
             return
         stmt = insert_ignore(self.engine, served_lists_table).on_conflict_do_nothing(index_elements=["request_id", "arm", "shadow"])
         with self.engine.begin() as conn:
+            take_lock(conn, ERASURE_LOCK)  # a list queued before an erasure must not land after it
+            erased = erased_at(conn, {s.user_key for s in lists})
+            lists = [s for s in lists if not (s.user_key in erased and s.served_at <= erased[s.user_key])]
+            if not lists:
+                return
             conn.execute(stmt, [dict(request_id=s.request_id, arm=s.arm, shadow=s.shadow, user_key=s.user_key, served_at=s.served_at,
                                      experiment_id=s.experiment_id, version=s.version, rpc=s.rpc, item_ids=list(s.item_ids)) for s in lists])
 
@@ -149,6 +155,8 @@ class AttributionStore:
     def record(self, attributions: Sequence[Attribution], watermark: int) -> None:
         """Store attributions and move the watermark in one transaction (idempotent by event id)."""
         with self.engine.begin() as conn:
+            erased = erased_at(conn, {a.user_key for a in attributions})
+            attributions = [a for a in attributions if not (a.user_key in erased and a.received_at <= erased[a.user_key])]
             if attributions:
                 stmt = insert_ignore(self.engine, attributions_table).on_conflict_do_nothing(index_elements=["event_id"])
                 conn.execute(stmt, [dict(event_id=a.event_id, request_id=a.request_id, experiment_id=a.experiment_id, arm=a.arm,

@@ -84,6 +84,7 @@ erasures_table = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("removed", sa.JSON, nullable=False),  # {store: rows removed}
     sa.Column("trained_versions", sa.JSON, nullable=False),  # published versions whose data window held their events
+    sa.Column("running_jobs", sa.JSON, nullable=False, server_default="[]"),  # fine-tunes running when it began
 )
 
 # Every admin call: who, what, when, and how it ended.
@@ -199,6 +200,9 @@ def _migrate(engine: Engine) -> None:
     if "status" not in {c["name"] for c in inspector.get_columns("items")}:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE items ADD COLUMN status INTEGER NOT NULL DEFAULT 0"))
+    if "running_jobs" not in {c["name"] for c in inspector.get_columns("erasures")}:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE erasures ADD COLUMN running_jobs JSON NOT NULL DEFAULT '[]'"))
     audit_columns = {c["name"] for c in inspector.get_columns("audit_log")}
     for name in ("caller", "peer", "chain"):
         if name not in audit_columns:
@@ -212,6 +216,7 @@ def _migrate(engine: Engine) -> None:
         stmt = insert_ignore(engine, counters_table).on_conflict_do_nothing(index_elements=["name"])
         conn.execute(stmt, {"name": EVENT_SEQ, "value": int(newest)})
         conn.execute(stmt, {"name": ATTRIBUTED_SEQ, "value": int(newest)})  # older events were never served by us
+        conn.execute(stmt, {"name": "erasure_lock", "value": 0})  # core.store.erasures.ERASURE_LOCK
 
 
 def insert_ignore(engine: Engine, table: sa.Table) -> Any:

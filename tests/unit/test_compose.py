@@ -174,7 +174,7 @@ def test_the_triton_image_has_the_workers_torch():
     assert re.search(r"(?m)^USER (?!root)\S+", dockerfile)
     for model_py in (PROJECT_ROOT / "triton_models").glob("*/model.py"):
         imports = set(re.findall(r"(?m)^(?:import|from) (\w+)", model_py.read_text()))
-        assert imports <= {"os", "time", "collections", "numpy", "torch", "triton_python_backend_utils", "json", "math"}, (model_py, imports)
+        assert imports <= {"os", "time", "threading", "collections", "numpy", "torch", "triton_python_backend_utils", "json", "math"}, (model_py, imports)
 
 
 def test_monitoring_config_scrapes_what_the_services_serve(model):

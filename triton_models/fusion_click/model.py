@@ -8,10 +8,12 @@ shopper and items were seen before costs two lookups and the fusion MLP, not a t
   an LRU of items embedded since;
 - shoppers: a bounded map whose entries are dropped RECSYS_SHOPPER_EMBEDDING_TTL_S after they were
   embedded. The key is the text, so a shopper whose history changed gets a new entry on first use,
-  and nothing keeps an erased shopper's embedding longer than the TTL (core.privacy.forget says so).
+  and nothing keeps an erased shopper's embedding longer than the TTL (core.privacy.forget says so):
+  a sweeper thread drops expired entries even while the instance gets no requests.
 Workers copy this file into every version folder they publish.
 """
 import os
+import threading
 import time
 from collections import OrderedDict
 
@@ -37,6 +39,12 @@ def token_keys(ids, mask):
     return [(a << 64) ^ (b & 0xFFFFFFFFFFFFFFFF) for a, b in hashes.tolist()]
 
 
+def drop_expired(shoppers, now, ttl_s):
+    """Drop entries embedded `ttl_s` or more before `now` (oldest first: kept in the order embedded)."""
+    while shoppers and now - next(iter(shoppers.values()))[1] >= ttl_s:
+        shoppers.popitem(last=False)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         kind = args.get("model_instance_kind", "CPU")
@@ -51,6 +59,9 @@ class TritonPythonModel:
             self.model = self.model.to(self.dtype)
         self.extra = OrderedDict()  # items embedded since the table (key -> vector), LRU
         self.shoppers = OrderedDict()  # key -> (vector, monotonic time embedded), oldest first
+        self.lock = threading.Lock()  # the sweeper and execute share self.shoppers
+        self.stopped = threading.Event()
+        threading.Thread(target=self._sweep, name="shopper-ttl-sweeper", daemon=True).start()
         self.index, self.table = {}, torch.zeros(0, 1)
         table = os.path.join(args["model_repository"], args["model_version"], "item_embeddings.pt")
         if os.path.exists(table):  # the catalogue, embedded by the worker that published this version
@@ -100,18 +111,27 @@ class TritonPythonModel:
         out[torch.tensor(others)] = vectors
         return out
 
+    def _sweep(self):
+        while not self.stopped.wait(max(0.5, min(SHOPPER_TTL_S, 30.0))):
+            with self.lock:
+                drop_expired(self.shoppers, time.monotonic(), SHOPPER_TTL_S)
+
+    def finalize(self):
+        self.stopped.set()
+
     def _shopper_embedding(self, ids, mask):
         now = time.monotonic()
-        while self.shoppers and now - next(iter(self.shoppers.values()))[1] >= SHOPPER_TTL_S:
-            self.shoppers.popitem(last=False)  # oldest first: entries are kept in the order embedded
         key = token_keys(ids[:1], mask[:1])[0]
-        hit = self.shoppers.get(key)
+        with self.lock:
+            drop_expired(self.shoppers, now, SHOPPER_TTL_S)
+            hit = self.shoppers.get(key)
         if hit is not None:
             return hit[0]
         vector = self._encode(ids, mask, torch.tensor([0]))[0]
-        self.shoppers[key] = (vector, now)
-        if len(self.shoppers) > CACHE_SHOPPERS:
-            self.shoppers.popitem(last=False)
+        with self.lock:
+            self.shoppers[key] = (vector, now)
+            if len(self.shoppers) > CACHE_SHOPPERS:
+                self.shoppers.popitem(last=False)
         return vector
 
     def execute(self, requests):

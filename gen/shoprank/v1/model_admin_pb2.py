@@ -27,7 +27,7 @@ from shoprank.v1 import common_pb2 as shoprank_dot_v1_dot_common__pb2
 from shoprank.v1 import experiments_pb2 as shoprank_dot_v1_dot_experiments__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshoprank/v1/model_admin.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18shoprank/v1/common.proto\x1a\x1dshoprank/v1/experiments.proto\"\xae\x01\n\x17\x43reateExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12(\n\x04\x61rms\x18\x02 \x03(\x0b\x32\x1a.shoprank.v1.ExperimentArm\x12\x13\n\x0b\x63ontrol_arm\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61nary\x18\x04 \x01(\x08\x12-\n\x06policy\x18\x05 \x01(\x0b\x32\x1d.shoprank.v1.ExperimentPolicy\"G\n\x18\x43reateExperimentResponse\x12+\n\nexperiment\x18\x01 \x01(\x0b\x32\x17.shoprank.v1.Experiment\"-\n\x14GetExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\"D\n\x15GetExperimentResponse\x12+\n\nexperiment\x18\x01 \x01(\x0b\x32\x17.shoprank.v1.Experiment\"\'\n\x16ListExperimentsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"G\n\x17ListExperimentsResponse\x12,\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.Experiment\"B\n\x14\x45ndExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x13\n\x0bpromote_arm\x18\x02 \x01(\t\"D\n\x15\x45ndExperimentResponse\x12+\n\nexperiment\x18\x01 \x01(\x0b\x32\x17.shoprank.v1.Experiment\"$\n\x11\x46orgetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x81\x02\n\x12\x46orgetUserResponse\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x10\n\x08user_key\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x07removed\x18\x05 \x03(\x0b\x32,.shoprank.v1.ForgetUserResponse.RemovedEntry\x12\x18\n\x10trained_versions\x18\x06 \x03(\t\x1a.\n\x0cRemovedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"!\n\x10ListAuditRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\xc1\x01\n\nAuditEntry\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0f\n\x07request\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x08 \x01(\t\x12\x0c\n\x04peer\x18\t \x01(\t\x12\r\n\x05\x63hain\x18\n \x01(\t\"\x97\x01\n\x11ListAuditResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.AuditEntry\x12\x10\n\x08\x63hain_ok\x18\x02 \x01(\x08\x12\x15\n\rchain_problem\x18\x03 \x01(\t\x12\x17\n\x0f\x63hained_entries\x18\x04 \x01(\x03\x12\x16\n\x0elegacy_entries\x18\x05 \x01(\x03\"\x15\n\x13ListVersionsRequest\"\x9a\x02\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0eparent_version\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdata_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexample_count\x18\x06 \x01(\x03\x12\x12\n\nfinal_loss\x18\x07 \x01(\x02\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0f\n\x07serving\x18\t \x01(\x08\x12\x0c\n\x04gate\x18\n \x01(\t\"C\n\x14ListVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.shoprank.v1.ModelVersion\"R\n\x16TriggerFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmax_steps\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\"\"\n\x0fRollbackRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xff\x01\n\x17TriggerFineTuneResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x05state\x18\t \x01(\x0e\x32\x15.shoprank.v1.JobState\x12\x10\n\x08progress\x18\x03 \x01(\x02\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0eparent_version\x18\x05 \x01(\t\x12\x13\n\x0bnew_version\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x02\x10\x03\"\xf6\x01\n\x0eGetJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x05state\x18\t \x01(\x0e\x32\x15.shoprank.v1.JobState\x12\x10\n\x08progress\x18\x03 \x01(\x02\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0eparent_version\x18\x05 \x01(\t\x12\x13\n\x0bnew_version\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x02\x10\x03\"\x15\n\x13ListSegmentsRequest\"w\n\x14ListSegmentsResponse\x12-\n\x08segments\x18\x01 \x03(\x0b\x32\x1b.shoprank.v1.ShopperSegment\x12\x30\n\x0csegmented_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9e\x02\n\x10RollbackResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0eparent_version\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdata_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexample_count\x18\x06 \x01(\x03\x12\x12\n\nfinal_loss\x18\x07 \x01(\x02\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0f\n\x07serving\x18\t \x01(\x08\x12\x0c\n\x04gate\x18\n \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x16\n\x12JOB_STATE_REJECTED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x32\xb1\x07\n\x11ModelAdminService\x12S\n\x0cListVersions\x12 .shoprank.v1.ListVersionsRequest\x1a!.shoprank.v1.ListVersionsResponse\x12\\\n\x0fTriggerFineTune\x12#.shoprank.v1.TriggerFineTuneRequest\x1a$.shoprank.v1.TriggerFineTuneResponse\x12\x41\n\x06GetJob\x12\x1a.shoprank.v1.GetJobRequest\x1a\x1b.shoprank.v1.GetJobResponse\x12G\n\x08Rollback\x12\x1c.shoprank.v1.RollbackRequest\x1a\x1d.shoprank.v1.RollbackResponse\x12M\n\nForgetUser\x12\x1e.shoprank.v1.ForgetUserRequest\x1a\x1f.shoprank.v1.ForgetUserResponse\x12J\n\tListAudit\x12\x1d.shoprank.v1.ListAuditRequest\x1a\x1e.shoprank.v1.ListAuditResponse\x12S\n\x0cListSegments\x12 .shoprank.v1.ListSegmentsRequest\x1a!.shoprank.v1.ListSegmentsResponse\x12_\n\x10\x43reateExperiment\x12$.shoprank.v1.CreateExperimentRequest\x1a%.shoprank.v1.CreateExperimentResponse\x12V\n\rGetExperiment\x12!.shoprank.v1.GetExperimentRequest\x1a\".shoprank.v1.GetExperimentResponse\x12\\\n\x0fListExperiments\x12#.shoprank.v1.ListExperimentsRequest\x1a$.shoprank.v1.ListExperimentsResponse\x12V\n\rEndExperiment\x12!.shoprank.v1.EndExperimentRequest\x1a\".shoprank.v1.EndExperimentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshoprank/v1/model_admin.proto\x12\x0bshoprank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18shoprank/v1/common.proto\x1a\x1dshoprank/v1/experiments.proto\"\xae\x01\n\x17\x43reateExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12(\n\x04\x61rms\x18\x02 \x03(\x0b\x32\x1a.shoprank.v1.ExperimentArm\x12\x13\n\x0b\x63ontrol_arm\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61nary\x18\x04 \x01(\x08\x12-\n\x06policy\x18\x05 \x01(\x0b\x32\x1d.shoprank.v1.ExperimentPolicy\"G\n\x18\x43reateExperimentResponse\x12+\n\nexperiment\x18\x01 \x01(\x0b\x32\x17.shoprank.v1.Experiment\"-\n\x14GetExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\"D\n\x15GetExperimentResponse\x12+\n\nexperiment\x18\x01 \x01(\x0b\x32\x17.shoprank.v1.Experiment\"\'\n\x16ListExperimentsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"G\n\x17ListExperimentsResponse\x12,\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.Experiment\"B\n\x14\x45ndExperimentRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x13\n\x0bpromote_arm\x18\x02 \x01(\t\"D\n\x15\x45ndExperimentResponse\x12+\n\nexperiment\x18\x01 \x01(\x0b\x32\x17.shoprank.v1.Experiment\"$\n\x11\x46orgetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x97\x02\n\x12\x46orgetUserResponse\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x10\n\x08user_key\x18\x02 \x01(\t\x12\x14\n\x0crequested_by\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x07removed\x18\x05 \x03(\x0b\x32,.shoprank.v1.ForgetUserResponse.RemovedEntry\x12\x18\n\x10trained_versions\x18\x06 \x03(\t\x12\x14\n\x0crunning_jobs\x18\x07 \x03(\t\x1a.\n\x0cRemovedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"!\n\x10ListAuditRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"\xc1\x01\n\nAuditEntry\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63lient\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0f\n\x07request\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x0e\n\x06\x63\x61ller\x18\x08 \x01(\t\x12\x0c\n\x04peer\x18\t \x01(\t\x12\r\n\x05\x63hain\x18\n \x01(\t\"\x97\x01\n\x11ListAuditResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.shoprank.v1.AuditEntry\x12\x10\n\x08\x63hain_ok\x18\x02 \x01(\x08\x12\x15\n\rchain_problem\x18\x03 \x01(\t\x12\x17\n\x0f\x63hained_entries\x18\x04 \x01(\x03\x12\x16\n\x0elegacy_entries\x18\x05 \x01(\x03\"\x15\n\x13ListVersionsRequest\"\x9a\x02\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0eparent_version\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdata_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexample_count\x18\x06 \x01(\x03\x12\x12\n\nfinal_loss\x18\x07 \x01(\x02\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0f\n\x07serving\x18\t \x01(\x08\x12\x0c\n\x04gate\x18\n \x01(\t\"C\n\x14ListVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.shoprank.v1.ModelVersion\"R\n\x16TriggerFineTuneRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmax_steps\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\"\"\n\x0fRollbackRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xff\x01\n\x17TriggerFineTuneResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x05state\x18\t \x01(\x0e\x32\x15.shoprank.v1.JobState\x12\x10\n\x08progress\x18\x03 \x01(\x02\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0eparent_version\x18\x05 \x01(\t\x12\x13\n\x0bnew_version\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x02\x10\x03\"\xf6\x01\n\x0eGetJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x05state\x18\t \x01(\x0e\x32\x15.shoprank.v1.JobState\x12\x10\n\x08progress\x18\x03 \x01(\x02\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x16\n\x0eparent_version\x18\x05 \x01(\t\x12\x13\n\x0bnew_version\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x02\x10\x03\"\x15\n\x13ListSegmentsRequest\"w\n\x14ListSegmentsResponse\x12-\n\x08segments\x18\x01 \x03(\x0b\x32\x1b.shoprank.v1.ShopperSegment\x12\x30\n\x0csegmented_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9e\x02\n\x10RollbackResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0eparent_version\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tdata_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x64\x61ta_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexample_count\x18\x06 \x01(\x03\x12\x12\n\nfinal_loss\x18\x07 \x01(\x02\x12\x0e\n\x06job_id\x18\x08 \x01(\t\x12\x0f\n\x07serving\x18\t \x01(\x08\x12\x0c\n\x04gate\x18\n \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x16\n\x12JOB_STATE_REJECTED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x32\xb1\x07\n\x11ModelAdminService\x12S\n\x0cListVersions\x12 .shoprank.v1.ListVersionsRequest\x1a!.shoprank.v1.ListVersionsResponse\x12\\\n\x0fTriggerFineTune\x12#.shoprank.v1.TriggerFineTuneRequest\x1a$.shoprank.v1.TriggerFineTuneResponse\x12\x41\n\x06GetJob\x12\x1a.shoprank.v1.GetJobRequest\x1a\x1b.shoprank.v1.GetJobResponse\x12G\n\x08Rollback\x12\x1c.shoprank.v1.RollbackRequest\x1a\x1d.shoprank.v1.RollbackResponse\x12M\n\nForgetUser\x12\x1e.shoprank.v1.ForgetUserRequest\x1a\x1f.shoprank.v1.ForgetUserResponse\x12J\n\tListAudit\x12\x1d.shoprank.v1.ListAuditRequest\x1a\x1e.shoprank.v1.ListAuditResponse\x12S\n\x0cListSegments\x12 .shoprank.v1.ListSegmentsRequest\x1a!.shoprank.v1.ListSegmentsResponse\x12_\n\x10\x43reateExperiment\x12$.shoprank.v1.CreateExperimentRequest\x1a%.shoprank.v1.CreateExperimentResponse\x12V\n\rGetExperiment\x12!.shoprank.v1.GetExperimentRequest\x1a\".shoprank.v1.GetExperimentResponse\x12\\\n\x0fListExperiments\x12#.shoprank.v1.ListExperimentsRequest\x1a$.shoprank.v1.ListExperimentsResponse\x12V\n\rEndExperiment\x12!.shoprank.v1.EndExperimentRequest\x1a\".shoprank.v1.EndExperimentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._loaded_options = None
   _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=2909
-  _globals['_JOBSTATE']._serialized_end=3063
+  _globals['_JOBSTATE']._serialized_start=2931
+  _globals['_JOBSTATE']._serialized_end=3085
   _globals['_CREATEEXPERIMENTREQUEST']._serialized_start=137
   _globals['_CREATEEXPERIMENTREQUEST']._serialized_end=311
   _globals['_CREATEEXPERIMENTRESPONSE']._serialized_start=313
@@ -57,37 +57,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FORGETUSERREQUEST']._serialized_start=755
   _globals['_FORGETUSERREQUEST']._serialized_end=791
   _globals['_FORGETUSERRESPONSE']._serialized_start=794
-  _globals['_FORGETUSERRESPONSE']._serialized_end=1051
-  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_start=1005
-  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_end=1051
-  _globals['_LISTAUDITREQUEST']._serialized_start=1053
-  _globals['_LISTAUDITREQUEST']._serialized_end=1086
-  _globals['_AUDITENTRY']._serialized_start=1089
-  _globals['_AUDITENTRY']._serialized_end=1282
-  _globals['_LISTAUDITRESPONSE']._serialized_start=1285
-  _globals['_LISTAUDITRESPONSE']._serialized_end=1436
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=1438
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=1459
-  _globals['_MODELVERSION']._serialized_start=1462
-  _globals['_MODELVERSION']._serialized_end=1744
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1746
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1813
-  _globals['_TRIGGERFINETUNEREQUEST']._serialized_start=1815
-  _globals['_TRIGGERFINETUNEREQUEST']._serialized_end=1897
-  _globals['_ROLLBACKREQUEST']._serialized_start=1899
-  _globals['_ROLLBACKREQUEST']._serialized_end=1933
-  _globals['_GETJOBREQUEST']._serialized_start=1935
-  _globals['_GETJOBREQUEST']._serialized_end=1966
-  _globals['_TRIGGERFINETUNERESPONSE']._serialized_start=1969
-  _globals['_TRIGGERFINETUNERESPONSE']._serialized_end=2224
-  _globals['_GETJOBRESPONSE']._serialized_start=2227
-  _globals['_GETJOBRESPONSE']._serialized_end=2473
-  _globals['_LISTSEGMENTSREQUEST']._serialized_start=2475
-  _globals['_LISTSEGMENTSREQUEST']._serialized_end=2496
-  _globals['_LISTSEGMENTSRESPONSE']._serialized_start=2498
-  _globals['_LISTSEGMENTSRESPONSE']._serialized_end=2617
-  _globals['_ROLLBACKRESPONSE']._serialized_start=2620
-  _globals['_ROLLBACKRESPONSE']._serialized_end=2906
-  _globals['_MODELADMINSERVICE']._serialized_start=3066
-  _globals['_MODELADMINSERVICE']._serialized_end=4011
+  _globals['_FORGETUSERRESPONSE']._serialized_end=1073
+  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_start=1027
+  _globals['_FORGETUSERRESPONSE_REMOVEDENTRY']._serialized_end=1073
+  _globals['_LISTAUDITREQUEST']._serialized_start=1075
+  _globals['_LISTAUDITREQUEST']._serialized_end=1108
+  _globals['_AUDITENTRY']._serialized_start=1111
+  _globals['_AUDITENTRY']._serialized_end=1304
+  _globals['_LISTAUDITRESPONSE']._serialized_start=1307
+  _globals['_LISTAUDITRESPONSE']._serialized_end=1458
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=1460
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=1481
+  _globals['_MODELVERSION']._serialized_start=1484
+  _globals['_MODELVERSION']._serialized_end=1766
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1768
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1835
+  _globals['_TRIGGERFINETUNEREQUEST']._serialized_start=1837
+  _globals['_TRIGGERFINETUNEREQUEST']._serialized_end=1919
+  _globals['_ROLLBACKREQUEST']._serialized_start=1921
+  _globals['_ROLLBACKREQUEST']._serialized_end=1955
+  _globals['_GETJOBREQUEST']._serialized_start=1957
+  _globals['_GETJOBREQUEST']._serialized_end=1988
+  _globals['_TRIGGERFINETUNERESPONSE']._serialized_start=1991
+  _globals['_TRIGGERFINETUNERESPONSE']._serialized_end=2246
+  _globals['_GETJOBRESPONSE']._serialized_start=2249
+  _globals['_GETJOBRESPONSE']._serialized_end=2495
+  _globals['_LISTSEGMENTSREQUEST']._serialized_start=2497
+  _globals['_LISTSEGMENTSREQUEST']._serialized_end=2518
+  _globals['_LISTSEGMENTSRESPONSE']._serialized_start=2520
+  _globals['_LISTSEGMENTSRESPONSE']._serialized_end=2639
+  _globals['_ROLLBACKRESPONSE']._serialized_start=2642
+  _globals['_ROLLBACKRESPONSE']._serialized_end=2928
+  _globals['_MODELADMINSERVICE']._serialized_start=3088
+  _globals['_MODELADMINSERVICE']._serialized_end=4033
 # @@protoc_insertion_point(module_scope)

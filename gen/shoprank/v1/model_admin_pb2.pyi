@@ -92,7 +92,7 @@ class ForgetUserRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
 class ForgetUserResponse(_message.Message):
-    __slots__ = ("receipt_id", "user_key", "requested_by", "at", "removed", "trained_versions")
+    __slots__ = ("receipt_id", "user_key", "requested_by", "at", "removed", "trained_versions", "running_jobs")
     class RemovedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,13 +106,15 @@ class ForgetUserResponse(_message.Message):
     AT_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     TRAINED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_JOBS_FIELD_NUMBER: _ClassVar[int]
     receipt_id: str
     user_key: str
     requested_by: str
     at: _timestamp_pb2.Timestamp
     removed: _containers.ScalarMap[str, int]
     trained_versions: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, receipt_id: _Optional[str] = ..., user_key: _Optional[str] = ..., requested_by: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., removed: _Optional[_Mapping[str, int]] = ..., trained_versions: _Optional[_Iterable[str]] = ...) -> None: ...
+    running_jobs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, receipt_id: _Optional[str] = ..., user_key: _Optional[str] = ..., requested_by: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., removed: _Optional[_Mapping[str, int]] = ..., trained_versions: _Optional[_Iterable[str]] = ..., running_jobs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListAuditRequest(_message.Message):
     __slots__ = ("limit",)
