@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import pandas as pd
 
@@ -104,17 +105,36 @@ class ErasableOnlineStore(Protocol):
 
 
 def online_store_config(settings: Settings) -> dict[str, Any]:
-    """SQLite under the data dir by default; Redis when RECSYS_FEAST_ONLINE_URL is redis://host:port/db.
-    Both are Feast's stores extended with ErasableOnlineStore (core/feast_sqlite.py, core/feast_redis.py)."""
-    if settings.feast_online_url.startswith("redis://"):
+    """SQLite under the data dir by default; Redis when RECSYS_FEAST_ONLINE_URL is
+    redis://[user:password@]host:port/db, or rediss://… for TLS (query: ssl_ca_certs=<CA file>, default the
+    deployment's CA; ssl_cert_reqs=required|none). Both are Feast's stores extended with
+    ErasableOnlineStore (core/feast_sqlite.py, core/feast_redis.py)."""
+    if settings.feast_online_url.startswith(("redis://", "rediss://")):
         from core.feast_redis import STORE_TYPE as REDIS
 
-        url = urlparse(settings.feast_online_url)
-        db = (url.path or "/0").lstrip("/") or "0"
-        return {"type": REDIS, "connection_string": f"{url.hostname}:{url.port or 6379},db={db}"}
+        return {"type": REDIS, "connection_string": redis_connection_string(settings.feast_online_url, settings.ca_cert)}
     from core.feast_sqlite import STORE_TYPE as SQLITE  # Feast's SQLite store, one connection per thread
 
     return {"type": SQLITE, "path": str(settings.feast_dir / "online_store.db")}
+
+
+def redis_connection_string(url_text: str, default_ca: Path) -> str:
+    """A redis(s):// URL as Feast's connection string ("host:port,db=N,password=…,ssl=true,…": each key
+    becomes a redis.Redis argument)."""
+    url = urlparse(url_text)
+    db = (url.path or "/0").lstrip("/") or "0"
+    parts = [f"{url.hostname}:{url.port or 6379}", f"db={db}"]
+    if url.username:
+        parts.append(f"username={unquote(url.username)}")
+    if url.password:
+        parts.append(f"password={unquote(url.password)}")
+    if url.scheme == "rediss":
+        query = dict(parse_qsl(url.query))
+        parts += ["ssl=true", f"ssl_ca_certs={query.get('ssl_ca_certs') or default_ca}",
+                  f"ssl_cert_reqs={query.get('ssl_cert_reqs', 'required')}"]
+    if any("," in p for p in parts):
+        raise ValueError("a Redis URL for Feast cannot carry ',' in its user, password or paths")
+    return ",".join(parts)
 
 
 def registry_config(settings: Settings) -> Any:
