@@ -92,7 +92,7 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
@@ -110,15 +110,23 @@ def ensure_secrets(settings: Settings) -> Path:
             entries = []
             for name, role in DEFAULT_CLIENTS:
                 key = f"sr_{role}_{secrets.token_urlsafe(24)}"
-                _write_private(folder / f"{name}.key", key.encode() + b"\n")
+                write_private(folder / f"{name}.key", key.encode() + b"\n")
                 entries.append({"name": name, "role": role, "sha256": key_digest(key)})
-            _write_private(folder / "api_keys.json", json.dumps({"clients": entries}, indent=1).encode())
+            write_private(folder / "api_keys.json", json.dumps({"clients": entries}, indent=1).encode())
         if not settings.pseudonym_key and not (folder / "pseudonym.key").exists():
-            _write_private(folder / "pseudonym.key", secrets.token_hex(32).encode() + b"\n")
+            write_private(folder / "pseudonym.key", secrets.token_hex(32).encode() + b"\n")
     return folder
 
 
 def _make_pki(folder: Path, hostnames: list[str]) -> None:
+    """The embedded default's PKI: a CA, one certificate for every service, a client certificate."""
+    make_pki(folder, {"server": hostnames}, ["client"])
+    logger.info("generated a local CA and certificates under %s", folder)
+
+
+def make_pki(folder: Path, servers: dict[str, list[str]], clients: list[str]) -> None:
+    """A CA (ca.pem, ca-key.pem) that signs, for each of `servers`, `<name>.pem` / `<name>-key.pem` valid
+    for localhost, 127.0.0.1, ::1 and its hostnames, and for each of `clients` a client certificate."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -154,18 +162,19 @@ def _make_pki(folder: Path, hostnames: list[str]) -> None:
         cert = builder.sign(ca_key, hashes.SHA256())
         return cert.public_bytes(serialization.Encoding.PEM), pem_key(key)
 
-    sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                    x509.IPAddress(ipaddress.ip_address("::1"))]
-    sans += [x509.DNSName(h) for h in hostnames if h and h != "localhost"]
-    server_cert, server_key = leaf("shoprank services", ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    client_cert, client_key = leaf("shoprank client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
     (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    _write_private(folder / "ca-key.pem", pem_key(ca_key))
-    (folder / "server.pem").write_bytes(server_cert)
-    _write_private(folder / "server-key.pem", server_key)
-    (folder / "client.pem").write_bytes(client_cert)
-    _write_private(folder / "client-key.pem", client_key)
-    logger.info("generated a local CA and certificates under %s", folder)
+    write_private(folder / "ca-key.pem", pem_key(ca_key))
+    for server, hostnames in servers.items():
+        sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                        x509.IPAddress(ipaddress.ip_address("::1"))]
+        sans += [x509.DNSName(h) for h in hostnames if h and h != "localhost"]
+        cert, key = leaf(f"shoprank {server}", ExtendedKeyUsageOID.SERVER_AUTH, sans)
+        (folder / f"{server}.pem").write_bytes(cert)
+        write_private(folder / f"{server}-key.pem", key)
+    for client in clients:
+        cert, key = leaf(f"shoprank {client}", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+        (folder / f"{client}.pem").write_bytes(cert)
+        write_private(folder / f"{client}-key.pem", key)
 
 
 def usage(settings: Settings, feedback: str = "127.0.0.1:50051", scoring: str = "127.0.0.1:50052") -> str:
@@ -180,35 +189,6 @@ def usage(settings: Settings, feedback: str = "127.0.0.1:50051", scoring: str = 
             f"{feedback} shoprank.v1.ModelAdminService/ListVersions")
 
 
-COMPOSE_DATABASE = "shoprank"  # PostgreSQL user and database of compose.yaml's event log
-
-
-def compose_secrets(folder: Path, host: str = "postgres") -> list[str]:
-    """The files compose.yaml's `secrets:` read, generated where missing (never overwritten): the
-    PostgreSQL password, the event log's and Feast registry's URLs that carry it, and the shopper-id pseudonym key. Returns
-    the names written. Compose bind-mounts them with these files' own modes into containers whose
-    users are not this one, so the files are world-readable inside a folder only its owner can enter."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
-    written = []
-    password_file = folder / "postgres_password"
-    if not password_file.exists():
-        _write_private(password_file, secrets.token_urlsafe(24).encode(), 0o644)
-        written.append(password_file.name)
-    password = password_file.read_text().strip()
-    database_url = f"postgresql+psycopg://{COMPOSE_DATABASE}:{password}@{host}:5432/{COMPOSE_DATABASE}"
-    values = {
-        "recsys_eventlog_url": database_url,
-        "recsys_feast_registry_url": database_url,  # Feast's SQL registry, in its own tables
-        "recsys_pseudonym_key": secrets.token_hex(32),
-    }
-    for name, value in values.items():
-        if not (folder / name).exists():
-            _write_private(folder / name, value.encode(), 0o644)
-            written.append(name)
-    return written
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Generate the deployment's certificates and keys (if missing) and print how to use them; "
                                                  "or, with compose-secrets, the secret files compose.yaml reads (deploy/secrets).")
@@ -217,6 +197,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     if args.command == "compose-secrets":
+        from core.compose_secrets import compose_secrets
+
         written = compose_secrets(args.dir)
         print(f"{args.dir}: {', '.join(written) if written else 'every secret already there'}")
         return

@@ -5,8 +5,8 @@ with its own healthcheck command. Used by tests/integration/test_compose_native.
 What differs from `docker compose up`, and why it still checks the file:
 - Hostnames of services map to 127.0.0.1, and each container port to a free local port (one mapping for
   the whole run, applied to environment values, commands, healthchecks, mounted config files and secrets).
-- postgres and redis are this machine's servers (the same software the images run): a fresh database
-  with compose's user, and two spare Redis databases for compose's 0 and 1.
+- postgres is this machine's server (the same software the image runs): a fresh database with compose's
+  user; redis runs natively as its own redis-server with compose's config (TLS only, a password).
 - Images we do not build run their program from this machine: `tritonserver` from the nvidia-pytriton
   wheel, nginx from Debian. Services with a `build:` run their command with this virtualenv's Python.
 - Replicas are that many processes; they share their gRPC port through SO_REUSEPORT (a Docker service
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 COMPOSE_FILES = (PROJECT_ROOT / "compose.yaml",)
 SCHEMA = Path(sys.prefix) / "share" / "compose-spec" / "compose_spec.json"  # scripts/install.sh puts it there
-LOCAL_SERVERS = {"postgres": 5432, "redis": 6379}  # compose services this machine already runs
+LOCAL_SERVERS = {"postgres": 5432}  # compose services this machine already runs (Redis runs natively: its TLS config)
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -127,7 +127,6 @@ class NativeCompose:
 
     root: Path
     model: dict[str, Any]
-    redis_dbs: dict[int, int] = field(default_factory=lambda: {0: 11, 1: 12})
     postgres_db: str = ""
     ports: dict[tuple[str, int], int] = field(default_factory=dict)
     processes: dict[str, list[subprocess.Popen]] = field(default_factory=dict)
@@ -160,9 +159,9 @@ class NativeCompose:
         text = re.sub(r"\b(?:0\.0\.0\.0|127\.0\.0\.1|localhost):(\d+)", lambda m: f"127.0.0.1:{self.port(name, int(m.group(1)))}", text)
         text = re.sub(r"\b(?:127\.0\.0\.1|localhost) (\d+)\b", lambda m: f"127.0.0.1 {self.port(name, int(m.group(1)))}", text)  # nc -z host port
         text = re.sub(r"(--(?:http|grpc|metrics)-port=|--port=)(\d+)", lambda m: f"{m.group(1)}{self.port(name, int(m.group(2)))}", text)
+        text = re.sub(r"(?m)^(tls-port )(\d+)$", lambda m: f"{m.group(1)}{self.port(name, int(m.group(2)))}", text)  # redis.conf
         names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
         text = re.sub(rf"(?<![\w.-])({names}):(\d+)", lambda m: f"127.0.0.1:{self.port(m.group(1), int(m.group(2)))}", text)
-        text = re.sub(r"(redis://127\.0\.0\.1:6379/)(\d+)", lambda m: f"{m.group(1)}{self.redis_dbs.get(int(m.group(2)), int(m.group(2)))}", text)
         if self.postgres_db:
             text = re.sub(r"(postgresql\+psycopg://[^/\s]+@127\.0\.0\.1:5432/)(\w+)", lambda m: m.group(1) + self.postgres_db, text)
         return text
@@ -254,13 +253,10 @@ class NativeCompose:
         for name, service in self.model["services"].items():
             for secret in service.get("secrets", []):
                 source = secret if isinstance(secret, str) else secret["source"]
+                target = secret if isinstance(secret, str) else secret.get("target", source)
                 path = Path(declared[source]["file"])
                 path = secrets_source / path.name if not path.is_absolute() else path
-                (self._secrets_dir(name) / source).write_text(self.rewrite(name, path.read_text()))
-        import redis
-
-        for db in self.redis_dbs.values():
-            redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
+                (self._secrets_dir(name) / target).write_text(self.rewrite(name, path.read_text()))
 
     def start(self, services: list[str] | None = None, timeout_s: float = 300.0) -> None:
         names = services or start_order(active(self.model["services"]))
@@ -345,7 +341,7 @@ def main() -> None:
     """`make compose-native`: bring compose.yaml up natively under var/compose-native until Ctrl-C."""
     import argparse
 
-    from core.security import compose_secrets
+    from core.compose_secrets import compose_secrets
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT / "var" / "compose-native")
@@ -368,7 +364,7 @@ def main() -> None:
     try:
         run.start()
         print("up: gateway on " + ", ".join(f"127.0.0.1:{run.port('gateway', p)}" for p in (50051, 50052, 50053))
-              + f"; CA {run.volume_dir('app-secrets') / 'ca.pem'}; logs {args.root / 'logs'}", flush=True)
+              + f"; CA {args.root / 'secrets' / 'ca.pem'}; keys {args.root / 'secrets'}/<client>.key; logs {args.root / 'logs'}", flush=True)
         while not stop:
             time.sleep(1)
     finally:

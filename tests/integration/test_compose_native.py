@@ -7,14 +7,16 @@ fine-tune → version 1 serves → more events → fine-tune → version 2 serve
 PostgreSQL (and Feast's registry), the features in Redis, Flower saw the tasks, every replica's /metrics answers."""
 from __future__ import annotations
 
+import base64
 import re
 import shutil
+import urllib.error
 import urllib.request
 
 import pytest
 import sqlalchemy as sa
 
-from core.security import compose_secrets
+from core.compose_secrets import compose_secrets
 from devtools.client import Credentials, SuiteClient, open_channel
 from devtools.compose_native import NativeCompose, load, validate
 from devtools.local_servers import postgres_available, redis_available
@@ -40,7 +42,7 @@ def compose(tmp_path_factory):
     model = load(env={})  # compose's own defaults, not whatever this shell exports
     validate(model)
     compose_secrets(root / "secrets")
-    run = NativeCompose(root, model, redis_dbs={0: 9, 1: 10})
+    run = NativeCompose(root, model)
     try:
         run.prepare(root / "secrets")
         run.start(timeout_s=300)
@@ -50,15 +52,20 @@ def compose(tmp_path_factory):
 
 
 def gateway_client(run: NativeCompose, role: str) -> SuiteClient:
-    secrets = run.volume_dir("app-secrets")  # written by the bootstrap one-shot
+    secrets = run.root / "secrets"  # core.compose_secrets: the operator's copies (keys are mounted nowhere)
     credentials = Credentials((secrets / "ca.pem").read_bytes(), (secrets / f"{role}.key").read_text().strip())
     address = {name: f"127.0.0.1:{run.port('gateway', port)}" for name, port in GATEWAY.items()}
     return SuiteClient(address["feedback"], address["scoring"], address["profile"], credentials=credentials)
 
 
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+def fetch(port: int, path: str, auth: str = "") -> str:
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers), timeout=10) as reply:
         return reply.read().decode()
+
+
+def scrape(port: int) -> str:
+    return fetch(port, "/metrics")
 
 
 def rank_calls(text: str) -> float:
@@ -71,7 +78,7 @@ def test_every_service_is_up_and_healthy_through_the_gateway(compose):
     assert set(compose.processes) >= {"bootstrap", "triton", "feedback", "scoring", "profile", "gateway", "worker", "beat", "flower"}
     assert len(compose.processes["scoring"]) == 2 and len(compose.processes["feedback"]) == 2  # replicas
     assert compose.processes["bootstrap"][0].returncode == 0
-    secrets = compose.volume_dir("app-secrets")
+    secrets = compose.root / "secrets"
     for name, port in GATEWAY.items():  # health and reflection pass through the gateway per port
         with open_channel(f"127.0.0.1:{compose.port('gateway', port)}", Credentials((secrets / "ca.pem").read_bytes())) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=f"shoprank.v1.{name.title()}Service"), timeout=10)
@@ -120,7 +127,12 @@ def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
     engine.dispose()
     import redis
 
-    assert redis.Redis(host="127.0.0.1", port=6379, db=compose.redis_dbs[1]).dbsize() > 0
+    secrets = compose.root / "secrets"
+    password = (secrets / "redis_password").read_text().strip()
+    online = redis.Redis(port=compose.port("redis", 6380), db=1, password=password, ssl=True, ssl_ca_certs=str(secrets / "ca.pem"))
+    assert online.dbsize() > 0  # compose's Redis, over TLS with its password
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(port=compose.port("redis", 6380), password="guess", ssl=True, ssl_ca_certs=str(secrets / "ca.pem")).ping()
     assert not (compose.volume_dir("data") / "eventlog.db").exists()
 
     # every replica serves /metrics; the gateway spread nothing away: all Rank calls are counted
@@ -131,6 +143,12 @@ def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
             assert "shoprank_rpc_latency_seconds_bucket" in scrape(compose.metrics_port(name, port, k))
     assert "nv_inference_request_success" in scrape(compose.port("triton", 8002))
     # Flower follows the worker's task events (Redis broker): both fine-tunes succeeded
+    # Flower's UI and API are behind basic auth (its /metrics and /healthcheck stay open, for Prometheus)
+    flower_auth = (secrets / "flower_auth").read_text().strip()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        fetch(compose.port("flower", 5555), "/api/tasks")
+    assert refused.value.code == 401
+    assert "workers.fine_tune.fine_tune" in fetch(compose.port("flower", 5555), "/api/tasks", auth=flower_auth)
     flower = scrape(compose.port("flower", 5555))
     assert re.search(r'flower_events_total\{[^}]*task="workers.fine_tune.fine_tune"[^}]*type="task-succeeded"[^}]*\} 2\.0', flower) or \
         re.search(r'flower_events_total\{[^}]*type="task-succeeded"[^}]*task="workers.fine_tune.fine_tune"[^}]*\} 2\.0', flower), flower[-2000:]

@@ -95,7 +95,68 @@ def test_secrets_are_files_outside_git_and_never_values_in_the_file(model):
     assert "deploy/secrets/" in (PROJECT_ROOT / ".gitignore").read_text()
     assert "deploy/secrets" in (PROJECT_ROOT / ".dockerignore").read_text()
     for name, service in app_services(model).items():
-        assert {"recsys_eventlog_url", "recsys_feast_registry_url", "recsys_pseudonym_key"} <= set(service["secrets"]), name
+        if name != "flower":
+            assert {"recsys_eventlog_url", "recsys_feast_registry_url", "recsys_pseudonym_key"} <= secret_names(service), name
+
+
+def secret_names(service: dict) -> set[str]:
+    return {s if isinstance(s, str) else s["source"] for s in service.get("secrets", [])}
+
+
+def networks_of(service: dict) -> set[str]:
+    return set(service.get("networks") or ["default"])
+
+
+def test_the_networks_are_segmented(model):
+    """Only the gateway faces storefronts; Triton only where it is needed; the data stores only for the app."""
+    services, nets = model["services"], model["networks"]
+    reach = {name: {other for other, o in services.items() if other != name and networks_of(s) & networks_of(o)} for name, s in services.items()}
+    assert {n for n, s in services.items() if any(not str(p).startswith("127.0.0.1:") for p in s.get("ports", []))} == {"gateway"}
+    assert reach["gateway"] == {"feedback", "scoring", "profile"}
+    assert reach["triton"] == {"scoring", "worker", "bootstrap", "prometheus"}  # Prometheus for Triton's metrics port
+    for store in ("postgres", "redis"):
+        assert reach[store] <= {"postgres", "redis", "bootstrap", "feedback", "scoring", "profile", "worker", "beat", "flower"}, store
+    assert "gateway" not in reach["postgres"] | reach["redis"] and "grafana" not in reach["redis"]
+    for name in ("app", "models", "data", "metrics"):
+        assert nets[name].get("internal") is True, name
+    assert all("default" not in networks_of(s) for s in services.values())
+
+
+def test_secrets_are_narrowed_to_who_reads_them(model):
+    declared = {name: spec["file"] for name, spec in model["secrets"].items()}
+    assert not any(f.endswith(("ca-key.pem", "storefront.key", "admin.key", "flower_password")) for f in declared.values())
+    services = model["services"]
+    assert secret_names(services["gateway"]) == {"gateway_cert", "gateway_key", "ca_cert"}
+    assert not any(v.endswith(":/secrets") or ":/secrets:" in v for s in services.values() for v in s.get("volumes", []))
+    for name in ("feedback", "scoring", "profile"):
+        mounted = {s["source"]: s["target"] for s in services[name]["secrets"] if isinstance(s, dict)}
+        assert mounted == {f"{name}_cert": "service_cert", f"{name}_key": "service_key"}, name  # a key pair of its own
+    for name, service in services.items():
+        keys = {k for k in secret_names(service) if k.endswith("_key") and k != "recsys_pseudonym_key"}
+        assert keys <= {f"{name}_key"}, (name, keys)  # nobody holds another service's private key
+    assert "api_keys" not in secret_names(services["flower"]) and "recsys_pseudonym_key" not in secret_names(services["flower"])
+    assert "--conf=/run/secrets/flower_config" in services["flower"]["command"]
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert services["redis"]["command"] == ["redis-server", "/run/secrets/redis_conf"]
+
+
+def test_compose_secrets_writes_private_files_and_tls_redis_urls(tmp_path):
+    from core.compose_secrets import compose_secrets
+
+    folder = tmp_path / "secrets"
+    written = compose_secrets(folder)
+    assert {"ca.pem", "ca-key.pem", "gateway-key.pem", "redis_conf", "api_keys.json", "admin.key", "flower_config"} <= set(written)
+    for path in folder.iterdir():
+        public = path.name == "ca.pem" or (path.suffix == ".pem" and not path.name.endswith("-key.pem"))
+        assert (path.stat().st_mode & 0o077 == 0) != public, path.name
+    conf = (folder / "redis_conf").read_text()
+    assert "port 0" in conf and "tls-port 6380" in conf and "requirepass " in conf
+    for name in ("recsys_feast_online_url", "recsys_celery_broker_url", "recsys_celery_result_url"):
+        assert (folder / name).read_text().startswith("rediss://:"), name
+    assert "ssl_cert_reqs=required" in (folder / "recsys_celery_broker_url").read_text()
+    admin_key = (folder / "admin.key").read_text().strip()
+    assert admin_key not in (folder / "api_keys.json").read_text()
+    assert compose_secrets(folder) == []  # never overwritten
 
 
 def test_commands_name_real_modules_and_settings(model):
@@ -106,8 +167,7 @@ def test_commands_name_real_modules_and_settings(model):
         assert module and importlib.util.find_spec(module) is not None, f"{name}: {cmd}"
         for key in service["environment"]:
             assert key.startswith("RECSYS_") and key.removeprefix("RECSYS_").lower() in fields, f"{name}: unknown setting {key}"
-        env = service["environment"]
-        assert env["RECSYS_CELERY_BROKER_URL"].startswith("redis://redis:") and env["RECSYS_FEAST_ONLINE_URL"].startswith("redis://redis:")
+        assert "RECSYS_CELERY_BROKER_URL" not in service["environment"]  # a secret now: it carries Redis's password
     for secret in model["secrets"]:
         assert not secret.startswith("recsys_") or secret.removeprefix("recsys_") in fields
 
