@@ -17,15 +17,17 @@ from pathlib import Path
 from core.security import DEFAULT_CLIENTS, key_digest, make_pki, write_private
 
 COMPOSE_DATABASE = "shoprank"  # PostgreSQL user and database of compose.yaml's event log
-SERVICES = ("feedback", "scoring", "profile", "gateway", "redis")  # each has a certificate of its own
+SERVICES = ("feedback", "scoring", "profile", "gateway", "redis", "postgres")  # each has a certificate of its own
 REDIS_TLS_PORT = 6380
 # The user ids the images run as (Dockerfile: 10001; the official postgres and redis images: 999; grafana: 472).
 OWNERS = {"app": 10001, "postgres": 999, "redis": 999, "grafana": 472, "root": 0}
 
 
-def compose_secrets(folder: Path, host: str = "postgres", public_hostname: str = "shoprank.local") -> list[str]:
+def compose_secrets(folder: Path, host: str = "postgres", public_hostname: str = "") -> list[str]:
     """Every secret compose.yaml declares, plus the operator's own copies (ca-key.pem, <client>.key,
-    flower_password); returns the names written this time."""
+    flower_password); returns the names written this time. The gateway's certificate also names
+    `public_hostname` (default $SHOPRANK_PUBLIC_HOSTNAME, else shoprank.local)."""
+    public_hostname = public_hostname or os.environ.get("SHOPRANK_PUBLIC_HOSTNAME", "shoprank.local")
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     written: list[str] = []
@@ -43,7 +45,7 @@ def compose_secrets(folder: Path, host: str = "postgres", public_hostname: str =
         make_pki(folder, {s: [s, public_hostname] if s == "gateway" else [s] for s in SERVICES}, [])
         written += ["ca.pem", "ca-key.pem"] + [f"{s}{suffix}" for s in SERVICES for suffix in (".pem", "-key.pem")]
         for service in SERVICES:
-            owner = {"redis": "redis", "gateway": "root"}.get(service, "app")
+            owner = {"redis": "redis", "postgres": "postgres", "gateway": "root"}.get(service, "app")
             if os.geteuid() == 0:
                 os.chown(folder / f"{service}-key.pem", OWNERS[owner], OWNERS[owner])
         (folder / "ca.pem").chmod(0o644)
@@ -52,7 +54,11 @@ def compose_secrets(folder: Path, host: str = "postgres", public_hostname: str =
 
     put("postgres_password", secrets.token_urlsafe(24), owner="postgres")
     password = (folder / "postgres_password").read_text().strip()
-    database_url = f"postgresql+psycopg://{COMPOSE_DATABASE}:{password}@{host}:5432/{COMPOSE_DATABASE}"
+    # TLS, and the server's certificate checked against the deployment's CA and the host name
+    database_url = (f"postgresql+psycopg://{COMPOSE_DATABASE}:{password}@{host}:5432/{COMPOSE_DATABASE}"
+                    "?sslmode=verify-full&sslrootcert=/run/secrets/ca_cert")
+    put("postgres_hba", "\n".join([  # the server refuses connections without TLS, whatever the client asks
+        "local all all trust", "hostssl all all all scram-sha-256", "hostnossl all all all reject", ""]), owner="postgres")
     put("recsys_eventlog_url", database_url)
     put("recsys_feast_registry_url", database_url)  # Feast's SQL registry, in its own tables
     put("recsys_pseudonym_key", secrets.token_hex(32))

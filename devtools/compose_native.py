@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 COMPOSE_FILES = (PROJECT_ROOT / "compose.yaml",)
 SCHEMA = Path(sys.prefix) / "share" / "compose-spec" / "compose_spec.json"  # scripts/install.sh puts it there
-LOCAL_SERVERS = {"postgres": 5432}  # compose services this machine already runs (Redis runs natively: its TLS config)
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), Path("/usr/lib/postgresql/bin"))
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -127,14 +127,13 @@ class NativeCompose:
 
     root: Path
     model: dict[str, Any]
-    postgres_db: str = ""
+    secrets_source: Path = Path()  # the folder core.compose_secrets wrote (the operator's copies)
+    pg_dir: Path | None = None  # compose's PostgreSQL, run natively as the postgres user (outside root: 0700 parents)
     ports: dict[tuple[str, int], int] = field(default_factory=dict)
     processes: dict[str, list[subprocess.Popen]] = field(default_factory=dict)
 
     # --- the mapping from containers to this machine ---------------------------------------------
     def port(self, service: str, port: int) -> int:
-        if service in LOCAL_SERVERS:
-            return LOCAL_SERVERS[service]
         return self.ports.setdefault((service, port), free_port())
 
     def volume_dir(self, name: str) -> Path:
@@ -162,11 +161,11 @@ class NativeCompose:
         text = re.sub(r"(?m)^(tls-port )(\d+)$", lambda m: f"{m.group(1)}{self.port(name, int(m.group(2)))}", text)  # redis.conf
         names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
         text = re.sub(rf"(?<![\w.-])({names}):(\d+)", lambda m: f"127.0.0.1:{self.port(m.group(1), int(m.group(2)))}", text)
-        if self.postgres_db:
-            text = re.sub(r"(postgresql\+psycopg://[^/\s]+@127\.0\.0\.1:5432/)(\w+)", lambda m: m.group(1) + self.postgres_db, text)
         return text
 
     def _secrets_dir(self, name: str) -> Path:
+        if self._is_postgres(name) and self.pg_dir is not None:
+            return self.pg_dir / "secrets"
         folder = self.root / "run-secrets" / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
@@ -192,6 +191,10 @@ class NativeCompose:
         if image.startswith("nginx"):
             conf = self._nginx_conf(name)
             return ["nginx", "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"]
+        if self._is_postgres(name) and self.pg_dir is not None:
+            options = [self.rewrite(name, str(a)) for a in (service.get("command") or ["postgres"])[1:]]
+            return ["runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"), "-D", str(self.pg_dir / "data"), "-p", str(self.port(name, 5432)),
+                    "-k", str(self.pg_dir), "-c", "listen_addresses=127.0.0.1", *options]
         args = [str(a) for a in service.get("command") or []]
         out = []
         for i, arg in enumerate(args):
@@ -237,18 +240,16 @@ class NativeCompose:
 
     # --- up and down ------------------------------------------------------------------------------
     def prepare(self, secrets_source: Path) -> None:
-        """Secrets' files rewritten per service, and the fresh PostgreSQL database compose's URL names."""
-        import sqlalchemy as sa
+        """Secrets' files rewritten per service; compose's PostgreSQL initialised as its image's entrypoint
+        would (initdb with the compose user and password; the database is created once it runs)."""
+        self.secrets_source = secrets_source
+        postgres = [n for n in self.model["services"] if self._is_postgres(n)]
+        if postgres:
+            import pwd
+            import tempfile
 
-        from devtools.local_servers import POSTGRES_ADMIN_URL
-
-        self.postgres_db = f"shoprank_compose_{os.getpid()}_{int(time.time())}"
-        admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'shoprank'")).first():
-                conn.execute(sa.text("CREATE ROLE shoprank LOGIN"))
-            conn.execute(sa.text(f'CREATE DATABASE "{self.postgres_db}" OWNER shoprank'))
-        admin.dispose()
+            self.pg_dir = Path(tempfile.mkdtemp(prefix="shoprank-compose-pg-"))
+            (self.pg_dir / "secrets").mkdir()
         declared = self.model.get("secrets", {})
         for name, service in self.model["services"].items():
             for secret in service.get("secrets", []):
@@ -257,6 +258,15 @@ class NativeCompose:
                 path = Path(declared[source]["file"])
                 path = secrets_source / path.name if not path.is_absolute() else path
                 (self._secrets_dir(name) / target).write_text(self.rewrite(name, path.read_text()))
+        if postgres and self.pg_dir is not None:
+            user = pwd.getpwnam("postgres")
+            for item in [self.pg_dir, *self.pg_dir.rglob("*")]:
+                os.chown(item, user.pw_uid, user.pw_gid)
+                item.chmod(0o700 if item.is_dir() else 0o600)
+            env = self.environment(postgres[0])
+            password_file = self.pg_dir / "secrets" / "postgres_password"
+            subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(self.pg_dir / "data"), "-U", "shoprank",
+                            f"--pwfile={password_file}", "-A", "scram-sha-256"], env=env, check=True, capture_output=True)
 
     def start(self, services: list[str] | None = None, timeout_s: float = 300.0) -> None:
         names = services or start_order(active(self.model["services"]))
@@ -264,11 +274,12 @@ class NativeCompose:
         for name in names:
             for dep, condition in depends_on(self.model["services"][name]).items():
                 self.wait(dep, condition, timeout_s)
-            if name in LOCAL_SERVERS:
-                continue
             replicas = int((self.model["services"][name].get("deploy") or {}).get("replicas", 1))
             self.processes[name] = [self._spawn(name, k) for k in range(replicas)]
             logger.info("compose-native: started %s (%d)", name, replicas)
+            if self._is_postgres(name):
+                self.wait(name, "service_healthy", timeout_s)
+                self._create_database(name)
         for name in names:  # like `up --wait`: every long-running service healthy, not only those depended on
             service = self.model["services"][name]
             if name in self.processes and service.get("restart") != "no" and service.get("healthcheck"):
@@ -330,11 +341,34 @@ class NativeCompose:
                 except ProcessLookupError:
                     pass
                 proc.wait()
-        if self.postgres_db:
-            from devtools.local_servers import drop_postgres_database
+        if self.pg_dir is not None:
+            shutil.rmtree(self.pg_dir, ignore_errors=True)
+            self.pg_dir = None
 
-            drop_postgres_database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.postgres_db}")
-            self.postgres_db = ""
+    # --- compose's PostgreSQL ---------------------------------------------------------------------
+    def _is_postgres(self, name: str) -> bool:
+        return str(self.model["services"][name].get("image", "")).startswith("postgres:")
+
+    def database_url(self, database: str = "") -> str:
+        """How this machine reaches compose's database: its user and password, TLS verified by the CA."""
+        assert self.pg_dir is not None
+        secrets = self.pg_dir / "secrets"
+        env = self.model["services"][next(n for n in self.model["services"] if self._is_postgres(n))].get("environment") or {}
+        database = database or env.get("POSTGRES_DB", "postgres")
+        password = (secrets / "postgres_password").read_text().strip()
+        return (f"postgresql+psycopg://{env.get('POSTGRES_USER', 'postgres')}:{password}@127.0.0.1:{self.port('postgres', 5432)}/{database}"
+                f"?sslmode=verify-full&sslrootcert={self.secrets_source / 'ca.pem'}")
+
+    def _create_database(self, name: str) -> None:
+        """POSTGRES_DB, as the image's entrypoint creates it on a fresh volume."""
+        import sqlalchemy as sa
+
+        assert self.pg_dir is not None
+        env = self.model["services"][name].get("environment") or {}
+        admin = sa.create_engine(self.database_url("postgres").split("?")[0] + "?sslmode=require", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{env.get("POSTGRES_DB", "postgres")}"'))
+        admin.dispose()
 
 
 def main() -> None:

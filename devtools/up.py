@@ -33,7 +33,7 @@ The suite is up, TLS and API keys on every port. Try (from the repository root; 
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"experiment_id": "ab-1", "promote_arm": "candidate"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/EndExperiment
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"user_id": "{user}"}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ForgetUser
   .venv/bin/grpcurl -cacert $CA -H "$ADMIN" -d '{{"limit": 5}}' 127.0.0.1:{feedback} shoprank.v1.ModelAdminService/ListAudit
-  .venv/bin/grpcurl -cacert $CA -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check
+  .venv/bin/grpcurl -cacert $CA -H "$SF" -d '{{"service": "shoprank.v1.ScoringService"}}' 127.0.0.1:{scoring} grpc.health.v1.Health/Check
   curl -s {metrics_scoring} | grep shoprank_rpc     # Prometheus: also {metrics_feedback}, {metrics_profile}, Triton {metrics_triton}
 
 Storefront ids are stored only as keyed hashes: the log cannot tell us one to show, so USER_ID stands for

@@ -9,17 +9,25 @@ quiet baseline and then through each attack, one at a time:
   - erase under load: shoppers recorded, then forgotten by ForgetUser while the storefront runs, and
     profiles asked for ids never seen.
 
-For each: storefront Rank and RecordEvents p50/p99 and failed calls next to the quiet baseline, what the
-attack got (statuses), the feedback process's resident memory, audit rows written; at the end every file
-under the data directory (model weights aside) is searched for the raw shopper ids the attacks used.
+Each attack runs in a process of its own (`python -m evaluation.hostile --attack NAME ...`), as an
+attacker's machine would, so its threads do not share the storefront clients' interpreter. For each:
+storefront Rank and RecordEvents p50/p99 and failed calls next to the quiet baseline, what the attack got
+(statuses), the feedback process's resident memory, audit rows written; at the end every file under the
+data directory (model weights aside) is searched for the raw shopper ids the attacks used.
 Goal (issue 25): p99 within 1.5x of quiet, 0 failed storefront calls, 0 raw ids at rest.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,8 +35,9 @@ import grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from core.domain import Event
+from core.settings import Settings, load
 from core.store import EventLog
-from devtools.client import open_channel
+from devtools.client import Credentials, SuiteClient, open_channel
 from devtools.load import ingest, rank_load
 from devtools.suite import Suite
 from shoprank.v1 import model_admin_pb2, profile_pb2
@@ -37,6 +46,29 @@ ERASED_PREFIX, UNKNOWN_PREFIX = "hostile-shopper-", "hostile-unknown-"
 WEIGHTS = (".pt", ".onnx", ".safetensors", ".bin")
 
 Attack = Callable[[threading.Event], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an attack process knows of the suite: its addresses, and its settings from the environment
+    (the suite's own RECSYS_* variables), for the CA and the keys an attacker with a key would hold."""
+
+    addresses: dict[str, str]
+
+    def address(self, name: str) -> str:
+        return self.addresses[name]
+
+    def settings(self) -> Settings:
+        return load()
+
+    def credentials(self, role: str = "admin") -> Credentials:
+        return Credentials.of(self.settings(), role)
+
+    def client(self, role: str = "admin") -> SuiteClient:
+        return SuiteClient(self.addresses["feedback"], self.addresses["scoring"], self.addresses["profile"], credentials=self.credentials(role))
+
+
+ATTACKS: dict[str, Callable[[Target, list[str]], Attack]] = {}  # filled below: name -> (target, items) -> attack
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -51,8 +83,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def storefront_during(suite: Suite, users: list[str], items: list[str], seconds: float, attack: Attack | None) -> dict[str, Any]:
-    """Two Rank clients and two RecordEvents clients for `seconds` while `attack` runs (until stopped)."""
+def storefront_during(suite: Suite, users: list[str], items: list[str], seconds: float, attack: str | None) -> dict[str, Any]:
+    """Two Rank clients and two RecordEvents clients for `seconds` while the named attack runs in its own
+    process (until it is sent SIGTERM)."""
     stop = threading.Event()
     credentials = suite.credentials("storefront")
     reports: dict[str, Any] = {}
@@ -70,11 +103,14 @@ def storefront_during(suite: Suite, users: list[str], items: list[str], seconds:
     def attacker() -> None:
         if attack is None:
             return
-        try:
-            attack_result.update(attack(stop))
-        except Exception as exc:  # noqa: BLE001 - the attack's own failure is part of the report
-            attack_result["error"] = repr(exc)[:300]
-            stop.wait()
+        addresses = {name: suite.address(name) for name in ("feedback", "scoring", "profile")}
+        proc = subprocess.Popen([sys.executable, "-m", "evaluation.hostile", "--attack", attack, "--addresses", json.dumps(addresses),
+                                 "--items", ",".join(items[:20])], env=suite.env(), stdout=subprocess.PIPE, text=True)
+        stop.wait()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+        lines = out.strip().splitlines()
+        attack_result.update(json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": f"exit {proc.returncode}"})
 
     threads = [threading.Thread(target=f, name=f"hostile-{f.__name__}") for f in (ranks, events, attacker)]
     for t in threads:
@@ -113,7 +149,7 @@ def _repeat(threads: int, stop: threading.Event, one: Callable[[Counter], None])
     return statuses
 
 
-def oversized_unauthenticated(suite: Suite, megabytes: int = 15, threads: int = 4) -> Attack:
+def oversized_unauthenticated(suite: Target, megabytes: int = 15, threads: int = 4) -> Attack:
     body = b"\x0a" + b"A" * (megabytes * 1024 * 1024)  # a CreateExperiment-shaped blob
 
     def attack(stop: threading.Event) -> dict[str, Any]:
@@ -132,7 +168,7 @@ def oversized_unauthenticated(suite: Suite, megabytes: int = 15, threads: int = 
     return attack
 
 
-def idle_reflection_streams(suite: Suite, role: str | None, streams: int = 40) -> Attack:
+def idle_reflection_streams(suite: Target, role: str | None, streams: int = 40) -> Attack:
     def attack(stop: threading.Event) -> dict[str, Any]:
         credentials = suite.credentials(role or "storefront")
         credentials = credentials if role else credentials.without_key()
@@ -162,7 +198,7 @@ def idle_reflection_streams(suite: Suite, role: str | None, streams: int = 40) -
     return attack
 
 
-def audit_flood(suite: Suite, threads: int = 6) -> Attack:
+def audit_flood(suite: Target, threads: int = 6) -> Attack:
     def attack(stop: threading.Event) -> dict[str, Any]:
         audit = EventLog.open(suite.settings().eventlog, suite.settings().audit_log).audit
         before = len(audit.recent(1_000_000))
@@ -188,7 +224,7 @@ def audit_flood(suite: Suite, threads: int = 6) -> Attack:
     return attack
 
 
-def erase_under_load(suite: Suite, items: list[str], shoppers: int = 10) -> Attack:
+def erase_under_load(suite: Target, items: list[str], shoppers: int = 10) -> Attack:
     def attack(stop: threading.Event) -> dict[str, Any]:
         storefront = suite.client(role="storefront")
         admin = suite.client(role="admin")
@@ -229,20 +265,21 @@ def raw_ids_at_rest(data_dir: Path, prefixes: tuple[str, ...] = (ERASED_PREFIX, 
     return found
 
 
+ATTACKS.update({
+    "oversized_unauthenticated": lambda target, items: oversized_unauthenticated(target),
+    "idle_reflection_no_key": lambda target, items: idle_reflection_streams(target, None),
+    "idle_reflection_storefront_key": lambda target, items: idle_reflection_streams(target, "storefront"),
+    "audit_flood": lambda target, items: audit_flood(target),
+    "erase_under_load": lambda target, items: erase_under_load(target, items),
+})
+
+
 def hostile_phase(suite: Suite, users: list[str], items: list[str], seconds: float) -> dict[str, Any]:
     time.sleep(1)
-    attacks: dict[str, Attack | None] = {
-        "quiet": None,
-        "oversized_unauthenticated": oversized_unauthenticated(suite),
-        "idle_reflection_no_key": idle_reflection_streams(suite, None),
-        "idle_reflection_storefront_key": idle_reflection_streams(suite, "storefront"),
-        "audit_flood": audit_flood(suite),
-        "erase_under_load": erase_under_load(suite, items),
-    }
     rows: dict[str, Any] = {}
-    for name, attack in attacks.items():
+    for name in ["quiet", *ATTACKS]:
         print(f"  hostile: {name}, {seconds:.0f} s ...", flush=True)
-        rows[name] = storefront_during(suite, users, items, seconds, attack)
+        rows[name] = storefront_during(suite, users, items, seconds, None if name == "quiet" else name)
     quiet = rows["quiet"]
     for row in rows.values():
         for rpc in ("rank", "record_events"):
@@ -269,3 +306,21 @@ def hostile_lines(h: dict[str, Any]) -> list[str]:
     lines += ["", f"- raw shopper ids found at rest after the attacks: {len(h['raw_ids_at_rest'])} files "
               f"{h['raw_ids_at_rest'] or ''}; goal met: {h['goal_met']}"]
     return lines
+
+
+def main() -> None:
+    """One attack against a running suite until SIGTERM; prints what it got as one JSON line."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--attack", required=True, choices=sorted(ATTACKS))
+    parser.add_argument("--addresses", required=True, help='JSON: {"feedback": host:port, "scoring": ..., "profile": ...}')
+    parser.add_argument("--items", default="", help="item ids the erasure attack records events for")
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    attack = ATTACKS[args.attack](Target(json.loads(args.addresses)), [i for i in args.items.split(",") if i])
+    result = attack(stop)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,12 @@
 """compose.yaml, run: no container engine runs here, so every service's own command runs natively with
-its compose environment (devtools/compose_native.py: hostnames mapped to 127.0.0.1, this machine's
-PostgreSQL and Redis in place of theirs, the wheel's tritonserver, Debian's nginx as the gateway), each
+its compose environment (devtools/compose_native.py: hostnames mapped to 127.0.0.1, compose's own
+PostgreSQL and Redis run from Debian's binaries with their TLS configs, the wheel's tritonserver, Debian's
+nginx as the gateway), each
 waited for with its own healthcheck command. Then the loop through the gateway, as a storefront and an
 operator would drive it on a fresh deployment: catalogue and events → Rank (degraded: no version yet) →
 fine-tune → version 1 serves → more events → fine-tune → version 2 serves; the events are in
-PostgreSQL (and Feast's registry), the features in Redis, Flower saw the tasks, every replica's /metrics answers."""
+PostgreSQL (and Feast's registry), the features in Redis, both reached over TLS only and with their
+passwords, Flower saw the tasks (behind its password), every replica's /metrics answers."""
 from __future__ import annotations
 
 import base64
@@ -18,8 +20,7 @@ import sqlalchemy as sa
 
 from core.compose_secrets import compose_secrets
 from devtools.client import Credentials, SuiteClient, open_channel
-from devtools.compose_native import NativeCompose, load, validate
-from devtools.local_servers import postgres_available, redis_available
+from devtools.compose_native import PG_BIN, NativeCompose, load, validate
 from feature_repo.definitions import FEATURE_VIEWS
 from shoprank.v1 import profile_pb2
 from shoprank_client.enums import job_state_of
@@ -28,8 +29,8 @@ from tests.integration.test_loop import wait_job
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.redis,
-    pytest.mark.skipif(not redis_available(), reason="no Redis answers on 127.0.0.1:6379"),
-    pytest.mark.skipif(not postgres_available(), reason="no PostgreSQL answers on 127.0.0.1:5432"),
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (compose's Redis runs natively)"),
+    pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason=f"no PostgreSQL server binaries at {PG_BIN} (compose's PostgreSQL runs natively)"),
     pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx (the gateway) is not installed; scripts/install.sh installs it"),
 ]
 
@@ -120,11 +121,15 @@ def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
         admin.close()
 
     # the system of record is compose's PostgreSQL database, the online store compose's Redis database
-    engine = sa.create_engine(f"postgresql+psycopg://shoprank@127.0.0.1:5432/{compose.postgres_db}")
+    engine = sa.create_engine(compose.database_url())  # over TLS, the server's certificate verified
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == len(shop.events)
         assert conn.execute(sa.text("SELECT count(*) FROM feature_views")).scalar() == len(FEATURE_VIEWS)  # Feast's SQL registry
     engine.dispose()
+    plain = sa.create_engine(compose.database_url().split("?")[0] + "?sslmode=disable")
+    with pytest.raises(sa.exc.OperationalError, match="no encryption|rejects connection"):  # the server refuses plaintext
+        plain.connect()
+    plain.dispose()
     import redis
 
     secrets = compose.root / "secrets"
