@@ -18,6 +18,9 @@ from core.security import DEFAULT_CLIENTS, key_digest, make_pki, write_private
 
 COMPOSE_DATABASE = "shoprank"  # PostgreSQL user and database of compose.yaml's event log
 SERVICES = ("feedback", "scoring", "profile", "gateway", "redis", "postgres")  # each has a certificate of its own
+# The services require a client certificate (mutual TLS): the gateway presents its own pair; a storefront
+# that wants mutual TLS with the gateway presents this one (the operator hands it out with its API key).
+STOREFRONT_CLIENT = "storefront-client"
 REDIS_TLS_PORT = 6380
 # The user ids the images run as (Dockerfile: 10001; the official postgres and redis images: 999; grafana: 472).
 OWNERS = {"app": 10001, "postgres": 999, "redis": 999, "grafana": 472, "root": 0}
@@ -42,14 +45,14 @@ def compose_secrets(folder: Path, host: str = "postgres", public_hostname: str =
         written.append(name)
 
     if not (folder / "ca.pem").exists():
-        make_pki(folder, {s: [s, public_hostname] if s == "gateway" else [s] for s in SERVICES}, [])
-        written += ["ca.pem", "ca-key.pem"] + [f"{s}{suffix}" for s in SERVICES for suffix in (".pem", "-key.pem")]
+        make_pki(folder, {s: [s, public_hostname] if s == "gateway" else [s] for s in SERVICES}, [STOREFRONT_CLIENT])
+        written += ["ca.pem", "ca-key.pem"] + [f"{s}{suffix}" for s in (*SERVICES, STOREFRONT_CLIENT) for suffix in (".pem", "-key.pem")]
         for service in SERVICES:
             owner = {"redis": "redis", "postgres": "postgres", "gateway": "root"}.get(service, "app")
             if os.geteuid() == 0:
                 os.chown(folder / f"{service}-key.pem", OWNERS[owner], OWNERS[owner])
         (folder / "ca.pem").chmod(0o644)
-        for service in SERVICES:
+        for service in (*SERVICES, STOREFRONT_CLIENT):
             (folder / f"{service}.pem").chmod(0o644)
 
     put("postgres_password", secrets.token_urlsafe(24), owner="postgres")
@@ -62,6 +65,7 @@ def compose_secrets(folder: Path, host: str = "postgres", public_hostname: str =
     put("recsys_eventlog_url", database_url)
     put("recsys_feast_registry_url", database_url)  # Feast's SQL registry, in its own tables
     put("recsys_pseudonym_key", secrets.token_hex(32))
+    put("recsys_triton_control_key", secrets.token_urlsafe(24))  # Triton's model-control header (core.security)
 
     put("redis_password", secrets.token_urlsafe(24), owner="redis")
     redis_password = (folder / "redis_password").read_text().strip()

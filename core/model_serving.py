@@ -104,4 +104,7 @@ class ModelServing:
 def model_serving(settings: Settings, repo: ModelRepository, load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S) -> ModelServing:
     """The deployment's ModelServing: it loads every Triton of RECSYS_TRITON_LOAD_URLS (default: the one
     at RECSYS_TRITON_GRPC_URL)."""
-    return ModelServing(repo, settings.triton_load_url_list, settings.triton_timeout_s, load_timeout_s)
+    from core.triton_client import triton_client
+
+    return ModelServing(repo, settings.triton_load_url_list, settings.triton_timeout_s, load_timeout_s,
+                        connect=lambda url: triton_client(settings, repo.model_name, url))

@@ -10,6 +10,7 @@ Files (mode 0600 for private parts):
   api_keys.json                    {"clients": [{"name", "role", "sha256"}]}: only hashes of the keys
   <name>.key                       each generated client's key, for the operator to hand out
   pseudonym.key                    the HMAC key shopper ids are hashed with before any store
+  triton_control.key               the header value Triton's model-control API requires
 """
 from __future__ import annotations
 
@@ -80,6 +81,30 @@ def pseudonym_key(settings: Settings) -> bytes:
     return (settings.secrets_path / "pseudonym.key").read_bytes().strip()
 
 
+# Triton's APIs that change what it runs or reveal its repository: only callers with the control key.
+# Inference, health, metadata and model config stay open to the services on Triton's network.
+TRITON_CONTROL_HEADER = "triton-control-key"
+TRITON_GRPC_CONTROL_HEADER = "triton-grpc-protocol-" + TRITON_CONTROL_HEADER  # the metadata key Triton's gRPC checks
+TRITON_RESTRICTED = "model-repository,shared-memory,trace,logging"
+
+
+def triton_control_key(settings: Settings) -> str:
+    """The key Triton's control API requires: RECSYS_TRITON_CONTROL_KEY, else the deployment's generated
+    file, else "" (a Triton started without restriction, as some tests and the GPU bench do)."""
+    if settings.triton_control_key:
+        return settings.triton_control_key.get_secret_value()
+    path = settings.secrets_path / "triton_control.key"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def triton_restriction_flags(key: str) -> list[str]:
+    """tritonserver's flags that require `key` in the control header for the restricted APIs."""
+    if not key:
+        return []
+    rule = f"{TRITON_RESTRICTED}:{TRITON_CONTROL_HEADER}={key}"
+    return [f"--grpc-restricted-protocol={rule}", f"--http-restricted-api={rule}"]
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Processes starting together generate the secrets once."""
@@ -115,6 +140,8 @@ def ensure_secrets(settings: Settings) -> Path:
             write_private(folder / "api_keys.json", json.dumps({"clients": entries}, indent=1).encode())
         if not settings.pseudonym_key and not (folder / "pseudonym.key").exists():
             write_private(folder / "pseudonym.key", secrets.token_hex(32).encode() + b"\n")
+        if not settings.triton_control_key and not (folder / "triton_control.key").exists():
+            write_private(folder / "triton_control.key", secrets.token_urlsafe(24).encode() + b"\n")
     return folder
 
 
@@ -150,13 +177,13 @@ def make_pki(folder: Path, servers: dict[str, list[str]], clients: list[str]) ->
                                        encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
 
-    def leaf(cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> tuple[bytes, bytes]:
+    def leaf(cn: str, usage: list[x509.ObjectIdentifier], sans: list[x509.GeneralName]) -> tuple[bytes, bytes]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca.subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
                    .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+                   .add_extension(x509.ExtendedKeyUsage(usage), critical=False))
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         cert = builder.sign(ca_key, hashes.SHA256())
@@ -168,11 +195,13 @@ def make_pki(folder: Path, servers: dict[str, list[str]], clients: list[str]) ->
         sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                                         x509.IPAddress(ipaddress.ip_address("::1"))]
         sans += [x509.DNSName(h) for h in hostnames if h and h != "localhost"]
-        cert, key = leaf(f"shoprank {server}", ExtendedKeyUsageOID.SERVER_AUTH, sans)
+        # client auth too: a service's own health probe and the gateway present their pair to services
+        # that require client certificates (mutual TLS)
+        cert, key = leaf(f"shoprank {server}", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], sans)
         (folder / f"{server}.pem").write_bytes(cert)
         write_private(folder / f"{server}-key.pem", key)
     for client in clients:
-        cert, key = leaf(f"shoprank {client}", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+        cert, key = leaf(f"shoprank {client}", [ExtendedKeyUsageOID.CLIENT_AUTH], [])
         (folder / f"{client}.pem").write_bytes(cert)
         write_private(folder / f"{client}-key.pem", key)
 

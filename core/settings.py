@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     # HMAC key for shopper ids at rest (default: <secrets dir>/pseudonym.key, generated). Changing it
     # orphans every stored shopper: their history is no longer found under their id.
     pseudonym_key: SecretStr | None = None
+    # the header value Triton's model control (load, unload, repository index), shared memory, trace and
+    # logging APIs require (--grpc-restricted-protocol); empty: the generated <secrets>/triton_control.key
+    triton_control_key: SecretStr | None = None
     # Events older than this are deleted by the retention task (days; 0 = keep forever).
     retention_days: float = Field(0.0, ge=0)
 

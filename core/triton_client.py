@@ -5,12 +5,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.experiments.definition import Experiment
 from core.tracing import outgoing_headers
 from core.triton_config import experiment_of, served_versions
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +43,20 @@ VERSION_CACHE_S = 1.0  # how long the scoring path trusts its answer to "which v
 
 
 class TritonClickClient:
-    def __init__(self, url: str, timeout_s: float, model_name: str) -> None:
+    """Inference and model control on one Triton. `control_key`: what Triton's restricted APIs (load,
+    repository index; core.security.TRITON_RESTRICTED) require in their header; inference needs none."""
+
+    def __init__(self, url: str, timeout_s: float, model_name: str, control_key: str = "") -> None:
         import tritonclient.grpc as grpcclient
+
+        from core.security import TRITON_GRPC_CONTROL_HEADER
 
         self._grpc = grpcclient
         self.url = url
         self.timeout_s = timeout_s
         self.model_name = model_name
         self.client = grpcclient.InferenceServerClient(url)
+        self._control = {TRITON_GRPC_CONTROL_HEADER: control_key} if control_key else None
         self._plan: tuple[float, ServingPlan | None] = (float("-inf"), None)
         self._experiments: dict[str, Experiment] = {}  # parsed definitions by their JSON
         self._version_lock = threading.Lock()
@@ -116,7 +126,7 @@ class TritonClickClient:
 
     def load(self) -> None:
         """Ask Triton to (re)load the model, picking up the newest version folder."""
-        self.client.load_model(self.model_name)
+        self.client.load_model(self.model_name, headers=self._control)
 
     def load_and_wait(self, version: int, timeout_s: float = 120.0) -> None:
         """Explicit load of the model, then wait until Triton reports `version` ready."""
@@ -156,7 +166,7 @@ class TritonClickClient:
         from tritonclient.utils import InferenceServerException
 
         try:
-            index = self.client.get_model_repository_index(as_json=True)
+            index = self.client.get_model_repository_index(headers=self._control, as_json=True)
         except InferenceServerException as exc:
             raise InferenceUnavailable(str(exc)) from exc
         return {m.get("version", "") for m in index.get("models", []) if m.get("name") == self.model_name and m.get("state") == "READY"}
@@ -166,3 +176,11 @@ class TritonClickClient:
             self.client.close()
         except Exception:  # noqa: BLE001 - closing a dead channel is not an error worth reporting
             pass
+
+
+def triton_client(settings: "Settings", model_name: str, url: str = "", timeout_s: float | None = None) -> TritonClickClient:
+    """The deployment's client of the Triton at `url` (default RECSYS_TRITON_GRPC_URL), with its control key."""
+    from core.security import triton_control_key
+
+    return TritonClickClient(url or settings.triton_grpc_url, settings.triton_timeout_s if timeout_s is None else timeout_s,
+                             model_name, triton_control_key(settings))

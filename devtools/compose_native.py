@@ -212,12 +212,15 @@ class NativeCompose:
             return [sys.executable, *args[1:]]
         if args[:1] == ["celery"]:
             return [sys.executable, "-m", "celery", *args[1:]]
-        if args[:1] == ["tritonserver"]:
+        if args[:1] == ["tritonserver"] or (args[:2] == ["sh", "-c"] and "exec tritonserver " in args[2]):
             from devtools.triton_launcher import locate
 
             paths = locate()
-            return [str(paths.binary), f"--backend-directory={paths.backends}", *args[1:],
-                    "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"]
+            native = [str(paths.binary), f"--backend-directory={paths.backends}"]
+            loopback = ["--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"]
+            if args[0] == "sh":  # `sh -c "exec tritonserver "$@" <flags>" tritonserver <args>`: the shell part runs as is
+                return ["sh", "-c", args[2].replace("exec tritonserver ", f"exec {shlex.join(native)} ", 1), *args[3:], *loopback]
+            return [*native, *args[1:], *loopback]
         return args
 
     def _nginx_conf(self, name: str) -> Path:
@@ -287,7 +290,7 @@ class NativeCompose:
 
     def _spawn(self, name: str, replica: int) -> subprocess.Popen:
         env = self.environment(name)
-        if self.model["services"][name].get("command", [""])[0] == "tritonserver":
+        if "tritonserver" in self.model["services"][name].get("command", [""])[:4]:
             from devtools.triton_launcher import triton_env
 
             env = triton_env(env)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.security import triton_control_key
 from core.settings import PROJECT_ROOT
 from devtools import triton_launcher
 from devtools.client import Credentials, SuiteClient, open_channel
@@ -110,6 +111,7 @@ class Suite:
             self.model_repository, self.log_dir / "tritonserver.log", models=(get_ranker(self.settings().ranker).model_name,),
             grpc_port=self.ports.get("triton_grpc"), http_port=self.ports.get("triton_http"), timeout=timeout,
             env={k: v for k, v in self.extra_env.items() if k.startswith("RECSYS_")},
+            control_key=triton_control_key(self.settings()),
         )
         self.ports["triton_grpc"] = self.triton.grpc_port
         self.ports["triton_metrics"] = self.triton.metrics_port

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.security import TRITON_CONTROL_HEADER, triton_restriction_flags
 from devtools.ports import free_port, wait_until
 
 logger = logging.getLogger(__name__)
@@ -102,11 +103,13 @@ def start(
     timeout: float = 180.0,
     bind: str = "127.0.0.1",
     env: dict[str, str] | None = None,
+    control_key: str = "",
 ) -> TritonServer:
     """Start tritonserver with explicit model control, wait until ready, fail fast if it dies. Its ports
     (whose gRPC API loads and unloads models) listen on `bind` only: loopback by default, a private
     network address in a multi-machine deployment, never every interface. `env` is added to this
-    process's environment for the server (the models read RECSYS_* variables there)."""
+    process's environment for the server (the models read RECSYS_* variables there). `control_key`: the
+    header value its model-control API requires (core.security.triton_restriction_flags); empty: none."""
     paths = locate()
     http_port = http_port or free_port()
     grpc_port = grpc_port or free_port()
@@ -127,10 +130,11 @@ def start(
         "--strict-readiness=true",
         "--exit-on-error=false",
         "--log-verbose=0",
+        *triton_restriction_flags(control_key),
     ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log_path, "ab")
-    logger.info("starting tritonserver: %s", " ".join(cmd))
+    logger.info("starting tritonserver: %s", " ".join(c.split(TRITON_CONTROL_HEADER)[0] + "…" if TRITON_CONTROL_HEADER in c else c for c in cmd))
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=triton_env(env), start_new_session=True)
     server = TritonServer(proc, http_port, grpc_port, metrics_port, log_path)
 

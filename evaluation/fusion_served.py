@@ -36,9 +36,10 @@ from core.domain import Event, ItemText
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient, apply
 from core.model_repository import ModelRepository
+from core.security import triton_control_key
 from core.settings import Settings
 from core.store import EventLog
-from core.triton_client import TritonClickClient
+from core.triton_client import triton_client
 from devtools import triton_launcher
 from evaluation.baselines import History, Popularity, RepeatPopularity
 from evaluation.bert import catalogue_text
@@ -151,10 +152,10 @@ class Replay:
         if self.served is None:  # version 1 is on disk: start the real server on the repository
             assert self.serving is not None
             self.triton = triton_launcher.start(self.settings.model_repository, self.settings.data_dir / "tritonserver.log",
-                                                models=(self.ranker.model_name,))
+                                                models=(self.ranker.model_name,), control_key=triton_control_key(self.settings))
             self.settings = self.settings.model_copy(update={"triton_grpc_url": self.triton.grpc_url})
             serve(self.settings, self.repo, self.serving, load_in_triton=True)
-            client = TritonClickClient(self.triton.grpc_url, 30.0, self.ranker.model_name)
+            client = triton_client(self.settings, self.ranker.model_name, timeout_s=30.0)
             # cases are answered by the scoring pipeline with the replay's own ids: no pseudonyms needed
             pipeline = RankingPipeline(self.settings, self.features, client, self.ranker)
             self.served = ServedFusion(self.ev, self.events, self.live, self.features, pipeline)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -105,13 +106,24 @@ def storefront_during(suite: Suite, users: list[str], items: list[str], seconds:
             return
         addresses = {name: suite.address(name) for name in ("feedback", "scoring", "profile")}
         proc = subprocess.Popen([sys.executable, "-m", "evaluation.hostile", "--attack", attack, "--addresses", json.dumps(addresses),
-                                 "--items", ",".join(items[:20])], env=suite.env(), stdout=subprocess.PIPE, text=True)
+                                 "--items", ",".join(items[:20]), "--max-seconds", str(int(seconds) + 60)],
+                                env=suite.env(), stdout=subprocess.PIPE, text=True)
         stop.wait()
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # an attacker that does not stop is killed, never left spinning
+            proc.kill()
+            out, _ = proc.communicate()
         lines = out.strip().splitlines()
         attack_result.update(json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": f"exit {proc.returncode}"})
 
+    from evaluation.load_bench import cpu_seconds, process_groups
+
+    # CPU per process group: the attacker shares this machine's cores with the storefront's clients and
+    # the suite, so what it spends itself is part of what the storefront feels
+    groups = {k: v for k, v in process_groups(suite).items() if k in ("feedback", "scoring", "profile", "triton")}
+    cpu_before, started = {k: cpu_seconds(v) for k, v in groups.items()}, time.monotonic()
     threads = [threading.Thread(target=f, name=f"hostile-{f.__name__}") for f in (ranks, events, attacker)]
     for t in threads:
         t.start()
@@ -119,6 +131,7 @@ def storefront_during(suite: Suite, users: list[str], items: list[str], seconds:
     while time.monotonic() < deadline:
         time.sleep(0.5)
         peak.append(rss_mb(feedback_pid))
+    cpu_cores = {k: round((cpu_seconds(v) - cpu_before[k]) / (time.monotonic() - started), 2) for k, v in groups.items()}
     stop.set()
     for t in threads:
         t.join(120)
@@ -127,7 +140,7 @@ def storefront_during(suite: Suite, users: list[str], items: list[str], seconds:
                      "p99_ms": percentile(rank.latencies_ms, 0.99), "statuses": dict(rank.statuses)},
             "record_events": {"calls": ing.calls, "failed": ing.failed_calls + ing.retried_calls, "p50_ms": percentile(ing.latencies_ms, 0.5),
                               "p99_ms": percentile(ing.latencies_ms, 0.99), "statuses": dict(ing.statuses)},
-            "feedback_rss_mb": {"start": peak[0], "peak": max(peak)}, "attack": attack_result}
+            "feedback_rss_mb": {"start": peak[0], "peak": max(peak)}, "cpu_cores": cpu_cores, "attack": attack_result}
 
 
 def _repeat(threads: int, stop: threading.Event, one: Callable[[Counter], None]) -> Counter:
@@ -137,7 +150,10 @@ def _repeat(threads: int, stop: threading.Event, one: Callable[[Counter], None])
     def loop() -> None:
         mine: Counter = Counter()
         while not stop.is_set():
+            unavailable = mine["UNAVAILABLE"]
             one(mine)
+            if mine["UNAVAILABLE"] > unavailable:  # the target is gone: retry at a human pace, not in a spin
+                stop.wait(0.2)
         with lock:
             statuses.update(mine)
 
@@ -289,6 +305,7 @@ def hostile_phase(suite: Suite, users: list[str], items: list[str], seconds: flo
             row[rpc]["quiet_p99_ms"] = q
             row[rpc]["p99_vs_quiet"] = round(r / q, 2) if q and r else None
         row["quiet"] = {rpc: {k: quiet[rpc][k] for k in ("calls", "failed", "p50_ms", "p99_ms")} for rpc in ("rank", "record_events")}
+        row["quiet"]["cpu_cores"] = quiet["cpu_cores"]
         rows[name] = row
     time.sleep(1)
     found = raw_ids_at_rest(suite.data_dir)
@@ -302,13 +319,18 @@ def hostile_lines(h: dict[str, Any]) -> list[str]:
     lines = ["", f"## Hostile: the storefront during each attack, next to a quiet window just before it ({h['seconds']:.0f} s each; "
              "goal p99 within 1.5x of quiet, 0 failed storefront calls, 0 raw ids at rest)", "",
              "| attack | Rank p99 ms quiet → attack (x) | Rank failed | RecordEvents p99 ms quiet → attack (x) | RecordEvents failed | "
-             "feedback RSS MB start → peak | what the attack got |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "feedback RSS MB start → peak | CPU cores: attacker; feedback, scoring quiet → attack | what the attack got |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in h["rows"].items():
         rk, ev, mem = r["rank"], r["record_events"], r["feedback_rss_mb"]
-        got = ", ".join(f"{k}={v}" for k, v in r["attack"].items() if k not in ("threads",)) or "-"
+        got = ", ".join(f"{k}={v}" for k, v in r["attack"].items() if k not in ("threads", "cpu_cores")) or "-"
+        quiet_cpu, cpu = r["quiet"].get("cpu_cores", {}), r.get("cpu_cores", {})
+        cores = f"{r['attack'].get('cpu_cores', '-')}; " + ", ".join(f"{quiet_cpu.get(k, '-')} → {cpu.get(k, '-')}" for k in ("feedback", "scoring"))
         lines.append(f"| {name} | {rk['quiet_p99_ms']} → {rk['p99_ms']} ({rk['p99_vs_quiet']}) | {rk['failed']} | {ev['quiet_p99_ms']} → "
-                     f"{ev['p99_ms']} ({ev['p99_vs_quiet']}) | {ev['failed']} | {mem['start']} → {mem['peak']} | {got} |")
-    lines += ["", f"- raw shopper ids found at rest after the attacks: {len(h['raw_ids_at_rest'])} files "
+                     f"{ev['p99_ms']} ({ev['p99_vs_quiet']}) | {ev['failed']} | {mem['start']} → {mem['peak']} | {cores} | {got} |")
+    lines += ["", f"- the attacker runs on the same {os.cpu_count()} cores as the storefront's clients and the suite: its own CPU "
+              "(first figure) is taken from everything else, as a second machine's attack would not be",
+              f"- raw shopper ids found at rest after the attacks: {len(h['raw_ids_at_rest'])} files "
               f"{h['raw_ids_at_rest'] or ''}; goal met: {h['goal_met']}"]
     return lines
 
@@ -319,12 +341,23 @@ def main() -> None:
     parser.add_argument("--attack", required=True, choices=sorted(ATTACKS))
     parser.add_argument("--addresses", required=True, help='JSON: {"feedback": host:port, "scoring": ..., "profile": ...}')
     parser.add_argument("--items", default="", help="item ids the erasure attack records events for")
+    parser.add_argument("--max-seconds", type=float, default=600, help="stop by itself after this long, whatever happens")
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if sys.platform == "linux":  # die with the benchmark that started it (PR_SET_PDEATHSIG), never orphaned
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    deadline = threading.Timer(args.max_seconds, stop.set)
+    deadline.daemon = True
+    deadline.start()
     attack = ATTACKS[args.attack](Target(json.loads(args.addresses)), [i for i in args.items.split(",") if i])
+    started, cpu = time.monotonic(), time.process_time()
     result = attack(stop)
+    result["cpu_cores"] = round((time.process_time() - cpu) / (time.monotonic() - started), 2)  # the attacker's own
     print(json.dumps(result), flush=True)
+    os._exit(0)  # gRPC threads of abandoned calls must not keep an attacker alive
 
 
 if __name__ == "__main__":

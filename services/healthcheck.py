@@ -26,7 +26,10 @@ SERVICES = {  # service -> (its health name, its default port)
 def status(address: str, service: str, settings: Settings, timeout_s: float = 3.0) -> str:
     """SERVING, NOT_SERVING, ... as the service reports it; raises grpc.RpcError if it cannot answer."""
     if settings.tls:  # the certificate names 127.0.0.1 and localhost, so a probe in the container verifies it
-        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(settings.ca_cert.read_bytes()))
+        pair = {}
+        if settings.tls_client_auth == "require":  # mutual TLS: the service's own pair is also a client certificate
+            pair = {"private_key": settings.server_key.read_bytes(), "certificate_chain": settings.server_cert.read_bytes()}
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(settings.ca_cert.read_bytes(), **pair))
     else:
         channel = grpc.insecure_channel(address)
     with channel:

@@ -20,7 +20,7 @@ from core.settings import Settings
 from core.store import EventLog
 from core.tasks import TaskSender
 from core.triggers import enqueue_fine_tune
-from core.triton_client import InferenceUnavailable, TritonClickClient
+from core.triton_client import InferenceUnavailable, triton_client
 from rankers import get_ranker
 from services.auth import current_client
 from services.experiments_admin import ExperimentAdmin
@@ -61,7 +61,7 @@ class ModelAdminServicer(model_admin_pb2_grpc.ModelAdminServiceServicer):
 
     def ListVersions(self, request, context: grpc.ServicerContext) -> model_admin_pb2.ListVersionsResponse:
         serving: set[str] = set()
-        client = TritonClickClient(self.settings.triton_grpc_url, timeout_s=2.0, model_name=self.ranker.model_name)
+        client = triton_client(self.settings, self.ranker.model_name, timeout_s=2.0)
         try:
             serving = client.serving_versions()
         except InferenceUnavailable:

@@ -27,7 +27,7 @@ from core.log_format import bound, configure
 from core.privacy import Pseudonyms
 from core.served_log import ServedRecorder
 from core.settings import Settings, load
-from core.triton_client import TritonClickClient
+from core.triton_client import triton_client
 from rankers import get_ranker
 from ranking.pipeline import Ranking, RankingPipeline
 from ranking.routing import Route, Router, Shadows
@@ -174,10 +174,10 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     """(server, port, health) for the scoring service; not started. It needs Feast and Triton only; its
     health follows both (services.health_watch)."""
     ranker = get_ranker(settings.ranker)
-    triton = TritonClickClient(settings.triton_grpc_url, settings.triton_timeout_s, ranker.model_name)
     from core.security import ensure_secrets
 
     ensure_secrets(settings)
+    triton = triton_client(settings, ranker.model_name)
     store = FeatureClient(settings)
     recorder = None
     if settings.record_served:
@@ -192,7 +192,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     servicer = ScoringServicer(settings, pipeline, router, Shadows(recorder), Pseudonyms.of(settings))
     server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
                                         workers=settings.scoring_threads, settings=settings)
-    watcher = TritonClickClient(settings.triton_grpc_url, 2.0, ranker.model_name)  # its own channel
+    watcher = triton_client(settings, ranker.model_name, timeout_s=2.0)  # its own channel
     # NOT_SERVING while Triton serves no version of the model (Rank still answers, `degraded: true`, in
     # retrieval order) or the online store is gone
     start_watching([("Triton model", lambda: bool(watcher.serving_versions())), ("online store", store.reachable)], health, SERVICE_NAMES)

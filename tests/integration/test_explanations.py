@@ -8,7 +8,7 @@ import pytest
 
 from core.features import FeatureClient
 from core.privacy import Pseudonyms
-from core.triton_client import TritonClickClient
+from core.triton_client import triton_client
 from rankers import get_ranker
 from rankers.fusion.explain import GROUPS, ITEM_INPUTS
 from shoprank.v1 import common_pb2, scoring_pb2
@@ -51,7 +51,7 @@ def test_removing_the_top_attributed_evidence_changes_the_score_most(serving_sui
     settings = serving_suite.settings()
     ranker = get_ranker(settings.ranker)
     features = FeatureClient(settings)
-    triton = TritonClickClient(f"127.0.0.1:{serving_suite.ports['triton_grpc']}", 30.0, ranker.model_name)
+    triton = triton_client(settings, ranker.model_name, url=f"127.0.0.1:{serving_suite.ports['triton_grpc']}", timeout_s=30.0)
     user = "U0001"
     candidates = candidates_of(shop, user)
     reply = client.scoring.Rank(scoring_pb2.RankRequest(user_id=user, item_ids=candidates, explain=True), timeout=60)

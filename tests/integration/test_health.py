@@ -108,3 +108,31 @@ def test_feedback_and_profile_health_follow_the_online_store(serving_suite, tmp_
             proc.wait(30)
         redis.kill()
         redis.wait()
+
+
+def test_tritons_control_api_needs_the_control_key(serving_suite):
+    """Finding 4 of issue 25: loading a model runs its code, so Triton's model-control API (and the
+    repository index, shared memory, trace and logging) answer only callers with the deployment's
+    control key; inference and health stay open to the services on Triton's network."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from core.security import TRITON_GRPC_CONTROL_HEADER, triton_control_key
+    from rankers import get_ranker
+
+    settings = serving_suite.settings()
+    model, key = get_ranker(settings.ranker).model_name, triton_control_key(settings)
+    assert key
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{serving_suite.ports['triton_grpc']}")
+    try:
+        assert client.is_server_ready() and client.is_model_ready(model)  # health: open
+        for call in (lambda h: client.get_model_repository_index(headers=h), lambda h: client.load_model(model, headers=h),
+                     lambda h: client.unload_model("no_such_model", headers=h)):
+            for wrong in (None, {TRITON_GRPC_CONTROL_HEADER: "guess"}):
+                with pytest.raises(InferenceServerException, match="protocol is restricted"):
+                    call(wrong)
+        index = client.get_model_repository_index(headers={TRITON_GRPC_CONTROL_HEADER: key}, as_json=True)
+        assert any(m.get("name") == model for m in index.get("models", []))
+    finally:
+        client.close()
+

@@ -132,12 +132,28 @@ def test_secrets_are_narrowed_to_who_reads_them(model):
         mounted = {s["source"]: s["target"] for s in services[name]["secrets"] if isinstance(s, dict)}
         assert mounted == {f"{name}_cert": "service_cert", f"{name}_key": "service_key"}, name  # a key pair of its own
     for name, service in services.items():
-        keys = {k for k in secret_names(service) if k.endswith("_key") and k != "recsys_pseudonym_key"}
+        keys = {k for k in secret_names(service) if k.endswith("_key") and k not in ("recsys_pseudonym_key", "recsys_triton_control_key")}
         assert keys <= {f"{name}_key"}, (name, keys)  # nobody holds another service's private key
     assert "api_keys" not in secret_names(services["flower"]) and "recsys_pseudonym_key" not in secret_names(services["flower"])
     assert "--conf=/run/secrets/flower_config" in services["flower"]["command"]
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
     assert services["redis"]["command"] == ["redis-server", "/run/secrets/redis_conf"]
+    # Triton's control key: Triton and those that load versions or read the repository index
+    assert {n for n, s in services.items() if "recsys_triton_control_key" in secret_names(s)} == {"triton", "scoring", "worker", "bootstrap"}
+    script = services["triton"]["command"][2]
+    for flag in ("--grpc-restricted-protocol=", "--http-restricted-api="):
+        assert f"{flag}model-repository,shared-memory,trace,logging:triton-control-key=$(cat /run/secrets/recsys_triton_control_key)" in script
+
+
+def test_services_require_client_certificates_and_the_gateway_presents_one(model):
+    """Mutual TLS: the services accept only connections with a certificate the CA signed (the gateway's
+    pair, their own probes); the gateway verifies storefronts that present one."""
+    for name in ("feedback", "scoring", "profile"):
+        assert model["services"][name]["environment"]["RECSYS_TLS_CLIENT_AUTH"] == "require", name
+    conf = (PROJECT_ROOT / "deploy/gateway/nginx.conf").read_text()
+    for line in ("grpc_ssl_certificate /run/secrets/gateway_cert;", "grpc_ssl_certificate_key /run/secrets/gateway_key;",
+                 "ssl_client_certificate /run/secrets/ca_cert;", "ssl_verify_client optional;"):
+        assert line in conf, line
 
 
 def test_compose_secrets_writes_private_files_and_tls_redis_urls(tmp_path):
@@ -145,7 +161,8 @@ def test_compose_secrets_writes_private_files_and_tls_redis_urls(tmp_path):
 
     folder = tmp_path / "secrets"
     written = compose_secrets(folder)
-    assert {"ca.pem", "ca-key.pem", "gateway-key.pem", "redis_conf", "api_keys.json", "admin.key", "flower_config"} <= set(written)
+    assert {"ca.pem", "ca-key.pem", "gateway-key.pem", "redis_conf", "api_keys.json", "admin.key", "flower_config",
+            "storefront-client.pem", "storefront-client-key.pem"} <= set(written)
     for path in folder.iterdir():
         public = path.name == "ca.pem" or (path.suffix == ".pem" and not path.name.endswith("-key.pem"))
         assert (path.stat().st_mode & 0o077 == 0) != public, path.name

@@ -93,6 +93,10 @@ def test_mutual_tls_refuses_clients_without_a_certificate(tmp_path):
         assert with_cert.certificate is not None
         assert call(port, with_cert)[0] == grpc.StatusCode.OK
         assert call(port, Credentials(with_cert.ca, with_cert.key))[0] == grpc.StatusCode.UNAVAILABLE  # handshake refused
+        # a service's own probe presents the service's pair (a client certificate too) and gets its answer
+        from services.healthcheck import status
+
+        assert status(f"127.0.0.1:{port}", "", settings) == "SERVING"
     finally:
         server.stop(0)
 
