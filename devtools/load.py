@@ -145,3 +145,75 @@ def rank_load(address: str, credentials: Credentials, users: Sequence[str], item
 
     run_clients(client, clients, "rank")
     return report
+
+
+@dataclass
+class ShopRankReport(RankReport):
+    events_recorded: int = 0
+    event_failed: int = 0
+    event_latencies_ms: list[float] = field(default_factory=list)
+
+
+def shop_rank_load(scoring: str, feedback: str, credentials: Credentials, users: Sequence[str], weights: Sequence[float],
+                   items: Sequence[str], stop: threading.Event, clients: int = 16, candidates: int = 100,
+                   event_probability: float = 0.3, seed: int = 0, recommend_k: int = 0) -> ShopRankReport:
+    """A shop's traffic from `clients` threads until `stop`: each call picks a shopper by `weights` (a few
+    return often, most rarely), and with `event_probability` first records a click of theirs through
+    RecordEvents (their state changes, as it does in an open shop), then asks Rank for `candidates`
+    random items (or Recommend for the top `recommend_k`). Only the Rank/Recommend latencies are the
+    ranking figures; the events' own latencies are kept apart."""
+    import bisect
+    import itertools
+
+    report = ShopRankReport()
+    lock = threading.Lock()
+    pool = list(items)
+    cumulative = list(itertools.accumulate(weights))
+    run = f"{time.time_ns():x}"
+
+    def client(c: int) -> None:
+        rng = random.Random(seed * 104729 + c)
+        channel = open_channel(scoring, credentials, own_connection=True)
+        events_channel = open_channel(feedback, credentials, own_connection=True)
+        stub, events = scoring_pb2_grpc.ScoringServiceStub(channel), feedback_pb2_grpc.FeedbackServiceStub(events_channel)
+        n = 0
+        try:
+            while not stop.is_set():
+                user = users[min(bisect.bisect_right(cumulative, rng.random() * cumulative[-1]), len(users) - 1)]
+                if rng.random() < event_probability:
+                    n += 1
+                    click = Event(f"shop-{run}-{c}-{n}", user, rng.choice(pool), "click", time.time())
+                    t0 = time.perf_counter()
+                    try:
+                        events.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(click)]), timeout=30)
+                        with lock:
+                            report.events_recorded += 1
+                            report.event_latencies_ms.append((time.perf_counter() - t0) * 1000)
+                    except grpc.RpcError:
+                        with lock:
+                            report.event_failed += 1
+                t0 = time.perf_counter()
+                try:
+                    if recommend_k:
+                        reply = stub.Recommend(scoring_pb2.RecommendRequest(user_id=user, k=recommend_k), timeout=30)
+                    else:
+                        reply = stub.Rank(scoring_pb2.RankRequest(user_id=user, item_ids=rng.sample(pool, min(candidates, len(pool)))),
+                                          timeout=30)
+                    with lock:
+                        report.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                        report.calls += 1
+                        report.statuses["OK"] += 1
+                        report.degraded += reply.degraded
+                        report.answered.append((time.monotonic(), reply.degraded))
+                except grpc.RpcError as exc:
+                    with lock:
+                        report.calls += 1
+                        report.statuses[exc.code().name] += 1
+                        report.failed_calls += 1
+                    time.sleep(0.1)
+        finally:
+            channel.close()
+            events_channel.close()
+
+    run_clients(client, clients, "shop")
+    return report

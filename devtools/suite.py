@@ -230,17 +230,17 @@ class Suite:
         self.stop()
 
 
-def deploy(root: Path, shop: Any, extra_env: dict[str, str], bootstrap_steps: int = 2) -> Suite:
-    """A whole deployment under `root` from a shop: catalogue and the first 60% of its events through the
-    feedback service, version 1 bootstrapped, then tritonserver, scoring, profile and a Celery worker
-    (the integration tests' deployment, and the reliability benchmark's)."""
+def deploy(root: Path, shop: Any, extra_env: dict[str, str], bootstrap_steps: int = 2, ingest_fraction: float = 0.6) -> Suite:
+    """A whole deployment under `root` from a shop: catalogue and the first `ingest_fraction` of its events
+    through the feedback service, version 1 bootstrapped, then tritonserver, scoring, profile and a Celery
+    worker (the integration tests' deployment, and the benchmarks')."""
     from workers.publishing import bootstrap
 
     suite = Suite(data_dir=root / "data", model_repository=root / "triton_models", extra_env=dict(extra_env))
     try:
         suite.prepare()
         suite.start_services(("feedback", "profile"))
-        past, _ = shop.split(0.6)
+        past = shop.events if ingest_fraction >= 1 else shop.split(ingest_fraction)[0]
         client = suite.client("feedback")
         client.upsert_items(shop.items)
         client.record_events(past)

@@ -9,6 +9,12 @@ and with `--soak S` a long run at 16 clients sampling memory (plotted). For each
 Rank/s, p50, p99, the CPU seconds per wall second and resident memory of every process (the services
 with their child processes, tritonserver with its python-backend stubs, the worker, this load
 generator). The numbers issue 11 measured on main before any of its work are printed beside them.
+
+Two workloads (`--workload`, default both): `hot`, the one above (a few shoppers, no events during the run,
+so every cache stays hot after the warm-up), and `shop`, what an open shop looks like (issue 26): the whole
+Online Retail catalogue, `--shoppers` customers with their purchase histories, each call's shopper drawn
+by how often they visited (a few return often, most rarely), and before each Rank, with probability
+`--event-probability`, a click of that shopper recorded through RecordEvents, so their state has changed.
 Writes bench/results/load-TAG.{json,md} (and load-TAG-soak.png).
 """
 from __future__ import annotations
@@ -20,10 +26,11 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from devtools.load import RankReport, rank_load
+from devtools.load import RankReport, ShopRankReport, rank_load, shop_rank_load
 from devtools.suite import Suite, deploy
 from evaluation.results import results_dir
 
@@ -91,31 +98,63 @@ def rss_mb(pids: list[int]) -> float:
     return round(total / 1024, 1)
 
 
+@dataclass(frozen=True)
+class ShopTraffic:
+    """The shop-like workload's shoppers, how often each comes back, and the chance of an event before a Rank."""
+
+    users: list[str]
+    weights: list[float]
+    event_probability: float
+
+
+def shop_traffic(shop: Any, event_probability: float) -> ShopTraffic:
+    """Every shopper of `shop`, weighted by the number of days they bought on (a few return often)."""
+    days: dict[str, set[int]] = {}
+    for e in shop.events:
+        days.setdefault(e.user_id, set()).add(int(e.timestamp // 86400))
+    users = sorted(days)
+    return ShopTraffic(users, [float(len(days[u])) for u in users], event_probability)
+
+
 def level(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, recommend_k: int = 0,
-          candidates: int = 100, warmup_s: float = 3.0, sample: Callable[[float], None] | None = None) -> dict[str, Any]:
+          candidates: int = 100, warmup_s: float = 3.0, sample: Callable[[float], None] | None = None,
+          traffic: ShopTraffic | None = None) -> dict[str, Any]:
     """One load level: `warmup_s` of the same load unmeasured (each serving process fills its caches),
-    then `seconds` measured; `sample(elapsed)` is called about every second while it runs."""
+    then `seconds` measured; `sample(elapsed)` is called about every second while it runs. With
+    `traffic`, the shop-like workload (skewed shoppers, events before Ranks) instead of `users`."""
     if warmup_s > 0:
-        _run(suite, users, items, clients, warmup_s, recommend_k, candidates)
+        _run(suite, users, items, clients, warmup_s, recommend_k, candidates, traffic=traffic)
     groups = process_groups(suite)
     before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     started = time.monotonic()
-    report = _run(suite, users, items, clients, seconds, recommend_k, candidates, sample)
+    report = _run(suite, users, items, clients, seconds, recommend_k, candidates, sample, traffic)
     wall = time.monotonic() - started
     cpu = {name: round((cpu_seconds(pids) - before[name]) / wall, 2) for name, pids in groups.items()}
-    return {"clients": clients, "candidates": candidates, "calls": report.calls, "per_s": round(len(report.latencies_ms) / wall, 1),
-            "p50_ms": round(percentile(report.latencies_ms, 0.5), 1), "p99_ms": round(percentile(report.latencies_ms, 0.99), 1),
-            "failed": report.failed_calls, "degraded": report.degraded, "cpu_per_s": cpu, "seconds": round(wall, 1),
-            "rss_mb": {name: rss_mb(pids) for name, pids in groups.items()}}
+    out = {"clients": clients, "candidates": candidates, "calls": report.calls, "per_s": round(len(report.latencies_ms) / wall, 1),
+           "p50_ms": round(percentile(report.latencies_ms, 0.5), 1), "p99_ms": round(percentile(report.latencies_ms, 0.99), 1),
+           "failed": report.failed_calls, "degraded": report.degraded, "cpu_per_s": cpu, "seconds": round(wall, 1),
+           "rss_mb": {name: rss_mb(pids) for name, pids in groups.items()}}
+    if isinstance(report, ShopRankReport):
+        out["events"] = {"recorded": report.events_recorded, "failed": report.event_failed,
+                         "p50_ms": round(percentile(report.event_latencies_ms, 0.5), 1),
+                         "p99_ms": round(percentile(report.event_latencies_ms, 0.99), 1)}
+    return out
 
 
 def _run(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, recommend_k: int, candidates: int,
-         sample: Callable[[float], None] | None = None) -> RankReport:
+         sample: Callable[[float], None] | None = None, traffic: ShopTraffic | None = None) -> RankReport:
     stop = threading.Event()
     box: dict[str, RankReport] = {}
-    load = threading.Thread(target=lambda: box.update(report=rank_load(
-        suite.address("scoring"), suite.credentials("storefront"), users, items, stop, clients=clients, candidates=candidates,
-        recommend_k=recommend_k)))
+    if traffic is None:
+        def generate() -> RankReport:
+            return rank_load(suite.address("scoring"), suite.credentials("storefront"), users, items, stop, clients=clients,
+                             candidates=candidates, recommend_k=recommend_k)
+    else:
+        def generate() -> RankReport:
+            return shop_rank_load(suite.address("scoring"), suite.address("feedback"), suite.credentials("storefront"), traffic.users,
+                                  traffic.weights, items, stop, clients=clients, candidates=candidates,
+                                  event_probability=traffic.event_probability, recommend_k=recommend_k)
+    load = threading.Thread(target=lambda: box.update(report=generate()))
     started = time.monotonic()
     load.start()
     while time.monotonic() - started < seconds:
@@ -153,6 +192,9 @@ def main() -> None:
                         help="instead: Rank at 1 and 16 clients with each lever of issue 11 turned off, one deployment each")
     parser.add_argument("--tag", default="main")
     parser.add_argument("--dataset", default="auto", choices=["auto", "online-retail", "synthetic"])
+    parser.add_argument("--workload", default="both", choices=["hot", "shop", "both"], help="see above")
+    parser.add_argument("--shoppers", type=int, default=3000, help="shop workload: customers with purchase histories")
+    parser.add_argument("--event-probability", type=float, default=0.3, help="shop workload: chance of an event before each Rank")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     from devtools.demo import load_shop
@@ -166,6 +208,10 @@ def main() -> None:
         return ablations(shop, users, items, args.processes, args.seconds, top)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "dataset": shop.name, "items": len(items),
                                "scoring_processes": args.processes, "rank": [], "recommend": [], "candidates": []}
+    if args.workload in ("shop", "both"):
+        results["shop"] = shop_workload(args.dataset, args.shoppers, args.event_probability, args.processes, levels, args.seconds)
+    if args.workload == "shop":
+        return write(results, args.tag)
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
         suite = deploy(Path(tmp), shop, {"RECSYS_MAX_CANDIDATES": "500", "RECSYS_SCORING_PROCESSES": str(args.processes)},
                        bootstrap_steps=10)
@@ -186,6 +232,39 @@ def main() -> None:
         finally:
             suite.stop()
     write(results, args.tag)
+
+
+def shop_workload(dataset: str, shoppers: int, event_probability: float, processes: int, levels: list[int],
+                  seconds: float) -> dict[str, Any]:
+    """The shop-like workload on a deployment of its own: every shopper's purchases ingested, then Rank at
+    each client count and Recommend at 1 and the most clients."""
+    from shopdata import synthetic, uci_retail
+
+    if dataset != "synthetic" and uci_retail.DEFAULT_PATH.exists():
+        shop = uci_retail.shop_slice(n_users=shoppers)
+    else:
+        shop = synthetic.generate(n_users=shoppers)
+    traffic = shop_traffic(shop, event_probability)
+    items = sorted(shop.items)
+    print(f"shop-like: deploying {len(traffic.users)} shoppers, {len(items)} items, {len(shop.events)} purchases "
+          "(ingest, version 1, catalogue embedding: minutes) ...", flush=True)
+    out: dict[str, Any] = {"dataset": shop.name, "shoppers": len(traffic.users), "items": len(items), "events_ingested": len(shop.events),
+                           "event_probability": event_probability, "rank": [], "recommend": []}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="load-shop-") as tmp:
+        suite = deploy(Path(tmp), shop, {"RECSYS_MAX_CANDIDATES": "500", "RECSYS_SCORING_PROCESSES": str(processes)},
+                       bootstrap_steps=10, ingest_fraction=1.0)
+        out["deploy_s"] = round(time.monotonic() - started, 1)
+        try:
+            for clients in levels:
+                print(f"shop-like Rank, {clients} clients, {seconds:.0f} s ...", flush=True)
+                out["rank"].append(level(suite, traffic.users, items, clients, seconds, traffic=traffic))
+            for clients in sorted({1, max(levels)}):
+                print(f"shop-like Recommend k=10, {clients} clients, {seconds:.0f} s ...", flush=True)
+                out["recommend"].append(level(suite, traffic.users, items, clients, seconds, recommend_k=10, traffic=traffic))
+        finally:
+            suite.stop()
+    return out
 
 
 ABLATIONS = {  # name -> what differs from the defaults of this benchmark (RECSYS_* variables)
@@ -229,7 +308,12 @@ def write(results: dict[str, Any], tag: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"load-{tag}.json").write_text(json.dumps(results, indent=1))
     names = list(results["rank"][0]["cpu_per_s"]) if results["rank"] else []
-    lines = [f"# Rank under concurrent load (`make bench-load`, tag {tag}), {results['machine']['cpus']} CPUs, "
+    lines = shop_lines(results["shop"]) if results.get("shop") else []
+    if not results["rank"]:
+        (RESULTS / f"load-{tag}.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
+    lines += [f"# Rank under concurrent load (`make bench-load`, tag {tag}), {results['machine']['cpus']} CPUs, "
              f"{results['dataset']} ({results['items']} items), 100 candidates, TLS", "",
              "| RPC | clients | per s | p50 ms | p99 ms | failed | degraded | before: Rank/s, p50, p99 | CPU s per s: " + ", ".join(names) + " |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -262,6 +346,22 @@ def write(results: dict[str, Any], tag: str) -> None:
         lines += ["", f"![memory during the soak](load-{tag}-soak.png)"]
     (RESULTS / f"load-{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def shop_lines(shop: dict[str, Any]) -> list[str]:
+    """The shop-like workload's table (the README's headline figures)."""
+    names = list(shop["rank"][0]["cpu_per_s"]) if shop["rank"] else []
+    lines = [f"# Shop-like workload (`make bench-load`), {os.cpu_count()} CPUs: {shop['dataset']}, {shop['items']} items, "
+             f"{shop['shoppers']} shoppers with histories ({shop['events_ingested']} purchases), shoppers drawn by how often they "
+             f"visited, an event recorded before {shop['event_probability']:.0%} of the calls; 100 candidates per Rank, TLS", "",
+             "| RPC | clients | per s | p50 ms | p99 ms | failed | degraded | events recorded (p99 ms) | CPU s per s: " + ", ".join(names) + " |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for rpc in ("rank", "recommend"):
+        for r in shop[rpc]:
+            ev = r.get("events", {})
+            lines.append(f"| {rpc} | {r['clients']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['failed']} | {r['degraded']} | "
+                         f"{ev.get('recorded', 0)} ({ev.get('p99_ms', '-')}) | {', '.join(str(r['cpu_per_s'][n]) for n in names)} |")
+    return lines + [""]
 
 
 def plot_soak(soak_result: dict[str, Any], path: Path) -> None:

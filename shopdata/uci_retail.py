@@ -88,3 +88,24 @@ def demo_slice(path: Path = DEFAULT_PATH, start: str = "2011-09-01", end: str = 
     events.sort(key=lambda e: (e.timestamp, e.event_id))
     logger.info("online retail slice: %d users, %d items, %d purchases", len(top_users), len(items), len(events))
     return Shop("online_retail_ii", items, events)
+
+
+def shop_slice(path: Path = DEFAULT_PATH, start: str = "2011-06-01", end: str = "2011-12-10", n_users: int = 3000, seed: int = 0) -> Shop:
+    """A shop as a storefront sees it (the load benchmark's shop-like workload): the whole catalogue
+    (every stock code of the file with a description), `n_users` customers drawn at random from those
+    who bought in the window (all of them if fewer), and their purchases in the window."""
+    import pandas as pd
+
+    df = load_clean(path)
+    titles = df.groupby("StockCode")["Description"].agg(lambda s: s.mode().iat[0] if not s.mode().empty else "")
+    prices = df.groupby("StockCode")["Price"].median()
+    items = {code: ItemText(str(title).strip().title(), "", "", float(prices[code])) for code, title in titles.items() if str(title).strip()}
+    window = df[(df["InvoiceDate"] >= start) & (df["InvoiceDate"] < end) & df["StockCode"].isin(items)]
+    customers = sorted(window["Customer ID"].unique())
+    chosen = set(pd.Series(customers).sample(n=min(n_users, len(customers)), random_state=seed)) if customers else set()
+    window = window[window["Customer ID"].isin(chosen)].rename(columns={"Customer ID": "customer"})
+    events = [Event(f"{r.Invoice}-{r.StockCode}", f"C{r.customer}", r.StockCode, "purchase", pd.Timestamp(r.InvoiceDate).tz_localize("UTC").timestamp())
+              for r in window.itertuples()]
+    events.sort(key=lambda e: (e.timestamp, e.event_id))
+    logger.info("online retail shop: %d customers, %d items, %d purchases", len(chosen), len(items), len(events))
+    return Shop("online_retail_ii (shop-like)", items, events)

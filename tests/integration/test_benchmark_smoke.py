@@ -74,10 +74,14 @@ def test_step_cost(tmp_path):
 
 def test_load_bench(tmp_path):
     results = run_harness(tmp_path, ["-m", "evaluation.load_bench", "--dataset", "synthetic", "--clients", "1,2", "--seconds", "1",
-                                     "--candidates", "10", "--processes", "1", "--soak", "2", "--tag", "smoke"])
+                                     "--candidates", "10", "--processes", "1", "--soak", "2", "--shoppers", "30", "--tag", "smoke"])
     report = json.loads((results / "load-smoke.json").read_text())
     assert [r["clients"] for r in report["rank"]] == [1, 2] and all(r["failed"] == 0 and r["calls"] > 0 for r in report["rank"])
     assert report["soak"] and (results / "load-smoke.md").stat().st_size > 0
+    shop = report["shop"]  # the shop-like workload: events recorded between the Ranks, nothing failed
+    assert [r["clients"] for r in shop["rank"]] == [1, 2] and all(r["failed"] == 0 and r["calls"] > 0 for r in shop["rank"])
+    assert sum(r["events"]["recorded"] for r in shop["rank"]) > 0 and all(r["events"]["failed"] == 0 for r in shop["rank"])
+    assert "Shop-like workload" in (results / "load-smoke.md").read_text()
 
 
 def test_rank_latency(tmp_path):
