@@ -1,6 +1,7 @@
 """Before/after table of two sets of load-benchmark runs (evaluation.load_bench JSON files), run
 alternately on one machine: per level, each run's Rank/s, p50 and p99, and the after/before ratio of
-the means. Used for issue 24's "load benchmark no slower" check:
+the means (the hot workload's levels and the shop-like workload's). Used for issue 24's "load benchmark
+no slower" check and issue 26's levers:
 
     python bench/compare_load.py --before 'DIR_A/load-cmp-base-*.json' --after 'DIR_B/load-cmp-new-*.json' \
         --name load-issue24 --note "..."
@@ -23,6 +24,9 @@ def rows(paths: list[str]) -> dict[tuple[str, int, int], list[dict]]:
         for section in ("rank", "recommend", "candidates"):
             for r in data.get(section, []):
                 out.setdefault((section, r["clients"], r.get("candidates", 0)), []).append(r)
+        for section in ("rank", "recommend"):  # the shop-like workload (issue 26)
+            for r in (data.get("shop") or {}).get(section, []):
+                out.setdefault((f"shop-like {section}", r["clients"], r.get("candidates", 0)), []).append(r)
     return out
 
 
