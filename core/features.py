@@ -195,6 +195,7 @@ class FeatureClient:
         self.online: ErasableOnlineStore = online
         self._user_views: tuple[Any, Any] | None = None
         self._push_views: dict[str, list[Any]] = {}
+        self._views: dict[str, Any] = {}
         self._provider: Any = None
 
     # --- writes ---------------------------------------------------------------------------------
@@ -316,21 +317,42 @@ class FeatureClient:
         ids = list(dict.fromkeys(item_ids))
         if not ids:
             return {}
-        features = ITEM_TEXT + (ITEM_POPULARITY if popularity else [])
-        data = self.store.get_online_features(features=features, entity_rows=[{"item_id": i} for i in ids]).to_dict()
+        # read from the online store directly, as get_user does: the candidates' rows are the scoring
+        # path's biggest read, and get_online_features' request and response framing cost about as much
+        # as the read itself (issue 26's profile); the item views have no TTL, so nothing is filtered
+        keys = self._entity_keys("item_id", ids)
+        texts = self._read_view("item_text", keys, ITEM_TEXT)
+        counts = self._read_view("item_popularity", keys, ITEM_POPULARITY) if popularity else [{}] * len(ids)
         out: dict[str, ItemFeatures] = {}
-        for k, item_id in enumerate(data["item_id"]):
-            title = data["title"][k]
-            status = int(data["status"][k] or 0)
+        for item_id, row, pop in zip(ids, texts, counts):
+            title = row.get("title")
+            status = int(row.get("status") or 0)
             if title is None or status == ItemStatus.DELETED:
                 continue
-            text = ItemText(title, data["description"][k] or "", data["category"][k] or "", float(data["price"][k] or 0.0))
+            text = ItemText(title, row.get("description") or "", row.get("category") or "", float(row.get("price") or 0.0))
             available = status == ItemStatus.AVAILABLE
             if popularity:
-                out[item_id] = ItemFeatures(text, int(data["popularity_30d"][k] or 0), int(data["popularity_7d"][k] or 0), available)
+                out[item_id] = ItemFeatures(text, int(pop.get("popularity_30d") or 0), int(pop.get("popularity_7d") or 0), available)
             else:
                 out[item_id] = ItemFeatures(text, available=available)
         return out
+
+    @staticmethod
+    def _entity_keys(join_key: str, values: Sequence[str]) -> list[Any]:
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        return [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=v)]) for v in values]
+
+    def _read_view(self, name: str, keys: list[Any], features: list[str]) -> list[dict[str, Any]]:
+        """Python values of `features` ("view:feature") per key, in order ({} where the store has no row)."""
+        from feast.type_map import feast_value_type_to_python_type
+
+        view = self._views.get(name)
+        if view is None:  # the registry lookup costs more than the read; the views never change
+            view = self._views[name] = self.store.get_feature_view(name)
+        rows = self.online.online_read(self.store.config, view, keys, [f.split(":", 1)[1] for f in features])
+        return [{k: feast_value_type_to_python_type(v) for k, v in values.items()} if values else {} for _, values in rows]
 
     def get_user(self, user_id: str) -> UserFeatures | None:
         """The shopper's row, read from the online store directly: the one read the ranking path makes

@@ -25,3 +25,19 @@ def test_pushes_reach_their_views_and_read_the_registry_once_per_source(tmp_path
     assert (got["i3"].popularity_30d, got["i3"].popularity_7d) == (13, 3)
     features.push_items({"i3": ItemText("renamed")})  # a later push of the same source wins
     assert features.get_items(["i3"])["i3"].text.title == "renamed"
+
+
+def test_item_reads_skip_deleted_items_and_flag_out_of_stock_ones(tmp_path):
+    """get_items reads the online store directly: the same answers as through get_online_features."""
+    from core.domain import ItemStatus
+
+    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models")
+    apply(settings)
+    features = FeatureClient(settings)
+    features.push_items({"a": ItemText("a", description="about a", category="Kitchen", price=2.5), "b": ItemText("b"), "c": ItemText("c")},
+                        {"b": ItemStatus.OUT_OF_STOCK, "c": ItemStatus.DELETED})
+    got = features.get_items(["c", "a", "b", "a", "nope"])
+    assert sorted(got) == ["a", "b"] and got["a"].available and not got["b"].available
+    assert (got["a"].text.description, got["a"].text.category, got["a"].text.price) == ("about a", "Kitchen", 2.5)
+    assert (got["a"].popularity_30d, got["a"].popularity_7d) == (0, 0)
+    assert features.get_items(["a"], popularity=True)["a"].popularity_30d == 0  # no popularity row yet: zero
