@@ -193,7 +193,6 @@ class FeatureClient:
             raise ValueError(f"online store type {self.store.config.online_store.type!r} cannot forget a shopper; "
                              "use core.feast_sqlite.ThreadSafeSqliteOnlineStore or core.feast_redis.ErasableRedisOnlineStore")
         self.online: ErasableOnlineStore = online
-        self._user_views: tuple[Any, Any] | None = None
         self._push_views: dict[str, list[Any]] = {}
         self._views: dict[str, Any] = {}
         self._provider: Any = None
@@ -286,16 +285,17 @@ class FeatureClient:
 
     # --- erasure --------------------------------------------------------------------------------
     def _user_keys(self, user_id: str) -> list[Any]:
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        return [EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=user_id)])]
+        return self._entity_keys("user_id", [user_id])
 
     def _shopper_views(self) -> tuple[Any, Any]:
         """The feature views keyed by shopper: history (read per request) and segment."""
-        if self._user_views is None:  # the registry lookup costs more than the read; the views never change
-            self._user_views = (self.store.get_feature_view("user_history"), self.store.get_feature_view("user_segment"))
-        return self._user_views
+        return self._view("user_history"), self._view("user_segment")
+
+    def _view(self, name: str) -> Any:
+        view = self._views.get(name)
+        if view is None:  # the registry lookup costs more than the read; the views never change
+            view = self._views[name] = self.store.get_feature_view(name)
+        return view
 
     def forget_user(self, user_id: str) -> int:
         """Delete the shopper's online rows (history, interests, counts, segment); returns rows removed."""
@@ -348,23 +348,16 @@ class FeatureClient:
         """Python values of `features` ("view:feature") per key, in order ({} where the store has no row)."""
         from feast.type_map import feast_value_type_to_python_type
 
-        view = self._views.get(name)
-        if view is None:  # the registry lookup costs more than the read; the views never change
-            view = self._views[name] = self.store.get_feature_view(name)
-        rows = self.online.online_read(self.store.config, view, keys, [f.split(":", 1)[1] for f in features])
+        rows = self.online.online_read(self.store.config, self._view(name), keys, [f.split(":", 1)[1] for f in features])
         return [{k: feast_value_type_to_python_type(v) for k, v in values.items()} if values else {} for _, values in rows]
 
     def get_user(self, user_id: str) -> UserFeatures | None:
         """The shopper's row, read from the online store directly: the one read the ranking path makes
         on every request (feature_cache.py caches the rest), so it skips get_online_features' response
         assembly, which costs more than the read itself."""
-        from feast.type_map import feast_value_type_to_python_type
-
-        history, _ = self._shopper_views()
-        ((_, values),) = self.online.online_read(self.store.config, history, self._user_keys(user_id), [f.split(":", 1)[1] for f in USER_FEATURES])
-        if not values:
+        data = self._read_view("user_history", self._user_keys(user_id), USER_FEATURES)[0]
+        if not data:
             return None
-        data = {name: feast_value_type_to_python_type(v) for name, v in values.items()}
         ids = data.get("recent_item_ids")
         if ids is None and data.get("event_count") is None:
             return None

@@ -108,12 +108,37 @@ class RankReport:
     latencies_ms: list[float] = field(default_factory=list)
 
 
+def rank_once(stub: scoring_pb2_grpc.ScoringServiceStub, user: str, pool: list[str], rng: random.Random, candidates: int,
+              recommend_k: int, report: RankReport, lock: threading.Lock) -> None:
+    """One Rank of `candidates` random items of `pool` for `user` (or Recommend of the top
+    `recommend_k`), its outcome and latency added to `report`; a failed call backs off 0.1 s."""
+    t0 = time.perf_counter()
+    try:
+        if recommend_k:
+            reply = stub.Recommend(scoring_pb2.RecommendRequest(user_id=user, k=recommend_k), timeout=30)
+        else:
+            reply = stub.Rank(scoring_pb2.RankRequest(user_id=user, item_ids=rng.sample(pool, min(candidates, len(pool)))), timeout=30)
+        with lock:
+            report.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            report.calls += 1
+            report.statuses["OK"] += 1
+            report.degraded += reply.degraded
+            report.answered.append((time.monotonic(), reply.degraded))
+    except grpc.RpcError as exc:
+        with lock:
+            report.calls += 1
+            report.statuses[exc.code().name] += 1
+            report.failed_calls += 1
+        time.sleep(0.1)
+
+
 def rank_load(address: str, credentials: Credentials, users: Sequence[str], items: Sequence[str], stop: threading.Event,
               clients: int = 4, candidates: int = 20, seed: int = 0, recommend_k: int = 0) -> RankReport:
     """Rank requests (random shopper, `candidates` random items) from `clients` threads until `stop` is
     set; with `recommend_k`, Recommend requests for the top k instead."""
     report = RankReport()
     lock = threading.Lock()
+    pool = list(items)
 
     def client(c: int) -> None:
         rng = random.Random(seed * 104729 + c)
@@ -121,25 +146,7 @@ def rank_load(address: str, credentials: Credentials, users: Sequence[str], item
         stub = scoring_pb2_grpc.ScoringServiceStub(channel)
         try:
             while not stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    if recommend_k:
-                        reply = stub.Recommend(scoring_pb2.RecommendRequest(user_id=rng.choice(users), k=recommend_k), timeout=30)
-                    else:
-                        reply = stub.Rank(scoring_pb2.RankRequest(user_id=rng.choice(users),
-                                                                  item_ids=rng.sample(list(items), min(candidates, len(items)))), timeout=30)
-                    with lock:
-                        report.latencies_ms.append((time.perf_counter() - t0) * 1000)
-                        report.calls += 1
-                        report.statuses["OK"] += 1
-                        report.degraded += reply.degraded
-                        report.answered.append((time.monotonic(), reply.degraded))
-                except grpc.RpcError as exc:
-                    with lock:
-                        report.calls += 1
-                        report.statuses[exc.code().name] += 1
-                        report.failed_calls += 1
-                    time.sleep(0.1)
+                rank_once(stub, rng.choice(users), pool, rng, candidates, recommend_k, report, lock)
         finally:
             channel.close()
 
@@ -192,25 +199,7 @@ def shop_rank_load(scoring: str, feedback: str, credentials: Credentials, users:
                     except grpc.RpcError:
                         with lock:
                             report.event_failed += 1
-                t0 = time.perf_counter()
-                try:
-                    if recommend_k:
-                        reply = stub.Recommend(scoring_pb2.RecommendRequest(user_id=user, k=recommend_k), timeout=30)
-                    else:
-                        reply = stub.Rank(scoring_pb2.RankRequest(user_id=user, item_ids=rng.sample(pool, min(candidates, len(pool)))),
-                                          timeout=30)
-                    with lock:
-                        report.latencies_ms.append((time.perf_counter() - t0) * 1000)
-                        report.calls += 1
-                        report.statuses["OK"] += 1
-                        report.degraded += reply.degraded
-                        report.answered.append((time.monotonic(), reply.degraded))
-                except grpc.RpcError as exc:
-                    with lock:
-                        report.calls += 1
-                        report.statuses[exc.code().name] += 1
-                        report.failed_calls += 1
-                    time.sleep(0.1)
+                rank_once(stub, user, pool, rng, candidates, recommend_k, report, lock)
         finally:
             channel.close()
             events_channel.close()
