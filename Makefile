@@ -105,7 +105,7 @@ gpu-wheels: install           ## the wheels a bare GPU machine lacks (Python 3.1
 bench-reliability: install    ## 16 clients + kills of feedback, worker, tritonserver + 10k fuzz cases; embedded and PostgreSQL+Redis (~6 min)
 	$(PY) -m evaluation.reliability
 
-bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients: a shop-like workload (3,000 shoppers, whole catalogue, events between Ranks) and the hot one; Recommend, 10/100/500 candidates, CPU and memory per process; SECONDS=30 per level, SOAK=600 (s)
+bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients: a shop-like workload (3,000 shoppers, whole catalogue, events between Ranks; state backfill; the soak) and the hot one; Recommend, 10/100/500 candidates, CPU and memory per process; SECONDS=30 per level, SOAK=600 (s)
 	$(PY) -m evaluation.load_bench --seconds $(or $(SECONDS),30) --soak $(or $(SOAK),600) $(if $(TAG),--tag $(TAG),) $(if $(WORKLOAD),--workload $(WORKLOAD),)
 
 bench-online: install         ## online experiments through simulated shoppers: canary, degraded arm, rollback (~12 min)

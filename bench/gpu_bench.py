@@ -5,15 +5,16 @@ and ../shared/GPU.md); it runs the same way on CPU (`--device cpu`), which is ho
 Weights need not travel: the text tower is MiniLM-L6's architecture (hidden 384, 6 layers, 12 heads)
 with random weights unless `--pretrained`, which costs the same compute.
 
-Arms, all on the same requests (one shopper and C candidates, every item in the published catalogue
-table, as in steady serving):
+Arms, all on the same requests (one shopper's stored vector and C candidates, every item in the
+published catalogue table, as in steady serving):
 - bare TorchScript: the version's `model.pt` alone: gather C rows of the item table, the fusion MLP;
 - bare model.py: triton_models/fusion_click/model.py's execute() in this process (devtools.python_backend),
   i.e. the served code without Triton's transport;
 - Triton: tritonserver with that model.py (KIND_GPU instances from the ranker's config builder,
   RECSYS_INFERENCE_DTYPE), a gRPC client with `--clients` threads;
-- encoder: the text tower's sequences/s at batch 256 (what a cache miss costs: new items, changed
-  shopper texts).
+- shopper states: the state writer's request (256 shoppers x 50 history items from the table), through
+  bare model.py and Triton, in shoppers per second (the request shape batching suits best);
+- encoder: the text tower's sequences/s at batch 256 (what a cache miss costs: new items).
 
 Prints a table last and writes gpu-bench-<device>.json under `--out`.
 """
@@ -94,14 +95,31 @@ def make_requests(rows: list[np.ndarray], candidates: int, count: int, seed: int
     from rankers.fusion.signals import SIGNAL_COUNT
 
     rng = np.random.default_rng(seed)
-    shoppers = [np.concatenate([[101], rng.integers(1000, 30000, size=60), [102]]).astype(np.int64) for _ in range(8)]
     out = []
-    for k in range(count):
+    for _ in range(count):
         ids, mask = padded([rows[i] for i in rng.choice(len(rows), size=candidates, replace=False)])
-        uids, umask = padded([shoppers[k % len(shoppers)]])
-        out.append({"user_input_ids": uids, "user_attention_mask": umask, "item_input_ids": ids, "item_attention_mask": mask,
+        user = rng.normal(size=(1, 384)).astype(np.float32)
+        out.append({"user_vector": user / np.linalg.norm(user), "item_input_ids": ids, "item_attention_mask": mask,
                     "signals": rng.random((candidates, SIGNAL_COUNT), dtype=np.float32)})
     return out
+
+
+def make_state_requests(rows: list[np.ndarray], shoppers: int, history: int, count: int, seed: int = 2) -> list[dict[str, np.ndarray]]:
+    """The state writer's requests: `shoppers` histories of `history` items each (rankers.fusion.shopper_state's shape)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        picked = rng.choice(len(rows), size=(shoppers, history))
+        distinct, index = np.unique(picked, return_inverse=True)
+        ids, mask = padded([rows[i] for i in distinct])
+        out.append({"history_input_ids": ids, "history_attention_mask": mask, "history_index": index.reshape(shoppers, history).astype(np.int64),
+                    "history_weights": rng.random((shoppers, history), dtype=np.float32)})
+    return out
+
+
+def units(request: dict[str, np.ndarray]) -> int:
+    """Candidates of a ranking request, shoppers of a state request."""
+    return request["signals"].shape[0] if "signals" in request else request["history_index"].shape[0]
 
 
 def timed(fn, seconds: float) -> tuple[int, float]:
@@ -143,7 +161,7 @@ def bare_model_py(folder: Path, device: str, requests: list[dict[str, np.ndarray
     call = lambda k: model.execute([tensors[k % len(tensors)]])  # noqa: E731
     timed(call, 1.0)
     calls, wall = timed(call, seconds)
-    return calls * requests[0]["signals"].shape[0] / wall
+    return calls * units(requests[0]) / wall
 
 
 def encoder_throughput(folder: Path, device: str, dtype: torch.dtype, seconds: float, batch: int = 256, length: int = 32) -> float:
@@ -167,7 +185,8 @@ def through_triton(repo: Path, requests: list[dict[str, np.ndarray]], clients: i
     try:
         latencies: list[float] = []
         lock, stop = threading.Lock(), threading.Event()
-        candidates = requests[0]["signals"].shape[0]
+        per_request = units(requests[0])
+        output = "probability" if "signals" in requests[0] else "shopper_vector"
 
         def client(c: int) -> None:
             conn = grpcclient.InferenceServerClient(server.grpc_url)
@@ -179,7 +198,7 @@ def through_triton(repo: Path, requests: list[dict[str, np.ndarray]], clients: i
                     t.set_data_from_numpy(array)
                     inputs.append(t)
                 t0 = time.perf_counter()
-                conn.infer("fusion_click", inputs, outputs=[grpcclient.InferRequestedOutput("probability")])
+                conn.infer("fusion_click", inputs, outputs=[grpcclient.InferRequestedOutput(output)])
                 with lock:
                     latencies.append(time.perf_counter() - t0)
                 k += clients
@@ -204,7 +223,7 @@ def through_triton(repo: Path, requests: list[dict[str, np.ndarray]], clients: i
             t.join()
         wall = time.perf_counter() - start_t
         ordered = sorted(latencies)
-        return {"candidates_per_s": len(latencies) * candidates / wall, "requests_per_s": len(latencies) / wall,
+        return {"candidates_per_s": len(latencies) * per_request / wall, "requests_per_s": len(latencies) / wall,
                 "p50_ms": 1000 * statistics.median(ordered), "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))]}
     finally:
         server.stop()
@@ -220,6 +239,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--pretrained", action="store_true")
+    parser.add_argument("--state-shoppers", type=int, default=256, help="shoppers per shopper-state request")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench" / "results")))
     args = parser.parse_args()
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[args.dtype]
@@ -245,6 +265,7 @@ def main() -> None:
         os.environ["RECSYS_INFERENCE_DTYPE"] = args.dtype
         log("encoder throughput ...")
         results["encoder_sequences_per_s"] = encoder_throughput(folder, args.device, dtype, args.seconds / 3)
+        logs = args.out if os.environ.get("OUT") else Path(tmp)  # the device tool brings $OUT back; keep bench/results clean
         for c in [int(x) for x in args.candidates.split(",")]:
             requests = make_requests(rows, c, 64)
             log(f"{c} candidates: bare TorchScript ...")
@@ -252,10 +273,17 @@ def main() -> None:
             log(f"{c} candidates: bare model.py ...")
             model_py = bare_model_py(folder, args.device, requests, args.seconds / 3)
             log(f"{c} candidates: Triton, {args.clients} clients ...")
-            logs = args.out if os.environ.get("OUT") else Path(tmp)  # the device tool brings $OUT back; keep bench/results clean
             served = through_triton(repo, requests, args.clients, args.seconds, logs)
             results["arms"].append({"candidates": c, "bare_torchscript_candidates_per_s": bare,
                                     "bare_model_py_candidates_per_s": model_py, "triton": served})
+        states = make_state_requests(rows, args.state_shoppers, 50, 16)
+        log(f"shopper states, {args.state_shoppers} shoppers x 50 items per request: bare model.py ...")
+        bare_states = bare_model_py(folder, args.device, states, args.seconds / 3)
+        log(f"shopper states: Triton, {args.clients} clients ...")
+        served_states = through_triton(repo, states, args.clients, args.seconds, logs)
+        results["states"] = {"shoppers_per_request": args.state_shoppers, "history": 50, "bare_model_py_shoppers_per_s": bare_states,
+                             "triton_shoppers_per_s": served_states["candidates_per_s"], "triton_p50_ms": served_states["p50_ms"],
+                             "triton_p99_ms": served_states["p99_ms"]}
     (args.out / f"gpu-bench-{args.device.split(':')[0]}.json").write_text(json.dumps(results, indent=1))
     lines = table(results)
     (args.out / f"gpu-bench-{args.device.split(':')[0]}.md").write_text("\n".join(lines) + "\n")
@@ -273,6 +301,10 @@ def table(results: dict) -> list[str]:
         lines.append(f"| {arm['candidates']} | {arm['bare_torchscript_candidates_per_s']:,.0f} | {arm['bare_model_py_candidates_per_s']:,.0f} | "
                      f"{t['candidates_per_s']:,.0f} | {t['requests_per_s']:,.0f} | {t['p50_ms']:.1f} | {t['p99_ms']:.1f} | "
                      f"{t['candidates_per_s'] / arm['bare_model_py_candidates_per_s']:.0%} | {t['candidates_per_s'] / arm['bare_torchscript_candidates_per_s']:.0%} |")
+    if st := results.get("states"):
+        lines += ["", f"Shopper states ({st['shoppers_per_request']} shoppers x {st['history']} history items per request): bare model.py "
+                  f"{st['bare_model_py_shoppers_per_s']:,.0f} shoppers/s; Triton {st['triton_shoppers_per_s']:,.0f} shoppers/s "
+                  f"(p50 {st['triton_p50_ms']:.1f} ms, p99 {st['triton_p99_ms']:.1f} ms per request)"]
     return lines
 
 

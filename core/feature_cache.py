@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
-from core.features import ItemFeatures, OnlineFeatures, ShopFeatures, UserFeatures
+from core.features import ItemFeatures, OnlineFeatures, ShopFeatures, ShopperState, UserFeatures
 
 MAX_ENTRIES = 1_000_000  # per map; an entry is a few hundred bytes
 
@@ -68,6 +68,9 @@ class CachedFeatures:
 
     def get_user(self, user_id: str) -> UserFeatures | None:
         return self.store.get_user(user_id)
+
+    def get_shopper_state(self, user_id: str, key: str) -> ShopperState | None:
+        return self.store.get_shopper_state(user_id, key)  # never cached: it changes with every event
 
     def get_shop(self) -> ShopFeatures:
         now = self.clock()

@@ -37,10 +37,12 @@ class FeatureSync:
     commit first (the feedback service's ingest does: one refresh per group of batches)."""
 
     def __init__(self, log: EventLog, features: FeatureClient, refresh_s: float = 30.0,
-                 timer: Callable[[], float] = time.monotonic) -> None:
+                 timer: Callable[[], float] = time.monotonic,
+                 on_users: Callable[[dict[str, UserFeatures]], None] = lambda rows: None) -> None:
         self.log = log
         self.features = features
         self.refresh_s = refresh_s
+        self.on_users = on_users  # told each pushed shopper row (the shopper-state writer encodes them)
         self.timer = timer  # what the throttle measures (a replay of history passes the shop's own time)
         self._lock = threading.Lock()
         self._last_full = float("-inf")
@@ -74,6 +76,7 @@ class FeatureSync:
         self.features.push_users(rows)
         for user_id in self.log.erasures.erased_since(rows, started):
             self.features.forget_user(user_id)
+        self.on_users(rows)
 
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
         """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest."""

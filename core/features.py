@@ -1,8 +1,9 @@
 """The Feast feature store as the services and workers use it: apply, push, and online reads.
 
 What the ranking path reads lives here and only here (feature_repo/definitions.py declares it):
-item text and popularity, the shopper's history and interest events, the shop's clock and popular
-items, and each model version's co-purchase neighbours. `python -m core.features apply` registers the
+item text and popularity, the shopper's history and interest events, their stored state (a vector
+per serving version, written when their events arrive), the shop's clock and popular items, and each
+model version's co-purchase neighbours. `python -m core.features apply` registers the
 definitions against the deployment's registry (the same as `feast apply` in feature_repo/).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlparse
 
+import numpy as np
 import pandas as pd
 
 from core.domain import ItemStatus, ItemText
@@ -38,6 +40,7 @@ USER_FEATURES = [
 SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids",
                  "shop_activity:trending_item_ids", "shop_activity:trending_scores"]
 CO_PURCHASE = ["co_purchase:neighbour_ids", "co_purchase:neighbour_scores"]
+SHOPPER_STATE = ["shopper_state:version_keys", "shopper_state:vectors", "shopper_state:fingerprint"]
 SEGMENT_FEATURES = ["shop_segments:segment_ids", "shop_segments:segment_names", "shop_segments:segment_sizes",
                     "shop_segments:segmented_at"]
 
@@ -63,6 +66,23 @@ class ItemFeatures:
 
 
 @dataclass(frozen=True)
+class ShopperState:
+    """A shopper's stored vector for one version, and what it was computed from (the encoder's
+    fingerprint of their history: Rank uses it only while that still matches)."""
+
+    vector: np.ndarray
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class StateRow:
+    """What the state writer stores per shopper: their vector for each serving version, one fingerprint."""
+
+    fingerprint: str
+    vectors: dict[str, np.ndarray]  # version key -> vector
+
+
+@dataclass(frozen=True)
 class ShopFeatures:
     clock: float  # the newest event time: "now" for signals, so a replayed shop reads like a live one
     popular: list[str]  # items bought in the last 30 days, most first
@@ -80,6 +100,8 @@ class OnlineFeatures(Protocol):
     def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]: ...
 
     def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]: ...
+
+    def get_shopper_state(self, user_id: str, key: str) -> ShopperState | None: ...
 
     def push_co_purchase(self, key: str, table: dict[str, list[tuple[str, float]]]) -> None: ...
 
@@ -275,6 +297,16 @@ class FeatureClient:
             "neighbour_scores": [[float(s) for _, s in nbs] for nbs in table.values()],
         })
 
+    def push_shopper_states(self, rows: dict[str, StateRow]) -> None:
+        """Shoppers' states: each row replaces the shopper's previous one (every serving version at once)."""
+        self._push("shopper_state_push", {
+            "user_id": list(rows),
+            "version_keys": [list(r.vectors) for r in rows.values()],
+            "vectors": [np.concatenate([np.asarray(v, dtype=np.float32) for v in r.vectors.values()]).tolist() if r.vectors else []
+                        for r in rows.values()],
+            "fingerprint": [r.fingerprint for r in rows.values()],
+        })
+
     def push_segments(self, assignments: dict[str, int], segments: Sequence[Segment], segmented_at: float) -> None:
         """A clustering's result: every shopper's segment id, and the segment list."""
         self._push("user_segment_push", {"user_id": list(assignments), "segment_id": [int(s) for s in assignments.values()],
@@ -287,9 +319,9 @@ class FeatureClient:
     def _user_keys(self, user_id: str) -> list[Any]:
         return self._entity_keys("user_id", [user_id])
 
-    def _shopper_views(self) -> tuple[Any, Any]:
-        """The feature views keyed by shopper: history (read per request) and segment."""
-        return self._view("user_history"), self._view("user_segment")
+    def _shopper_views(self) -> tuple[Any, ...]:
+        """The feature views keyed by shopper: history (read per request), state and segment."""
+        return self._view("user_history"), self._view("shopper_state"), self._view("user_segment")
 
     def _view(self, name: str) -> Any:
         view = self._views.get(name)
@@ -298,7 +330,8 @@ class FeatureClient:
         return view
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the shopper's online rows (history, interests, counts, segment); returns rows removed."""
+        """Delete the shopper's online rows (history, interests, counts, state of every version, segment);
+        returns rows removed."""
         keys = self._user_keys(user_id)
         return sum(self.online.delete_entities(self.store.config, view, keys) for view in self._shopper_views())
 
@@ -369,6 +402,17 @@ class FeatureClient:
             interests=list(zip(data.get("interest_item_ids") or [], map(float, data.get("interest_timestamps") or []))),
             purchased=list(data.get("purchased_item_ids") or []),
         )
+
+    def get_shopper_state(self, user_id: str, key: str) -> ShopperState | None:
+        """The shopper's stored vector for the version `key` (None: none stored for that version)."""
+        data = self._read_view("shopper_state", self._user_keys(user_id), SHOPPER_STATE)[0]
+        keys = list(data.get("version_keys") or [])
+        if key not in keys:
+            return None
+        vectors = np.asarray(data.get("vectors") or [], dtype=np.float32)
+        width = len(vectors) // len(keys)
+        at = keys.index(key)
+        return ShopperState(vectors[at * width : (at + 1) * width], str(data.get("fingerprint") or ""))
 
     def get_shop(self) -> ShopFeatures:
         data = self.store.get_online_features(features=SHOP_FEATURES, entity_rows=[{"shop_id": SHOP_ID}]).to_dict()

@@ -86,12 +86,8 @@ def forget(user_key: str, requested_by: str, settings: "Settings", log: EventLog
         "replay_examples_unattributed": replay.delete_user(""),
         "served_lists": log.served.delete_user(user_key),
         "attributions": log.attributions.delete_user(user_key),
-        # Triton's model keeps shopper embeddings keyed by a hash of their text, not by shopper, so
-        # none can be picked out to delete; each is dropped RECSYS_SHOPPER_EMBEDDING_TTL_S after it
-        # was computed, and with the online rows gone no request recreates it. The scoring service
-        # caches item, shop and co-purchase features only. The receipt states that bound.
-        "cached_embeddings": 0,
-        "cached_embeddings_expire_within_s": int(settings.shopper_embedding_ttl_s),
+        # (their stored shopper states, one row with every version's vector, are among the online rows;
+        # Triton caches item embeddings only, and the scoring service item, shop and co-purchase features)
     }
     if sync is not None and events:
         sync.refresh_all()  # popularity counted their events; rebuilt from what the log still holds

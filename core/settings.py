@@ -109,9 +109,11 @@ class Settings(BaseSettings):
     otel_file: Path | None = None
     # Log lines as text or JSON (each with the request id / fine-tune job id in context; core/log_format.py).
     log_format: Literal["text", "json"] = "text"
-    # How long Triton's fusion model keeps a shopper's embedding after computing it (its model.py reads
-    # this variable from tritonserver's environment; ForgetUser's receipt states it).
-    shopper_embedding_ttl_s: float = Field(600.0, gt=0)
+    # Shopper states (ranking/shopper_states.py): the feedback service encodes each changed shopper's vector
+    # for every serving version when their events arrive (off: every Rank computes it inline). A newly
+    # serving version gets the states of shoppers active in the last state_backfill_days.
+    shopper_states: bool = True
+    state_backfill_days: float = Field(90.0, gt=0)
 
     # --- online experiments (core/experiments) ---
     # The scoring service records every answer for a shopper (request id, arm, version, items) for attribution.

@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -102,6 +102,14 @@ class TritonClickClient:
     def score(self, inputs: dict[str, np.ndarray], version: str = "", request_id: str = "") -> Scores:
         """One request with every input the model takes (int64 or float32 arrays, by name) to
         `version` (or whichever Triton serves); returns the probabilities and the version that answered."""
+        result = self._infer(inputs, "probability", version, request_id)
+        return Scores(result.as_numpy("probability")[:, 0], result.get_response().model_version)
+
+    def shopper_vectors(self, inputs: dict[str, np.ndarray], version: str) -> np.ndarray:
+        """Shopper vectors [B, D] of a shopper-state request (many shoppers' histories) to `version`."""
+        return self._infer(inputs, "shopper_vector", version, "").as_numpy("shopper_vector")
+
+    def _infer(self, inputs: dict[str, np.ndarray], output: str, version: str, request_id: str) -> Any:
         from tritonclient.utils import InferenceServerException
 
         request = []
@@ -116,13 +124,13 @@ class TritonClickClient:
                 model_version=version,
                 request_id=request_id,  # Triton's logs and traces name the storefront's request
                 headers=outgoing_headers() or None,  # the trace continues in Triton (with --trace-config mode=opentelemetry)
-                outputs=[self._grpc.InferRequestedOutput("probability")],
+                outputs=[self._grpc.InferRequestedOutput(output)],
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as exc:
             self.forget_version()  # the version may have just been replaced: ask again next time
             raise InferenceUnavailable(str(exc)) from exc
-        return Scores(result.as_numpy("probability")[:, 0], result.get_response().model_version)
+        return result
 
     def load(self) -> None:
         """Ask Triton to (re)load the model, picking up the newest version folder."""

@@ -22,12 +22,14 @@ def python_model_config(
     dynamic_batching: bool = False,
     instance_kind: str = "KIND_CPU",
     instances: int = 1,
+    optional: frozenset[str] = frozenset(),
 ) -> mc.ModelConfig:
     """A python-backend model (it hosts a version's TorchScript file): inputs and outputs as
-    (name, data type, dims). Each ranker describes its own model with this (rankers.*.triton_config)."""
+    (name, data type, dims); inputs named in `optional` may be left out of a request (the model tells
+    its request kinds apart by them). Each ranker describes its own model with this (rankers.*.triton_config)."""
     config = mc.ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     for tensor, dtype, dims in inputs:
-        config.input.add(name=tensor, data_type=dtype, dims=dims)
+        config.input.add(name=tensor, data_type=dtype, dims=dims, optional=tensor in optional)
     for tensor, dtype, dims in outputs:
         config.output.add(name=tensor, data_type=dtype, dims=dims)
     if dynamic_batching:

@@ -106,6 +106,7 @@ class RankReport:
     statuses: Counter = field(default_factory=Counter)
     answered: list[tuple[float, bool]] = field(default_factory=list)  # (monotonic time, degraded) of each OK answer
     latencies_ms: list[float] = field(default_factory=list)
+    shopper_states: Counter = field(default_factory=Counter)  # how each answer's shopper vector was obtained
 
 
 def rank_once(stub: scoring_pb2_grpc.ScoringServiceStub, user: str, pool: list[str], rng: random.Random, candidates: int,
@@ -123,6 +124,7 @@ def rank_once(stub: scoring_pb2_grpc.ScoringServiceStub, user: str, pool: list[s
             report.calls += 1
             report.statuses["OK"] += 1
             report.degraded += reply.degraded
+            report.shopper_states[reply.shopper_state or "none"] += 1
             report.answered.append((time.monotonic(), reply.degraded))
     except grpc.RpcError as exc:
         with lock:

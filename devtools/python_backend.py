@@ -33,7 +33,8 @@ class Tensor:
 def utils_module() -> types.ModuleType:
     module = types.ModuleType("triton_python_backend_utils")
     module.Tensor = Tensor  # type: ignore[attr-defined]
-    module.get_input_tensor_by_name = lambda request, name: Tensor(name, request[name])  # type: ignore[attr-defined]
+    # as Triton's: None for an optional input the request left out
+    module.get_input_tensor_by_name = lambda request, name: Tensor(name, request[name]) if name in request else None  # type: ignore[attr-defined]
     module.InferenceResponse = lambda output_tensors: output_tensors  # type: ignore[attr-defined]
     return module
 

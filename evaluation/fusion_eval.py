@@ -100,21 +100,19 @@ class Embeddings:
             np.savez(self.user_path, **self.users)
         return np.stack([self.users[k] for k in keys]) if keys else np.zeros((0, self.items.shape[1]), dtype=np.float32)
 
-    def item_means(self, cases: list[Case], half_life_days: float = 30.0) -> np.ndarray:
-        """A sequence-aware shopper vector from the item tower: the recency-weighted mean of the
-        embeddings of the shopper's last 50 purchases (weights halve every `half_life_days`), L2-normalised."""
-        out = np.zeros((len(cases), self.items.shape[1]), dtype=np.float32)
-        for row, c in enumerate(cases):
-            pos = self.history.before(c)[-50:]
-            if len(pos):
-                age = (float(c.ts) - self.ev.ts[pos].astype(np.float64)) / 86400.0
-                v = (np.exp2(-age / half_life_days)[:, None] * self.items[self.ev.item[pos]]).sum(0)
-                out[row] = v / max(float(np.linalg.norm(v)), 1e-9)
-        return out
+    def item_means(self, cases: list[Case]) -> np.ndarray:
+        """The served shopper tower: the recency-weighted mean of the embeddings of the shopper's last
+        STATE_HISTORY purchases, L2-normalised (rankers.fusion.shopper_state and network.shopper_from_items,
+        through the training lists' own function)."""
+        from rankers.fusion.shopper_state import STATE_HISTORY
+        from rankers.fusion.training import shopper_vectors
 
-    def shoppers(self, cases: list[Case], kind: str = "text") -> np.ndarray:
-        """Shopper vectors: `text` (the MiniLM embedding of their text, as served), `items` (item_means)
-        or `text+items` (the normalised sum of both, still one 384-d vector: no model change)."""
+        histories = [[(int(self.ev.item[p]), float(self.ev.ts[p])) for p in self.history.before(c)[-STATE_HISTORY:][::-1]] for c in cases]
+        return shopper_vectors(histories, dict(enumerate(self.items)))
+
+    def shoppers(self, cases: list[Case], kind: str = "items") -> np.ndarray:
+        """Shopper vectors: `items` (item_means, as served), `text` (the MiniLM embedding of their text, the
+        shopper tower served before issue 26) or `text+items` (the normalised sum of both, one 384-d vector)."""
         if kind == "items":
             return self.item_means(cases)
         text = self.users_for(cases)
@@ -181,9 +179,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--text-candidates", type=int, default=0,
                         help="also retrieve the N items whose text embedding is nearest the shopper's (an experiment; 0 = off)")
-    parser.add_argument("--shopper-vector", choices=("text", "items", "text+items"), default="text",
-                        help="the shopper tower: their text through MiniLM (served), the recency-weighted mean of their items' "
-                             "embeddings (sequence-aware, an experiment), or both summed")
+    parser.add_argument("--shopper-vector", choices=("text", "items", "text+items"), default="items",
+                        help="the shopper tower: the recency-weighted mean of their items' embeddings (served), their text "
+                             "through MiniLM (served before issue 26), or both summed")
     parser.add_argument("--rules", default="", help="also score the monthly ranker with Recommend's rules applied, e.g. "
                         "exclude-purchased,distinct-titles (core.rules; one arm per ';'-separated set)")
     parser.add_argument("--seed", type=int, default=0)

@@ -14,8 +14,10 @@ Two workloads (`--workload`, default both): `hot`, the one above (a few shoppers
 so every cache stays hot after the warm-up), and `shop`, what an open shop looks like (issue 26): the whole
 Online Retail catalogue, `--shoppers` customers with their purchase histories, each call's shopper drawn
 by how often they visited (a few return often, most rarely), and before each Rank, with probability
-`--event-probability`, a click of that shopper recorded through RecordEvents, so their state has changed.
-Writes bench/results/load-TAG.{json,md} (and load-TAG-soak.png).
+`--event-probability`, a click of that shopper recorded through RecordEvents, so their state has changed;
+then the time to rebuild every shopper's stored state for a version. The soak runs on the shop-like
+workload when it is measured (on the hot one with `--workload hot`).
+Writes bench/results/load-TAG.{json,md} (and load-TAG-soak.png or load-TAG-shop-soak.png).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from devtools.load import RankReport, ShopRankReport, rank_load, shop_rank_load
 from devtools.suite import Suite, deploy
@@ -133,7 +135,7 @@ def level(suite: Suite, users: list[str], items: list[str], clients: int, second
     out = {"clients": clients, "candidates": candidates, "calls": report.calls, "per_s": round(len(report.latencies_ms) / wall, 1),
            "p50_ms": round(percentile(report.latencies_ms, 0.5), 1), "p99_ms": round(percentile(report.latencies_ms, 0.99), 1),
            "failed": report.failed_calls, "degraded": report.degraded, "cpu_per_s": cpu, "seconds": round(wall, 1),
-           "rss_mb": {name: rss_mb(pids) for name, pids in groups.items()}}
+           "rss_mb": {name: rss_mb(pids) for name, pids in groups.items()}, "shopper_states": dict(report.shopper_states)}
     if isinstance(report, ShopRankReport):
         out["events"] = {"recorded": report.events_recorded, "failed": report.event_failed,
                          "p50_ms": round(percentile(report.event_latencies_ms, 0.5), 1),
@@ -166,8 +168,10 @@ def _run(suite: Suite, users: list[str], items: list[str], clients: int, seconds
     return box["report"]
 
 
-def soak(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, every_s: float = 10.0) -> dict[str, Any]:
-    """Rank at `clients` for `seconds`, sampling every process's resident memory every `every_s`."""
+def soak(suite: Suite, users: list[str], items: list[str], clients: int, seconds: float, every_s: float = 10.0,
+         traffic: ShopTraffic | None = None) -> dict[str, Any]:
+    """Rank at `clients` for `seconds` (the shop-like traffic when given), sampling every process's
+    resident memory every `every_s`."""
     samples: list[dict[str, Any]] = []
     groups = process_groups(suite)
 
@@ -176,7 +180,7 @@ def soak(suite: Suite, users: list[str], items: list[str], clients: int, seconds
             samples.append({"t": round(elapsed, 1), **{name: rss_mb(pids) for name, pids in groups.items()}})
 
     sample(0.0)
-    result = level(suite, users, items, clients, seconds, warmup_s=0, sample=sample)
+    result = level(suite, users, items, clients, seconds, warmup_s=0, sample=sample, traffic=traffic)
     result["memory"] = samples
     return result
 
@@ -186,7 +190,8 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--candidates", default="10,100,500", help="candidate counts measured at 1 and 16 clients")
-    parser.add_argument("--soak", type=float, default=0.0, help="then Rank at 16 clients for this many seconds, sampling memory")
+    parser.add_argument("--soak", type=float, default=0.0,
+                        help="then Rank at 16 clients for this many seconds, sampling memory (the shop-like workload when it runs)")
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1), help="RECSYS_SCORING_PROCESSES")
     parser.add_argument("--ablations", action="store_true",
                         help="instead: Rank at 1 and 16 clients with each lever of issue 11 turned off, one deployment each")
@@ -209,7 +214,7 @@ def main() -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "dataset": shop.name, "items": len(items),
                                "scoring_processes": args.processes, "rank": [], "recommend": [], "candidates": []}
     if args.workload in ("shop", "both"):
-        results["shop"] = shop_workload(args.dataset, args.shoppers, args.event_probability, args.processes, levels, args.seconds)
+        results["shop"] = shop_workload(args.dataset, args.shoppers, args.event_probability, args.processes, levels, args.seconds, args.soak)
     if args.workload == "shop":
         return write(results, args.tag)
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
@@ -226,7 +231,7 @@ def main() -> None:
                 for clients in (1, top):
                     print(f"Rank with {n} candidates, {clients} clients, {args.seconds / 2:.0f} s ...", flush=True)
                     results["candidates"].append(level(suite, users, items, clients, args.seconds / 2, candidates=min(n, len(items))))
-            if args.soak:
+            if args.soak and args.workload == "hot":
                 print(f"Soak: Rank, {top} clients, {args.soak:.0f} s, memory sampled every 10 s ...", flush=True)
                 results["soak"] = soak(suite, users, items, top, args.soak)
         finally:
@@ -235,9 +240,10 @@ def main() -> None:
 
 
 def shop_workload(dataset: str, shoppers: int, event_probability: float, processes: int, levels: list[int],
-                  seconds: float) -> dict[str, Any]:
+                  seconds: float, soak_s: float = 0.0) -> dict[str, Any]:
     """The shop-like workload on a deployment of its own: every shopper's purchases ingested, then Rank at
-    each client count and Recommend at 1 and the most clients."""
+    each client count, Recommend at 1 and the most clients, the time to rebuild every shopper's state, and
+    (with `soak_s`) a soak at the most clients with memory sampled."""
     from shopdata import synthetic, uci_retail
 
     if dataset != "synthetic" and uci_retail.DEFAULT_PATH.exists():
@@ -262,16 +268,51 @@ def shop_workload(dataset: str, shoppers: int, event_probability: float, process
             for clients in sorted({1, max(levels)}):
                 print(f"shop-like Recommend k=10, {clients} clients, {seconds:.0f} s ...", flush=True)
                 out["recommend"].append(level(suite, traffic.users, items, clients, seconds, recommend_k=10, traffic=traffic))
+            print("shopper-state backfill: every shopper's state rebuilt for the serving version ...", flush=True)
+            out["state_backfill"] = state_backfill(suite, traffic.users)
+            if soak_s:
+                print(f"Soak (shop-like): Rank, {max(levels)} clients, {soak_s:.0f} s, memory sampled every 10 s ...", flush=True)
+                out["soak"] = soak(suite, traffic.users, items, max(levels), soak_s, traffic=traffic)
         finally:
             suite.stop()
     return out
+
+
+def state_backfill(suite: Suite, users: Sequence[str]) -> dict[str, Any]:
+    """What a newly serving version costs: every shopper's state rebuilt (ranking.shopper_states.backfill,
+    the writer's own code, in this process against the suite's Feast and Triton), its time, the CPU it
+    took (this process and tritonserver) per shopper, and the stored state's size per shopper."""
+    from core.features import FeatureClient
+    from core.privacy import Pseudonyms
+    from core.triton_client import triton_client
+    from rankers import get_ranker
+    from ranking.shopper_states import ShopperStateWriter, backfill
+
+    settings = suite.settings()
+    ranker = get_ranker(settings.ranker)
+    features = FeatureClient(settings)
+    writer = ShopperStateWriter(ranker, features, triton_client(settings, ranker.model_name))
+    pseudonyms = Pseudonyms.of(settings)
+    keys = [pseudonyms(u) for u in users]
+    interests = {k: row.interests for k in keys if (row := features.get_user(k)) is not None}
+    versions = writer.serving_versions()
+    triton = process_groups(suite).get("tritonserver", [])
+    cpu_before, triton_before = time.process_time(), cpu_seconds(triton)
+    seconds = backfill(writer, interests, versions, progress=lambda done, total: print(f"  {done}/{total} shoppers", flush=True))
+    cpu = (time.process_time() - cpu_before) + (cpu_seconds(triton) - triton_before)
+    stored = features.get_shopper_state(keys[0], ranker.version_key(versions[0])) if keys else None
+    width = 0 if stored is None else len(stored.vector)
+    return {"shoppers": len(interests), "versions": versions, "seconds": round(seconds, 2),
+            "shoppers_per_s": round(len(interests) / max(seconds, 1e-9), 1),
+            "cpu_ms_per_shopper": round(cpu * 1000 / max(len(interests), 1), 3),
+            "state_bytes_per_shopper_per_version": width * 4, "chunk": writer.chunk}
 
 
 ABLATIONS = {  # name -> what differs from the defaults of this benchmark (RECSYS_* variables)
     "all levers on": {},
     "one scoring process": {"RECSYS_SCORING_PROCESSES": "1", "RECSYS_SCORING_THREADS": "8"},
     "no feature cache in scoring": {"RECSYS_FEATURE_CACHE_S": "0"},
-    "no shopper-embedding cache in Triton": {"RECSYS_SHOPPER_EMBEDDING_TTL_S": "0.000001"},
+    "no stored shopper states (every Rank computes the vector inline)": {"RECSYS_SHOPPER_STATES": "0"},
     "torch threads = cores in Triton": {"RECSYS_TORCH_THREADS": str(os.cpu_count() or 1)},
 }
 
@@ -308,7 +349,7 @@ def write(results: dict[str, Any], tag: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"load-{tag}.json").write_text(json.dumps(results, indent=1))
     names = list(results["rank"][0]["cpu_per_s"]) if results["rank"] else []
-    lines = shop_lines(results["shop"]) if results.get("shop") else []
+    lines = shop_lines(results["shop"], tag) if results.get("shop") else []
     if not results["rank"]:
         (RESULTS / f"load-{tag}.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
@@ -335,32 +376,44 @@ def write(results: dict[str, Any], tag: str) -> None:
             lines.append(f"| {r['candidates']} | {r['clients']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | "
                          f"{round(r['per_s'] * r['candidates'])} | {cpu_ms:.1f} |")
     if results.get("soak"):
-        s = results["soak"]
-        first, last = s["memory"][1] if len(s["memory"]) > 1 else s["memory"][0], s["memory"][-1]
-        lines += ["", f"Soak: Rank at {s['clients']} clients for {s['seconds']:.0f} s: {s['per_s']} Rank/s, p50 {s['p50_ms']} ms, "
-                  f"p99 {s['p99_ms']} ms, {s['failed']} failed. Resident memory (MB) at {first['t']:.0f} s -> {last['t']:.0f} s:", "",
-                  "| process | first sample | last sample | change |", "| --- | --- | --- | --- |"]
-        for n in names:
-            lines.append(f"| {n} | {first[n]} | {last[n]} | {last[n] - first[n]:+.1f} |")
-        plot_soak(s, RESULTS / f"load-{tag}-soak.png")
-        lines += ["", f"![memory during the soak](load-{tag}-soak.png)"]
+        lines += soak_lines(results["soak"], names, f"load-{tag}-soak.png")
     (RESULTS / f"load-{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
-def shop_lines(shop: dict[str, Any]) -> list[str]:
+def soak_lines(s: dict[str, Any], names: list[str], png: str) -> list[str]:
+    """The soak's summary, memory table and plot (written next to the results)."""
+    first, last = s["memory"][1] if len(s["memory"]) > 1 else s["memory"][0], s["memory"][-1]
+    lines = ["", f"Soak: Rank at {s['clients']} clients for {s['seconds']:.0f} s: {s['per_s']} Rank/s, p50 {s['p50_ms']} ms, "
+             f"p99 {s['p99_ms']} ms, {s['failed']} failed. Resident memory (MB) at {first['t']:.0f} s -> {last['t']:.0f} s:", "",
+             "| process | first sample | last sample | change |", "| --- | --- | --- | --- |"]
+    for n in names:
+        lines.append(f"| {n} | {first[n]} | {last[n]} | {last[n] - first[n]:+.1f} |")
+    plot_soak(s, RESULTS / png)
+    return lines + ["", f"![memory during the soak]({png})"]
+
+
+def shop_lines(shop: dict[str, Any], tag: str = "main") -> list[str]:
     """The shop-like workload's table (the README's headline figures)."""
     names = list(shop["rank"][0]["cpu_per_s"]) if shop["rank"] else []
     lines = [f"# Shop-like workload (`make bench-load`), {os.cpu_count()} CPUs: {shop['dataset']}, {shop['items']} items, "
              f"{shop['shoppers']} shoppers with histories ({shop['events_ingested']} purchases), shoppers drawn by how often they "
              f"visited, an event recorded before {shop['event_probability']:.0%} of the calls; 100 candidates per Rank, TLS", "",
-             "| RPC | clients | per s | p50 ms | p99 ms | failed | degraded | events recorded (p99 ms) | CPU s per s: " + ", ".join(names) + " |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| RPC | clients | per s | p50 ms | p99 ms | failed | degraded | events recorded (p99 ms) | shopper vector: stored / inline / cold start | CPU s per s: "
+             + ", ".join(names) + " |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for rpc in ("rank", "recommend"):
         for r in shop[rpc]:
-            ev = r.get("events", {})
+            ev, st = r.get("events", {}), r.get("shopper_states", {})
             lines.append(f"| {rpc} | {r['clients']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['failed']} | {r['degraded']} | "
-                         f"{ev.get('recorded', 0)} ({ev.get('p99_ms', '-')}) | {', '.join(str(r['cpu_per_s'][n]) for n in names)} |")
+                         f"{ev.get('recorded', 0)} ({ev.get('p99_ms', '-')}) | {st.get('stored', 0)} / {st.get('inline', 0)} / {st.get('cold_start', 0)} | "
+                         f"{', '.join(str(r['cpu_per_s'][n]) for n in names)} |")
+    if b := shop.get("state_backfill"):
+        lines += ["", f"Shopper states for a newly serving version (`ranking.shopper_states.backfill`, {b['chunk']} shoppers per Triton "
+                  f"request): {b['shoppers']} shoppers in {b['seconds']} s ({b['shoppers_per_s']}/s), {b['cpu_ms_per_shopper']} ms of CPU "
+                  f"per shopper (writer and tritonserver); {b['state_bytes_per_shopper_per_version']} bytes of vector per shopper and version."]
+    if shop.get("soak"):
+        lines += soak_lines(shop["soak"], names, f"load-{tag}-shop-soak.png")
     return lines + [""]
 
 

@@ -4,7 +4,7 @@ record they are derived from, never queried per request."""
 from datetime import timedelta
 
 from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
-from feast.types import Array, Float64, Int64, String
+from feast.types import Array, Float32, Float64, Int64, String
 
 # Pushes write to the online store only: the online features are rebuilt from the event log or from a
 # model version's folder. The batch sources are schema-only parquet files in data/ (Feast wants a
@@ -53,6 +53,12 @@ co_purchase_batch_source = FileSource(name="co_purchase_batch", path="data/co_pu
 
 # Each published version's co-purchase table arrives here from the worker that wrote it (or a rollback).
 co_purchase_push = PushSource(name="co_purchase_push", batch_source=co_purchase_batch_source)
+
+# Offline home of shopper-state rows.
+shopper_state_batch_source = FileSource(name="shopper_state_batch", path="data/shopper_state.parquet", timestamp_field="event_time")
+
+# The shopper-state writer (ranking/shopper_states.py) pushes each changed shopper's vectors here.
+shopper_state_push = PushSource(name="shopper_state_push", batch_source=shopper_state_batch_source)
 
 # Offline homes of the segmentation's rows.
 user_segment_batch_source = FileSource(name="user_segment_batch", path="data/user_segment.parquet", timestamp_field="event_time")
@@ -134,6 +140,20 @@ co_purchase = FeatureView(
     online=True,
 )
 
+# A shopper's state: their vector for each serving version ("<triton model>:<version>" keys, vectors
+# concatenated in that order), computed from their history when their events arrive, and the
+# fingerprint of that history (rankers.fusion.shopper_state) so Rank can tell a current state from an
+# older one. One row per shopper: forgetting them deletes it with their other rows.
+shopper_state = FeatureView(
+    name="shopper_state",
+    entities=[user],
+    ttl=timedelta(days=0),
+    schema=[Field(name="version_keys", dtype=Array(String)), Field(name="vectors", dtype=Array(Float32)),
+            Field(name="fingerprint", dtype=String)],
+    source=shopper_state_push,
+    online=True,
+)
+
 ENTITIES = [user, item, shop, model_version]
 # The shopper's segment from the latest clustering (core.portrait), and when it was computed.
 user_segment = FeatureView(
@@ -156,5 +176,6 @@ shop_segments = FeatureView(
     online=True,
 )
 
-PUSH_SOURCES = [item_push, user_history_push, item_popularity_push, shop_push, co_purchase_push, user_segment_push, shop_segments_push]
-FEATURE_VIEWS = [item_text, item_popularity, user_history, shop_activity, co_purchase, user_segment, shop_segments]
+PUSH_SOURCES = [item_push, user_history_push, item_popularity_push, shop_push, co_purchase_push, shopper_state_push, user_segment_push,
+                shop_segments_push]
+FEATURE_VIEWS = [item_text, item_popularity, user_history, shop_activity, co_purchase, shopper_state, user_segment, shop_segments]

@@ -41,12 +41,16 @@ class Shopper:
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
     co_purchase: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # of recent items, this version
     purchased: list[str] = field(default_factory=list)  # distinct items they bought, newest first (Recommend's rules)
+    state: Any = None  # the ranker's stored shopper state for this version, when current (None: none, or stale)
     derived: dict = field(default_factory=dict, repr=False, compare=False)  # what a ranker derives once per request
 
 
 class Ranker(ABC):
     name: ClassVar[str]  # the registry name (RECSYS_RANKER)
     model_name: ClassVar[str]  # the Triton model, and the model repository folder
+    # Encodes shopper states when events arrive (ranking.shopper_states), or None: the ranker reads the
+    # shopper's history per request. The fusion ranker's is rankers.fusion.shopper_state.StateEncoder.
+    state_encoder: ClassVar[Any] = None
     reads_popularity: ClassVar[bool] = False  # whether request_inputs needs ItemFeatures.popularity_*
 
     # --- serving (torch-free) -------------------------------------------------------------------
@@ -62,6 +66,20 @@ class Ranker(ABC):
             return Shopper(user_id, [], [], shop.clock, shop.popular, shop.filler)
         return Shopper(user_id, [HistoryEntry(i, t) for i, t in user.recent], user.interests, shop.clock, shop.popular, shop.filler,
                        purchased=user.purchased)
+
+    def context_items(self, shopper: Shopper) -> list[str]:
+        """Items besides the candidates whose features request_inputs reads (default: the recent history's)."""
+        return [h.item_id for h in shopper.recent]
+
+    def state_source(self, shopper: Shopper) -> str:
+        """How the shopper's side of the request was obtained, for the answer ("" when the ranker keeps
+        no shopper state; the fusion ranker: stored, inline or cold_start)."""
+        return ""
+
+    def state_inputs(self, histories: Sequence[Any], items: dict[str, ItemFeatures]) -> dict[str, np.ndarray]:
+        """The Triton request that encodes these shoppers' histories (state_encoder.history values) at
+        once: rankers with a state_encoder only."""
+        raise NotImplementedError(f"the {self.name} ranker keeps no shopper state")
 
     @abstractmethod
     def retrieve(self, shopper: Shopper, size: int) -> list[str]:

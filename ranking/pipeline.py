@@ -51,6 +51,7 @@ class Ranking:
     degraded: bool = False
     experiment_id: str = ""
     arm: str = ""
+    shopper_state: str = ""  # how the shopper's vector was obtained: stored | inline | cold_start ("": no state kept)
 
     @property
     def item_ids(self) -> list[str]:
@@ -105,7 +106,8 @@ class RankingPipeline:
         only qualifying candidates are scored and core.rules.arrange fills the top; with `explain` each
         returned item carries its reasons. Unknown candidates raise NotFound unless `allow_unknown`."""
         with self.timed("feast_items"):
-            items = self.features.get_items(list(candidates) + [h.item_id for h in shopper.recent], popularity=self.ranker.reads_popularity)
+            context = self.ranker.context_items(shopper) + ([h.item_id for h in shopper.recent] if explain else [])  # reasons name them
+            items = self.features.get_items(list(candidates) + context, popularity=self.ranker.reads_popularity)
         unknown = [c for c in candidates if c not in items]
         if unknown and not allow_unknown:
             raise NotFound(f"{len(unknown)} unknown or deleted item_ids: {', '.join(unknown[:5])}")
@@ -130,7 +132,7 @@ class RankingPipeline:
         probabilities = np.asarray(scores.probabilities, dtype=np.float64)
         order = np.argsort(-probabilities, kind="stable")  # ties keep the request's order
         ranking = Ranking(self._top([(candidates[i], float(probabilities[i])) for i in order.tolist()], items, rules, top),
-                          request_id, scores.model_version)
+                          request_id, scores.model_version, shopper_state=self.ranker.state_source(shopper))
         if explain:
             self._explain(ranking, shopper, candidates, inputs, items)
         return ranking

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import threading
+import time
 from typing import Any, Sequence
 
 import grpc
@@ -30,6 +32,7 @@ from core.store import EventLog
 from core.tasks import TaskSender, celery_client, queue_depths
 from core.triggers import maybe_fine_tune
 from rankers import get_ranker
+from ranking.shopper_states import ShopperStateWriter
 from services.grpc_server import build_server, serve_until_signalled
 from services.health_watch import start_watching
 from services.metrics import INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector, serve_metrics
@@ -132,6 +135,32 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         return feedback_pb2.DeleteItemsResponse(deleted=len(found), rejected=sorted(rejected, key=lambda r: r.index))
 
 
+def shopper_state_writer(settings: Settings, log: EventLog, features: FeatureClient) -> ShopperStateWriter | None:
+    """The shopper-state writer of the configured ranker (None: it keeps no state, or RECSYS_SHOPPER_STATES=0)."""
+    ranker = get_ranker(settings.ranker)
+    if ranker.state_encoder is None or not settings.shopper_states:
+        return None
+    from core.feature_cache import CachedFeatures
+    from core.triton_client import triton_client
+
+    writer = ShopperStateWriter(ranker, features, triton_client(settings, ranker.model_name), erased_since=log.erasures.erased_since)
+    writer.items = CachedFeatures(features, settings.feature_cache_s)  # item texts: the history items repeat
+    return writer
+
+
+def backfill_active(sync: FeatureSync, log: EventLog, days: float, chunk: int = 1000) -> int:
+    """A new version serves: resubmit every shopper active in the last `days` (their rows are re-read from
+    the log, so erasures hold) for the state writer, with progress; returns how many."""
+    clock = log.events.newest_time() or 0.0
+    users = log.events.active_users(clock - days * 86400.0)
+    started = time.perf_counter()
+    for start in range(0, len(users), chunk):
+        sync.users(users[start : start + chunk])
+        logger.info("shopper-state backfill: %d/%d active shoppers submitted", min(start + chunk, len(users)), len(users))
+    logger.info("shopper-state backfill: %d shoppers submitted in %.1fs", len(users), time.perf_counter() - started)
+    return len(users)
+
+
 SERVICE_NAMES = (
     feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
     model_admin_pb2.DESCRIPTOR.services_by_name["ModelAdminService"].full_name,
@@ -149,7 +178,12 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     features = FeatureClient(settings)
     sender = celery_client(settings)
     pseudonyms = Pseudonyms.of(settings)
-    sync = FeatureSync(log, features, settings.popularity_refresh_s)
+    states = shopper_state_writer(settings, log, features)
+    sync = FeatureSync(log, features, settings.popularity_refresh_s, on_users=states.submit if states else lambda rows: None)
+    if states is not None:
+        states.on_new_versions = lambda versions: threading.Thread(
+            target=backfill_active, args=(sync, log, settings.state_backfill_days), name="state-backfill", daemon=True).start()
+        states.start()
     feedback = FeedbackServicer(settings, log, features, sender, pseudonyms, sync)
     admin = ModelAdminServicer(settings, log, features, sender, pseudonyms, sync)
     server, port, health = build_server(

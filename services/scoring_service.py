@@ -158,7 +158,7 @@ def as_response(ranking: Ranking, kind: type[Answer]) -> Answer:
     """The ranking as one RPC's response message (every ranking response has RankResponse's fields:
     per-RPC messages, buf's STANDARD style). The only place a Ranking becomes protobuf."""
     response = kind(model_version=ranking.model_version, request_id=ranking.request_id, degraded=ranking.degraded,
-                    experiment_id=ranking.experiment_id, arm=ranking.arm)
+                    experiment_id=ranking.experiment_id, arm=ranking.arm, shopper_state=ranking.shopper_state)
     for r, item in enumerate(ranking.items):
         added = response.items.add(item_id=item.item_id, probability=item.probability, rank=r + 1,
                                     placement=PLACEMENTS[item.placement], score=item.score)

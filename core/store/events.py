@@ -116,6 +116,13 @@ class EventStore:
                 out.update({r[0]: int(r[1]) for r in conn.execute(q.where(c.item_id.in_(chunk)).group_by(c.item_id))})
         return out
 
+    def active_users(self, since: float) -> list[str]:
+        """Shoppers with an interest event stamped at or after `since` (a new version's state backfill)."""
+        c = events_table.c
+        q = sa.select(c.user_id).where(c.ts >= since, c.event_type.in_(INTEREST_EVENTS)).distinct()
+        with self.engine.connect() as conn:
+            return sorted(r[0] for r in conn.execute(q))
+
     def newest_time(self) -> float | None:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(sa.func.max(events_table.c.ts))).scalar_one()

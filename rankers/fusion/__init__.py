@@ -1,9 +1,12 @@
-"""The fusion ranker (default): two MiniLM text towers plus the repeat / recency / popularity /
-co-purchase signals of rankers.fusion.signals, fused by a small network (rankers.fusion.network).
+"""The fusion ranker (default): a MiniLM item tower, a shopper tower over the embeddings of the
+shopper's items, and the repeat / recency / popularity / co-purchase signals of rankers.fusion.signals,
+fused by a small network (rankers.fusion.network).
 
-Serving half, torch-free: the shopper's interest events, the shop's clock and popularity and the
-serving version's co-purchase neighbours come from the online store; the request carries the shopper's
-text once, each candidate's text (Triton caches item embeddings per version) and the signals.
+Serving half, torch-free: the shopper's interest events and stored state (their vector for this
+version, rankers.fusion.shopper_state), the shop's clock and popularity and the serving version's
+co-purchase neighbours come from the online store; the request carries the shopper's vector (or, when
+no current state is stored, their history, encoded in the same request), each candidate's text
+(Triton caches item embeddings per version) and the signals.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from core.features import ItemFeatures, OnlineFeatures
 from core.triton_config import python_model_config
 from rankers.base import Ranker, Shopper, Trainer
 from rankers.fusion.co_purchase import RECENT_ITEMS, co_purchase_scores
+from rankers.fusion.shopper_state import COLD_START, INLINE, STATE_DIM, STORED, History, StateEncoder
 from rankers.fusion.signals import SIGNAL_COUNT, Purchase, candidate_signals, merge_candidates
-from shoptext.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text, user_text
-from shoptext.tokenizer import encode_catalogue_texts, encode_texts
+from shoptext.text import ITEM_TEXT_LENGTH, ItemText, item_text
+from shoptext.tokenizer import encode_catalogue_texts
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -33,12 +37,12 @@ ITEM_TABLE = "item_embeddings.pt"  # the catalogue embedded at publish (read by 
 SIGNAL_STATS = "signals.json"  # names and training mean / spread of the signals (for operators)
 
 
-def model_inputs(user_text: str, item_texts: Sequence[str], signals: np.ndarray) -> dict[str, np.ndarray]:
-    """The fusion_click request: shopper text tokens, candidate text tokens, signals."""
-    user = encode_texts([user_text], USER_TEXT_LENGTH)
+def model_inputs(shopper: np.ndarray | dict[str, np.ndarray], item_texts: Sequence[str], signals: np.ndarray) -> dict[str, np.ndarray]:
+    """The fusion_click ranking request: the shopper (their vector [STATE_DIM], or the history inputs
+    of shopper_state.history_inputs for one shopper), candidate text tokens, signals."""
     items = encode_catalogue_texts(list(item_texts), ITEM_TEXT_LENGTH)
-    return {"user_input_ids": user["input_ids"], "user_attention_mask": user["attention_mask"],
-            "item_input_ids": items["input_ids"], "item_attention_mask": items["attention_mask"],
+    user = shopper if isinstance(shopper, dict) else {"user_vector": np.asarray(shopper, dtype=np.float32).reshape(1, -1)}
+    return {**user, "item_input_ids": items["input_ids"], "item_attention_mask": items["attention_mask"],
             "signals": signals.astype(np.float32)}
 
 
@@ -67,11 +71,19 @@ class FusionRanker(Ranker):
     reads_popularity = True
     related_kinds = ("co_purchase", "similar")
 
+    state_encoder = StateEncoder()
+
     def triton_config(self, instance_kind: str = "KIND_CPU", instances: int = 1) -> mc.ModelConfig:
-        # one shopper and their candidates per request: the shopper's text is encoded once
-        tokens = [(n, mc.TYPE_INT64, [-1, -1]) for n in ("user_input_ids", "user_attention_mask", "item_input_ids", "item_attention_mask")]
-        return python_model_config(self.model_name, tokens + [("signals", mc.TYPE_FP32, [-1, SIGNAL_COUNT])],
-                                   [("probability", mc.TYPE_FP32, [-1, 1])], instance_kind=instance_kind, instances=instances)
+        # a ranking request: one shopper (vector or history) and their candidates; a state request: many
+        # shoppers' histories and no candidates (triton_models/fusion_click/model.py tells them apart)
+        inputs = [("user_vector", mc.TYPE_FP32, [-1, STATE_DIM]),
+                  ("history_input_ids", mc.TYPE_INT64, [-1, -1]), ("history_attention_mask", mc.TYPE_INT64, [-1, -1]),
+                  ("history_index", mc.TYPE_INT64, [-1, -1]), ("history_weights", mc.TYPE_FP32, [-1, -1]),
+                  ("item_input_ids", mc.TYPE_INT64, [-1, -1]), ("item_attention_mask", mc.TYPE_INT64, [-1, -1]),
+                  ("signals", mc.TYPE_FP32, [-1, SIGNAL_COUNT])]
+        return python_model_config(self.model_name, inputs,
+                                   [("probability", mc.TYPE_FP32, [-1, 1]), ("shopper_vector", mc.TYPE_FP32, [-1, STATE_DIM])],
+                                   instance_kind=instance_kind, instances=instances, optional=frozenset(name for name, _, _ in inputs))
 
     def __init__(self) -> None:
         self._texts: dict[str, tuple[ItemText, str]] = {}  # item id -> (its features' text, model text)
@@ -91,7 +103,22 @@ class FusionRanker(Ranker):
         base = super().shopper(features, user_id, version)
         recent = [item for item, _ in base.interests[:RECENT_ITEMS]]
         co = features.get_co_purchase(self.version_key(version), recent) if version and recent else {}
-        return dataclasses.replace(base, co_purchase=co)
+        state = None
+        if version and base.interests:  # used only when computed from the history read now (same fingerprint)
+            stored = features.get_shopper_state(user_id, self.version_key(version))
+            if stored is not None and stored.fingerprint == self.state_encoder.fingerprint(base.interests):
+                state = stored.vector
+        return dataclasses.replace(base, co_purchase=co, state=state)
+
+    def state_source(self, shopper: Shopper) -> str:
+        """How this shopper's vector is obtained for a ranking (shopper_state.STORED / INLINE / COLD_START)."""
+        if shopper.state is not None:
+            return STORED
+        return INLINE if shopper.interests else COLD_START
+
+    def context_items(self, shopper: Shopper) -> list[str]:
+        # the history's items' texts only when the state must be computed in the request
+        return self.state_encoder.needed_items(shopper.interests) if self.state_source(shopper) == INLINE else []
 
     def retrieve(self, shopper: Shopper, size: int) -> list[str]:
         """The shopper's items (most bought first), co-purchase neighbours and popular items."""
@@ -102,9 +129,21 @@ class FusionRanker(Ranker):
 
     def request_inputs(self, shopper: Shopper, candidates: Sequence[str], items: dict[str, ItemFeatures],
                        settings: "Settings") -> dict[str, np.ndarray]:
-        titles = {i: f.text.title for i, f in items.items()}
-        return model_inputs(user_text(shopper.recent, titles), [self._item_text(c, items[c].text) for c in candidates],
+        return model_inputs(self._shopper_input(shopper, items), [self._item_text(c, items[c].text) for c in candidates],
                             serving_signals(shopper, candidates, items))
+
+    def _shopper_input(self, shopper: Shopper, items: dict[str, ItemFeatures]) -> np.ndarray | dict[str, np.ndarray]:
+        source = self.state_source(shopper)
+        if source == STORED:
+            return shopper.state
+        if source == COLD_START:
+            return np.zeros(STATE_DIM, dtype=np.float32)
+        return self.state_inputs([self.state_encoder.history(shopper.interests, items)], items)
+
+    def state_inputs(self, histories: Sequence[History], items: dict[str, ItemFeatures]) -> dict[str, np.ndarray]:
+        """The history inputs of `histories` (their items all in `items`)."""
+        texts = {i: self._item_text(i, items[i].text) for h in histories for i in h.items}
+        return self.state_encoder.inputs(histories, texts)
 
     def explanation_inputs(self, inputs: dict[str, np.ndarray], rows: Sequence[int]) -> dict[str, np.ndarray] | None:
         from rankers.fusion.explain import coalition_inputs

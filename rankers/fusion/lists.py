@@ -14,19 +14,21 @@ import numpy as np
 
 from core.domain import WINDOW_7D, WINDOW_30D, Event
 from rankers.fusion.co_purchase import RECENT_ITEMS, co_purchase_scores
+from rankers.fusion.shopper_state import STATE_HISTORY
 from rankers.fusion.signals import Purchase, candidate_signals, merge_candidates
-from shoptext.text import INTEREST_EVENTS, ItemText, history_from_events, user_text
+from shoptext.text import INTEREST_EVENTS, ItemText
 
 CANDIDATES = 100
 
 
 @dataclass
 class ListSpec:
-    """A ranking list before embedding: whose, when, texts, candidate ids, signals, labels."""
+    """A ranking list before embedding: whose, when, their interest history (what the shopper state
+    reads), candidate ids, signals, labels."""
 
     user_id: str
     timestamp: float
-    user_text: str
+    history: list[tuple[str, float]]  # (item_id, ts) of their newest interest events, newest first
     candidates: list[str]
     signals: np.ndarray
     labels: np.ndarray
@@ -47,7 +49,6 @@ def build_lists(events: Sequence[Event], catalogue: dict[str, ItemText], chosen:
     before each: the shopper's history, 30/7-day popularity, co-purchase scores from `table`."""
     interest = sorted((e for e in events if e.event_type in INTEREST_EVENTS and e.item_id in catalogue),
                       key=lambda e: (e.timestamp, e.event_id))
-    titles = {i: it.title for i, it in catalogue.items()}
     history: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
     pop30: Counter = Counter()
     pop7: Counter = Counter()
@@ -79,8 +80,8 @@ def build_lists(events: Sequence[Event], catalogue: dict[str, ItemText], chosen:
             bought = {e.item_id for e in same_time if e.user_id == user}
             signals = candidate_signals([Purchase(i, ts, ts) for i, _, ts in past], t, candidates, pop30, pop7, co)
             labels = np.asarray([1.0 if c in bought else 0.0 for c in candidates], dtype=np.float32)
-            text = user_text(history_from_events(past[-50:]), titles)
-            lists.append(ListSpec(user, t, text, candidates, signals, labels))
+            newest = [(i, ts) for i, _, ts in reversed(past[-STATE_HISTORY:])]
+            lists.append(ListSpec(user, t, newest, candidates, signals, labels))
         for e in same_time:
             history[e.user_id].append((e.item_id, e.event_type, e.timestamp))
             pop30[e.item_id] += 1

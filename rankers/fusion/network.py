@@ -1,8 +1,10 @@
 """The two-tower + fusion click model: text read once, repeat evidence fused inside the model.
 
-- `TextEncoder`: the MiniLM encoder, mean-pooled and L2-normalised. It encodes the shopper's text once
-  per request and each item's text once (cached; the encoder is the packaged pretrained one, so an
-  item's embedding depends on its text only, not on the model version).
+- `TextEncoder`: the MiniLM encoder, mean-pooled and L2-normalised: the item tower. It encodes each
+  item's text once (cached; the encoder is the packaged pretrained one, so an item's embedding depends
+  on its text only, not on the model version).
+- `shopper_from_items`: the shopper tower, the recency-weighted mean of their items' embeddings
+  (weights from rankers.fusion.shopper_state), computed when their events arrive, not per request.
 - `FusionRanker`: a small network over (user embedding, item embedding, numeric signals of
   `rankers.fusion.signals`) giving a purchase probability per candidate. Signal normalisation is a buffer
   inside the module, so the TorchScript file is the whole artifact. Its cost per candidate is a few
@@ -59,6 +61,17 @@ def embed_texts(encoder: nn.Module, texts: Sequence[str], max_length: int, batch
     return np.concatenate(out) if out else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
 
 
+def shopper_from_items(item_vectors: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Shopper vectors [B, D]: per row of `index` ([B, H] rows of `item_vectors` [U, D], -1 pads), the
+    `weights`-weighted sum of those items' embeddings, L2-normalised (no history: the zero vector)."""
+    present = index >= 0
+    w = torch.where(present, weights, torch.zeros_like(weights)).to(item_vectors.dtype)
+    if item_vectors.shape[0] == 0:
+        return torch.zeros(index.shape[0], 384, dtype=item_vectors.dtype, device=item_vectors.device)  # EMBEDDING_DIM (TorchScript: a literal)
+    gathered = item_vectors[index.clamp(min=0)]
+    return nn.functional.normalize((w.unsqueeze(-1) * gathered).sum(1), dim=-1)
+
+
 class FusionRanker(nn.Module):
     """Purchase probability of (user, item, signals): text affinity through learned projections of
     the two embeddings, and the repeat / recency / popularity signals, mixed by one MLP."""
@@ -88,9 +101,10 @@ class FusionRanker(nn.Module):
 
 
 class FusionClick(nn.Module):
-    """The served artifact: the text encoder and the ranker in one TorchScript file. `encode` embeds
-    texts (the shopper's once per request, each item's once per loaded version: Triton's model caches
-    them); `forward` ranks candidates from embeddings and signals."""
+    """The served artifact: the item tower, the shopper tower and the ranker in one TorchScript file.
+    `encode` embeds item texts (each once per loaded version: Triton's model caches them), `shopper`
+    makes shopper vectors from item embeddings (the shopper-state writer, many shoppers per call);
+    `forward` ranks candidates from embeddings and signals."""
 
     def __init__(self, encoder: nn.Module, ranker: FusionRanker) -> None:
         super().__init__()
@@ -100,6 +114,10 @@ class FusionClick(nn.Module):
     @torch.jit.export
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.encoder(input_ids, attention_mask)
+
+    @torch.jit.export
+    def shopper(self, item_vectors: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return shopper_from_items(item_vectors, index, weights)
 
     def forward(self, user_embedding: torch.Tensor, item_embedding: torch.Tensor, signals: torch.Tensor) -> torch.Tensor:
         return self.ranker(user_embedding, item_embedding, signals)

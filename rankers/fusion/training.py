@@ -37,12 +37,14 @@ from rankers.fusion.network import (
     load_fusion,
     save_fusion,
     score_list,
+    shopper_from_items,
     train_ranker,
 )
+from rankers.fusion.shopper_state import history_weights
 from rankers.fusion.signals import SIGNAL_NAMES
 from rankers.fusion.text_neighbours import text_neighbours
 from rankers.metrics import list_ndcg as ndcg_of_list
-from shoptext.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, ItemText, item_text
+from shoptext.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, ItemText, item_text
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +52,30 @@ GATE_LISTS = 200
 
 
 def embed_lists(encoder: Any, specs: Sequence[ListSpec], catalogue: dict[str, ItemText]) -> list[RankingList]:
-    """RankingLists: the shopper texts and every candidate's item text through `encoder`."""
-    items = sorted({c for s in specs for c in s.candidates})
+    """RankingLists: every candidate's and history item's text through the item tower `encoder`, and each
+    shopper's vector from their history's embeddings (the state serving stores: shopper_state.history_weights
+    and network.shopper_from_items, the same two functions)."""
+    items = sorted({c for s in specs for c in s.candidates} | {i for s in specs for i, _ in s.history})
     vectors = dict(zip(items, embed_texts(encoder, [item_text(catalogue[i]) for i in items], ITEM_TEXT_LENGTH)))
-    users = embed_texts(encoder, [s.user_text for s in specs], USER_TEXT_LENGTH)
+    users = shopper_vectors([s.history for s in specs], vectors)
     return [RankingList(u, np.stack([vectors[c] for c in s.candidates]), s.signals, s.labels) for s, u in zip(specs, users)]
+
+
+def shopper_vectors(histories: Sequence[Sequence[tuple[str, float]]], vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Shopper vectors [len(histories), EMBEDDING_DIM] from (item, ts) histories (newest first) and item embeddings."""
+    if not histories:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    rows = {item: k for k, item in enumerate(vectors)}
+    picked = [history_weights(h, rows) for h in histories]
+    width = max((len(ids) for ids, _ in picked), default=0) or 1
+    index = np.full((len(picked), width), -1, dtype=np.int64)
+    weights = np.zeros((len(picked), width), dtype=np.float32)
+    for b, (ids, w) in enumerate(picked):
+        index[b, : len(ids)] = [rows[i] for i in ids]
+        weights[b, : len(ids)] = w
+    table = torch.from_numpy(np.stack(list(vectors.values()))) if vectors else torch.zeros(0, EMBEDDING_DIM)
+    with torch.inference_mode():
+        return shopper_from_items(table, torch.from_numpy(index), torch.from_numpy(weights)).numpy()
 
 
 def list_ndcg(model: Any, lists: Sequence[RankingList], k: int = 10) -> float:
@@ -147,7 +168,7 @@ class FusionTrainer(Trainer):
             encoder, previous = build_text_encoder(), None
         else:
             encoder, previous = load_fusion(run.repo.model_path(run.parent))
-        stage("encoding shopper and item texts")
+        stage("encoding item texts and shopper histories")
         new_lists, replay_lists = embed_lists(encoder, new_specs, catalogue), embed_lists(encoder, replay_specs, catalogue)
         held_new: list[RankingList] = []
         held_replay: list[RankingList] = []

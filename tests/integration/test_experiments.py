@@ -11,6 +11,7 @@ import grpc
 import pytest
 import requests
 
+from core.features import FeatureClient
 from core.model_repository import ModelRepository
 from core.privacy import Pseudonyms
 from core.settings import PROJECT_ROOT
@@ -101,6 +102,10 @@ def test_shadow_arm_scores_in_background_and_assignment_is_sticky(deployment, sh
             request_ids.append(answer.request_id)
     assert all(len(a) == 1 for a in seen.values()), seen  # sticky across requests
     assert {a for s in seen.values() for a in s} == {"control", "b"}
+    # the shopper-state writer encodes every serving version, the shadow arm's included (backfilled when it
+    # started to serve), into each shopper's one row
+    features, key = FeatureClient(suite.settings()), Pseudonyms.of(suite.settings())(users[0])
+    assert eventually(lambda: all(features.get_shopper_state(key, f"fusion_click:{v}") is not None for v in (1, degraded)), timeout=60)
     # the assignment is a pure function of experiment id and shopper: any replica computes the same
     from core.experiments.definition import Arm, Experiment
 

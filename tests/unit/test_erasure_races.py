@@ -4,11 +4,7 @@ attributions, the feature refresh and the segments run; the receipt names runnin
 from before shopper keys are dropped; Triton's shopper-embedding cache expires while idle."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-import types
-from collections import OrderedDict
 
 import pytest
 
@@ -19,7 +15,7 @@ from core.features import FeatureClient, apply
 from core.model_repository import ModelRepository
 from core.privacy import forget
 from core.security import ensure_secrets
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
 from core.store import EventLog
 
 
@@ -90,13 +86,3 @@ def test_the_receipt_names_running_fine_tunes_and_legacy_replay_rows_go(settings
     assert stored.running_jobs == ["ft-running"] and stored.removed == receipt.removed
 
 
-def test_tritons_shopper_cache_expires_without_requests(monkeypatch):
-    """The python-backend model's expiry, loaded with a stand-in for Triton's own module (only there)."""
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", types.ModuleType("triton_python_backend_utils"))
-    spec = importlib.util.spec_from_file_location("fusion_click_model", PROJECT_ROOT / "triton_models" / "fusion_click" / "model.py")
-    model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(model)
-    shoppers = OrderedDict((k, (None, float(k))) for k in range(10))
-    model.drop_expired(shoppers, now=15.0, ttl_s=10.0)
-    assert list(shoppers) == [6, 7, 8, 9]
-    assert "_sweep" in model.TritonPythonModel.__dict__ and "finalize" in model.TritonPythonModel.__dict__

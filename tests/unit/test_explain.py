@@ -9,10 +9,10 @@ from rankers.fusion.signals import SIGNAL_COUNT, SIGNAL_NAMES
 
 
 def test_coalitions_zero_exactly_the_absent_groups():
-    inputs = {"user_input_ids": np.ones((1, 4), np.int64), "item_input_ids": np.arange(6).reshape(3, 2),
+    inputs = {"user_vector": np.ones((1, 384), np.float32), "item_input_ids": np.arange(6).reshape(3, 2),
               "item_attention_mask": np.ones((3, 2), np.int64), "signals": np.ones((3, SIGNAL_COUNT), np.float32)}
     out = coalition_inputs(inputs, [2, 0])
-    assert out["signals"].shape == (32, SIGNAL_COUNT) and out["user_input_ids"].shape == (1, 4)
+    assert out["signals"].shape == (32, SIGNAL_COUNT) and out["user_vector"].shape == (1, 384)
     assert (out["item_input_ids"][:16] == [4, 5]).all() and (out["item_input_ids"][16:] == [0, 1]).all()
     repeat = SIGNAL_NAMES.index("log_count")
     co = SIGNAL_NAMES.index("co_purchase")

@@ -49,6 +49,7 @@ def test_listwise_training_learns_the_repeat_signal():
         labels = np.zeros(10, dtype=np.float32)
         labels[int(np.argmax(signals[:, SIGNAL_NAMES.index("log_count")]))] = 1.0  # the most bought item is rebought
         lists.append(RankingList(np.zeros(384, np.float32), np.zeros((10, 384), np.float32), signals, labels))
+    torch.manual_seed(0)  # the untrained baseline's initialisation: unseeded, it made the bar below vary run to run
     before = list_ndcg(FusionRanker(), lists[150:])
     model = train_ranker(lists[:150], epochs=8, lr=3e-3)
     assert list_ndcg(model, lists[150:]) > max(0.7, before + 0.15)
@@ -67,7 +68,7 @@ def test_worker_lists_see_only_the_past():
     assert labels == {"a": 1.0, "b": 0.0, "c": 0.0}
     counts = dict(zip(spec.candidates, spec.signals[:, SIGNAL_NAMES.index("log_count")]))
     assert counts["a"] == pytest.approx(np.log1p(1)) and counts["c"] == 0  # the basket itself is not history
-    assert "bought: item" in spec.user_text
+    assert spec.history == [("a", day), ("b", day)] or spec.history == [("b", day), ("a", day)]  # the shopper state's input
 
 
 def test_item_table_keys_match_what_triton_caches(encoder, tmp_path: Path):
@@ -79,7 +80,7 @@ def test_item_table_keys_match_what_triton_caches(encoder, tmp_path: Path):
     catalogue = {"a": ItemText("Owl Lantern"), "b": ItemText("Pink Floral Teapot With A Long Name", category="kitchen")}
     table = item_table(encoder, catalogue)
     texts = [item_text(catalogue["a"]), item_text(catalogue["b"])]
-    request = model_inputs("bought: mug", texts, np.zeros((2, SIGNAL_COUNT), np.float32))
+    request = model_inputs(np.zeros(384, np.float32), texts, np.zeros((2, SIGNAL_COUNT), np.float32))
     ids, mask = torch.from_numpy(request["item_input_ids"]), torch.from_numpy(request["item_attention_mask"])
     served_keys = [bytes(row[m.bool()].numpy().tobytes()) for row, m in zip(ids, mask)]  # what model.py hashes at load
     assert set(served_keys) == set(table["keys"])
@@ -132,4 +133,56 @@ def test_serving_signals_match_the_training_lists(tmp_path: Path):
     served = serving_signals(shopper, spec.candidates, items)
     assert np.allclose(served, spec.signals, atol=1e-4), (spec.candidates, served - spec.signals)
     assert set(ranker.retrieve(shopper, 100)) == set(spec.candidates)
+    # the shopper state reads the same history (items and recency weights) from the online store
+    served_history = ranker.state_encoder.history(shopper.interests, catalogue)
+    listed_history = ranker.state_encoder.history(spec.history, catalogue)
+    assert served_history.items == listed_history.items and np.allclose(served_history.weights, listed_history.weights)
     assert ranker.shopper(features, "u", "8").co_purchase == {}  # another version's table is not this one's
+
+
+def test_rank_reads_the_stored_state_per_version_and_never_a_stale_one(tmp_path: Path):
+    """With a current state stored for the version, the ranking request carries the vector and no history
+    (no shopper-side computation in Triton); a stale fingerprint, another version or no state at all
+    gives the defined fallbacks: the history in the request (inline), or the zero vector (cold start)."""
+    from core.feature_sync import FeatureSync
+    from core.features import FeatureClient, StateRow, apply
+    from core.settings import Settings
+    from core.store import EventLog
+    from rankers import get_ranker
+    from rankers.fusion.shopper_state import COLD_START, INLINE, STORED
+
+    settings = Settings(data_dir=tmp_path, feast_online_url="")
+    apply(settings)
+    features = FeatureClient(settings)
+    log = EventLog.open(settings.eventlog)
+    catalogue = {i: ItemText(f"item {i}") for i in "abc"}
+    log.catalogue.upsert(catalogue)
+    features.push_items(catalogue)
+    log.events.append([Event("1", "u", "a", "purchase", 100.0), Event("2", "u", "b", "click", 200.0)])
+    FeatureSync(log, features).after_batch({"u"}, set(catalogue))
+    ranker = get_ranker("fusion")
+    interests = features.get_user("u").interests
+    v1, v2 = np.full(384, 0.1, np.float32), np.full(384, 0.2, np.float32)
+    features.push_shopper_states({"u": StateRow(ranker.state_encoder.fingerprint(interests),
+                                                {ranker.version_key(1): v1, ranker.version_key(2): v2})})
+    items = features.get_items(["a", "b", "c"], popularity=True)
+
+    for version, vector in (("1", v1), ("2", v2)):  # per version (an experiment's arms each read their own)
+        shopper = ranker.shopper(features, "u", version)
+        assert ranker.state_source(shopper) == STORED and np.allclose(shopper.state, vector)
+        inputs = ranker.request_inputs(shopper, ["a", "c"], items, settings)
+        assert np.allclose(inputs["user_vector"], vector[None]) and not [k for k in inputs if k.startswith("history_")]
+        assert ranker.context_items(shopper) == []  # no history item is even read
+
+    shopper = ranker.shopper(features, "u", "3")  # a version with no state yet
+    assert ranker.state_source(shopper) == INLINE and ranker.context_items(shopper) == ["b", "a"]
+    inputs = ranker.request_inputs(shopper, ["a", "c"], items, settings)
+    assert "user_vector" not in inputs and inputs["history_index"].tolist() == [[0, 1]]
+
+    log.events.append([Event("3", "u", "c", "purchase", 300.0)])  # a new event: the stored fingerprint is stale
+    FeatureSync(log, features).users({"u"})
+    assert ranker.shopper(features, "u", "1").state is None
+
+    cold = ranker.shopper(features, "nobody", "1")
+    assert ranker.state_source(cold) == COLD_START
+    assert not ranker.request_inputs(cold, ["a"], items, settings)["user_vector"].any()

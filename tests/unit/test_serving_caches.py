@@ -106,6 +106,9 @@ class CountingEncoder(torch.nn.Module):
         self.rows += ids.shape[0]
         return self.scripted.encode(ids, mask)
 
+    def shopper(self, item_vectors, index, weights):
+        return self.scripted.shopper(item_vectors, index, weights)
+
     def forward(self, user, items, signals):
         return self.scripted(user, items, signals)
 
@@ -135,54 +138,83 @@ def _load_model(folder: Path, monkeypatch, **env):
     return module, model
 
 
-def _request(user: str, texts: list[str]):
-    from rankers.fusion import model_inputs
-    from rankers.fusion.signals import SIGNAL_COUNT
-
-    arrays = model_inputs(user, texts, np.zeros((len(texts), SIGNAL_COUNT), np.float32))
+def _torch(arrays):
     return {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
-def test_triton_model_serves_the_catalogue_table_and_caches_shoppers(served_version, monkeypatch):
+def _request(shopper, texts: list[str]):
+    from rankers.fusion import model_inputs
+    from rankers.fusion.signals import SIGNAL_COUNT
+
+    return _torch(model_inputs(shopper, texts, np.linspace(0, 1, len(texts) * SIGNAL_COUNT, dtype=np.float32).reshape(len(texts), -1)))
+
+
+def _histories(catalogue, *interests):
+    from rankers.fusion.shopper_state import StateEncoder, history_inputs
+
+    encoder = StateEncoder()
+    histories = [encoder.history(h, catalogue) for h in interests]
+    return histories, _torch(history_inputs(histories, {i: item_text(t) for i, t in catalogue.items()}))
+
+
+def test_triton_model_serves_the_catalogue_table_and_keeps_nothing_per_shopper(served_version, monkeypatch):
     folder, catalogue = served_version
-    module, model = _load_model(folder, monkeypatch, RECSYS_SHOPPER_EMBEDDING_TTL_S="600")
+    _, model = _load_model(folder, monkeypatch)
     texts = [item_text(catalogue["b"]), item_text(catalogue["a"])]
-    (first,) = model.execute([_request("bought: owl lantern", texts)])
-    assert model.model.rows == 1  # the shopper only: both items came from the published table
-    (again,) = model.execute([_request("bought: owl lantern", texts)])
-    assert model.model.rows == 1 and torch.equal(first[0].value, again[0].value)  # the shopper from the cache
-    model.execute([_request("bought: owl lantern; red mug", texts + ["a brand new item"])])
-    assert model.model.rows == 3  # a changed history is a new text; an item outside the table is encoded once
-    model.execute([_request("bought: owl lantern; red mug", ["a brand new item"])])
-    assert model.model.rows == 3
+    vector = np.full(384, 0.05, np.float32)
+    (first,) = model.execute([_request(vector, texts)])
+    assert model.model.rows == 0  # a stored shopper vector and both items from the published table: no encoding
+    model.execute([_request(vector, texts + ["a brand new item"])])
+    model.execute([_request(vector, ["a brand new item"])])
+    assert model.model.rows == 1  # an item outside the table is encoded once
+    assert not [k for k in vars(model) if "shopper" in k]  # nothing keyed by shopper: nothing to forget
 
 
 def test_triton_model_answers_what_the_model_computes(served_version, monkeypatch):
     folder, catalogue = served_version
     _, model = _load_model(folder, monkeypatch)
-    request = _request("bought: owl lantern", [item_text(catalogue["a"]), "a brand new item"])
+    vector = np.random.default_rng(0).normal(size=384).astype(np.float32)
+    request = _request(vector, [item_text(catalogue["a"]), "a brand new item"])
     (out,) = model.execute([request])
     scripted = model.model.scripted
     with torch.no_grad():
-        user = scripted.encode(request["user_input_ids"], request["user_attention_mask"])
         items = scripted.encode(request["item_input_ids"], request["item_attention_mask"])
-        expected = scripted(user.expand(2, -1), items, request["signals"])
+        expected = scripted(torch.from_numpy(vector).expand(2, -1), items, request["signals"])
     assert torch.allclose(out[0].value, expected, atol=1e-5)
 
 
-def test_triton_model_forgets_shoppers_after_the_ttl(served_version, monkeypatch):
+def test_state_request_encodes_many_shoppers_as_training_does(served_version, monkeypatch):
+    """One request, three shoppers (one with no usable history): the vectors the training lists use."""
+    from rankers.fusion.network import build_text_encoder, embed_texts
+    from rankers.fusion.training import shopper_vectors
+    from shoptext.text import ITEM_TEXT_LENGTH
+
     folder, catalogue = served_version
-    module, model = _load_model(folder, monkeypatch, RECSYS_SHOPPER_EMBEDDING_TTL_S="30")
-    clock = [1000.0]
-    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
-    texts = [item_text(catalogue["a"])]
-    model.execute([_request("bought: owl lantern", texts)])
-    clock[0] += 10
-    model.execute([_request("bought: teapot", texts)])
-    assert model.model.rows == 2 and len(model.shoppers) == 2
-    clock[0] += 25  # the first entry is 35 s old, the second 25 s
-    model.execute([_request("bought: teapot", texts)])
-    assert model.model.rows == 2 and len(model.shoppers) == 1  # expired entries are dropped, not just ignored
+    _, model = _load_model(folder, monkeypatch)
+    day = 86400.0
+    interests = [[("a", 90 * day), ("b", 30 * day), ("a", 0.0)], [("b", 5 * day)], [("deleted", 1.0)]]
+    _, request = _histories(catalogue, *interests)
+    (out,) = model.execute([request])
+    assert out[0].name == "shopper_vector" and out[0].value.shape == (3, 384)
+    assert model.model.rows == 0  # the history's items came from the table
+    vectors = dict(zip(catalogue, embed_texts(build_text_encoder(), [item_text(t) for t in catalogue.values()], ITEM_TEXT_LENGTH)))
+    expected = shopper_vectors([[x for x in h if x[0] in catalogue] for h in interests], vectors)
+    assert np.allclose(out[0].value.numpy(), expected, atol=1e-5)
+    assert np.allclose(np.linalg.norm(expected[:2], axis=1), 1.0) and not expected[2].any()  # the zero vector: cold start
+
+
+def test_inline_ranking_equals_ranking_with_the_stored_state(served_version, monkeypatch):
+    """Rank's fallback (the history in the ranking request) scores exactly as the stored vector does."""
+    folder, catalogue = served_version
+    _, model = _load_model(folder, monkeypatch)
+    texts = [item_text(catalogue["a"]), item_text(catalogue["b"])]
+    _, states = _histories(catalogue, [("b", 10.0), ("a", 0.0)])
+    ((vector,),) = model.execute([states])
+    (stored,) = model.execute([_request(vector.value[0].numpy(), texts)])
+    _, inline_history = _histories(catalogue, [("b", 10.0), ("a", 0.0)])
+    ranking = {k: v for k, v in _request(np.zeros(384, np.float32), texts).items() if k != "user_vector"}
+    (inline,) = model.execute([{**ranking, **inline_history}])
+    assert torch.allclose(stored[0].value, inline[0].value, atol=1e-6)
 
 
 def test_token_keys_ignore_padding_and_tell_texts_apart(monkeypatch):

@@ -1,20 +1,22 @@
 """Triton python-backend model: the two-tower + fusion click model (`model.pt`, rankers.fusion.network).
 
-One request = one shopper and their candidates: the shopper's text tokens, the candidates' text tokens
-and their numeric signals. Both towers' outputs are cached per loaded version, keyed by a 128-bit hash
-of the text's token ids (computed for the whole request in one tensor operation), so a request whose
-shopper and items were seen before costs two lookups and the fusion MLP, not a transformer pass:
-- items: the catalogue table the worker embedded at publish (`item_embeddings.pt`, one matrix), plus
-  an LRU of items embedded since;
-- shoppers: a bounded map whose entries are dropped RECSYS_SHOPPER_EMBEDDING_TTL_S after they were
-  embedded. The key is the text, so a shopper whose history changed gets a new entry on first use,
-  and nothing keeps an erased shopper's embedding longer than the TTL (core.privacy.forget says so):
-  a sweeper thread drops expired entries even while the instance gets no requests.
-Workers copy this file into every version folder they publish.
+Two kinds of request, told apart by which (optional) inputs they carry:
+- ranking: one shopper and their candidates. The shopper comes as `user_vector` (their stored state:
+  no shopper-side computation at all) or as their history (`history_*`: computed in this request, the
+  fallback for a shopper whose state is not stored yet); the candidates as their text tokens and
+  numeric `signals`. Answers `probability`.
+- shopper states (no `signals`): many shoppers' histories in one request, from the shopper-state
+  writer (ranking.shopper_states). Answers `shopper_vector`, one row per shopper.
+A history is its distinct items' text tokens (`history_input_ids`, `history_attention_mask`), and per
+shopper the rows of their items (`history_index`, -1 pads) and their recency weights
+(rankers.fusion.shopper_state); the artifact's `shopper` method makes the vectors.
+
+Item embeddings are cached per loaded version, keyed by a 128-bit hash of the text's token ids
+(computed for the whole request in one tensor operation): the catalogue table the worker embedded at
+publish (`item_embeddings.pt`, one matrix), plus an LRU of items embedded since. Nothing here is keyed
+by shopper, so nothing needs forgetting. Workers copy this file into every version folder they publish.
 """
 import os
-import threading
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -22,8 +24,6 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 CACHE_ITEMS = int(os.environ.get("RECSYS_ITEM_EMBEDDING_CACHE", "200000"))
-CACHE_SHOPPERS = int(os.environ.get("RECSYS_SHOPPER_EMBEDDING_CACHE", "100000"))
-SHOPPER_TTL_S = float(os.environ.get("RECSYS_SHOPPER_EMBEDDING_TTL_S", "600"))
 # The towers' and the MLP's type on a GPU instance (float16 unless set); CPU instances run float32.
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 GPU_DTYPE = DTYPES[os.environ.get("RECSYS_INFERENCE_DTYPE") or "float16"]
@@ -39,18 +39,12 @@ def token_keys(ids, mask):
     return [(a << 64) ^ (b & 0xFFFFFFFFFFFFFFFF) for a, b in hashes.tolist()]
 
 
-def drop_expired(shoppers, now, ttl_s):
-    """Drop entries embedded `ttl_s` or more before `now` (oldest first: kept in the order embedded)."""
-    while shoppers and now - next(iter(shoppers.values()))[1] >= ttl_s:
-        shoppers.popitem(last=False)
-
-
 class TritonPythonModel:
     def initialize(self, args):
         kind = args.get("model_instance_kind", "CPU")
         self.device = f"cuda:{args.get('model_instance_device_id', '0')}" if kind == "GPU" else "cpu"
         # One thread per instance: a request is lookups and a small MLP, where intra-op threads only
-        # spin; the rare shopper text to encode is one sequence. Scale with instances instead.
+        # spin; the rare new item text to encode is a few sequences. Scale with instances instead.
         torch.set_num_threads(int(os.environ.get("RECSYS_TORCH_THREADS", "0")) or 1)
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
         self.model = torch.jit.load(path, map_location=self.device).eval()
@@ -58,10 +52,6 @@ class TritonPythonModel:
         if self.dtype != torch.float32:
             self.model = self.model.to(self.dtype)
         self.extra = OrderedDict()  # items embedded since the table (key -> vector), LRU
-        self.shoppers = OrderedDict()  # key -> (vector, monotonic time embedded), oldest first
-        self.lock = threading.Lock()  # the sweeper and execute share self.shoppers
-        self.stopped = threading.Event()
-        threading.Thread(target=self._sweep, name="shopper-ttl-sweeper", daemon=True).start()
         self.index, self.table = {}, torch.zeros(0, 1)
         table = os.path.join(args["model_repository"], args["model_version"], "item_embeddings.pt")
         if os.path.exists(table):  # the catalogue, embedded by the worker that published this version
@@ -111,38 +101,38 @@ class TritonPythonModel:
         out[torch.tensor(others)] = vectors
         return out
 
-    def _sweep(self):
-        while not self.stopped.wait(max(0.5, min(SHOPPER_TTL_S, 30.0))):
-            with self.lock:
-                drop_expired(self.shoppers, time.monotonic(), SHOPPER_TTL_S)
+    def _optional(self, request, name):
+        tensor = pb_utils.get_input_tensor_by_name(request, name)
+        return None if tensor is None else torch.from_dlpack(tensor.to_dlpack())
 
-    def finalize(self):
-        self.stopped.set()
-
-    def _shopper_embedding(self, ids, mask):
-        now = time.monotonic()
-        key = token_keys(ids[:1], mask[:1])[0]
-        with self.lock:
-            drop_expired(self.shoppers, now, SHOPPER_TTL_S)
-            hit = self.shoppers.get(key)
-        if hit is not None:
-            return hit[0]
-        vector = self._encode(ids, mask, torch.tensor([0]))[0]
-        with self.lock:
-            self.shoppers[key] = (vector, now)
-            if len(self.shoppers) > CACHE_SHOPPERS:
-                self.shoppers.popitem(last=False)
-        return vector
+    def _shoppers(self, request):
+        """Shopper vectors [B, D]: the given `user_vector`, or made from the history inputs."""
+        given = self._optional(request, "user_vector")
+        if given is not None:
+            return given.to(self.device, self.dtype)
+        index = self._input(request, "history_index").long()
+        weights = self._input(request, "history_weights").float()
+        if bool((index >= 0).any()):
+            items = self._item_embeddings(self._input(request, "history_input_ids").long(),
+                                          self._input(request, "history_attention_mask").long())
+        else:  # no usable history: the zero vector (cold start)
+            items = torch.zeros(0, 1, device=self.device, dtype=self.dtype)
+        return self.model.shopper(items, index.to(self.device), weights.to(self.device))
 
     def execute(self, requests):
         responses = []
         for request in requests:
             with torch.inference_mode():
-                user = self._shopper_embedding(self._input(request, "user_input_ids").long(), self._input(request, "user_attention_mask").long())
+                users = self._shoppers(request)
+                signals = self._optional(request, "signals")
+                if signals is None:  # a shopper-state request
+                    out = pb_utils.Tensor.from_dlpack("shopper_vector", torch.utils.dlpack.to_dlpack(users.float().cpu().contiguous()))
+                    responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+                    continue
                 items = self._item_embeddings(self._input(request, "item_input_ids").long(), self._input(request, "item_attention_mask").long())
-                signals = self._input(request, "signals").to(self.device, self.dtype)
+                signals = signals.to(self.device, self.dtype)
                 n = signals.shape[0]
-                probs = self.model(user.unsqueeze(0).expand(n, -1), items, signals).float().cpu()
+                probs = self.model(users[:1].expand(n, -1), items, signals).float().cpu()
             out = pb_utils.Tensor.from_dlpack("probability", torch.utils.dlpack.to_dlpack(probs.contiguous()))
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
         return responses

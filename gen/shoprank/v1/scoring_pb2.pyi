@@ -74,81 +74,91 @@ class TrendingRequest(_message.Message):
     def __init__(self, k: _Optional[int] = ..., user_id: _Optional[str] = ..., rules: _Optional[_Union[_common_pb2.RecommendRules, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RankResponse(_message.Message):
-    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm")
+    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm", "shopper_state")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_STATE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ScoredItem]
     model_version: str
     request_id: str
     degraded: bool
     experiment_id: str
     arm: str
-    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
+    shopper_state: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ..., shopper_state: _Optional[str] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm")
+    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm", "shopper_state")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_STATE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ScoredItem]
     model_version: str
     request_id: str
     degraded: bool
     experiment_id: str
     arm: str
-    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
+    shopper_state: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ..., shopper_state: _Optional[str] = ...) -> None: ...
 
 class SimilarItemsResponse(_message.Message):
-    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm")
+    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm", "shopper_state")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_STATE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ScoredItem]
     model_version: str
     request_id: str
     degraded: bool
     experiment_id: str
     arm: str
-    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
+    shopper_state: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ..., shopper_state: _Optional[str] = ...) -> None: ...
 
 class FrequentlyBoughtTogetherResponse(_message.Message):
-    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm")
+    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm", "shopper_state")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_STATE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ScoredItem]
     model_version: str
     request_id: str
     degraded: bool
     experiment_id: str
     arm: str
-    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
+    shopper_state: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ..., shopper_state: _Optional[str] = ...) -> None: ...
 
 class TrendingResponse(_message.Message):
-    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm")
+    __slots__ = ("items", "model_version", "request_id", "degraded", "experiment_id", "arm", "shopper_state")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ARM_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_STATE_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[_common_pb2.ScoredItem]
     model_version: str
     request_id: str
     degraded: bool
     experiment_id: str
     arm: str
-    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
+    shopper_state: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.ScoredItem, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., degraded: _Optional[bool] = ..., experiment_id: _Optional[str] = ..., arm: _Optional[str] = ..., shopper_state: _Optional[str] = ...) -> None: ...

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file shoprank/v1/scoring.proto.
  */
 export const file_shoprank_v1_scoring: GenFile = /*@__PURE__*/
-  fileDesc("ChlzaG9wcmFuay92MS9zY29yaW5nLnByb3RvEgtzaG9wcmFuay52MSJVCgtSYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGl0ZW1faWRzGAIgAygJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZXhwbGFpbhgEIAEoCCJ/ChBSZWNvbW1lbmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSCQoBaxgCIAEoBRISCgpyZXF1ZXN0X2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSDwoHZXhwbGFpbhgFIAEoCCKCAQoTU2ltaWxhckl0ZW1zUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEgkKAWsYAiABKAUSDwoHdXNlcl9pZBgDIAEoCRIqCgVydWxlcxgEIAEoCzIbLnNob3ByYW5rLnYxLlJlY29tbWVuZFJ1bGVzEhIKCnJlcXVlc3RfaWQYBSABKAkijwEKH0ZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkSCQoBaxgCIAEoBRIPCgd1c2VyX2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgFIAEoCSJtCg9UcmVuZGluZ1JlcXVlc3QSCQoBaxgBIAEoBRIPCgd1c2VyX2lkGAIgASgJEioKBXJ1bGVzGAMgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgEIAEoCSKXAQoMUmFua1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkinAEKEVJlY29tbWVuZFJlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkinwEKFFNpbWlsYXJJdGVtc1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkiqwEKIEZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkimwEKEFRyZW5kaW5nUmVzcG9uc2USJgoFaXRlbXMYASADKAsyFy5zaG9wcmFuay52MS5TY29yZWRJdGVtEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIQCghkZWdyYWRlZBgEIAEoCBIVCg1leHBlcmltZW50X2lkGAUgASgJEgsKA2FybRgGIAEoCTKwAwoOU2NvcmluZ1NlcnZpY2USOwoEUmFuaxIYLnNob3ByYW5rLnYxLlJhbmtSZXF1ZXN0Ghkuc2hvcHJhbmsudjEuUmFua1Jlc3BvbnNlEkoKCVJlY29tbWVuZBIdLnNob3ByYW5rLnYxLlJlY29tbWVuZFJlcXVlc3QaHi5zaG9wcmFuay52MS5SZWNvbW1lbmRSZXNwb25zZRJTCgxTaW1pbGFySXRlbXMSIC5zaG9wcmFuay52MS5TaW1pbGFySXRlbXNSZXF1ZXN0GiEuc2hvcHJhbmsudjEuU2ltaWxhckl0ZW1zUmVzcG9uc2USdwoYRnJlcXVlbnRseUJvdWdodFRvZ2V0aGVyEiwuc2hvcHJhbmsudjEuRnJlcXVlbnRseUJvdWdodFRvZ2V0aGVyUmVxdWVzdBotLnNob3ByYW5rLnYxLkZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlc3BvbnNlEkcKCFRyZW5kaW5nEhwuc2hvcHJhbmsudjEuVHJlbmRpbmdSZXF1ZXN0Gh0uc2hvcHJhbmsudjEuVHJlbmRpbmdSZXNwb25zZWIGcHJvdG8z", [file_shoprank_v1_common]);
+  fileDesc("ChlzaG9wcmFuay92MS9zY29yaW5nLnByb3RvEgtzaG9wcmFuay52MSJVCgtSYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGl0ZW1faWRzGAIgAygJEhIKCnJlcXVlc3RfaWQYAyABKAkSDwoHZXhwbGFpbhgEIAEoCCJ/ChBSZWNvbW1lbmRSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSCQoBaxgCIAEoBRISCgpyZXF1ZXN0X2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSDwoHZXhwbGFpbhgFIAEoCCKCAQoTU2ltaWxhckl0ZW1zUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEgkKAWsYAiABKAUSDwoHdXNlcl9pZBgDIAEoCRIqCgVydWxlcxgEIAEoCzIbLnNob3ByYW5rLnYxLlJlY29tbWVuZFJ1bGVzEhIKCnJlcXVlc3RfaWQYBSABKAkijwEKH0ZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkSCQoBaxgCIAEoBRIPCgd1c2VyX2lkGAMgASgJEioKBXJ1bGVzGAQgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgFIAEoCSJtCg9UcmVuZGluZ1JlcXVlc3QSCQoBaxgBIAEoBRIPCgd1c2VyX2lkGAIgASgJEioKBXJ1bGVzGAMgASgLMhsuc2hvcHJhbmsudjEuUmVjb21tZW5kUnVsZXMSEgoKcmVxdWVzdF9pZBgEIAEoCSKuAQoMUmFua1Jlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkSFQoNc2hvcHBlcl9zdGF0ZRgHIAEoCSKzAQoRUmVjb21tZW5kUmVzcG9uc2USJgoFaXRlbXMYASADKAsyFy5zaG9wcmFuay52MS5TY29yZWRJdGVtEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIQCghkZWdyYWRlZBgEIAEoCBIVCg1leHBlcmltZW50X2lkGAUgASgJEgsKA2FybRgGIAEoCRIVCg1zaG9wcGVyX3N0YXRlGAcgASgJIrYBChRTaW1pbGFySXRlbXNSZXNwb25zZRImCgVpdGVtcxgBIAMoCzIXLnNob3ByYW5rLnYxLlNjb3JlZEl0ZW0SFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhAKCGRlZ3JhZGVkGAQgASgIEhUKDWV4cGVyaW1lbnRfaWQYBSABKAkSCwoDYXJtGAYgASgJEhUKDXNob3BwZXJfc3RhdGUYByABKAkiwgEKIEZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlc3BvbnNlEiYKBWl0ZW1zGAEgAygLMhcuc2hvcHJhbmsudjEuU2NvcmVkSXRlbRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSEAoIZGVncmFkZWQYBCABKAgSFQoNZXhwZXJpbWVudF9pZBgFIAEoCRILCgNhcm0YBiABKAkSFQoNc2hvcHBlcl9zdGF0ZRgHIAEoCSKyAQoQVHJlbmRpbmdSZXNwb25zZRImCgVpdGVtcxgBIAMoCzIXLnNob3ByYW5rLnYxLlNjb3JlZEl0ZW0SFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJEhAKCGRlZ3JhZGVkGAQgASgIEhUKDWV4cGVyaW1lbnRfaWQYBSABKAkSCwoDYXJtGAYgASgJEhUKDXNob3BwZXJfc3RhdGUYByABKAkysAMKDlNjb3JpbmdTZXJ2aWNlEjsKBFJhbmsSGC5zaG9wcmFuay52MS5SYW5rUmVxdWVzdBoZLnNob3ByYW5rLnYxLlJhbmtSZXNwb25zZRJKCglSZWNvbW1lbmQSHS5zaG9wcmFuay52MS5SZWNvbW1lbmRSZXF1ZXN0Gh4uc2hvcHJhbmsudjEuUmVjb21tZW5kUmVzcG9uc2USUwoMU2ltaWxhckl0ZW1zEiAuc2hvcHJhbmsudjEuU2ltaWxhckl0ZW1zUmVxdWVzdBohLnNob3ByYW5rLnYxLlNpbWlsYXJJdGVtc1Jlc3BvbnNlEncKGEZyZXF1ZW50bHlCb3VnaHRUb2dldGhlchIsLnNob3ByYW5rLnYxLkZyZXF1ZW50bHlCb3VnaHRUb2dldGhlclJlcXVlc3QaLS5zaG9wcmFuay52MS5GcmVxdWVudGx5Qm91Z2h0VG9nZXRoZXJSZXNwb25zZRJHCghUcmVuZGluZxIcLnNob3ByYW5rLnYxLlRyZW5kaW5nUmVxdWVzdBodLnNob3ByYW5rLnYxLlRyZW5kaW5nUmVzcG9uc2ViBnByb3RvMw", [file_shoprank_v1_common]);
 
 /**
  * Candidates to rank for one shopper.
@@ -292,6 +292,15 @@ export type RankResponse = Message<"shoprank.v1.RankResponse"> & {
    * @generated from field: string arm = 6;
    */
   arm: string;
+
+  /**
+   * how the shopper's vector was obtained: "stored" (written when their events arrived), "inline" (no
+   * current state yet: computed in this request) or "cold_start" (no history); empty when no model scored
+   * for a shopper (degraded, no user_id, or a ranker that keeps no shopper state)
+   *
+   * @generated from field: string shopper_state = 7;
+   */
+  shopperState: string;
 };
 
 /**
@@ -348,6 +357,15 @@ export type RecommendResponse = Message<"shoprank.v1.RecommendResponse"> & {
    * @generated from field: string arm = 6;
    */
   arm: string;
+
+  /**
+   * how the shopper's vector was obtained: "stored" (written when their events arrived), "inline" (no
+   * current state yet: computed in this request) or "cold_start" (no history); empty when no model scored
+   * for a shopper (degraded, no user_id, or a ranker that keeps no shopper state)
+   *
+   * @generated from field: string shopper_state = 7;
+   */
+  shopperState: string;
 };
 
 /**
@@ -404,6 +422,15 @@ export type SimilarItemsResponse = Message<"shoprank.v1.SimilarItemsResponse"> &
    * @generated from field: string arm = 6;
    */
   arm: string;
+
+  /**
+   * how the shopper's vector was obtained: "stored" (written when their events arrived), "inline" (no
+   * current state yet: computed in this request) or "cold_start" (no history); empty when no model scored
+   * for a shopper (degraded, no user_id, or a ranker that keeps no shopper state)
+   *
+   * @generated from field: string shopper_state = 7;
+   */
+  shopperState: string;
 };
 
 /**
@@ -460,6 +487,15 @@ export type FrequentlyBoughtTogetherResponse = Message<"shoprank.v1.FrequentlyBo
    * @generated from field: string arm = 6;
    */
   arm: string;
+
+  /**
+   * how the shopper's vector was obtained: "stored" (written when their events arrived), "inline" (no
+   * current state yet: computed in this request) or "cold_start" (no history); empty when no model scored
+   * for a shopper (degraded, no user_id, or a ranker that keeps no shopper state)
+   *
+   * @generated from field: string shopper_state = 7;
+   */
+  shopperState: string;
 };
 
 /**
@@ -516,6 +552,15 @@ export type TrendingResponse = Message<"shoprank.v1.TrendingResponse"> & {
    * @generated from field: string arm = 6;
    */
   arm: string;
+
+  /**
+   * how the shopper's vector was obtained: "stored" (written when their events arrived), "inline" (no
+   * current state yet: computed in this request) or "cold_start" (no history); empty when no model scored
+   * for a shopper (degraded, no user_id, or a ranker that keeps no shopper state)
+   *
+   * @generated from field: string shopper_state = 7;
+   */
+  shopperState: string;
 };
 
 /**
