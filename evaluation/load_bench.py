@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from devtools.load import RankReport, ShopRankReport, rank_load, shop_rank_load
+from devtools.load import RankReport, ShopRankReport, ingest, rank_load, shop_rank_load
 from devtools.suite import Suite, deploy
 from evaluation.results import results_dir
 
@@ -270,12 +270,23 @@ def shop_workload(dataset: str, shoppers: int, event_probability: float, process
                 out["recommend"].append(level(suite, traffic.users, items, clients, seconds, recommend_k=10, traffic=traffic))
             print("shopper-state backfill: every shopper's state rebuilt for the serving version ...", flush=True)
             out["state_backfill"] = state_backfill(suite, traffic.users)
+            print(f"ingest while shopper states are recomputed: {max(levels)} clients x 50 events ...", flush=True)
+            out["ingest"] = ingest_while_states(suite, traffic.users, items, max(levels))
             if soak_s:
                 print(f"Soak (shop-like): Rank, {max(levels)} clients, {soak_s:.0f} s, memory sampled every 10 s ...", flush=True)
                 out["soak"] = soak(suite, traffic.users, items, max(levels), soak_s, traffic=traffic)
         finally:
             suite.stop()
     return out
+
+
+def ingest_while_states(suite: Suite, users: Sequence[str], items: Sequence[str], clients: int, batches: int = 10) -> dict[str, Any]:
+    """RecordEvents at `clients` x 50 events over the shop's shoppers: every batch changes ~50 shoppers, whose
+    states the feedback service's writer then recomputes while the ingest goes on."""
+    report = ingest(suite.address("feedback"), suite.credentials("storefront"), users, items, clients=clients, batches=batches,
+                    batch_size=50, prefix=f"shop-ingest-{time.time_ns():x}")
+    return {"clients": clients, "batch": 50, "acked": len(report.acked), "failed_calls": report.failed_calls,
+            "seconds": round(report.seconds, 2), "events_per_s": round(report.events_per_s, 1)}
 
 
 def state_backfill(suite: Suite, users: Sequence[str]) -> dict[str, Any]:
@@ -412,6 +423,9 @@ def shop_lines(shop: dict[str, Any], tag: str = "main") -> list[str]:
         lines += ["", f"Shopper states for a newly serving version (`ranking.shopper_states.backfill`, {b['chunk']} shoppers per Triton "
                   f"request): {b['shoppers']} shoppers in {b['seconds']} s ({b['shoppers_per_s']}/s), {b['cpu_ms_per_shopper']} ms of CPU "
                   f"per shopper (writer and tritonserver); {b['state_bytes_per_shopper_per_version']} bytes of vector per shopper and version."]
+    if i := shop.get("ingest"):
+        lines += ["", f"Ingest while the writer recomputes the changed shoppers' states: {i['clients']} clients x {i['batch']} events, "
+                  f"{i['events_per_s']:,.0f} events/s acknowledged ({i['acked']} events, {i['failed_calls']} failed calls)."]
     if shop.get("soak"):
         lines += soak_lines(shop["soak"], names, f"load-{tag}-shop-soak.png")
     return lines + [""]
