@@ -61,6 +61,9 @@ def supervise_until(suite: Suite, names: set[str], timeout: float = 300.0) -> fl
     return time.monotonic() - started
 
 
+PHASES = ("ingest_embedded", "kill_feedback", "kill_worker", "kill_triton", "fuzz", "hostile", "ingest_postgresql_redis")
+
+
 def ingest_phase(suite: Suite, users: list[str], items: list[str], clients: int, batches: int, prefix: str) -> dict[str, Any]:
     report = ingest(suite.address("feedback"), suite.credentials("storefront"), users, items, clients=clients, batches=batches,
                     batch_size=50, prefix=prefix)
@@ -172,31 +175,46 @@ def main() -> None:
     parser.add_argument("--fuzz", type=int, default=10_000)
     parser.add_argument("--hostile-seconds", type=float, default=20.0, help="storefront load per attack in the hostile phase")
     parser.add_argument("--tag", default="reliability")
+    parser.add_argument("--only", default="", help="comma-separated phases to run (default: all): " + ", ".join(PHASES))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     shop = generate(n_users=40, n_days=60, seed=3)
     users = sorted({e.user_id for e in shop.events})
     items = sorted(shop.items)
+    chosen = {p for p in args.only.split(",") if p}
+    if unknown := chosen - set(PHASES):
+        parser.error(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
+
+    def wanted(phase: str) -> bool:
+        return not chosen or phase in chosen
+
     results: dict[str, Any] = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}}
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         suite = deploy(Path(tmp) / "embedded", shop, ENV)
         try:
-            print("1/7 ingest, 16 clients ...", flush=True)
-            results["ingest_embedded"] = ingest_phase(suite, users, items, args.clients, args.batches, "ingest")
-            print("2/7 feedback killed under load ...", flush=True)
-            results["kill_feedback"] = feedback_kill_phase(suite, users, items, args.clients, args.batches)
-            print("3/7 worker killed during a fine-tune ...", flush=True)
-            results["kill_worker"] = worker_kill_phase(suite)
-            print("4/7 tritonserver killed under Rank load ...", flush=True)
-            results["kill_triton"] = triton_kill_phase(suite, users, items)
-            print(f"5/7 fuzz, {args.fuzz} cases ...", flush=True)
-            results["fuzz"] = fuzz_phase(suite, args.fuzz, items)
-            print("6/7 hostile: the storefront during each attack ...", flush=True)
-            results["hostile"] = hostile_phase(suite, users, items, args.hostile_seconds)
+            if wanted("ingest_embedded"):
+                print("1/7 ingest, 16 clients ...", flush=True)
+                results["ingest_embedded"] = ingest_phase(suite, users, items, args.clients, args.batches, "ingest")
+            if wanted("kill_feedback"):
+                print("2/7 feedback killed under load ...", flush=True)
+                results["kill_feedback"] = feedback_kill_phase(suite, users, items, args.clients, args.batches)
+            if wanted("kill_worker"):
+                print("3/7 worker killed during a fine-tune ...", flush=True)
+                results["kill_worker"] = worker_kill_phase(suite)
+            if wanted("kill_triton"):
+                print("4/7 tritonserver killed under Rank load ...", flush=True)
+                results["kill_triton"] = triton_kill_phase(suite, users, items)
+            if wanted("fuzz"):
+                print(f"5/7 fuzz, {args.fuzz} cases ...", flush=True)
+                results["fuzz"] = fuzz_phase(suite, args.fuzz, items)
+            if wanted("hostile"):
+                print("6/7 hostile: the storefront during each attack ...", flush=True)
+                results["hostile"] = hostile_phase(suite, users, items, args.hostile_seconds)
         finally:
             suite.stop()
-        print("7/7 ingest on PostgreSQL + Redis ...", flush=True)
-        results["ingest_postgresql_redis"] = postgres_redis_phase(Path(tmp) / "pg", shop, users, items, args.clients, args.batches)
+        if wanted("ingest_postgresql_redis"):
+            print("7/7 ingest on PostgreSQL + Redis ...", flush=True)
+            results["ingest_postgresql_redis"] = postgres_redis_phase(Path(tmp) / "pg", shop, users, items, args.clients, args.batches)
     write(results, args.tag)
 
 
@@ -206,19 +224,24 @@ def write(results: dict[str, Any], tag: str) -> None:
     lines = [f"# Reliability (`make bench-reliability`), {time.strftime('%Y-%m-%d')}, {results['machine']['cpus']} CPUs", ""]
     lines += ["| phase | acked | persisted | lost | failed calls | retried calls | events/s | recovery s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in ("ingest_embedded", "kill_feedback", "ingest_postgresql_redis"):
-        r = results.get(name) or {}
+        if name not in results:
+            continue
+        r = results[name]
         if "skipped" in r:
             lines.append(f"| {name} | skipped: {r['skipped']} | | | | | | |")
             continue
         lines.append(f"| {name} | {r.get('acked')} | {r.get('persisted')} | {r.get('lost')} | {r.get('failed_calls')} | {r.get('retried_calls')} | "
                      f"{r.get('events_per_s', '')} | {r.get('recovery_s', '')} |")
-    w, t, f = results["kill_worker"], results["kill_triton"], results["fuzz"]
-    lines += ["", f"- worker killed mid-fine-tune: restarted in {w['recovery_s']} s; the job ended {w['interrupted_job']} "
-              f"({w['interrupted_message']}); the next fine-tune {w['next_fine_tune']} ({w['kill_to_next_version_s']} s after the kill)",
-              f"- tritonserver killed under Rank load: {t['rank_calls']} Rank calls, {t['failed_calls']} failed, {t['degraded_answers']} degraded; "
-              f"scored answers again {t['recovery_s']} s after the kill",
-              f"- fuzz: {f['cases']} cases in {f['seconds']} s, statuses {f['by_status']}; forbidden (UNKNOWN/INTERNAL/timeout): "
-              f"{len(f['forbidden'])}; fine-tunes queued by garbage: {f['ok_fine_tunes']}; tracebacks in logs: {f['tracebacks_in_logs']}"]
+    lines.append("")
+    if w := results.get("kill_worker"):
+        lines.append(f"- worker killed mid-fine-tune: restarted in {w['recovery_s']} s; the job ended {w['interrupted_job']} "
+                     f"({w['interrupted_message']}); the next fine-tune {w['next_fine_tune']} ({w['kill_to_next_version_s']} s after the kill)")
+    if t := results.get("kill_triton"):
+        lines.append(f"- tritonserver killed under Rank load: {t['rank_calls']} Rank calls, {t['failed_calls']} failed, {t['degraded_answers']} degraded; "
+                     f"scored answers again {t['recovery_s']} s after the kill")
+    if f := results.get("fuzz"):
+        lines.append(f"- fuzz: {f['cases']} cases in {f['seconds']} s, statuses {f['by_status']}; forbidden (UNKNOWN/INTERNAL/timeout): "
+                     f"{len(f['forbidden'])}; fine-tunes queued by garbage: {f['ok_fine_tunes']}; tracebacks in logs: {f['tracebacks_in_logs']}")
     if "hostile" in results:
         lines += hostile_lines(results["hostile"])
     (RESULTS / f"{tag}.md").write_text("\n".join(lines) + "\n")
