@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report results-page
+.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-states-ab bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report results-page
 
 targets:                      ## every make target and what it does
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## /\1\t/' | expand -t 26
@@ -107,6 +107,9 @@ bench-reliability: install    ## 16 clients + kills of feedback, worker, tritons
 
 bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients: a shop-like workload (3,000 shoppers, whole catalogue, events between Ranks; state backfill; the soak) and the hot one; Recommend, 10/100/500 candidates, CPU and memory per process; SECONDS=30 per level, SOAK=600 (s)
 	$(PY) -m evaluation.load_bench --seconds $(or $(SECONDS),30) --soak $(or $(SOAK),600) $(if $(TAG),--tag $(TAG),) $(if $(WORKLOAD),--workload $(WORKLOAD),)
+
+bench-states-ab: install       ## stored shopper states on vs off, alternated, on the shop-like workload: Rank at 1 and 16 clients, ingest (~16 min)
+	$(PY) -m evaluation.states_ab
 
 bench-online: install         ## online experiments through simulated shoppers: canary, degraded arm, rollback (~12 min)
 	$(PY) -m evaluation.online_bench

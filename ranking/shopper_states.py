@@ -128,8 +128,8 @@ class ShopperStateWriter:
             pass  # nothing serves, or Triton is away: the next event or check retries
 
     def run_once(self) -> bool:
-        """Encode and push everything pending now; False when Triton could not answer (retried later)
-        or nothing was pending."""
+        """Encode and push everything pending now; False when nothing was pending or it failed (Triton
+        could not answer, or anything else: the shoppers are put back and retried after RETRY_S)."""
         with self._lock:
             pending, self._pending = self._pending, {}
         if not pending:
@@ -142,14 +142,14 @@ class ShopperStateWriter:
             for start in range(0, len(users), self.chunk):
                 chunk = users[start : start + self.chunk]
                 self.write({u: pending[u] for u in chunk}, versions)
-        except InferenceUnavailable as exc:
+        except Exception as exc:  # noqa: BLE001 - the writer must outlive any one failure (Triton away, Feast busy)
             self.stats.failures += 1
             now = time.monotonic()
             self._failing_since = self._failing_since or now
             if now - self._last_failure_log >= FAILURE_LOG_S:
                 self._last_failure_log = now
                 logger.warning("shopper states not written for %.0fs (%d shoppers wait; their Rank computes inline): %s",
-                               now - self._failing_since, len(pending), exc)
+                               now - self._failing_since, len(pending), exc, exc_info=not isinstance(exc, InferenceUnavailable))
             with self._lock:  # newer submissions win over the ones put back
                 self._pending = {**pending, **self._pending}
             self._stopped.wait(RETRY_S)

@@ -88,6 +88,14 @@ def test_load_bench(tmp_path):
     assert shop["state_backfill"]["shoppers"] > 0 and shop["state_backfill"]["state_bytes_per_shopper_per_version"] == 384 * 4
 
 
+def test_states_ab(tmp_path):
+    results = run_harness(tmp_path, ["-m", "evaluation.states_ab", "--dataset", "synthetic", "--shoppers", "20", "--rounds", "1",
+                                     "--seconds", "1", "--clients", "1", "--tag", "smoke"])
+    report = json.loads((results / "load-smoke.json").read_text())
+    assert [r["arm"] for r in report["rows"]] == ["on", "off"] and all(r["ingest"]["acked"] > 0 for r in report["rows"])
+    assert report["rows"][1]["1"]["shopper_states"].get("stored", 0) == 0  # off: every vector computed inline
+
+
 def test_rank_latency(tmp_path):
     report = written(run_harness(tmp_path, ["-m", "evaluation.rank_latency", "--dataset", "synthetic", "--calls", "2", "--candidates", "10",
                                             "--rankers", "fusion"]), "rank-latency")
