@@ -41,7 +41,9 @@ GATEWAY = {"feedback": 50051, "scoring": 50052, "profile": 50053}
 @pytest.fixture(scope="module")
 def compose(tmp_path_factory):
     root = tmp_path_factory.mktemp("compose")
-    model = load(env={})  # compose's own defaults, not whatever this shell exports
+    # compose's own defaults, not whatever this shell exports; a tolerant gate: the loop below is about the
+    # mechanics, and 3-step fine-tunes on this small synthetic shop land within noise of their parent
+    model = load(env={"SHOPRANK_GATE_NDCG_TOLERANCE": "1.0"})
     validate(model)
     compose_secrets(root / "secrets")
     run = NativeCompose(root, model)

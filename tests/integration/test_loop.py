@@ -86,7 +86,9 @@ def run_loop(suite, shop) -> None:
 
 
 def test_whole_loop_embedded_default(tmp_path, shop):
-    suite = start_deployment(tmp_path, shop, {})
+    # a tolerant gate: the loop's mechanics are under test (test_lifecycle tests the gate), and a 3-step
+    # fine-tune on this small synthetic shop lands within noise of its parent's NDCG
+    suite = start_deployment(tmp_path, shop, {"RECSYS_GATE_NDCG_TOLERANCE": "1.0"})
     try:
         run_loop(suite, shop)
         # With Triton gone, Rank still answers, in the given order, and says it is degraded.
