@@ -17,6 +17,9 @@ TEST_ENV = {
     "RECSYS_MAX_CANDIDATES": "50",
     "RECSYS_FINE_TUNE_BATCH": "8",
     "RECSYS_FINE_TUNE_STEPS": "3",
+    # 3-step fine-tunes on this 16-shopper synthetic shop score within ~0.015 NDCG@10 of their parent on
+    # ~45 held-out lists (noise there); the gate tests' deliberately worse rankers fall far below this
+    "RECSYS_GATE_NDCG_TOLERANCE": "0.05",
 }
 
 

@@ -113,7 +113,8 @@ def test_the_networks_are_segmented(model):
     reach = {name: {other for other, o in services.items() if other != name and networks_of(s) & networks_of(o)} for name, s in services.items()}
     assert {n for n, s in services.items() if any(not str(p).startswith("127.0.0.1:") for p in s.get("ports", []))} == {"gateway"}
     assert reach["gateway"] == {"feedback", "scoring", "profile"}
-    assert reach["triton"] == {"scoring", "worker", "bootstrap", "prometheus"}  # Prometheus for Triton's metrics port
+    # Prometheus for Triton's metrics port; feedback for its shopper-state writer (issue 26)
+    assert reach["triton"] == {"scoring", "feedback", "worker", "bootstrap", "prometheus"}
     for store in ("postgres", "redis"):
         assert reach[store] <= {"postgres", "redis", "bootstrap", "feedback", "scoring", "profile", "worker", "beat", "flower"}, store
     assert "gateway" not in reach["postgres"] | reach["redis"] and "grafana" not in reach["redis"]
@@ -139,7 +140,7 @@ def test_secrets_are_narrowed_to_who_reads_them(model):
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
     assert services["redis"]["command"] == ["redis-server", "/run/secrets/redis_conf"]
     # Triton's control key: Triton and those that load versions or read the repository index
-    assert {n for n, s in services.items() if "recsys_triton_control_key" in secret_names(s)} == {"triton", "scoring", "worker", "bootstrap"}
+    assert {n for n, s in services.items() if "recsys_triton_control_key" in secret_names(s)} == {"triton", "scoring", "feedback", "worker", "bootstrap"}
     script = services["triton"]["command"][2]
     for flag in ("--grpc-restricted-protocol=", "--http-restricted-api="):
         assert f"{flag}model-repository,shared-memory,trace,logging:triton-control-key=$(cat /run/secrets/recsys_triton_control_key)" in script
