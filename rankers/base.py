@@ -76,11 +76,6 @@ class Ranker(ABC):
         no shopper state; the fusion ranker: stored, inline or cold_start)."""
         return ""
 
-    def state_inputs(self, histories: Sequence[Any], items: dict[str, ItemFeatures]) -> dict[str, np.ndarray]:
-        """The Triton request that encodes these shoppers' histories (state_encoder.history values) at
-        once: rankers with a state_encoder only."""
-        raise NotImplementedError(f"the {self.name} ranker keeps no shopper state")
-
     @abstractmethod
     def retrieve(self, shopper: Shopper, size: int) -> list[str]:
         """Candidates for Recommend, best first (at most `size`)."""

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 from core.features import OnlineFeatures, StateRow, UserFeatures
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers.base import Ranker
+from shoptext.text import item_text
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ class ShopperStateWriter:
         items = self.items.get_items(needed)
         users = list(interests)
         histories = [self.encoder.history(interests[u], items) for u in users]
-        inputs = self.ranker.state_inputs(histories, items)
+        inputs = self.encoder.inputs(histories, {i: item_text(items[i].text) for h in histories for i in h.items})
         vectors = {v: self.triton.shopper_vectors(inputs, v) for v in versions}
         rows = {u: StateRow(self.encoder.fingerprint(interests[u]), {self.ranker.version_key(v): vectors[v][k] for v in versions})
                 for k, u in enumerate(users)}
