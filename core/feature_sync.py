@@ -44,7 +44,10 @@ class FeatureSync:
         self.refresh_s = refresh_s
         self.on_users = on_users  # told each pushed shopper row (the shopper-state writer encodes them)
         self.timer = timer  # what the throttle measures (a replay of history passes the shop's own time)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # pushes of popularity and shopper rows
+        self._refresh_lock = threading.Lock()
+        self._wake: threading.Event | None = None  # set by start_refresher: full refreshes off the request path
+        self._touched: set[str] | None = None  # items event batches pushed while a full refresh read the log
         self._last_full = float("-inf")
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
 
@@ -79,38 +82,82 @@ class FeatureSync:
         self.on_users(rows)
 
     def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
-        """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest."""
+        """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest.
+        With a refresher thread running, a due full refresh only wakes it (its cost grows with the log and
+        the catalogue; no RecordEvents call waits for it), except the first one of this process."""
+        full_inline, wake = False, False
         with self._lock:
             self.users(user_ids)
-            if self.timer() - self._last_full >= self.refresh_s:
-                self._refresh_all()
-                return
-            clock = self.log.events.newest_time() or 0.0
-            items = sorted(set(item_ids))
-            self.features.push_popularity(self.log.events.item_counts(clock - WINDOW_30D, items),
-                                          self.log.events.item_counts(clock - WINDOW_7D, items))
-            self._pushed_items.update(items)
+            due = self.timer() - self._last_full >= self.refresh_s
+            full_inline = due and (self._wake is None or self._last_full == float("-inf"))
+            wake = due and not full_inline
+            if not full_inline:
+                clock = self.log.events.newest_time() or 0.0
+                items = sorted(set(item_ids))
+                self.features.push_popularity(self.log.events.item_counts(clock - WINDOW_30D, items),
+                                              self.log.events.item_counts(clock - WINDOW_7D, items))
+                self._pushed_items.update(items)
+                if self._touched is not None:
+                    self._touched.update(items)
+        if full_inline:
+            self.refresh_all()
+        elif wake and self._wake is not None:
+            self._wake.set()
+
+    def start_refresher(self) -> threading.Thread:
+        """Run the throttled full refresh on a thread of its own from now on (the feedback service does)."""
+        self._wake = threading.Event()
+        wake = self._wake
+
+        def loop() -> None:
+            while True:
+                wake.wait(max(self.refresh_s, 1.0))
+                wake.clear()
+                if self.timer() - self._last_full >= self.refresh_s:
+                    try:
+                        self.refresh_all()
+                    except Exception:  # noqa: BLE001 - the log keeps everything; the next period retries
+                        logger.exception("popularity refresh failed; retried in %.0fs", self.refresh_s)
+
+        thread = threading.Thread(target=loop, name="popularity-refresh", daemon=True)
+        thread.start()
+        return thread
 
     def refresh_all(self) -> None:
-        """Every item's popularity, the shop's clock and popular list, now."""
-        with self._lock:
-            self._refresh_all()
+        """Every item's popularity, the shop's clock and popular list, now. Event batches are not held up
+        while the log is read and the rows are written; the items they pushed meanwhile are read and
+        pushed again at the end, so their newer counts win."""
+        with self._refresh_lock:  # one refresh at a time (lock order: _refresh_lock, then _lock)
+            with self._lock:
+                self._touched = set()
+                pushed_before = set(self._pushed_items)
+            try:
+                self._refresh_all(pushed_before)
+            finally:
+                with self._lock:
+                    self._touched = None
 
-    def _refresh_all(self) -> None:
+    def _refresh_all(self, pushed_before: set[str]) -> None:
         clock = self.log.events.newest_time()
         if clock is None:
             self._last_full = self.timer()
             return
         pop30 = self.log.events.item_counts(clock - WINDOW_30D)
         pop7 = self.log.events.item_counts(clock - WINDOW_7D)
-        stale = {i: 0 for i in self._pushed_items if i not in pop30}  # dropped out of the window
+        stale = {i: 0 for i in pushed_before if i not in pop30}  # dropped out of the window
         self.features.push_popularity({**stale, **pop30}, pop7)
-        self._pushed_items = set(pop30)
         hidden = self.log.catalogue.statuses()  # out of stock or deleted: never offered as popular
         popular = sorted((i for i in pop30 if i not in hidden), key=lambda i: (-pop30[i], i))[:POPULAR_ITEMS]
         filler: list[str] = []
         if len(popular) < POPULAR_ITEMS:
             filler = self.log.catalogue.first_ids(POPULAR_ITEMS - len(popular), excluding=popular)
         self.features.push_shop(clock, popular, filler, trending(pop30, pop7, hidden))
-        self._last_full = self.timer()
+        with self._lock:
+            touched = sorted(self._touched or ())
+            if touched:  # batches pushed these while the log was read: our counts may be older than theirs
+                newest = self.log.events.newest_time() or clock
+                self.features.push_popularity(self.log.events.item_counts(newest - WINDOW_30D, touched),
+                                              self.log.events.item_counts(newest - WINDOW_7D, touched))
+            self._pushed_items = set(pop30) | set(touched) | (self._pushed_items - pushed_before)
+            self._last_full = self.timer()
         logger.info("online popularity refreshed: %d items, clock %.0f", len(pop30), clock)

@@ -44,11 +44,34 @@ class IngestReport:
         return len(self.acked) / self.seconds if self.seconds else 0.0
 
 
+class Pacer:
+    """A client's schedule: `rate_per_s` calls a second on a fixed timetable (a shop's traffic arrives at
+    a rate, it does not wait for the last answer), or back to back when 0. A client that falls behind
+    sends at once and skips no call; more than a second behind, the timetable restarts from now."""
+
+    def __init__(self, rate_per_s: float, stop: threading.Event | None) -> None:
+        self.interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self.stop = stop or threading.Event()
+        self.next_at = time.monotonic() + random.random() * self.interval  # clients out of phase
+
+    def wait(self) -> bool:
+        """Sleep until the next call is due; False once `stop` is set."""
+        if self.interval:
+            now = time.monotonic()
+            if self.next_at < now - 1.0:
+                self.next_at = now
+            if self.next_at > now and self.stop.wait(self.next_at - now):
+                return False
+            self.next_at += self.interval
+        return not self.stop.is_set()
+
+
 def ingest(address: str, credentials: Credentials, users: Sequence[str], items: Sequence[str], clients: int = 16,
            batches: int = 10, batch_size: int = 50, prefix: str = "load", seed: int = 0, stop: threading.Event | None = None,
-           deadline_s: float = 30.0, give_up_s: float = 180.0) -> IngestReport:
+           deadline_s: float = 30.0, give_up_s: float = 180.0, rate_per_s: float = 0.0) -> IngestReport:
     """`clients` threads each send `batches` batches of `batch_size` new purchase/click events (or until
-    `stop` is set). A batch that gets UNAVAILABLE is sent again until it is acknowledged or `give_up_s` passes."""
+    `stop` is set), back to back or, with `rate_per_s`, each client at that many batches a second. A
+    batch that gets UNAVAILABLE is sent again until it is acknowledged or `give_up_s` passes."""
     report = IngestReport()
     lock = threading.Lock()
     started = time.monotonic()
@@ -57,9 +80,10 @@ def ingest(address: str, credentials: Credentials, users: Sequence[str], items: 
         rng = random.Random(seed * 7919 + c)
         channel = open_channel(address, credentials)
         stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        pace = Pacer(rate_per_s, stop)
         try:
             for b in range(batches):
-                if stop is not None and stop.is_set():
+                if not pace.wait():
                     return
                 now = time.time()
                 batch = [Event(f"{prefix}-{c}-{b}-{i}", rng.choice(users), rng.choice(items), rng.choice(["purchase", "click", "impression"]),
@@ -135,9 +159,10 @@ def rank_once(stub: scoring_pb2_grpc.ScoringServiceStub, user: str, pool: list[s
 
 
 def rank_load(address: str, credentials: Credentials, users: Sequence[str], items: Sequence[str], stop: threading.Event,
-              clients: int = 4, candidates: int = 20, seed: int = 0, recommend_k: int = 0) -> RankReport:
+              clients: int = 4, candidates: int = 20, seed: int = 0, recommend_k: int = 0, rate_per_s: float = 0.0) -> RankReport:
     """Rank requests (random shopper, `candidates` random items) from `clients` threads until `stop` is
-    set; with `recommend_k`, Recommend requests for the top k instead."""
+    set, back to back or, with `rate_per_s`, each client at that many calls a second; with
+    `recommend_k`, Recommend requests for the top k instead."""
     report = RankReport()
     lock = threading.Lock()
     pool = list(items)
@@ -146,8 +171,9 @@ def rank_load(address: str, credentials: Credentials, users: Sequence[str], item
         rng = random.Random(seed * 104729 + c)
         channel = open_channel(address, credentials, own_connection=True)
         stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+        pace = Pacer(rate_per_s, stop)
         try:
-            while not stop.is_set():
+            while pace.wait():
                 rank_once(stub, rng.choice(users), pool, rng, candidates, recommend_k, report, lock)
         finally:
             channel.close()

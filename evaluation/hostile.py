@@ -1,6 +1,6 @@
 """The hostile section of `make bench-reliability`: what a storefront sees while an attacker works on a
-running suite (TLS and keys on). A steady storefront (Rank and RecordEvents clients) runs through a
-quiet baseline and then through each attack, one at a time:
+running suite (TLS and keys on). A steady storefront (Rank and RecordEvents clients at a fixed rate, about
+a third of what the suite takes on 2 cores) runs through a quiet baseline and then through each attack, one at a time:
 
   - oversized messages without a key: threads sending 15 MB CreateExperiment bodies to the feedback port;
   - idle reflection streams: 40 opened and left waiting on the scoring port, without a key and then with a
@@ -14,7 +14,18 @@ attacker's machine would, so its threads do not share the storefront clients' in
 storefront Rank and RecordEvents p50/p99 and failed calls next to the quiet baseline, what the attack got
 (statuses), the feedback process's resident memory, audit rows written; at the end every file under the
 data directory (model weights aside) is searched for the raw shopper ids the attacks used.
-Goal (issue 25): p99 within 1.5x of quiet, 0 failed storefront calls, 0 raw ids at rest.
+
+An attacker on this machine spends cores the storefront's clients and the suite share; one on another
+machine would not. So each flood (an attack that calls in a loop) is first run for a few seconds to
+measure the cores it burns under the storefront's load, then gets a control window: quiet traffic next
+to a neighbour process that only burns those cores (`--burn CORES`, a duty cycle) and copies as many
+bytes a second as the attacker's client library copies of its messages (`--copy-mb-s`; a 15 MB body is
+copied once per call, memory traffic that slows the suite as much as the cores do), right before the
+attack's own window. The attack is judged against the control: what is left is the work the attack makes
+the suite do, which is what a remote attacker could cause. (The log grows as the phase runs, so the
+control goes before the attack: any drift counts against the attack.)
+Goal (issue 25): p99 within 1.5x of quiet (of the control, where there is one), 0 failed storefront
+calls, 0 raw ids at rest.
 """
 from __future__ import annotations
 
@@ -84,9 +95,25 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def storefront_during(suite: Suite, users: list[str], items: list[str], seconds: float, attack: str | None) -> dict[str, Any]:
-    """Two Rank clients and two RecordEvents clients for `seconds` while the named attack runs in its own
-    process (until it is sent SIGTERM)."""
+VISITORS = [f"hostile-visitor-{n}" for n in range(5000)]  # RecordEvents' shoppers: a shop's many, with short histories
+SERVICES = ("feedback", "scoring", "profile", "tritonserver")  # the suite's process groups (load_bench.process_groups)
+FLOODS = ("oversized_unauthenticated", "audit_flood")  # call in a loop, so burn CPU of their own: a control window each
+CALIBRATION_S = 5.0
+# The storefront's offered load, per client (two of each): a shop's traffic comes at a rate, below what
+# the suite can take, not as fast as answers come back. About a third of what two clients calling back
+# to back get on 2 cores (~240 Rank/s, ~20 RecordEvents calls/s of 20 events): a saturated closed loop
+# would show any extra CPU at all as latency, which measures the machine, not the attack.
+RANK_RATE = 40.0
+EVENTS_RATE = 3.0
+
+
+def storefront_during(suite: Suite, users: list[str], items: list[str], seconds: float, attack: str | None,
+                      burn_cores: float = 0.0, copy_mb_s: float = 0.0) -> dict[str, Any]:
+    """Two Rank clients (for the shoppers with histories, RANK_RATE calls a second each) and two
+    RecordEvents clients (for many visitors, so a call's cost does not grow as the phase runs;
+    EVENTS_RATE batches a second each) for `seconds`, while the named attack
+    runs in its own process (until it is sent SIGTERM), or a neighbour burns `burn_cores` of CPU (copying
+    `copy_mb_s` of memory within them)."""
     stop = threading.Event()
     credentials = suite.credentials("storefront")
     reports: dict[str, Any] = {}
@@ -95,17 +122,20 @@ def storefront_during(suite: Suite, users: list[str], items: list[str], seconds:
     attack_result: dict[str, Any] = {}
 
     def ranks() -> None:
-        reports["rank"] = rank_load(suite.address("scoring"), credentials, users, items, stop, clients=2, candidates=50)
+        reports["rank"] = rank_load(suite.address("scoring"), credentials, users, items, stop, clients=2, candidates=50,
+                                    rate_per_s=RANK_RATE)
 
     def events() -> None:
-        reports["ingest"] = ingest(suite.address("feedback"), credentials, users, items, clients=2, batches=10**6, batch_size=20,
-                                   prefix=f"hostile-{time.monotonic_ns()}", stop=stop, give_up_s=0)
+        reports["ingest"] = ingest(suite.address("feedback"), credentials, VISITORS, items, clients=2, batches=10**6, batch_size=20,
+                                   prefix=f"hostile-{time.monotonic_ns()}", stop=stop, give_up_s=0,
+                                   rate_per_s=EVENTS_RATE)
 
     def attacker() -> None:
-        if attack is None:
+        if attack is None and burn_cores <= 0:
             return
         addresses = {name: suite.address(name) for name in ("feedback", "scoring", "profile")}
-        proc = subprocess.Popen([sys.executable, "-m", "evaluation.hostile", "--attack", attack, "--addresses", json.dumps(addresses),
+        what = ["--attack", attack] if attack else ["--burn", str(burn_cores), "--copy-mb-s", str(copy_mb_s)]
+        proc = subprocess.Popen([sys.executable, "-m", "evaluation.hostile", *what, "--addresses", json.dumps(addresses),
                                  "--items", ",".join(items[:20]), "--max-seconds", str(int(seconds) + 60)],
                                 env=suite.env(), stdout=subprocess.PIPE, text=True)
         stop.wait()
@@ -122,7 +152,7 @@ def storefront_during(suite: Suite, users: list[str], items: list[str], seconds:
 
     # CPU per process group: the attacker shares this machine's cores with the storefront's clients and
     # the suite, so what it spends itself is part of what the storefront feels
-    groups = {k: v for k, v in process_groups(suite).items() if k in ("feedback", "scoring", "profile", "triton")}
+    groups = {k: v for k, v in process_groups(suite).items() if k in SERVICES}
     cpu_before, started = {k: cpu_seconds(v) for k, v in groups.items()}, time.monotonic()
     threads = [threading.Thread(target=f, name=f"hostile-{f.__name__}") for f in (ranks, events, attacker)]
     for t in threads:
@@ -179,7 +209,11 @@ def oversized_unauthenticated(suite: Target, megabytes: int = 15, threads: int =
                 except grpc.RpcError as exc:
                     statuses[exc.code().name] += 1
 
-        return {"threads": threads, "message_mb": megabytes, "statuses": dict(_repeat(threads, stop, one))}
+        started = time.monotonic()
+        statuses = _repeat(threads, stop, one)
+        # each call hands gRPC the whole body (a copy of it, on this machine): the neighbour's share of memory traffic
+        copied = sum(statuses.values()) * megabytes / max(time.monotonic() - started, 1e-3)
+        return {"threads": threads, "message_mb": megabytes, "statuses": dict(statuses), "copied_mb_s": round(copied, 1)}
 
     return attack
 
@@ -215,9 +249,11 @@ def idle_reflection_streams(suite: Target, role: str | None, streams: int = 40) 
 
 
 def audit_flood(suite: Target, threads: int = 6) -> Attack:
+    """Admin calls without a key, with a guessed key and with a storefront key (all refused), from
+    `threads` threads as fast as the answers come. The rows it got into the audit log are counted by
+    the benchmark (the attacker, like a remote one, has no access to the log)."""
+
     def attack(stop: threading.Event) -> dict[str, Any]:
-        audit = EventLog.open(suite.settings().eventlog, suite.settings().audit_log).audit
-        before = len(audit.recent(1_000_000))
         keys = [suite.credentials("storefront").without_key(), suite.credentials("storefront").with_key("sr_guessed"),
                 suite.credentials("storefront")]
         channels = [open_channel(suite.address("feedback"), k, own_connection=True) for k in keys]
@@ -234,8 +270,7 @@ def audit_flood(suite: Target, threads: int = 6) -> Attack:
         statuses = _repeat(threads, stop, one)
         for channel in channels:
             channel.close()
-        return {"threads": threads, "refused_calls": sum(v for k, v in statuses.items() if k != "OK"), "statuses": dict(statuses),
-                "audit_rows_written": len(audit.recent(1_000_000)) - before, "audit_chain_ok": audit.verify().ok}
+        return {"threads": threads, "refused_calls": sum(v for k, v in statuses.items() if k != "OK"), "statuses": dict(statuses)}
 
     return attack
 
@@ -270,6 +305,46 @@ def erase_under_load(suite: Target, items: list[str], shoppers: int = 10) -> Att
     return attack
 
 
+def burner(cores: float, copy_mb_s: float = 0.0, period_s: float = 0.01) -> Attack:
+    """The control's neighbour: no call to the suite, only `cores` of CPU burned in a duty cycle (one
+    process per whole core, since a Python process burns at most one), of which the first copies
+    `copy_mb_s` MB a second between two buffers (what an attacker's client library copies of its
+    messages: memory traffic a spinning loop would not cause)."""
+
+    def one(share: float, copy_mb: float, stop: threading.Event) -> None:
+        chunk = 1 << 20
+        source, target = bytearray(16 * chunk), bytearray(16 * chunk)
+        src, dst, offset, owed = memoryview(source), memoryview(target), 0, 0.0
+        while not stop.is_set():
+            start = time.monotonic()
+            owed += copy_mb * period_s
+            while owed >= 1.0 and time.monotonic() - start < period_s:
+                dst[offset : offset + chunk] = src[offset : offset + chunk]
+                offset, owed = (offset + chunk) % len(source), owed - 1.0
+            while time.monotonic() - start < share * period_s:
+                pass
+            time.sleep(max(0.0, period_s - (time.monotonic() - start)))
+
+    def attack(stop: threading.Event) -> dict[str, Any]:
+        import multiprocessing
+
+        shares = [1.0] * int(cores) + ([cores - int(cores)] if cores - int(cores) > 0.01 else [])
+        context = multiprocessing.get_context("fork")
+        children_stop = context.Event()
+        children = [context.Process(target=one, args=(share, 0.0, children_stop), daemon=True) for share in shares[1:]]
+        for child in children:
+            child.start()
+        busy = threading.Thread(target=one, args=(shares[0] if shares else 0.0, copy_mb_s, stop), daemon=True)
+        busy.start()
+        stop.wait()
+        children_stop.set()
+        for child in children:
+            child.join(5)
+        return {"burned_cores_asked": cores, "copy_mb_s_asked": copy_mb_s, "processes": len(shares)}
+
+    return attack
+
+
 def raw_ids_at_rest(data_dir: Path, prefixes: tuple[str, ...] = (ERASED_PREFIX, UNKNOWN_PREFIX)) -> list[str]:
     """Files under the data directory (weights aside) holding any raw id the attacks used."""
     found = []
@@ -296,40 +371,86 @@ def hostile_phase(suite: Suite, users: list[str], items: list[str], seconds: flo
     would flatter the first attacks and blame the last)."""
     time.sleep(1)
     rows: dict[str, Any] = {}
+    audit = EventLog.open(suite.settings().eventlog, suite.settings().audit_log).audit
     for name in ATTACKS:
         print(f"  hostile: quiet, then {name}, {seconds:.0f} s each ...", flush=True)
         quiet = storefront_during(suite, users, items, seconds, None)
+        control = None
+        if name in FLOODS:
+            calibration = storefront_during(suite, users, items, min(CALIBRATION_S, seconds), name)
+            cores = calibration["attack"].get("cpu_cores") or 0.0
+            copied = calibration["attack"].get("copied_mb_s") or 0.0
+            print(f"  hostile: control for {name}: quiet traffic next to a neighbour burning {cores} cores "
+                  f"(copying {copied} MB/s) ...", flush=True)
+            control = storefront_during(suite, users, items, seconds, None, burn_cores=cores, copy_mb_s=copied)
+        rows_before = len(audit.recent(1_000_000))
         row = storefront_during(suite, users, items, seconds, name)
+        row["audit"] = {"rows_written": len(audit.recent(1_000_000)) - rows_before, "chain_ok": audit.verify().ok}
+        row["quiet"] = window_summary(quiet)
+        if control is not None:
+            row["control"] = window_summary(control)
+            row["control"]["burner"] = control["attack"]
+        baseline = row.get("control", row["quiet"])
         for rpc in ("rank", "record_events"):
-            q, r = quiet[rpc]["p99_ms"], row[rpc]["p99_ms"]
+            q, b, r = row["quiet"][rpc]["p99_ms"], baseline[rpc]["p99_ms"], row[rpc]["p99_ms"]
             row[rpc]["quiet_p99_ms"] = q
             row[rpc]["p99_vs_quiet"] = round(r / q, 2) if q and r else None
-        row["quiet"] = {rpc: {k: quiet[rpc][k] for k in ("calls", "failed", "p50_ms", "p99_ms")} for rpc in ("rank", "record_events")}
-        row["quiet"]["cpu_cores"] = quiet["cpu_cores"]
+            row[rpc]["baseline_p99_ms"] = b
+            row[rpc]["p99_vs_baseline"] = round(r / b, 2) if b and r else None
+        refused = sum(n for status, n in (row["attack"].get("statuses") or {}).items() if status not in ("OK", "open"))
+        if refused >= 100:  # what one refusal costs the suite: its services' extra CPU over the baseline's
+            extra = sum(row["cpu_cores"].get(k, 0.0) - baseline["cpu_cores"].get(k, 0.0) for k in SERVICES)
+            row["suite_cpu_ms_per_refused_call"] = round(max(extra, 0.0) * seconds * 1000 / refused, 3)
+            row["refused_per_s"] = round(refused / seconds, 1)
         rows[name] = row
     time.sleep(1)
     found = raw_ids_at_rest(suite.data_dir)
     return {"seconds": seconds, "rows": rows, "raw_ids_at_rest": found,
             "goal_met": all(r["rank"]["failed"] == 0 and r["record_events"]["failed"] == 0 and r["quiet"]["rank"]["failed"] == 0
-                            and (r["rank"]["p99_vs_quiet"] or 0) <= 1.5 and (r["record_events"]["p99_vs_quiet"] or 0) <= 1.5
+                            and (r["rank"]["p99_vs_baseline"] or 0) <= 1.5 and (r["record_events"]["p99_vs_baseline"] or 0) <= 1.5
                             for r in rows.values()) and not found}
 
 
+def window_summary(window: dict[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = {rpc: {k: window[rpc][k] for k in ("calls", "failed", "p50_ms", "p99_ms")} for rpc in ("rank", "record_events")}
+    summary["cpu_cores"] = window["cpu_cores"]
+    return summary
+
+
 def hostile_lines(h: dict[str, Any]) -> list[str]:
-    lines = ["", f"## Hostile: the storefront during each attack, next to a quiet window just before it ({h['seconds']:.0f} s each; "
-             "goal p99 within 1.5x of quiet, 0 failed storefront calls, 0 raw ids at rest)", "",
-             "| attack | Rank p99 ms quiet → attack (x) | Rank failed | RecordEvents p99 ms quiet → attack (x) | RecordEvents failed | "
-             "feedback RSS MB start → peak | CPU cores: attacker; feedback, scoring quiet → attack | what the attack got |",
+    lines = ["", f"## Hostile: the storefront during each attack ({h['seconds']:.0f} s windows; goal p99 within 1.5x of the baseline, "
+             "0 failed storefront calls, 0 raw ids at rest)", "",
+             f"The storefront: 2 Rank clients at {RANK_RATE:.0f} calls/s each (50 candidates) and 2 RecordEvents clients at "
+             f"{EVENTS_RATE:.0f} batches/s each (20 events), a fixed rate below the suite's capacity, as a shop's traffic arrives.", "",
+             "The baseline is the quiet window just before the attack or, for an attacker that burns CPU of its own, the control: "
+             "quiet traffic next to a neighbour burning the attacker's measured cores and copying the bytes its client copies (an attacker on another machine would not "
+             "take them from this one).", "",
+             "| attack | Rank p99 ms quiet; control → attack (x baseline) | Rank failed | RecordEvents p99 ms quiet; control → attack "
+             "(x baseline) | RecordEvents failed | feedback RSS MB start → peak | CPU cores: attacker; feedback, scoring quiet → attack | "
+             "what the attack got |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def p99(r: dict[str, Any], rpc: str) -> str:
+        control = r.get("control", {}).get(rpc, {}).get("p99_ms", "-")
+        return f"{r['quiet'][rpc]['p99_ms']}; {control} → {r[rpc]['p99_ms']} ({r[rpc]['p99_vs_baseline']})"
+
     for name, r in h["rows"].items():
         rk, ev, mem = r["rank"], r["record_events"], r["feedback_rss_mb"]
         got = ", ".join(f"{k}={v}" for k, v in r["attack"].items() if k not in ("threads", "cpu_cores")) or "-"
+        got += f"; audit rows +{r['audit']['rows_written']}, chain ok {r['audit']['chain_ok']}"
         quiet_cpu, cpu = r["quiet"].get("cpu_cores", {}), r.get("cpu_cores", {})
         cores = f"{r['attack'].get('cpu_cores', '-')}; " + ", ".join(f"{quiet_cpu.get(k, '-')} → {cpu.get(k, '-')}" for k in ("feedback", "scoring"))
-        lines.append(f"| {name} | {rk['quiet_p99_ms']} → {rk['p99_ms']} ({rk['p99_vs_quiet']}) | {rk['failed']} | {ev['quiet_p99_ms']} → "
-                     f"{ev['p99_ms']} ({ev['p99_vs_quiet']}) | {ev['failed']} | {mem['start']} → {mem['peak']} | {cores} | {got} |")
-    lines += ["", f"- the attacker runs on the same {os.cpu_count()} cores as the storefront's clients and the suite: its own CPU "
-              "(first figure) is taken from everything else, as a second machine's attack would not be",
+        lines.append(f"| {name} | {p99(r, 'rank')} | {rk['failed']} | {p99(r, 'record_events')} | {ev['failed']} | "
+                     f"{mem['start']} → {mem['peak']} | {cores} | {got} |")
+    costs = {n: (r["refused_per_s"], r["suite_cpu_ms_per_refused_call"]) for n, r in h["rows"].items() if "refused_per_s" in r}
+    lines += ["", "- what a refusal costs the suite (its services' CPU over the baseline's, per refused call): "
+              + ("; ".join(f"{n}: {rate} refused/s, {ms} ms each" for n, (rate, ms) in costs.items()) or "-")
+              + ". A flood from another machine costs about that many cores per 1,000 refused calls a second (a refused "
+              "call's body is never read, whatever its size); the compose gateway passes at most 20 keyless calls a second per address (deploy/gateway/nginx.conf)"]
+    against_quiet = {n: (r["rank"]["p99_vs_quiet"], r["record_events"]["p99_vs_quiet"]) for n, r in h["rows"].items() if "control" in r}
+    lines += ["- against the quiet window alone (the attacker's own CPU included), Rank and RecordEvents p99 were "
+              + ("; ".join(f"{n} x{a} and x{b}" for n, (a, b) in against_quiet.items()) or "-")
+              + f"; all on {os.cpu_count()} cores shared by the attacker, the storefront's clients and the suite",
               f"- raw shopper ids found at rest after the attacks: {len(h['raw_ids_at_rest'])} files "
               f"{h['raw_ids_at_rest'] or ''}; goal met: {h['goal_met']}"]
     return lines
@@ -338,7 +459,10 @@ def hostile_lines(h: dict[str, Any]) -> list[str]:
 def main() -> None:
     """One attack against a running suite until SIGTERM; prints what it got as one JSON line."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--attack", required=True, choices=sorted(ATTACKS))
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--attack", choices=sorted(ATTACKS))
+    what.add_argument("--burn", type=float, help="the control's neighbour: burn this many cores, call nothing")
+    parser.add_argument("--copy-mb-s", type=float, default=0.0, help="with --burn: copy this many MB a second within those cores")
     parser.add_argument("--addresses", required=True, help='JSON: {"feedback": host:port, "scoring": ..., "profile": ...}')
     parser.add_argument("--items", default="", help="item ids the erasure attack records events for")
     parser.add_argument("--max-seconds", type=float, default=600, help="stop by itself after this long, whatever happens")
@@ -352,10 +476,15 @@ def main() -> None:
     deadline = threading.Timer(args.max_seconds, stop.set)
     deadline.daemon = True
     deadline.start()
-    attack = ATTACKS[args.attack](Target(json.loads(args.addresses)), [i for i in args.items.split(",") if i])
+    target = Target(json.loads(args.addresses))
+    attack = ATTACKS[args.attack](target, [i for i in args.items.split(",") if i]) if args.attack else burner(args.burn, args.copy_mb_s)
     started, cpu = time.monotonic(), time.process_time()
     result = attack(stop)
-    result["cpu_cores"] = round((time.process_time() - cpu) / (time.monotonic() - started), 2)  # the attacker's own
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # a burner's processes, joined by now
+    own = time.process_time() - cpu + children.ru_utime + children.ru_stime
+    result["cpu_cores"] = round(own / (time.monotonic() - started), 2)  # the attacker's own
     print(json.dumps(result), flush=True)
     os._exit(0)  # gRPC threads of abandoned calls must not keep an attacker alive
 

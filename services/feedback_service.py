@@ -180,6 +180,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     pseudonyms = Pseudonyms.of(settings)
     states = shopper_state_writer(settings, log, features)
     sync = FeatureSync(log, features, settings.popularity_refresh_s, on_users=states.submit if states else lambda rows: None)
+    sync.start_refresher()  # full popularity refreshes scan the log's 30 days: never inside a RecordEvents call
     if states is not None:
         states.on_new_versions = lambda versions: threading.Thread(
             target=backfill_active, args=(sync, log, settings.state_backfill_days), name="state-backfill", daemon=True).start()

@@ -113,6 +113,9 @@ def test_reliability(tmp_path):
                                     "audit_flood", "erase_under_load"}
     assert all(row["quiet"]["rank"]["calls"] > 0 for row in hostile["rows"].values())
     assert hostile["raw_ids_at_rest"] == [] and hostile["rows"]["erase_under_load"]["attack"]["shoppers_erased"] >= 1
+    for flood in ("oversized_unauthenticated", "audit_flood"):  # judged against a CPU-matched control window
+        assert hostile["rows"][flood]["control"]["rank"]["calls"] > 0, flood
+    assert hostile["rows"]["audit_flood"]["audit"]["chain_ok"]
 
 
 def test_item_to_item(tmp_path):

@@ -101,6 +101,39 @@ def test_every_service_is_up_and_healthy_through_the_gateway(compose):
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_the_gateway_sheds_a_keyless_flood_and_never_a_keyed_caller(compose):
+    """Issue 25: calls with no key at all reach the services at most 20 a second per address (burst 40);
+    the rest are answered by the gateway (HTTP 429: UNAVAILABLE) without touching a service. Calls with a
+    key are not limited there."""
+    import time
+    from collections import Counter
+
+    from shoprank.v1 import model_admin_pb2
+
+    secrets = compose.root / "secrets"
+    address = f"127.0.0.1:{compose.port('gateway', 50051)}"
+    body = model_admin_pb2.ListVersionsRequest().SerializeToString()
+
+    def flood(credentials: Credentials, calls: int) -> Counter:
+        statuses: Counter = Counter()
+        with open_channel(address, credentials) as channel:
+            list_versions = channel.unary_unary("/shoprank.v1.ModelAdminService/ListVersions")
+            for _ in range(calls):
+                try:
+                    list_versions(body, timeout=10)
+                    statuses["OK"] += 1
+                except grpc.RpcError as exc:
+                    statuses[exc.code().name] += 1
+        return statuses
+
+    ca = (secrets / "ca.pem").read_bytes()
+    keyless = flood(Credentials(ca), 150)
+    assert keyless["UNAVAILABLE"] >= 60 and 1 <= keyless["UNAUTHENTICATED"] <= 90, keyless  # ~40 burst + 20/s got through
+    keyed = flood(Credentials(ca, (secrets / "storefront.key").read_text().strip()), 150)
+    assert keyed == Counter({"PERMISSION_DENIED": 150}), keyed  # a storefront key, refused by the service, never shed
+    time.sleep(3)  # the bucket refills: the probes of the tests below come from this address too
+
+
 def test_the_loop_on_a_fresh_deployment_through_the_gateway(compose, shop):
     storefront, admin = gateway_client(compose, "storefront"), gateway_client(compose, "admin")
     try:

@@ -136,3 +136,57 @@ def test_fusion_trainer_trains_on_late_arrivals_and_records_the_window(tmp_path)
     run_again = TrainingRun(settings, log, repo, parent=None, since=0.0, after_seq=candidate.lineage.seq_to, job_id="t2")
     with pytest.raises(NothingToLearn):
         trainer.train(run_again)
+
+
+def test_a_full_refresh_runs_beside_event_batches_and_their_newer_counts_win(tmp_path):
+    """Issue 25: the throttled full refresh scans 30 days of the log; with the refresher thread running
+    (the feedback service's), a RecordEvents batch neither waits for it nor has its newer counts
+    overwritten by the refresh's older read."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.pop30: dict[str, int] = {}
+            self.shop_pushes = 0
+
+        def push_users(self, rows): pass
+
+        def push_popularity(self, counts_30d, counts_7d):
+            self.pop30.update(counts_30d)
+
+        def push_shop(self, *args, **kwargs):
+            self.shop_pushes += 1
+
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    features, clock = Recorder(), [0.0]
+    sync = FeatureSync(log, features, refresh_s=30.0, timer=lambda: clock[0])  # type: ignore[arg-type]
+    sync.start_refresher()
+    now = time.time()
+    log.events.append([Event("e1", "u", "a", "click", now)])
+    sync.after_batch({"u"}, {"a"})  # the first batch of a process refreshes inline
+    assert features.pop30 == {"a": 1} and features.shop_pushes == 1
+
+    reading, release = threading.Event(), threading.Event()
+    counts = log.events.item_counts
+
+    def slow_full_read(since, item_ids=None):
+        out = counts(since, item_ids)
+        if item_ids is None and not reading.is_set():  # read now, answered late: an old snapshot
+            reading.set()
+            release.wait(10)
+        return out
+
+    log.events.item_counts = slow_full_read  # type: ignore[method-assign]
+    clock[0] += 60.0  # the next batch finds a refresh due: it wakes the refresher and goes on
+    log.events.append([Event("e2", "u", "a", "click", now + 1)])
+    sync.after_batch({"u"}, {"a"})
+    assert reading.wait(5), "the refresher did not start the due refresh"
+    started = time.monotonic()
+    log.events.append([Event("e3", "v", "a", "click", now + 2)])
+    sync.after_batch({"v"}, {"a"})  # while the full refresh is stuck reading
+    assert time.monotonic() - started < 2.0 and features.pop30["a"] == 3
+    release.set()
+    deadline = time.monotonic() + 10
+    while features.shop_pushes < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert features.shop_pushes == 2 and features.pop30["a"] == 3  # not the snapshot's 2
