@@ -6,15 +6,19 @@ a catalogue upsert, popularity and the shop row when the feedback service refres
 RECSYS_POPULARITY_REFRESH_S), co-purchase never within a version. The shopper's own row is what
 events change, so it is never cached: a purchase shows in the next Rank.
 
-- items: per item, until the end of the current RECSYS_FEATURE_CACHE_S period (an upserted title or a
-  popularity refresh shows within that); unknown items are not remembered, so an item upserted a
-  moment ago is found at once;
+- items: per item, fresh until the end of the RECSYS_FEATURE_CACHE_S period they were read in, then
+  served stale through the next period while one background read brings every stale item a request
+  asked for up to date, in batches (stale-while-revalidate: a request never waits for the store once
+  the working set is cached, and an upserted title or a popularity refresh shows within two periods);
+  older than that, an item is read again on the request path. Unknown items are not remembered, so an
+  item upserted a moment ago is found at once;
 - shop: the same TTL;
 - co-purchase: per (version, item) until evicted, the version's rows being immutable; an item without
   neighbours is remembered for the TTL only, in case its version's rows are still being pushed.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -22,7 +26,10 @@ from typing import Any, Callable, Sequence
 
 from core.features import ItemFeatures, OnlineFeatures, ShopFeatures, ShopperState, UserFeatures
 
+logger = logging.getLogger(__name__)
+
 MAX_ENTRIES = 1_000_000  # per map; an entry is a few hundred bytes
+REVALIDATE_BATCH = 500  # items per store read of the background revalidation
 
 
 class _TimedMap:
@@ -42,6 +49,11 @@ class _TimedMap:
                 if hit is not None and usable(hit[0], hit[1]):
                     out[key] = hit[0]
             return out
+
+    def get_many_stored(self, keys: Sequence[Any]) -> dict[Any, tuple[Any, float]]:
+        """(value, stored at) of the cached `keys`, whatever their age."""
+        with self._lock:
+            return {key: hit for key in keys if (hit := self._data.get(key)) is not None}
 
     def put_many(self, values: dict[Any, Any], now: float) -> None:
         with self._lock:
@@ -65,6 +77,9 @@ class CachedFeatures:
         self._items_with_popularity = _TimedMap(max_entries)
         self._co_purchase = _TimedMap(max_entries)
         self._shop: tuple[ShopFeatures, float] | None = None
+        self._stale: dict[bool, set[str]] = {False: set(), True: set()}  # by `popularity`: items to read again
+        self._stale_lock = threading.Condition()
+        self._revalidator: threading.Thread | None = None
 
     def get_user(self, user_id: str) -> UserFeatures | None:
         return self.store.get_user(user_id)
@@ -85,14 +100,54 @@ class CachedFeatures:
         cache = self._items_with_popularity if popularity else self._items
         now = self.clock()
         ids = list(dict.fromkeys(item_ids))
-        found = cache.get_many(ids, lambda _, stored_at: self._current(stored_at, now))
+        found, stale = {}, []
+        if self.ttl_s > 0:
+            period = now // self.ttl_s
+            for item_id, (value, stored_at) in cache.get_many_stored(ids).items():
+                age = period - stored_at // self.ttl_s
+                if age <= 1:  # this period's, or the last one's while it is being read again
+                    found[item_id] = value
+                    if age == 1:
+                        stale.append(item_id)
         missing = [i for i in ids if i not in found]
         if missing:
             fresh = self.store.get_items(missing, popularity=popularity)
             if self.ttl_s > 0:
                 cache.put_many(fresh, now)
             found.update(fresh)
+        if stale:
+            self._revalidate(stale, popularity)
         return {i: found[i] for i in ids if i in found}
+
+    def _revalidate(self, item_ids: list[str], popularity: bool) -> None:
+        """Queue stale items for the background read (one thread, started on first use)."""
+        with self._stale_lock:
+            self._stale[popularity].update(item_ids)
+            if self._revalidator is None:
+                self._revalidator = threading.Thread(target=self._revalidate_loop, name="feature-cache-revalidate", daemon=True)
+                self._revalidator.start()
+            self._stale_lock.notify()
+
+    def _revalidate_loop(self) -> None:
+        while True:
+            with self._stale_lock:
+                while not (self._stale[False] or self._stale[True]):
+                    self._stale_lock.wait()
+                popularity = bool(self._stale[True])
+                batch = sorted(self._stale[popularity])[:REVALIDATE_BATCH]
+                self._stale[popularity].difference_update(batch)
+            cache = self._items_with_popularity if popularity else self._items
+            now = self.clock()
+            current = cache.get_many_stored(batch)
+            batch = [i for i in batch if i in current and current[i][1] // self.ttl_s < now // self.ttl_s]  # not read meanwhile
+            if not batch:
+                continue
+            try:
+                fresh = self.store.get_items(batch, popularity=popularity)
+            except Exception:  # noqa: BLE001 - the items age out and are read on the request path instead
+                logger.warning("feature cache: background read of %d items failed", len(batch), exc_info=True)
+                continue
+            cache.put_many(fresh, now)
 
     def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
         now = self.clock()
