@@ -92,10 +92,8 @@ class FeatureSync:
             full_inline = due and (self._wake is None or self._last_full == float("-inf"))
             wake = due and not full_inline
             if not full_inline:
-                clock = self.log.events.newest_time() or 0.0
                 items = sorted(set(item_ids))
-                self.features.push_popularity(self.log.events.item_counts(clock - WINDOW_30D, items),
-                                              self.log.events.item_counts(clock - WINDOW_7D, items))
+                self._push_item_popularity(items)
                 self._pushed_items.update(items)
                 if self._touched is not None:
                     self._touched.update(items)
@@ -103,6 +101,12 @@ class FeatureSync:
             self.refresh_all()
         elif wake and self._wake is not None:
             self._wake.set()
+
+    def _push_item_popularity(self, items: list[str]) -> None:
+        """These items' 30- and 7-day counts as the log holds them now."""
+        clock = self.log.events.newest_time() or 0.0
+        self.features.push_popularity(self.log.events.item_counts(clock - WINDOW_30D, items),
+                                      self.log.events.item_counts(clock - WINDOW_7D, items))
 
     def start_refresher(self) -> threading.Thread:
         """Run the throttled full refresh on a thread of its own from now on (the feedback service does)."""
@@ -155,9 +159,7 @@ class FeatureSync:
         with self._lock:
             touched = sorted(self._touched or ())
             if touched:  # batches pushed these while the log was read: our counts may be older than theirs
-                newest = self.log.events.newest_time() or clock
-                self.features.push_popularity(self.log.events.item_counts(newest - WINDOW_30D, touched),
-                                              self.log.events.item_counts(newest - WINDOW_7D, touched))
-            self._pushed_items = set(pop30) | set(touched) | (self._pushed_items - pushed_before)
+                self._push_item_popularity(touched)
+            self._pushed_items = set(pop30) | set(touched)  # touched holds every item a batch added meanwhile
             self._last_full = self.timer()
         logger.info("online popularity refreshed: %d items, clock %.0f", len(pop30), clock)
