@@ -210,7 +210,18 @@ class Suite:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def died(self) -> dict[str, str]:
+        """Every process of the suite that has exited on its own, with its exit code and log tail."""
+        dead = {name: f"exited with {proc.returncode}:\n{self.tail(name)}" for name, proc in self.processes.items() if proc.poll() is not None}
+        if self.triton is not None and self.triton.process.poll() is not None:
+            dead["tritonserver"] = f"exited with {self.triton.process.returncode}:\n{log_tail(self.triton.log_path)}"
+        return dead
+
     def stop(self) -> None:
+        # a harness that failed because a process died says which and why before the logs are gone
+        # (they live in the harness's temporary directory)
+        for name, what in self.died().items():
+            print(f"[suite] {name} {what}", file=sys.stderr, flush=True)
         for name in list(self.processes)[::-1]:
             try:
                 self.stop_process(name)

@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from core.experiments.control import ExperimentControl
 from core.model_repository import ModelRepository
 from core.store import EventLog
@@ -84,12 +86,25 @@ def run_scenario(suite: Suite, control: ExperimentControl, shoppers: SimulatedSh
             "drifted_share_at_end": round(shoppers.drifted(), 3)}
 
 
-def start_canary(client: Any, experiment_id: str, candidate: int, serving: int) -> None:
-    client.admin.CreateExperiment(model_admin_pb2.CreateExperimentRequest(
+def start_canary(suite: Suite, client: Any, experiment_id: str, candidate: int, serving: int, restarts: list[str]) -> None:
+    """CreateExperiment; if a process of the suite died meanwhile (the UNAVAILABLE that follows names it),
+    restart it as `make up`'s supervisor would, record that in the report, and ask once more."""
+    request = model_admin_pb2.CreateExperimentRequest(
         experiment_id=experiment_id, canary=True,
         arms=[experiments_pb2.ExperimentArm(name="control", version=str(serving), share=0.8),
               experiments_pb2.ExperimentArm(name="candidate", version=str(candidate), share=0.2)],
-        policy=experiments_pb2.ExperimentPolicy(min_impressions=500)), timeout=180)
+        policy=experiments_pb2.ExperimentPolicy(min_impressions=500))
+    try:
+        client.admin.CreateExperiment(request, timeout=180)
+    except grpc.RpcError as error:
+        dead = suite.died()
+        if error.code() != grpc.StatusCode.UNAVAILABLE or not dead:
+            raise
+        for name, what in dead.items():
+            print(f"  {name} {what}\n  restarting it (as make up's supervisor would)", flush=True)
+        restarts.extend(f"{experiment_id}: {name}" for name in dead)
+        suite.restart_dead()
+        client.admin.CreateExperiment(request, timeout=180)
 
 
 def plot_relevance(visits: list[tuple[int, str, float, float]], path: Path, window: int = 150) -> None:
@@ -132,7 +147,7 @@ def main() -> None:
     start = datetime.fromtimestamp(time.time() - days * 86400, timezone.utc).date().isoformat()
     shop = generate(n_users=args.users, n_days=60, seed=21, start=start)
     results: dict[str, Any] = {"machine": machine(), "users": args.users, "policy": "canary 20%, CTR@10, 95%, margin 10%, >=500 impressions per arm",
-                               "scenarios": []}
+                               "scenarios": [], "restarts": []}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"deploying the synthetic shop ({len(shop.items)} items, {args.users} shoppers)...", flush=True)
         suite = deploy(Path(tmp), shop, ENV, bootstrap_steps=args.bootstrap_steps)
@@ -155,7 +170,7 @@ def main() -> None:
             for experiment_id, candidate, what in (("canary-aa", publish_copy(repo, 1), "A/A: an exact copy of version 1"),
                                                    ("canary-degraded", publish_degraded(repo, 1), "version 1 with its final layer negated")):
                 print(f"scenario {experiment_id}: {what}", flush=True)
-                start_canary(client, experiment_id, candidate, repo.serving_version() or 1)
+                start_canary(suite, client, experiment_id, candidate, repo.serving_version() or 1, results["restarts"])
                 results["scenarios"].append({"candidate": what, **run_scenario(suite, control, shoppers, experiment_id, args.steps, clock, args.out, visits,
                                                                                  step_seconds)})
                 if (ended := log.experiments.get(experiment_id)) is not None and ended.state == "running":
@@ -202,6 +217,8 @@ def summary(results: dict[str, Any]) -> str:
         lines.append(f"| {s['experiment']} | {s.get('candidate', '')} | {s['state']}: {s['decision']} | {s.get('decided_after_events')} | "
                      f"{s.get('decided_after_steps')} | {s.get('events_sent')} | {s.get('drifted_share_at_end')} | "
                      f"{s.get('recommend_ms_p50')} / {s.get('recommend_ms_p99')} | {s.get('wall_seconds')} |")
+    if results.get("restarts"):
+        lines += ["", "Processes that died and were restarted during the run: " + ", ".join(results["restarts"]) + "."]
     lines += ["", "Plots: " + ", ".join(f"online-{s['experiment']}.png" for s in results["scenarios"] if "arms" in s) +
               ", online-relevance.png (hidden relevance per arm over the run)."]
     return "\n".join(lines) + "\n"
