@@ -211,7 +211,11 @@ def _migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         # what the feature refresh reads per batch: a shopper's newest events, an item's recent count
         conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_user_ts ON events (user_id, ts)"))
-        conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_item_ts ON events (item_id, ts)"))
+        # an item's recent count reads this index alone (event_type in it: no row fetched per event; with
+        # (item_id, ts) each batch's counts read every row of its items' windows, and RecordEvents slowed
+        # as the log grew: 21.6 ms vs 1.2 ms for 20 items at 100,000 events)
+        conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_item_type_ts ON events (item_id, event_type, ts)"))
+        conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_item_ts"))
         newest = conn.execute(sa.select(sa.func.max(events_table.c.seq))).scalar() or 0
         stmt = insert_ignore(engine, counters_table).on_conflict_do_nothing(index_elements=["name"])
         conn.execute(stmt, {"name": EVENT_SEQ, "value": int(newest)})
