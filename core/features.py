@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +39,7 @@ USER_FEATURES = [
     "user_history:purchased_item_ids",
 ]
 SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids",
-                 "shop_activity:trending_item_ids", "shop_activity:trending_scores"]
+                 "shop_activity:trending_item_ids", "shop_activity:trending_scores", "catalogue_stamp:changed_at"]
 CO_PURCHASE = ["co_purchase:neighbour_ids", "co_purchase:neighbour_scores"]
 SHOPPER_STATE = ["shopper_state:version_keys", "shopper_state:vectors", "shopper_state:fingerprint"]
 SEGMENT_FEATURES = ["shop_segments:segment_ids", "shop_segments:segment_names", "shop_segments:segment_sizes",
@@ -88,6 +89,7 @@ class ShopFeatures:
     popular: list[str]  # items bought in the last 30 days, most first
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
     trending: list[tuple[str, float]] = field(default_factory=list)  # (item, trend ratio), most rising first
+    catalogue_stamp: float = 0.0  # moves whenever item text or statuses are pushed (only compared, never ordered)
 
 
 class OnlineFeatures(Protocol):
@@ -267,6 +269,8 @@ class FeatureClient:
             "price": [float(i.price) for i in items.values()],
             "status": [int(statuses.get(k, ItemStatus.AVAILABLE)) for k in items],
         })
+        # after the rows: a reader that sees the new stamp and reads the items again finds them
+        self._push("catalogue_stamp_push", {"shop_id": [SHOP_ID], "changed_at": [time.time()]})
 
     def push_users(self, rows: dict[str, UserFeatures]) -> None:
         self._push("user_history_push", {
@@ -425,7 +429,8 @@ class FeatureClient:
         data = self.store.get_online_features(features=SHOP_FEATURES, entity_rows=[{"shop_id": SHOP_ID}]).to_dict()
         return ShopFeatures(float(data["clock"][0] or 0.0), list(data["popular_item_ids"][0] or []),
                             list(data["filler_item_ids"][0] or []),
-                            list(zip(data["trending_item_ids"][0] or [], map(float, data["trending_scores"][0] or []))))
+                            list(zip(data["trending_item_ids"][0] or [], map(float, data["trending_scores"][0] or []))),
+                            float(data["changed_at"][0] or 0.0))
 
     def get_segments(self) -> tuple[list[Segment], float]:
         """The latest clustering's segments and when it ran (none and 0 before the first)."""

@@ -48,6 +48,12 @@ shop_batch_source = FileSource(name="shop_batch", path="data/shop_activity.parqu
 # The shop's clock and popular items arrive here from the feedback service.
 shop_push = PushSource(name="shop_push", batch_source=shop_batch_source)
 
+# Offline home of the catalogue stamp.
+catalogue_stamp_batch_source = FileSource(name="catalogue_stamp_batch", path="data/catalogue_stamp.parquet", timestamp_field="event_time")
+
+# Every push of item rows (upserts, stock changes, deletes) stamps the catalogue here after the rows.
+catalogue_stamp_push = PushSource(name="catalogue_stamp_push", batch_source=catalogue_stamp_batch_source)
+
 # Offline home of per-version co-purchase rows.
 co_purchase_batch_source = FileSource(name="co_purchase_batch", path="data/co_purchase.parquet", timestamp_field="event_time")
 
@@ -130,6 +136,18 @@ shop_activity = FeatureView(
     online=True,
 )
 
+# When the catalogue's text or statuses last changed (a value that changes with every item push): the
+# scoring service reads it with the shop row and re-reads the items it keeps only when it moved
+# (core/feature_cache.py), instead of every item every few seconds.
+catalogue_stamp = FeatureView(
+    name="catalogue_stamp",
+    entities=[shop],
+    ttl=timedelta(days=0),
+    schema=[Field(name="changed_at", dtype=Float64)],
+    source=catalogue_stamp_push,
+    online=True,
+)
+
 # An item's co-purchase neighbours and scores in one model version's table.
 co_purchase = FeatureView(
     name="co_purchase",
@@ -176,6 +194,7 @@ shop_segments = FeatureView(
     online=True,
 )
 
-PUSH_SOURCES = [item_push, user_history_push, item_popularity_push, shop_push, co_purchase_push, shopper_state_push, user_segment_push,
-                shop_segments_push]
-FEATURE_VIEWS = [item_text, item_popularity, user_history, shop_activity, co_purchase, shopper_state, user_segment, shop_segments]
+PUSH_SOURCES = [item_push, user_history_push, item_popularity_push, shop_push, catalogue_stamp_push, co_purchase_push, shopper_state_push,
+                user_segment_push, shop_segments_push]
+FEATURE_VIEWS = [item_text, item_popularity, user_history, shop_activity, catalogue_stamp, co_purchase, shopper_state, user_segment,
+                 shop_segments]

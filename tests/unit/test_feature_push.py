@@ -18,13 +18,17 @@ def test_pushes_reach_their_views_and_read_the_registry_once_per_source(tmp_path
     for n in range(5):
         features.push_items({f"i{n}": ItemText(f"item {n}", price=float(n))})
         features.push_popularity({f"i{n}": 10 + n}, {f"i{n}": n})
-    assert len(listed) == 2  # item_push and item_popularity_push, once each
+    assert len(listed) == 3  # item_push, catalogue_stamp_push and item_popularity_push, once each
     got = features.get_items([f"i{n}" for n in range(5)] + ["unknown"], popularity=True)
     assert sorted(got) == [f"i{n}" for n in range(5)]
     assert got["i3"].text.title == "item 3" and got["i3"].text.price == 3.0
     assert (got["i3"].popularity_30d, got["i3"].popularity_7d) == (13, 3)
-    features.push_items({"i3": ItemText("renamed")})  # a later push of the same source wins
+    stamp = features.get_shop().catalogue_stamp
+    features.push_popularity({"i3": 14}, {})  # popularity leaves the catalogue stamp alone
+    assert features.get_shop().catalogue_stamp == stamp > 0
+    features.push_items({"i3": ItemText("renamed")})  # a later push of the same source wins, and moves the stamp
     assert features.get_items(["i3"])["i3"].text.title == "renamed"
+    assert features.get_shop().catalogue_stamp != stamp
 
 
 def test_item_reads_skip_deleted_items_and_flag_out_of_stock_ones(tmp_path):
