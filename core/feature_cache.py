@@ -60,6 +60,11 @@ class _TimedMap:
         with self._lock:
             return {key: hit for key in keys if (hit := self._data.get(key)) is not None}
 
+    def drop_many(self, keys: Sequence[Any]) -> None:
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+
     def put_many(self, values: dict[Any, Any], now: float) -> None:
         with self._lock:
             for key, value in values.items():
@@ -130,6 +135,7 @@ class CachedFeatures:
             fresh = self.store.get_items(missing, popularity=popularity)
             if self.ttl_s > 0:
                 cache.put_many(fresh, now)
+                cache.drop_many([i for i in missing if i not in fresh])  # deleted since: not served stale again
             found.update(fresh)
         if stale:
             self._revalidate(stale, popularity)
@@ -164,6 +170,8 @@ class CachedFeatures:
                 logger.warning("feature cache: background read of %d items failed", len(batch), exc_info=True)
                 continue
             cache.put_many(fresh, now)
+            # deleted (or gone) since it was stored: dropped, or it would be served stale until it aged out
+            cache.drop_many([i for i in batch if i not in fresh])
 
     def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
         now = self.clock()

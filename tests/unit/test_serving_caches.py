@@ -103,6 +103,14 @@ def test_feature_cache_keeps_items_for_the_item_period_and_rereads_them_when_the
     now[0] = 126.0  # the stamp stays: nothing is read again within the item period
     cache.get_items(["a", "b"])
     assert len([r for r in store.reads if r[0] == "items"]) == reads
+    del store.items["a"]  # deleted: the store no longer returns it, and the push moved the stamp
+    stamp[0] = 3.0
+    now[0] = 131.0
+    cache.get_items(["a", "b"])  # served stale once while the background read finds it gone
+    deadline = time.monotonic() + 5
+    while "a" in cache.get_items(["a", "b"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert set(cache.get_items(["a", "b"])) == {"b"}  # dropped at once, not served stale until it aged out
 
 
 def test_feature_cache_keeps_a_versions_neighbours_but_not_their_absence():
