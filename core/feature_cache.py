@@ -27,9 +27,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from core.features import ItemFeatures, OnlineFeatures, ShopFeatures, ShopperState, UserFeatures
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +82,10 @@ class CachedFeatures:
     `ttl_s=0` turns caching off (every read goes to the store)."""
 
     def __init__(self, store: OnlineFeatures, ttl_s: float, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = MAX_ENTRIES, item_ttl_s: float | None = None) -> None:
+                 max_entries: int = MAX_ENTRIES, item_ttl_s: float = 0.0) -> None:
         self.store = store
         self.ttl_s = ttl_s
-        self.item_ttl_s = max(ttl_s, item_ttl_s if item_ttl_s is not None else ttl_s)  # items' period (see the module doc)
+        self.item_ttl_s = max(ttl_s, item_ttl_s)  # items' period (see the module doc); never shorter than ttl_s
         self.clock = clock
         self._stamp: float | None = None  # the catalogue stamp of the newest shop row read
         self._catalogue_moved = float("-inf")  # when (this clock) the stamp was last seen to move
@@ -93,6 +96,11 @@ class CachedFeatures:
         self._stale: dict[bool, set[str]] = {False: set(), True: set()}  # by `popularity`: items to read again
         self._stale_lock = threading.Condition()
         self._revalidator: threading.Thread | None = None
+
+    @classmethod
+    def for_settings(cls, store: OnlineFeatures, settings: "Settings") -> "CachedFeatures":
+        """The cache a service puts in front of the online store: RECSYS_FEATURE_CACHE_S, RECSYS_ITEM_CACHE_S."""
+        return cls(store, settings.feature_cache_s, item_ttl_s=settings.item_cache_s)
 
     def get_user(self, user_id: str) -> UserFeatures | None:
         return self.store.get_user(user_id)

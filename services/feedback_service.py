@@ -144,7 +144,7 @@ def shopper_state_writer(settings: Settings, log: EventLog, features: FeatureCli
     from core.triton_client import triton_client
 
     writer = ShopperStateWriter(ranker, features, triton_client(settings, ranker.model_name), erased_since=log.erasures.erased_since)
-    writer.items = CachedFeatures(features, settings.feature_cache_s, item_ttl_s=settings.item_cache_s)  # item texts: the history items repeat
+    writer.items = CachedFeatures.for_settings(features, settings)  # item texts: the history items repeat
     return writer
 
 

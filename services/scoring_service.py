@@ -187,7 +187,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
 
         recorder = ServedRecorder(log_writer(settings.eventlog), on_drop=SERVED_LISTS_DROPPED.inc)
         atexit.register(recorder.close)  # the last lists reach the log at a graceful stop
-    pipeline = RankingPipeline(settings, CachedFeatures(store, settings.feature_cache_s, item_ttl_s=settings.item_cache_s), triton, ranker, timed=timed, on_degraded=DEGRADED_ANSWERS.inc)
+    pipeline = RankingPipeline(settings, CachedFeatures.for_settings(store, settings), triton, ranker, timed=timed, on_degraded=DEGRADED_ANSWERS.inc)
     router = Router(triton, on_primary=lambda version: SERVING_VERSION.labels(ranker.model_name).set(int(version)))
     servicer = ScoringServicer(settings, pipeline, router, Shadows(recorder), Pseudonyms.of(settings))
     server, port, health = build_server([lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, s)], SERVICE_NAMES, address,
