@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from collections import OrderedDict
+from typing import Callable, Iterable, Mapping, Sequence
 
-from core.domain import HISTORY_LENGTH, INTEREST_EVENTS, WINDOW_7D, WINDOW_30D
+from core.domain import HISTORY_LENGTH, INTEREST_EVENTS, WINDOW_7D, WINDOW_30D, Event
 from core.features import FeatureClient, UserFeatures
 from core.store import EventLog
 
@@ -18,6 +19,57 @@ INTEREST_LIMIT = 2000  # interest events per shopper for the repeat / recency si
 POPULAR_ITEMS = 200  # the shop's popular list (retrieval's fallback; Recommend retrieves 200)
 TRENDING_ITEMS = 500  # the shop's trending list (Trending filters it by the request's rules)
 TRENDING_MIN_7D = 3  # interest events in 7 days before an item can trend (one shopper's clicks are noise)
+ROW_CACHE_EVENTS = 250_000  # interest events kept in memory across every remembered shopper (~60 MB at most)
+
+Interest = tuple[str, str, float, str]  # (item_id, event_type, ts, event_id), as EventStore.recent_events_many
+
+
+class ShopperRows:
+    """The interest events behind each shopper's row as this process last pushed it, with the log's counts
+    they were read with. A shopper's next batch merges its new events into them instead of reading up to
+    INTEREST_LIMIT events again (the read was a quarter of the feedback service's CPU under the shop-like
+    load, and a frequent shopper is both the longest history and the most frequent batch). The log stays
+    the truth: a merge is taken only when the log's counts, read after the append, equal the remembered
+    counts plus this batch's new events, so whatever else wrote or deleted this shopper's events (another
+    feedback replica, an erasure, retention) sends them to a full read."""
+
+    def __init__(self, max_events: int = ROW_CACHE_EVENTS) -> None:
+        self.max_events = max_events
+        self._rows: OrderedDict[str, tuple[int, int, list[Interest]]] = OrderedDict()  # least recently used first
+        self._events = 0
+
+    def merged(self, user_id: str, new: Sequence[Event], counts: tuple[int, int, float]) -> list[Interest] | None:
+        """Their newest INTEREST_LIMIT interest events with `new` (this batch's stored events of theirs)
+        merged in, or None when they must be read from the log."""
+        known = self._rows.get(user_id)
+        if known is None:
+            return None
+        n_interest, n_purchases, interests = known
+        liked = [e for e in new if e.event_type in INTEREST_EVENTS]
+        bought = sum(e.event_type == "purchase" for e in new)
+        if (n_interest + len(liked), n_purchases + bought) != counts[:2]:
+            return None
+        if not liked:
+            return interests
+        merged = interests + [(e.item_id, e.event_type, float(e.timestamp), e.event_id) for e in liked]
+        merged.sort(key=lambda r: (r[2], r[3]), reverse=True)  # the log's order: ts, then event id, newest first
+        return merged[:INTEREST_LIMIT]
+
+    def remember(self, user_id: str, counts: tuple[int, int, float], interests: list[Interest]) -> None:
+        self.forget(user_id)
+        self._rows[user_id] = (counts[0], counts[1], interests)
+        self._events += len(interests)
+        while self._events > self.max_events and self._rows:
+            _, (_, _, dropped) = self._rows.popitem(last=False)
+            self._events -= len(dropped)
+
+    def forget(self, user_id: str) -> None:
+        known = self._rows.pop(user_id, None)
+        if known is not None:
+            self._events -= len(known[2])
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def trending(pop30: dict[str, int], pop7: dict[str, int], hidden: Iterable[str] = (), limit: int = TRENDING_ITEMS) -> list[tuple[str, float]]:
@@ -50,44 +102,75 @@ class FeatureSync:
         self._touched: set[str] | None = None  # items event batches pushed while a full refresh read the log
         self._last_full = float("-inf")
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
+        self._rows = ShopperRows()
+        self._rows_lock = threading.Lock()  # users() runs under _lock from batches, without it from backfills
+        self.merged_rows = 0  # shopper rows merged instead of read (tests and the load benchmark read it)
 
-    def users(self, user_ids: Iterable[str]) -> None:
-        """Rebuild each shopper's history and interest features from the log. Erased shoppers are not
-        written back (core.store.erasures): those erased before this read are left out unless they have
-        events since; those erased while it ran are erased again from the online store after the write."""
+    def users(self, user_ids: Iterable[str], fresh: Mapping[str, Sequence[Event]] | None = None) -> None:
+        """Rebuild each shopper's history and interest features from the log. With `fresh` (the events an
+        append just stored, by shopper; after_batch passes them), a shopper this process pushed before
+        gets those merged into what it pushed then (ShopperRows says when that equals a full read).
+        Erased shoppers are not written back (core.store.erasures): those erased before this read are
+        left out unless they have events since; those erased while it ran are erased again from the
+        online store after the write."""
         ids = sorted(set(user_ids))
         if not ids:
             return
         started = time.time()
         erased = self.log.erasures.erased_at_map(ids)
-        interests = self.log.events.recent_events_many(ids, INTEREST_LIMIT)  # newest first; the text reads the head
-        counts = self.log.events.user_counts_many(ids)
+        counts = self.log.events.user_counts_many(ids)  # before the events: a concurrent append then fails the next merge
+        interests: dict[str, list[Interest]] = {}
+        with self._rows_lock:
+            for user_id in ids:
+                merged = None
+                if fresh is not None and user_id not in erased:
+                    merged = self._rows.merged(user_id, fresh.get(user_id, ()), counts[user_id])
+                if merged is not None:
+                    interests[user_id] = merged
+                    self.merged_rows += 1
+        unread = [u for u in ids if u not in interests]
+        if unread:
+            interests.update(self.log.events.recent_events_many(unread, INTEREST_LIMIT))  # newest first; the text reads the head
         for user_id, at in erased.items():  # only what they did after their erasure (its deletes may still run)
             after = [e for e in self.log.events.of_user(user_id) if e.timestamp > at]
             liked = sorted((e for e in after if e.event_type in INTEREST_EVENTS), key=lambda e: (-e.timestamp, e.event_id))
-            interests[user_id] = [(e.item_id, e.event_type, e.timestamp) for e in liked[:INTEREST_LIMIT]]
+            interests[user_id] = [(e.item_id, e.event_type, e.timestamp, e.event_id) for e in liked[:INTEREST_LIMIT]]
             counts[user_id] = (len(liked), sum(e.event_type == "purchase" for e in after), max((e.timestamp for e in after), default=0.0))
         rows = {}
+        with self._rows_lock:
+            for user_id in ids:
+                if user_id in erased:
+                    self._rows.forget(user_id)
+                else:
+                    self._rows.remember(user_id, counts[user_id], interests[user_id])
         for user_id in ids:
             n_events, n_purchases, last_ts = counts[user_id]
             mine = interests[user_id]
-            purchased = list(dict.fromkeys(i for i, t, _ in mine if t == "purchase"))
+            purchased = list(dict.fromkeys(i for i, t, _, _ in mine if t == "purchase"))
             if user_id in erased and not n_events:
                 continue
-            rows[user_id] = UserFeatures([(i, t) for i, t, _ in mine[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
-                                         [(i, ts) for i, _, ts in mine], purchased)
+            rows[user_id] = UserFeatures([(i, t) for i, t, _, _ in mine[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
+                                         [(i, ts) for i, _, ts, _ in mine], purchased)
         self.features.push_users(rows)
         for user_id in self.log.erasures.erased_since(rows, started):
             self.features.forget_user(user_id)
+            with self._rows_lock:
+                self._rows.forget(user_id)
         self.on_users(rows)
 
-    def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str]) -> None:
+    def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str], fresh: Sequence[Event] | None = None) -> None:
         """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest.
+        `fresh`: the events the append stored (new, not duplicates), which lets a shopper's row be merged.
         With a refresher thread running, a due full refresh only wakes it (its cost grows with the log and
         the catalogue; no RecordEvents call waits for it), except the first one of this process."""
         full_inline, wake = False, False
+        by_user: dict[str, list[Event]] | None = None
+        if fresh is not None:
+            by_user = {}
+            for e in fresh:
+                by_user.setdefault(e.user_id, []).append(e)
         with self._lock:
-            self.users(user_ids)
+            self.users(user_ids, by_user)
             due = self.timer() - self._last_full >= self.refresh_s
             full_inline = due and (self._wake is None or self._last_full == float("-inf"))
             wake = due and not full_inline

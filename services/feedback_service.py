@@ -85,9 +85,15 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         """Append every batch in one transaction (if it fails, no batch is acknowledged), then refresh
         what they changed in the online store once."""
         fresh = self.log.events.append_batches(batches)
+        stored, seen = [], set()  # the events stored now, each id once (the first batch that carried it)
+        for batch, ids in zip(batches, fresh):
+            for e in batch:
+                if e.event_id in ids and e.event_id not in seen:
+                    seen.add(e.event_id)
+                    stored.append(e)
         error: Exception | None = None
         try:
-            self.sync.after_batch({e.user_id for b in batches for e in b}, {e.item_id for b in batches for e in b})
+            self.sync.after_batch({e.user_id for b in batches for e in b}, {e.item_id for b in batches for e in b}, stored)
         except Exception as exc:  # noqa: BLE001 - the events are stored; the caller answers UNAVAILABLE
             logger.exception("feature refresh failed")
             error = exc
