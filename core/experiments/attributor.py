@@ -54,7 +54,10 @@ class Attributor:
             found = []
             if events:  # (a round of impressions alone only moves the watermark)
                 oldest = min(received for _, received in events) - self.window_s
-                by_user = self.log.served.of_users({e.user_id for e, _ in events}, oldest)
+                wanted: dict[str, set[str]] = {}
+                for e, _ in events:
+                    wanted.setdefault(e.user_id, set()).add(e.item_id)
+                by_user = self.log.served.of_users(wanted, oldest)
                 prices = self.log.catalogue.prices(e.item_id for e, _ in events if e.event_type == "purchase")
                 found = attribute_all(events, by_request, by_user, prices, self.window_s)
             self.log.attributions.record(found, watermark)

@@ -272,3 +272,21 @@ def test_attributor_waits_for_a_late_served_list_and_passes_impressions(tmp_path
     log.events.append([Event("c3", "u", "a", "click", 4.0, "r-never")])
     assert Attributor(log, grace_s=0.0, wait_s=0.0).run_once() == 1
     assert log.attributions.of_events(["c3"])["c3"].method == "window"
+
+
+def test_a_shoppers_lists_are_read_only_where_they_show_the_items_their_events_name(tmp_path):
+    """Issue 26: a frequent shopper has hundreds of shown lists in the attribution window; only those
+    showing an item of theirs are decoded, item ids that JSON escapes included."""
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    now = time.time()
+    odd = 'héllo "quoted" \\ id'
+    log.served.append([ServedList(f"r{k}", "u", now - 100 + k, "1", (f"i{k}", f"i{k + 1}")) for k in range(50)]
+                      + [ServedList("odd", "u", now - 5, "1", ("x", odd)), ServedList("v1", "v", now - 5, "1", ("i3",))])
+    got = log.served.of_users({"u": {"i3", odd}, "v": {"zzz"}}, now - 1000)
+    assert sorted(s.request_id for s in got["u"]) == ["odd", "r2", "r3"] and "v" not in got
+    assert any(s.item_ids == ("x", odd) for s in got["u"])
+    log.catalogue.upsert({})
+    log.events.append([Event("e1", "u", odd, "click", 1.0), Event("e2", "u", "i3", "purchase", 2.0)])
+    assert Attributor(log, grace_s=0.0).run_once() == 2
+    found = log.attributions.of_events(["e1", "e2"])
+    assert (found["e1"].request_id, found["e1"].position) == ("odd", 2) and (found["e2"].request_id, found["e2"].position) == ("r3", 1)
