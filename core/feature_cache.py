@@ -6,17 +6,20 @@ a catalogue upsert, popularity and the shop row when the feedback service refres
 RECSYS_POPULARITY_REFRESH_S), co-purchase never within a version. The shopper's own row is what
 events change, so it is never cached: a purchase shows in the next Rank.
 
-- items: per item, fresh until the end of the RECSYS_ITEM_CACHE_S period they were read in (30 s: an
-  item's popularity is a 30- and 7-day count, refreshed shop-wide every RECSYS_POPULARITY_REFRESH_S),
-  then served stale through the next period while one background read brings every stale item a
-  request asked for up to date, in batches (stale-while-revalidate: a request never waits for the
-  store once the working set is cached); older than that, an item is read again on the request path.
+- items: per item, fresh until the end of the RECSYS_ITEM_CACHE_S period they were read in (300 s: an
+  item's popularity is a 30- and 7-day count, which minutes do not move), then served stale through
+  the next period while one background read brings every stale item a request asked for up to date,
+  in small batches with pauses (stale-while-revalidate: a request never waits for the store once the
+  working set is cached, and the read never takes more than about a quarter of the process's time);
+  older than that, an item is read again on the request path. Each process's periods start at a
+  random phase, so a service's processes do not all re-read the catalogue in the same second.
   Text and status (a new title, out of stock, deleted) do not wait for the period: every push of item
   rows moves the catalogue stamp (core.features.FeatureClient.push_items), read with the shop row once
   per RECSYS_FEATURE_CACHE_S period, and once it moved, every item stored before is stale at once, so
   an upsert shows within about two RECSYS_FEATURE_CACHE_S periods. Unknown items are not remembered, so
   an item upserted a moment ago is found at once. (Re-reading every item every 5 s cost the shop-like
-  load a quarter of the scoring service's CPU: 132 Rank/s at 16 clients against 170 with 15 s.)
+  load a quarter of the scoring service's CPU: 132 Rank/s at 16 clients against 170 with 15 s; every
+  30 s still cost 158 Rank/s against 188 without re-reads, issue 26.)
 - shop: RECSYS_FEATURE_CACHE_S;
 - co-purchase: per (version, item) until evicted, the version's rows being immutable; an item without
   neighbours is remembered for the TTL only, in case its version's rows are still being pushed.
@@ -24,6 +27,7 @@ events change, so it is never cached: a purchase shows in the next Rank.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -37,7 +41,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_ENTRIES = 1_000_000  # per map; an entry is a few hundred bytes
-REVALIDATE_BATCH = 500  # items per store read of the background revalidation
+REVALIDATE_BATCH = 100  # items per store read of the background revalidation
+REVALIDATE_DUTY = 0.25  # after each read the revalidation pauses 3x as long as the read took
 
 
 class _TimedMap:
@@ -82,10 +87,11 @@ class CachedFeatures:
     `ttl_s=0` turns caching off (every read goes to the store)."""
 
     def __init__(self, store: OnlineFeatures, ttl_s: float, clock: Callable[[], float] = time.monotonic,
-                 max_entries: int = MAX_ENTRIES, item_ttl_s: float = 0.0) -> None:
+                 max_entries: int = MAX_ENTRIES, item_ttl_s: float = 0.0, phase_s: float = 0.0) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self.item_ttl_s = max(ttl_s, item_ttl_s)  # items' period (see the module doc); never shorter than ttl_s
+        self.phase_s = phase_s  # where this process's item periods start (for_settings: random)
         self.clock = clock
         self._stamp: float | None = None  # the catalogue stamp of the newest shop row read
         self._catalogue_moved = float("-inf")  # when (this clock) the stamp was last seen to move
@@ -100,7 +106,8 @@ class CachedFeatures:
     @classmethod
     def for_settings(cls, store: OnlineFeatures, settings: "Settings") -> "CachedFeatures":
         """The cache a service puts in front of the online store: RECSYS_FEATURE_CACHE_S, RECSYS_ITEM_CACHE_S."""
-        return cls(store, settings.feature_cache_s, item_ttl_s=settings.item_cache_s)
+        item_ttl_s = max(settings.feature_cache_s, settings.item_cache_s)
+        return cls(store, settings.feature_cache_s, item_ttl_s=item_ttl_s, phase_s=random.uniform(0.0, item_ttl_s))
 
     def get_user(self, user_id: str) -> UserFeatures | None:
         return self.store.get_user(user_id)
@@ -122,7 +129,7 @@ class CachedFeatures:
 
     def _item_age(self, stored_at: float, now: float) -> int:
         """Item periods since an entry was stored; at least 1 (stale) if the catalogue moved since."""
-        age = int(now // self.item_ttl_s - stored_at // self.item_ttl_s)
+        age = int((now + self.phase_s) // self.item_ttl_s - (stored_at + self.phase_s) // self.item_ttl_s)
         return max(age, 1) if stored_at < self._catalogue_moved else age
 
     def get_items(self, item_ids: Sequence[str], popularity: bool = False) -> dict[str, ItemFeatures]:
@@ -172,6 +179,7 @@ class CachedFeatures:
             batch = [i for i in batch if i in current and self._item_age(current[i][1], now) >= 1]  # not read meanwhile
             if not batch:
                 continue
+            started = time.monotonic()
             try:
                 fresh = self.store.get_items(batch, popularity=popularity)
             except Exception:  # noqa: BLE001 - the items age out and are read on the request path instead
@@ -180,6 +188,9 @@ class CachedFeatures:
             cache.put_many(fresh, now)
             # deleted (or gone) since it was stored: dropped, or it would be served stale until it aged out
             cache.drop_many([i for i in batch if i not in fresh])
+            # a catalogue's worth of reads at once held the GIL from the requests of this process for
+            # seconds (every process at the same moment, before the phase): spread them out instead
+            time.sleep((time.monotonic() - started) * (1.0 / REVALIDATE_DUTY - 1.0))
 
     def get_co_purchase(self, key: str, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
         now = self.clock()

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     feature_cache_s: float = Field(5.0, ge=0)
     # How long it serves an item's popularity before reading the item again (at least feature_cache_s);
     # item text and statuses are re-read as soon as the catalogue stamp moves (core/feature_cache.py).
-    item_cache_s: float = Field(30.0, ge=0)
+    item_cache_s: float = Field(300.0, ge=0)
     # gRPC worker threads of each scoring process, and how many processes share its port (SO_REUSEPORT).
     scoring_threads: int = Field(8, ge=1, le=256)
     scoring_processes: int = Field(1, ge=1, le=64)
