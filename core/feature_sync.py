@@ -104,7 +104,7 @@ class FeatureSync:
         self._pushed_items: set[str] = set()  # items whose pushed popularity may be non-zero
         self._rows = ShopperRows()
         self._rows_lock = threading.Lock()  # users() runs under _lock from batches, without it from backfills
-        self.merged_rows = 0  # shopper rows merged instead of read (tests and the load benchmark read it)
+        self.merged_rows = 0  # shopper rows merged instead of read from the log (tests read it)
 
     def users(self, user_ids: Iterable[str], fresh: Mapping[str, Sequence[Event]] | None = None) -> None:
         """Rebuild each shopper's history and interest features from the log. With `fresh` (the events an
@@ -128,7 +128,7 @@ class FeatureSync:
                 if merged is not None:
                     interests[user_id] = merged
                     self.merged_rows += 1
-        unread = [u for u in ids if u not in interests]
+        unread = [u for u in ids if u not in interests and u not in erased]  # the erased are read below, from their erasure on
         if unread:
             interests.update(self.log.events.recent_events_many(unread, INTEREST_LIMIT))  # newest first; the text reads the head
         for user_id, at in erased.items():  # only what they did after their erasure (its deletes may still run)

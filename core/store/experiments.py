@@ -112,10 +112,7 @@ class ServedStore:
                 for row in conn.execute(q):
                     text = row.raw_item_ids if isinstance(row.raw_item_ids, str) else json.dumps(row.raw_item_ids)
                     if any(n in text for n in needles[row.user_key]):
-                        items = json.loads(text)
-                        out.setdefault(row.user_key, []).append(
-                            ServedList(row.request_id, row.user_key, float(row.served_at), row.version, tuple(items),
-                                       row.experiment_id, row.arm, bool(row.shadow), row.rpc))
+                        out.setdefault(row.user_key, []).append(_served(row, json.loads(text)))
         return out
 
     def of_experiment(self, experiment_id: str, until: float | None = None) -> list[ServedList]:
@@ -136,8 +133,10 @@ class ServedStore:
             return int(conn.execute(sa.delete(served_lists_table).where(served_lists_table.c.served_at < before)).rowcount)
 
 
-def _served(row: sa.Row) -> ServedList:
-    items = row.item_ids if isinstance(row.item_ids, list) else json.loads(row.item_ids)
+def _served(row: sa.Row, items: list[str] | None = None) -> ServedList:
+    """The row as a ServedList; `items`: its item ids when the caller decoded them already."""
+    if items is None:
+        items = row.item_ids if isinstance(row.item_ids, list) else json.loads(row.item_ids)
     return ServedList(row.request_id, row.user_key, float(row.served_at), row.version, tuple(items), row.experiment_id, row.arm,
                       bool(row.shadow), row.rpc)
 
