@@ -196,8 +196,8 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             except Exception as exc:  # noqa: BLE001 - the one place errors become statuses
                 code, message = status_for(exc)
                 code_name = code.name
-                if code == grpc.StatusCode.INTERNAL:
-                    logger.exception("%s failed", method)
+                if code == grpc.StatusCode.INTERNAL or not isinstance(exc, RecsysError):
+                    logger.exception("%s failed: %s", method, code.name)
                 else:
                     logger.info("%s: %s %s", method, code.name, message)
                 if audit is not None and not isinstance(request, (Unread, Undecodable)):

@@ -9,6 +9,7 @@ the log's write lock (SQLite) or that row's lock (PostgreSQL) until commit: appe
 numbers commit in order, and a reader that sees number n sees every number below it."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Sequence
 
@@ -18,6 +19,9 @@ from sqlalchemy.engine import Engine
 from core.domain import INTEREST_EVENTS, Event
 from core.store.erasures import erased_at
 from core.store.schema import EVENT_SEQ, chunks, counters_table, events_table, insert_ignore
+
+logger = logging.getLogger(__name__)
+APPEND_ATTEMPTS = 3  # a transient database error (connection lost, deadlock) is retried before the caller sees it
 
 
 def item_counts_query(since: float, item_ids: Sequence[str] | None = None) -> sa.Select:
@@ -44,6 +48,19 @@ class EventStore:
         sent twice counts as new in the first batch that carries it."""
         if not any(batches):
             return [set() for _ in batches]
+        for attempt in range(APPEND_ATTEMPTS):
+            try:
+                return self._append_batches(batches)
+            except sa.exc.OperationalError as exc:  # a dropped connection or a deadlock: nothing we hold was committed
+                if attempt + 1 == APPEND_ATTEMPTS:
+                    raise
+                logger.warning("event append failed (%s); retrying", type(exc.orig).__name__)
+                time.sleep(0.05 * 4**attempt)
+        raise AssertionError("unreachable")
+
+    def _append_batches(self, batches: Sequence[Sequence[Event]]) -> list[set[str]]:
+        # Retrying is safe: ids already stored are skipped. If a lost connection hid a commit that did
+        # happen, the retry reports those events as duplicates; they are stored either way.
         now = time.time()
         ids = list({e.event_id for batch in batches for e in batch})
         counter = counters_table.c

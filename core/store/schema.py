@@ -167,7 +167,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def open_engine(url: str) -> Engine:
     """An engine on the log with every table created (and older logs migrated)."""
-    engine = sa.create_engine(url, future=True)
+    if sa.engine.make_url(url).get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, future=True)
+    else:  # a server restart or failover drops pooled connections: test each one as it is checked out
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     metadata.create_all(engine)
