@@ -8,16 +8,23 @@ config's `type:`, the way Feast picks any backend) gives each thread its own con
 a busy timeout, so SQLite's own locking serialises writers across threads and processes while readers
 never block. It also deletes one entity's rows, which forgetting a shopper needs and Feast's online
 store interface does not offer per entity.
+
+Its writes keep the newer row: a row whose event time is older than the stored one's does not
+replace it, as in Feast's Redis store. Feast's SQLite store overwrites whatever it is given, so two
+feedback processes refreshing one shopper at once could leave the row that was read first.
 """
 from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import extract_text_and_num
 from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig, _initialize_conn, _quote_id, _table_id
+from feast.utils import to_naive_utc
 
 STORE_TYPE = "core.feast_sqlite.ThreadSafeSqliteOnlineStore"
 BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another's transaction before failing
@@ -47,6 +54,32 @@ class ThreadSafeSqliteOnlineStore(SqliteOnlineStore):
             conn.execute("PRAGMA synchronous=NORMAL")  # the event log is the durable record; these rows are derived
             self._local.conn = conn
         return conn
+
+    def online_write_batch(self, config: Any, table: Any, data: list[tuple[Any, dict[str, Any], datetime, datetime | None]],
+                           progress: Callable[[int], Any] | None) -> None:
+        """Feast's row format (value proto, text of string values, naive UTC times), written in one
+        executemany; a row replaces the stored one only if its event time is not older."""
+        store = config.online_store
+        if store.vector_enabled or store.enable_openai_compatible_store:  # columns this write does not fill
+            super().online_write_batch(config, table, data, progress)
+            return
+        conn = self._get_conn(config)
+        name = _quote_id(_table_id(config.project, table, config.registry.enable_online_feature_view_versioning))
+        upsert = (f"INSERT INTO {name} (entity_key, feature_name, value, value_text, event_ts, created_ts) VALUES (?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, value_text = excluded.value_text, "
+                  "event_ts = excluded.event_ts, created_ts = excluded.created_ts "
+                  f"WHERE {name}.event_ts IS NULL OR excluded.event_ts >= {name}.event_ts")
+        rows = []
+        for entity_key, values, event_ts, created_ts in data:
+            key = serialize_entity_key(entity_key, entity_key_serialization_version=config.entity_key_serialization_version)
+            at = to_naive_utc(event_ts)  # stored as ISO text, so text order is time order
+            created = to_naive_utc(created_ts) if created_ts is not None else None
+            for feature, value in values.items():
+                rows.append((key, feature, value.SerializeToString(), extract_text_and_num(value, False)[0], at, created))
+        with conn:
+            conn.executemany(upsert, rows)
+        if progress:
+            progress(len(data))
 
     def ping(self, config: Any) -> bool:
         """Whether the database file answers a query (health checks)."""

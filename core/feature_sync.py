@@ -150,7 +150,7 @@ class FeatureSync:
             if user_id in erased and not n_events:
                 continue
             rows[user_id] = UserFeatures([(i, t) for i, t, _, _ in mine[:HISTORY_LENGTH]], n_events, n_purchases, last_ts,
-                                         [(i, ts) for i, _, ts, _ in mine], purchased)
+                                         [(i, ts) for i, _, ts, _ in mine], purchased, as_of=started)
         self.features.push_users(rows)
         for user_id in self.log.erasures.erased_since(rows, started):
             self.features.forget_user(user_id)
@@ -187,9 +187,10 @@ class FeatureSync:
 
     def _push_item_popularity(self, items: list[str]) -> None:
         """These items' 30- and 7-day counts as the log holds them now."""
+        as_of = time.time()  # before the reads: a process that read later wins in the online store
         clock = self.log.events.newest_time() or 0.0
         self.features.push_popularity(self.log.events.item_counts(clock - WINDOW_30D, items),
-                                      self.log.events.item_counts(clock - WINDOW_7D, items))
+                                      self.log.events.item_counts(clock - WINDOW_7D, items), as_of)
 
     def start_refresher(self) -> threading.Thread:
         """Run the throttled full refresh on a thread of its own from now on (the feedback service does)."""
@@ -225,6 +226,7 @@ class FeatureSync:
                     self._touched = None
 
     def _refresh_all(self, pushed_before: set[str]) -> None:
+        as_of = time.time()
         clock = self.log.events.newest_time()
         if clock is None:
             self._last_full = self.timer()
@@ -232,7 +234,7 @@ class FeatureSync:
         pop30 = self.log.events.item_counts(clock - WINDOW_30D)
         pop7 = self.log.events.item_counts(clock - WINDOW_7D)
         stale = {i: 0 for i in pushed_before if i not in pop30}  # dropped out of the window
-        self.features.push_popularity({**stale, **pop30}, pop7)
+        self.features.push_popularity({**stale, **pop30}, pop7, as_of)
         hidden = self.log.catalogue.statuses()  # out of stock or deleted: never offered as popular
         popular = sorted((i for i in pop30 if i not in hidden), key=lambda i: (-pop30[i], i))[:POPULAR_ITEMS]
         filler: list[str] = []

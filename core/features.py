@@ -56,6 +56,10 @@ class UserFeatures:
     last_event_ts: float
     interests: list[tuple[str, float]] = field(default_factory=list)  # (item_id, ts), newest first
     purchased: list[str] = field(default_factory=list)  # distinct items bought among the interests, newest first
+    # When the log was read for this row (epoch s; 0: when it is pushed). Pushed as the row's event time,
+    # which the online store keeps the newest of: two processes refreshing one shopper at once end
+    # with the row read last, whichever of them pushes last. Not part of what the row says (equality).
+    as_of: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class StateRow:
 
     fingerprint: str
     vectors: dict[str, np.ndarray]  # version key -> vector
+    as_of: float = 0.0  # the as_of of the shopper row it was computed from (UserFeatures.as_of)
 
 
 @dataclass(frozen=True)
@@ -218,27 +223,32 @@ class FeatureClient:
         self._provider: Any = None
 
     # --- writes ---------------------------------------------------------------------------------
-    def _push(self, source: str, columns: dict[str, list[Any]]) -> None:
+    def _push(self, source: str, columns: dict[str, list[Any]], as_of: Sequence[float] | float = 0.0) -> None:
         """What FeatureStore.push(source, df) does for our online-only push sources, in fewer steps:
         - push() rebuilds every feature view of the registry from its proto on each call (twice, and the
           feature services once more): the views a source feeds are looked up once, like _shopper_views;
         - ingest_df() then goes pandas -> Arrow -> one Python object per cell -> protos, which profiled as
           ~45% of the feedback service's CPU under the shop-like load (issue 26): each column here becomes
           Feast's value protos in one call (feast.type_map.python_values_to_proto_values, lists copied
-          whole), and the rows go to the provider's online_write_batch, where ingest_df ends too."""
+          whole), and the rows go to the provider's online_write_batch, where ingest_df ends too.
+        `as_of`: each row's event time (epoch s; one for all rows, or one per row; 0: now). The online
+        stores keep a row only if it is not older than the stored one (Feast's Redis store does so
+        itself; core.feast_sqlite does for SQLite)."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
         from feast.type_map import python_values_to_proto_values
 
         n = len(next(iter(columns.values())))
         if not n:
             return
-        written_at = datetime.now(timezone.utc)
+        now = time.time()
+        times = [as_of] * n if isinstance(as_of, (int, float)) else list(as_of)
+        written_at = [datetime.fromtimestamp(t or now, timezone.utc) for t in times]
         for view in self._views_fed_by(source):
             join_keys = [entity.name for entity in view.entity_columns]
             keys = {e.name: python_values_to_proto_values(columns[e.name], e.dtype.to_value_type()) for e in view.entity_columns}
             values = {f.name: python_values_to_proto_values(columns[f.name], f.dtype.to_value_type()) for f in view.features}
             rows = [(EntityKeyProto(join_keys=join_keys, entity_values=[keys[k][i] for k in join_keys]),
-                     {name: column[i] for name, column in values.items()}, written_at, None) for i in range(n)]
+                     {name: column[i] for name, column in values.items()}, written_at[i], None) for i in range(n)]
             self._online_provider().online_write_batch(self.store.config, view, rows, None)
 
     def _views_fed_by(self, source: str) -> list[Any]:
@@ -283,15 +293,16 @@ class FeatureClient:
             "interest_item_ids": [[i for i, _ in r.interests] for r in rows.values()],
             "interest_timestamps": [[float(t) for _, t in r.interests] for r in rows.values()],
             "purchased_item_ids": [list(r.purchased) for r in rows.values()],
-        })
+        }, [r.as_of for r in rows.values()])
 
-    def push_popularity(self, counts_30d: dict[str, int], counts_7d: dict[str, int]) -> None:
-        """Popularity of the items in `counts_30d` (an item absent from `counts_7d` had none in 7 days)."""
+    def push_popularity(self, counts_30d: dict[str, int], counts_7d: dict[str, int], as_of: float = 0.0) -> None:
+        """Popularity of the items in `counts_30d` (an item absent from `counts_7d` had none in 7 days),
+        counted from the log as it was at `as_of` (0: now)."""
         self._push("item_popularity_push", {
             "item_id": list(counts_30d),
             "popularity_30d": [int(n) for n in counts_30d.values()],
             "popularity_7d": [int(counts_7d.get(i, 0)) for i in counts_30d],
-        })
+        }, as_of)
 
     def push_shop(self, clock: float, popular: Sequence[str], filler: Sequence[str] = (),
                   trending: Sequence[tuple[str, float]] = ()) -> None:
@@ -316,7 +327,7 @@ class FeatureClient:
             "vectors": [np.concatenate([np.asarray(v, dtype=np.float32) for v in r.vectors.values()]).tolist() if r.vectors else []
                         for r in rows.values()],
             "fingerprint": [r.fingerprint for r in rows.values()],
-        })
+        }, [r.as_of for r in rows.values()])
 
     def push_segments(self, assignments: dict[str, int], segments: Sequence[Segment], segmented_at: float) -> None:
         """A clustering's result: every shopper's segment id, and the segment list."""

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # gRPC worker threads of each scoring process, and how many processes share its port (SO_REUSEPORT).
     scoring_threads: int = Field(8, ge=1, le=256)
     scoring_processes: int = Field(1, ge=1, le=64)
+    # Feedback processes sharing its port the same way: RecordEvents is CPU-bound in one process (the GIL)
+    # while the shopper rows it refreshes are written; each process is a replica (the event log
+    # orders appends, the online store keeps the newest row, core.feature_sync).
+    feedback_processes: int = Field(1, ge=1, le=64)
     # Triton instances of the model a fresh deployment's config gets: KIND_GPU on a GPU machine (its model
     # then runs in RECSYS_INFERENCE_DTYPE, float16 by default there), and how many per device.
     triton_instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"

@@ -78,8 +78,8 @@ def ingest(address: str, credentials: Credentials, users: Sequence[str], items: 
 
     def client(c: int) -> None:
         rng = random.Random(seed * 7919 + c)
-        channel = open_channel(address, credentials)
-        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)
+        channel = open_channel(address, credentials, own_connection=True)  # one connection per storefront client, as
+        stub = feedback_pb2_grpc.FeedbackServiceStub(channel)                 # several feedback processes need
         pace = Pacer(rate_per_s, stop)
         try:
             for b in range(batches):

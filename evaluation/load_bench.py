@@ -15,7 +15,8 @@ so every cache stays hot after the warm-up), and `shop`, what an open shop looks
 Online Retail catalogue, `--shoppers` customers with their purchase histories, each call's shopper drawn
 by how often they visited (a few return often, most rarely), and before each Rank, with probability
 `--event-probability`, a click of that shopper recorded through RecordEvents, so their state has changed;
-then the time to rebuild every shopper's stored state for a version. The soak runs on the shop-like
+then the time to rebuild every shopper's stored state for a version, and ingest while those states are
+recomputed; the shop-like suite runs `--feedback-processes` feedback processes (one per CPU). The soak runs on the shop-like
 workload when it is measured (on the hot one with `--workload hot`).
 Writes bench/results/load-TAG.{json,md} (and load-TAG-soak.png or load-TAG-shop-soak.png).
 """
@@ -193,6 +194,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0,
                         help="then Rank at 16 clients for this many seconds, sampling memory (the shop-like workload when it runs)")
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1), help="RECSYS_SCORING_PROCESSES")
+    parser.add_argument("--feedback-processes", type=int, default=os.cpu_count() or 1,
+                        help="RECSYS_FEEDBACK_PROCESSES of the shop-like workload (one per CPU)")
     parser.add_argument("--ablations", action="store_true",
                         help="instead: Rank at 1 and 16 clients with each lever of issue 11 turned off, one deployment each")
     parser.add_argument("--tag", default="main")
@@ -214,7 +217,8 @@ def main() -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "dataset": shop.name, "items": len(items),
                                "scoring_processes": args.processes, "rank": [], "recommend": [], "candidates": []}
     if args.workload in ("shop", "both"):
-        results["shop"] = shop_workload(args.dataset, args.shoppers, args.event_probability, args.processes, levels, args.seconds, args.soak)
+        results["shop"] = shop_workload(args.dataset, args.shoppers, args.event_probability, args.processes, levels, args.seconds, args.soak,
+                                        args.feedback_processes)
     if args.workload == "shop":
         return write(results, args.tag)
     with tempfile.TemporaryDirectory(prefix="load-") as tmp:
@@ -240,7 +244,7 @@ def main() -> None:
 
 
 def shop_workload(dataset: str, shoppers: int, event_probability: float, processes: int, levels: list[int],
-                  seconds: float, soak_s: float = 0.0) -> dict[str, Any]:
+                  seconds: float, soak_s: float = 0.0, feedback_processes: int = 1) -> dict[str, Any]:
     """The shop-like workload on a deployment of its own: every shopper's purchases ingested, then Rank at
     each client count, Recommend at 1 and the most clients, the time to rebuild every shopper's state, and
     (with `soak_s`) a soak at the most clients with memory sampled."""
@@ -255,10 +259,12 @@ def shop_workload(dataset: str, shoppers: int, event_probability: float, process
     print(f"shop-like: deploying {len(traffic.users)} shoppers, {len(items)} items, {len(shop.events)} purchases "
           "(ingest, version 1, catalogue embedding: minutes) ...", flush=True)
     out: dict[str, Any] = {"dataset": shop.name, "shoppers": len(traffic.users), "items": len(items), "events_ingested": len(shop.events),
-                           "event_probability": event_probability, "rank": [], "recommend": []}
+                           "event_probability": event_probability, "scoring_processes": processes,
+                           "feedback_processes": feedback_processes, "rank": [], "recommend": []}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="load-shop-") as tmp:
-        suite = deploy(Path(tmp), shop, {"RECSYS_MAX_CANDIDATES": "500", "RECSYS_SCORING_PROCESSES": str(processes)},
+        suite = deploy(Path(tmp), shop, {"RECSYS_MAX_CANDIDATES": "500", "RECSYS_SCORING_PROCESSES": str(processes),
+                                         "RECSYS_FEEDBACK_PROCESSES": str(feedback_processes)},
                        bootstrap_steps=10, ingest_fraction=1.0)
         out["deploy_s"] = round(time.monotonic() - started, 1)
         try:
@@ -409,7 +415,8 @@ def shop_lines(shop: dict[str, Any], tag: str = "main") -> list[str]:
     names = list(shop["rank"][0]["cpu_per_s"]) if shop["rank"] else []
     lines = [f"# Shop-like workload (`make bench-load`), {os.cpu_count()} CPUs: {shop['dataset']}, {shop['items']} items, "
              f"{shop['shoppers']} shoppers with histories ({shop['events_ingested']} purchases), shoppers drawn by how often they "
-             f"visited, an event recorded before {shop['event_probability']:.0%} of the calls; 100 candidates per Rank, TLS", "",
+             f"visited, an event recorded before {shop['event_probability']:.0%} of the calls; 100 candidates per Rank, TLS; "
+             f"{shop.get('scoring_processes', '?')} scoring and {shop.get('feedback_processes', 1)} feedback processes", "",
              "| RPC | clients | per s | p50 ms | p99 ms | failed | degraded | events recorded (p99 ms) | shopper vector: stored / inline / cold start | CPU s per s: "
              + ", ".join(names) + " |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from core.features import OnlineFeatures, StateRow, UserFeatures
 from core.triton_client import InferenceUnavailable, TritonClickClient
@@ -69,7 +69,7 @@ class ShopperStateWriter:
         self.serving_versions = serving_versions or self._planned_versions
         self.chunk = chunk
         self.stats = WriterStats()
-        self._pending: dict[str, list[tuple[str, float]]] = {}  # user -> interests, oldest submission first
+        self._pending: dict[str, UserFeatures] = {}  # user -> their newest pushed row, oldest submission first
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -89,7 +89,7 @@ class ShopperStateWriter:
         with self._lock:
             for user_id, row in rows.items():
                 self._pending.pop(user_id, None)
-                self._pending[user_id] = list(row.interests)
+                self._pending[user_id] = row
             while len(self._pending) > MAX_PENDING:
                 self._pending.pop(next(iter(self._pending)))
                 self.stats.dropped += 1
@@ -142,7 +142,7 @@ class ShopperStateWriter:
             users = list(pending)
             for start in range(0, len(users), self.chunk):
                 chunk = users[start : start + self.chunk]
-                self.write({u: pending[u] for u in chunk}, versions)
+                self.write({u: pending[u].interests for u in chunk}, versions, {u: pending[u].as_of for u in chunk})
         except Exception as exc:  # noqa: BLE001 - the writer must outlive any one failure (Triton away, Feast busy)
             self.stats.failures += 1
             now = time.monotonic()
@@ -164,8 +164,11 @@ class ShopperStateWriter:
                 self._idle.set()
         return True
 
-    def write(self, interests: dict[str, list[tuple[str, float]]], versions: Sequence[str]) -> None:
-        """Encode these shoppers for each of `versions` (one Triton request per version) and push them."""
+    def write(self, interests: dict[str, list[tuple[str, float]]], versions: Sequence[str],
+              as_of: Mapping[str, float] | None = None) -> None:
+        """Encode these shoppers for each of `versions` (one Triton request per version) and push them.
+        `as_of`: when each shopper's row was read from the log (UserFeatures.as_of; default: now): a
+        state computed from an older row than the stored state's does not replace it."""
         started_wall, started = time.time(), time.perf_counter()
         needed = list(dict.fromkeys(i for history in interests.values() for i in self.encoder.needed_items(history)))
         items = self.items.get_items(needed)
@@ -173,8 +176,8 @@ class ShopperStateWriter:
         histories = [self.encoder.history(interests[u], items) for u in users]
         inputs = self.encoder.inputs(histories, {i: item_text(items[i].text) for h in histories for i in h.items})
         vectors = {v: self.triton.shopper_vectors(inputs, v) for v in versions}
-        rows = {u: StateRow(self.encoder.fingerprint(interests[u]), {self.ranker.version_key(v): vectors[v][k] for v in versions})
-                for k, u in enumerate(users)}
+        rows = {u: StateRow(self.encoder.fingerprint(interests[u]), {self.ranker.version_key(v): vectors[v][k] for v in versions},
+                            (as_of or {}).get(u, started_wall)) for k, u in enumerate(users)}
         self.features.push_shopper_states(rows)
         for user_id in self.erased_since(users, started_wall):  # ForgetUser ran meanwhile: it wins
             self.features.forget_user(user_id)

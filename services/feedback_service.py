@@ -33,9 +33,9 @@ from core.tasks import TaskSender, celery_client, queue_depths
 from core.triggers import maybe_fine_tune
 from rankers import get_ranker
 from ranking.shopper_states import ShopperStateWriter
-from services.grpc_server import build_server, serve_until_signalled
+from services.grpc_server import build_server, serve_processes, serve_until_signalled
 from services.health_watch import start_watching
-from services.metrics import INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector, serve_metrics
+from services.metrics import INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector
 from services.model_admin import ModelAdminServicer
 from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
@@ -211,6 +211,13 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     return server, port, health
 
 
+def serve(address: str) -> None:
+    """One feedback process: build the server on `address` and serve until SIGTERM."""
+    configure("feedback")
+    server, port, health = create_server(load(), address)
+    serve_until_signalled(server, health, f"feedback on {port}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Feedback + model admin gRPC server")
     parser.add_argument("--address", default="127.0.0.1:50051")
@@ -218,15 +225,17 @@ def main() -> None:
     args = parser.parse_args()
     configure("feedback")
     settings = load()
-    server, port, health = create_server(settings, args.address)
+    from core.security import ensure_secrets
+
+    ensure_secrets(settings)  # once, before any child process reads them
+    log = EventLog.open(settings.eventlog, settings.audit_log)  # tables and indexes made once, before the children open it
+    collectors: tuple = ()
     if args.metrics_address:
         broker = celery_client(settings)
-        log = EventLog.open(settings.eventlog)
         control = ExperimentControl.reader(log, ModelRepository(settings.model_repository, get_ranker(settings.ranker).model_name))
-        serve_metrics(args.metrics_address, collectors=(
-            JobStateCollector(log.jobs), QueueDepthCollector(lambda: queue_depths(broker)),
-            ExperimentCollector(lambda: [control.measure(e, look=False) for e in control.log.experiments.running()])))
-    serve_until_signalled(server, health, f"feedback on {port}")
+        collectors = (JobStateCollector(log.jobs), QueueDepthCollector(lambda: queue_depths(broker)),
+                      ExperimentCollector(lambda: [control.measure(e, look=False) for e in control.log.experiments.running()]))
+    serve_processes(settings.feedback_processes, serve, args.address, "feedback", args.metrics_address, collectors)
 
 
 if __name__ == "__main__":

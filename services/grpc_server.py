@@ -117,9 +117,10 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
 ServeOne = Callable[[str], None]  # (address): build a server there and serve until signalled
 
 
-def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str, metrics_address: str = "") -> None:
+def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str, metrics_address: str = "",
+                    collectors: tuple = ()) -> None:
     """Serve `address` with `serve_one` (build a server, serve until signalled), and /metrics on
-    `metrics_address` when given. With `processes` > 1 this process only supervises: that many children
+    `metrics_address` when given (with `collectors`, which this process runs). With `processes` > 1 this process only supervises: that many children
     each run their own server on the same port through SO_REUSEPORT (on by default in gRPC core on
     Linux), and the kernel spreads connections over them: gRPC Python's way past the GIL. One channel is
     one connection, so one client channel reaches one process; storefronts with several channels or
@@ -137,7 +138,7 @@ def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str
 
     if processes == 1:
         if metrics_address:
-            serve_metrics(metrics_address)
+            serve_metrics(metrics_address, collectors)
         serve_one(address)
         return
     if address.rsplit(":", 1)[-1] == "0":
@@ -154,7 +155,7 @@ def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str
     failed = False
     try:
         if metrics_address:
-            serve_metrics(metrics_address, multiprocess_dir=metrics_dir)
+            serve_metrics(metrics_address, collectors, multiprocess_dir=metrics_dir)
         logger.info("%s: %d processes on %s", name, processes, address)
         while not stop.wait(0.5):
             dead = [c for c in children if not c.is_alive()]

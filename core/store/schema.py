@@ -14,7 +14,7 @@ events_table = sa.Table(
     "events",
     metadata,
     sa.Column("event_id", sa.String, primary_key=True),
-    sa.Column("user_id", sa.String, nullable=False, index=True),
+    sa.Column("user_id", sa.String, nullable=False),  # indexed by ix_events_user_interest (_migrate)
     sa.Column("item_id", sa.String, nullable=False),
     sa.Column("event_type", sa.String, nullable=False),
     sa.Column("ts", sa.Float, nullable=False, index=True),
@@ -212,8 +212,13 @@ def _migrate(engine: Engine) -> None:
             with engine.begin() as conn:
                 conn.execute(sa.text(f"ALTER TABLE audit_log ADD COLUMN {name} VARCHAR NOT NULL DEFAULT ''"))
     with engine.begin() as conn:
-        # what the feature refresh reads per batch: a shopper's newest events, an item's recent count
-        conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_user_ts ON events (user_id, ts)"))
+        # what the feature refresh reads per shopper of every batch (their counts and newest interest
+        # events, core.store.events) comes from this index alone, never a row fetched per event: 0.73 vs
+        # 1.15 ms of CPU per shopper on the shop-like log (3,000 shoppers, 396,000 events). Its prefix
+        # serves every other lookup by shopper, so the older indexes on (user_id) and (user_id, ts) go.
+        conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_events_user_interest ON events (user_id, event_type, ts, item_id, event_id)"))
+        conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_user_ts"))
+        conn.execute(sa.text("DROP INDEX IF EXISTS ix_events_user_id"))
         # an item's recent count reads this index alone (event_type in it: no row fetched per event; with
         # (item_id, ts) each batch's counts read every row of its items' windows, and RecordEvents slowed
         # as the log grew: 21.6 ms vs 1.2 ms for 20 items at 100,000 events)

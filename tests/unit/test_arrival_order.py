@@ -150,7 +150,7 @@ def test_a_full_refresh_runs_beside_event_batches_and_their_newer_counts_win(tmp
 
         def push_users(self, rows): pass
 
-        def push_popularity(self, counts_30d, counts_7d):
+        def push_popularity(self, counts_30d, counts_7d, as_of=0.0):
             self.pop30.update(counts_30d)
 
         def push_shop(self, *args, **kwargs):

@@ -22,7 +22,7 @@ class Rows:
     def push_users(self, rows):
         self.users.update(rows)
 
-    def push_popularity(self, counts_30d, counts_7d): pass
+    def push_popularity(self, counts_30d, counts_7d, as_of=0.0): pass
 
     def push_shop(self, *args, **kwargs): pass
 
