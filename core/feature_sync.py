@@ -105,6 +105,8 @@ class FeatureSync:
         self._rows = ShopperRows()
         self._rows_lock = threading.Lock()  # users() runs under _lock from batches, without it from backfills
         self.merged_rows = 0  # shopper rows merged instead of read from the log (tests read it)
+        # False: this process never runs the log-wide refresh (another process of the service does)
+        self.full_refreshes = True
 
     def users(self, user_ids: Iterable[str], fresh: Mapping[str, Sequence[Event]] | None = None) -> None:
         """Rebuild each shopper's history and interest features from the log. With `fresh` (the events an
@@ -171,7 +173,7 @@ class FeatureSync:
                 by_user.setdefault(e.user_id, []).append(e)
         with self._lock:
             self.users(user_ids, by_user)
-            due = self.timer() - self._last_full >= self.refresh_s
+            due = self.full_refreshes and self.timer() - self._last_full >= self.refresh_s
             full_inline = due and (self._wake is None or self._last_full == float("-inf"))
             wake = due and not full_inline
             if not full_inline:

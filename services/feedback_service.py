@@ -33,7 +33,7 @@ from core.tasks import TaskSender, celery_client, queue_depths
 from core.triggers import maybe_fine_tune
 from rankers import get_ranker
 from ranking.shopper_states import ShopperStateWriter
-from services.grpc_server import build_server, serve_processes, serve_until_signalled
+from services.grpc_server import build_server, first_process, serve_processes, serve_until_signalled
 from services.health_watch import start_watching
 from services.metrics import INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector
 from services.model_admin import ModelAdminServicer
@@ -173,9 +173,12 @@ SERVICE_NAMES = (
 )
 
 
-def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grpc.Server, int, Any]:
+def create_server(settings: Settings, address: str = "127.0.0.1:0", lead: bool = True) -> tuple[grpc.Server, int, Any]:
     """(server, port, health) with the feedback and model-admin services; not started. Its attributor
-    thread (core/experiments/attributor.py) attributes events to served lists and looks at canaries."""
+    thread (core/experiments/attributor.py) attributes events to served lists and looks at canaries.
+    `lead`: False in the second and later processes of RECSYS_FEEDBACK_PROCESSES, which leave the
+    log-wide duties (the popularity refresh, the attributor, a new version's state backfill) to the
+    first; each still refreshes what its own batches change."""
     from core.security import ensure_secrets
     from shoprank.v1 import model_admin_pb2_grpc
 
@@ -186,10 +189,14 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     pseudonyms = Pseudonyms.of(settings)
     states = shopper_state_writer(settings, log, features)
     sync = FeatureSync(log, features, settings.popularity_refresh_s, on_users=states.submit if states else lambda rows: None)
-    sync.start_refresher()  # full popularity refreshes scan the log's 30 days: never inside a RecordEvents call
+    if lead:
+        sync.start_refresher()  # full popularity refreshes scan the log's 30 days: never inside a RecordEvents call
+    else:
+        sync.full_refreshes = False
     if states is not None:
-        states.on_new_versions = lambda versions: threading.Thread(
-            target=backfill_active, args=(sync, log, settings.state_backfill_days), name="state-backfill", daemon=True).start()
+        if lead:
+            states.on_new_versions = lambda versions: threading.Thread(
+                target=backfill_active, args=(sync, log, settings.state_backfill_days), name="state-backfill", daemon=True).start()
         states.start()
     feedback = FeedbackServicer(settings, log, features, sender, pseudonyms, sync)
     admin = ModelAdminServicer(settings, log, features, sender, pseudonyms, sync)
@@ -206,15 +213,16 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     )
     # NOT_SERVING while the event log or the online store is gone (events could not be stored or served)
     start_watching([("event log", log.reachable), ("online store", features.reachable)], health, SERVICE_NAMES)
-    Attributor(log, admin.experiments.control, settings.attribution_grace_s, settings.attribution_window_s,
-               check_s=settings.experiment_check_s).start()
+    if lead:
+        Attributor(log, admin.experiments.control, settings.attribution_grace_s, settings.attribution_window_s,
+                   check_s=settings.experiment_check_s).start()
     return server, port, health
 
 
 def serve(address: str) -> None:
     """One feedback process: build the server on `address` and serve until SIGTERM."""
     configure("feedback")
-    server, port, health = create_server(load(), address)
+    server, port, health = create_server(load(), address, lead=first_process())
     serve_until_signalled(server, health, f"feedback on {port}")
 
 

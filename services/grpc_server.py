@@ -146,7 +146,7 @@ def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str
     metrics_dir = tempfile.mkdtemp(prefix=f"{name}-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # the children import prometheus_client with it set
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked gRPC state
-    children = [context.Process(target=_serve_child, args=(serve_one, address), name=f"{name}-{k + 1}") for k in range(processes)]
+    children = [context.Process(target=_serve_child, args=(serve_one, address, k), name=f"{name}-{k + 1}") for k in range(processes)]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -174,8 +174,22 @@ def serve_processes(processes: int, serve_one: ServeOne, address: str, name: str
         sys.exit(1)
 
 
-def _serve_child(serve_one: ServeOne, address: str) -> None:
+PROCESS_INDEX_ENV = "SHOPRANK_PROCESS_INDEX"  # 0, 1, ... in each child of serve_processes; absent in a lone process
+
+
+def first_process() -> bool:
+    """Whether this is the first (or only) process of its service: duties that one process does for all
+    of them (a log-wide refresh, the attributor) run there only."""
+    import os
+
+    return os.environ.get(PROCESS_INDEX_ENV, "0") == "0"
+
+
+def _serve_child(serve_one: ServeOne, address: str, index: int) -> None:
     import ctypes
+    import os
+
+    os.environ[PROCESS_INDEX_ENV] = str(index)
 
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

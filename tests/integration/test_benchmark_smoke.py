@@ -74,7 +74,8 @@ def test_step_cost(tmp_path):
 
 def test_load_bench(tmp_path):
     results = run_harness(tmp_path, ["-m", "evaluation.load_bench", "--dataset", "synthetic", "--clients", "1,2", "--seconds", "1",
-                                     "--candidates", "10", "--processes", "1", "--soak", "2", "--shoppers", "30", "--tag", "smoke"])
+                                     "--candidates", "10", "--processes", "1", "--soak", "2", "--shoppers", "30", "--tag", "smoke",
+                                     "--feedback-processes", "2"])
     report = json.loads((results / "load-smoke.json").read_text())
     assert [r["clients"] for r in report["rank"]] == [1, 2] and all(r["failed"] == 0 and r["calls"] > 0 for r in report["rank"])
     assert "soak" not in report and (results / "load-smoke.md").stat().st_size > 0  # the soak runs on the shop-like workload
@@ -85,6 +86,8 @@ def test_load_bench(tmp_path):
     assert sum(r["shopper_states"].get("stored", 0) for r in shop["rank"]) > 0  # Ranks read stored shopper states
     assert shop["soak"]["memory"] and (results / "load-smoke-shop-soak.png").exists()
     assert shop["ingest"]["acked"] > 0 and shop["ingest"]["failed_calls"] == 0
+    again = shop["ingest_processes"]  # the same ingest with the feedback service restarted on two processes
+    assert again["processes"] == 2 and again["acked"] > 0 and again["failed_calls"] == 0
     assert shop["state_backfill"]["shoppers"] > 0 and shop["state_backfill"]["state_bytes_per_shopper_per_version"] == 384 * 4
 
 
