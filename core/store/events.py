@@ -48,15 +48,13 @@ class EventStore:
         sent twice counts as new in the first batch that carries it."""
         if not any(batches):
             return [set() for _ in batches]
-        for attempt in range(APPEND_ATTEMPTS):
+        for attempt in range(APPEND_ATTEMPTS - 1):
             try:
                 return self._append_batches(batches)
             except sa.exc.OperationalError as exc:  # a dropped connection or a deadlock: nothing we hold was committed
-                if attempt + 1 == APPEND_ATTEMPTS:
-                    raise
                 logger.warning("event append failed (%s); retrying", type(exc.orig).__name__)
                 time.sleep(0.05 * 4**attempt)
-        raise AssertionError("unreachable")
+        return self._append_batches(batches)  # the last attempt: its error goes to the caller
 
     def _append_batches(self, batches: Sequence[Sequence[Event]]) -> list[set[str]]:
         # Retrying is safe: ids already stored are skipped. If a lost connection hid a commit that did

@@ -4,7 +4,6 @@ are all stored once, and each shopper's online row ends as a full read of the lo
 online store keeps the row read last, whichever process pushes last)."""
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from devtools.client import event_message, open_channel
 from devtools.ports import free_port, wait_until
 from devtools.suite import grpc_serving
 from shoprank.v1 import feedback_pb2, feedback_pb2_grpc
-from tests.integration.test_scoring_processes import _children, _cpu_ticks, _gone
+from tests.integration.test_scoring_processes import _children, _cpu_ticks, stop_supervisor
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +36,7 @@ def test_two_processes_store_every_event_and_leave_each_shopper_row_as_the_log_s
     proc = subprocess.Popen([sys.executable, "-m", "services.feedback_service", "--address", address],
                             env={**serving_suite.env(), "RECSYS_FEEDBACK_PROCESSES": "2"}, cwd=PROJECT_ROOT,
                             stdout=open(log_file, "wb"), stderr=subprocess.STDOUT)
+    children: list[int] = []
     try:
         wait_until(lambda: grpc_serving(address, "shoprank.v1.FeedbackService", serving_suite.credentials()), proc, 120, "feedback", log_file)
         wait_until(lambda: len(_children(proc.pid)) == 2, proc, 60, "feedback children", log_file)
@@ -77,9 +77,4 @@ def test_two_processes_store_every_event_and_leave_each_shopper_row_as_the_log_s
             assert [(i, ts) for i, ts in row.interests] == [(i, ts) for i, _, ts, _ in expected[key]]
             assert row.event_count == len(expected[key])
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    deadline = time.monotonic() + 30
-    while not _gone(children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _gone(children), "SIGTERM to the parent left feedback children behind"
+        stop_supervisor(proc, children, "feedback")

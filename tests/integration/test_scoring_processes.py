@@ -70,6 +70,16 @@ def _state(pid: int) -> str:
         return "(gone)"
 
 
+def stop_supervisor(proc: subprocess.Popen, children: list[int], service: str) -> None:
+    """SIGTERM to a serve_processes parent, then assert its serving children are gone within 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    deadline = time.monotonic() + 30
+    while not _gone(children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _gone(children), f"SIGTERM to the {service} parent left serving children behind"
+
+
 def test_processes_share_the_port_answer_alike_and_stop_together(serving_suite, tmp_path):
     metrics_port = free_port()
     proc, address = _start(serving_suite, tmp_path, processes=3, metrics_port=metrics_port)
@@ -102,12 +112,7 @@ def test_processes_share_the_port_answer_alike_and_stop_together(serving_suite, 
                        method="/shoprank.v1.ScoringService/Rank", code="OK")
         assert ranks == 180  # every process's calls, counted once, by the parent
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    deadline = time.monotonic() + 30
-    while not _gone(children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _gone(children), "SIGTERM to the parent left serving children behind"
+        stop_supervisor(proc, children, "scoring")
 
 
 def test_a_child_does_not_outlive_a_killed_parent(serving_suite, tmp_path):
