@@ -160,11 +160,12 @@ class FeatureSync:
                 self._rows.forget(user_id)
         self.on_users(rows)
 
-    def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str], fresh: Sequence[Event] | None = None) -> None:
+    def after_batch(self, user_ids: Iterable[str], item_ids: Iterable[str], fresh: Sequence[Event] | None = None) -> bool:
         """What an accepted batch changed: its shoppers, its items' popularity, and (throttled) the rest.
         `fresh`: the events the append stored (new, not duplicates), which lets a shopper's row be merged.
         With a refresher thread running, a due full refresh only wakes it (its cost grows with the log and
-        the catalogue; no RecordEvents call waits for it), except the first one of this process."""
+        the catalogue; no RecordEvents call waits for it), except the first one of this process. Returns
+        whether this call ran a full refresh (its time says nothing about the cost per shopper)."""
         full_inline, wake = False, False
         by_user: dict[str, list[Event]] | None = None
         if fresh is not None:
@@ -186,6 +187,7 @@ class FeatureSync:
             self.refresh_all()
         elif wake and self._wake is not None:
             self._wake.set()
+        return full_inline
 
     def _push_item_popularity(self, items: list[str]) -> None:
         """These items' 30- and 7-day counts as the log holds them now."""

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # while the shopper rows it refreshes are written; each process is a replica (the event log
     # orders appends, the online store keeps the newest row, core.feature_sync).
     feedback_processes: int = Field(1, ge=1, le=64)
+    # RecordEvents answers once its events are durable, and waits for the refresh of the shopper rows
+    # they change when the refresher (core/feature_refresher.py) expects to reach them within this many ms
+    # (read-your-writes); further behind, it answers at once with features_pending. 0: never waits.
+    refresh_wait_ms: float = Field(250.0, ge=0, le=10_000)
     # Triton instances of the model a fresh deployment's config gets: KIND_GPU on a GPU machine (its model
     # then runs in RECSYS_INFERENCE_DTYPE, float16 by default there), and how many per device.
     triton_instance_kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_CPU"

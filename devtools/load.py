@@ -38,6 +38,7 @@ class IngestReport:
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    pending_calls: int = 0  # answered before the shopper features were refreshed (features_pending)
 
     @property
     def events_per_s(self) -> float:
@@ -111,6 +112,7 @@ def ingest(address: str, credentials: Credentials, users: Sequence[str], items: 
                         report.calls += 1
                         report.statuses["OK"] += 1
                         report.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                        report.pending_calls += reply.features_pending
                         rejected = {r.id for r in reply.rejected}
                         report.acked.update(e.event_id for e in batch if e.event_id not in rejected)
                     break
@@ -120,6 +122,34 @@ def ingest(address: str, credentials: Credentials, users: Sequence[str], items: 
     run_clients(client, clients, "ingest")
     report.seconds = time.monotonic() - started
     return report
+
+
+def refreshes_caught_up(address: str, credentials: Credentials, user: str, item: str, connections: int = 4,
+                        give_up_s: float = 120.0) -> float:
+    """Seconds until the feedback service has no refresh backlog: a probe event for `user` is sent on each
+    of `connections` connections (one per process it may reach), again every 0.1 s on those whose answer
+    says features_pending, until every one comes back refreshed. Raises TimeoutError after `give_up_s`."""
+    started = time.monotonic()
+    channels = [open_channel(address, credentials, own_connection=True) for _ in range(connections)]
+    try:
+        waiting = [feedback_pb2_grpc.FeedbackServiceStub(c) for c in channels]
+        n = 0
+        while waiting:
+            if time.monotonic() - started > give_up_s:
+                raise TimeoutError(f"refreshes still pending after {give_up_s:.0f}s")
+            still = []
+            for stub in waiting:
+                n += 1
+                probe = Event(f"probe-{user}-{time.time_ns():x}-{n}", user, item, "click", time.time())
+                if stub.RecordEvents(feedback_pb2.RecordEventsRequest(events=[event_message(probe)]), timeout=30).features_pending:
+                    still.append(stub)
+            waiting = still
+            if waiting:
+                time.sleep(0.1)
+        return time.monotonic() - started
+    finally:
+        for c in channels:
+            c.close()
 
 
 @dataclass

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from devtools.load import RankReport, ShopRankReport, ingest, rank_load, shop_rank_load
+from devtools.load import RankReport, ShopRankReport, ingest, rank_load, refreshes_caught_up, shop_rank_load
 from devtools.suite import Suite, deploy
 from evaluation.results import results_dir
 
@@ -293,21 +293,29 @@ def shop_workload(dataset: str, shoppers: int, event_probability: float, process
 
 def ingest_while_states(suite: Suite, users: Sequence[str], items: Sequence[str], clients: int, batches: int = 10) -> dict[str, Any]:
     """RecordEvents at `clients` x 50 events over the shop's shoppers: every batch changes ~50 shoppers, whose
-    states the feedback service's writer then recomputes while the ingest goes on."""
-    report = ingest(suite.address("feedback"), suite.credentials("storefront"), users, items, clients=clients, batches=batches,
-                    batch_size=50, prefix=f"shop-ingest-{time.time_ns():x}")
+    rows the feedback service's refresher and then states its writer recompute while the ingest goes on.
+    Besides the acknowledged rate: how many answers came before their features were refreshed (the
+    refresher was behind), and how long after the last answer its backlog was clear (a probe event's
+    features refreshed within its own call, core.feature_refresher)."""
+    address, credentials = suite.address("feedback"), suite.credentials("storefront")
+    report = ingest(address, credentials, users, items, clients=clients, batches=batches, batch_size=50,
+                    prefix=f"shop-ingest-{time.time_ns():x}")
+    caught_up = refreshes_caught_up(address, credentials, users[0], items[0])
     return {"clients": clients, "batch": 50, "acked": len(report.acked), "failed_calls": report.failed_calls,
-            "seconds": round(report.seconds, 2), "events_per_s": round(report.events_per_s, 1)}
+            "seconds": round(report.seconds, 2), "events_per_s": round(report.events_per_s, 1),
+            "p99_ms": round(percentile(report.latencies_ms, 0.99), 1), "pending_answers": report.pending_calls, "calls": report.calls,
+            "refreshed_s_after_last_answer": round(caught_up, 2)}
 
 
 def ingest_on_processes(suite: Suite, users: Sequence[str], items: Sequence[str], clients: int, processes: int) -> dict[str, Any]:
-    """ingest_while_states with the feedback service restarted on `processes` processes (after an
-    unmeasured warm-up ingest, as the one-process service was warm), then restarted as it was."""
+    """ingest_while_states with the feedback service restarted on `processes` processes (after its catch-up
+    at start and an unmeasured warm-up ingest, as the one-process service was warm), then restarted as it was."""
     before = suite.extra_env.get("RECSYS_FEEDBACK_PROCESSES")
     try:
         suite.extra_env["RECSYS_FEEDBACK_PROCESSES"] = str(processes)
         suite.stop_process("feedback")
         suite.start_services(("feedback",))
+        refreshes_caught_up(suite.address("feedback"), suite.credentials("storefront"), users[0], items[0])
         ingest_while_states(suite, users, items, clients, batches=3)
         return ingest_while_states(suite, users, items, clients)
     finally:
@@ -455,14 +463,23 @@ def shop_lines(shop: dict[str, Any], tag: str = "main") -> list[str]:
                   f"request): {b['shoppers']} shoppers in {b['seconds']} s ({b['shoppers_per_s']}/s), {b['cpu_ms_per_shopper']} ms of CPU "
                   f"per shopper (writer and tritonserver); {b['state_bytes_per_shopper_per_version']} bytes of vector per shopper and version."]
     if i := shop.get("ingest"):
-        lines += ["", f"Ingest while the writer recomputes the changed shoppers' states: {i['clients']} clients x {i['batch']} events, "
-                  f"{i['events_per_s']:,.0f} events/s acknowledged ({i['acked']} events, {i['failed_calls']} failed calls)."]
+        lines += ["", f"Ingest while the shoppers' rows and states are recomputed: {i['clients']} clients x {i['batch']} events, "
+                  f"{i['events_per_s']:,.0f} events/s acknowledged ({i['acked']} events, {i['failed_calls']} failed calls){ingest_detail(i)}."]
     if i := shop.get("ingest_processes"):
         lines += ["", f"The same ingest with the feedback service on {i['processes']} processes (RECSYS_FEEDBACK_PROCESSES, one port), "
-                  f"after a short unmeasured ingest: {i['events_per_s']:,.0f} events/s acknowledged ({i['acked']} events, {i['failed_calls']} failed calls)."]
+                  f"after a short unmeasured ingest: {i['events_per_s']:,.0f} events/s acknowledged ({i['acked']} events, "
+                  f"{i['failed_calls']} failed calls){ingest_detail(i)}."]
     if shop.get("soak"):
         lines += soak_lines(shop["soak"], names, f"load-{tag}-shop-soak.png")
     return lines + [""]
+
+
+def ingest_detail(i: dict[str, Any]) -> str:
+    """The refresher's side of an ingest: answers sent before their features were refreshed, and when it caught up."""
+    if "pending_answers" not in i:  # results from before the refresher ran off the call
+        return ""
+    return (f"; p99 {i['p99_ms']} ms per call; {i['pending_answers']} of {i['calls']} answers said features_pending (the "
+            f"refresher was behind), and every shopper's row was refreshed {i['refreshed_s_after_last_answer']} s after the last answer")
 
 
 def plot_soak(soak_result: dict[str, Any], path: Path) -> None:

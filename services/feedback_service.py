@@ -3,7 +3,8 @@
 An event batch is validated element by element (good ones are kept, bad ones come back with reasons),
 appended durably to the event log, then what it changed in the online store is pushed to Feast: the
 shoppers' history and interest features, its items' popularity, and (throttled) every item's
-popularity and the shop's clock and popular list (core.feature_sync).
+popularity and the shop's clock and popular list (core.feature_sync). That push runs on the refresher's
+thread (core.feature_refresher); the call waits for it unless the refresher is too far behind.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from core.domain import Event, ItemStatus
 from core.errors import InvalidArgument, Unavailable
 from core.experiments.attributor import Attributor
 from core.experiments.control import ExperimentControl
+from core.feature_refresher import CATCH_UP_S, FeatureRefresher, Ticket
 from core.feature_sync import FeatureSync
 from core.features import FeatureClient
 from core.group_commit import GroupCommit
@@ -35,7 +37,7 @@ from rankers import get_ranker
 from ranking.shopper_states import ShopperStateWriter
 from services.grpc_server import build_server, first_process, serve_processes, serve_until_signalled
 from services.health_watch import start_watching
-from services.metrics import INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector
+from services.metrics import FEATURES_PENDING, INGESTED_EVENTS, ExperimentCollector, JobStateCollector, QueueDepthCollector
 from services.model_admin import ModelAdminServicer
 from services.validation import validate_events, validate_items
 from shoprank.v1 import common_pb2, feedback_pb2, feedback_pb2_grpc, model_admin_pb2
@@ -45,15 +47,19 @@ logger = logging.getLogger(__name__)
 
 class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     def __init__(self, settings: Settings, log: EventLog, features: FeatureClient, sender: TaskSender, pseudonyms: Pseudonyms,
-                 sync: FeatureSync | None = None) -> None:
+                 sync: FeatureSync | None = None, refresher: FeatureRefresher | None = None) -> None:
         self.settings = settings
         self.log = log
         self.features = features
         self.pseudonyms = pseudonyms  # storefront shopper ids are stored only as keyed hashes
         self.sync = sync or FeatureSync(log, features, settings.popularity_refresh_s)
         self.sender = sender  # volume-triggered fine-tunes are sent by task name
-        # Concurrent batches share one log transaction and one feature refresh (core.group_commit).
-        self._ingest: GroupCommit[list[Event], tuple[set[str], Exception | None]] = GroupCommit(self._store_and_refresh)
+        if refresher is None:
+            refresher = FeatureRefresher(self.sync, settings.refresh_wait_ms / 1000.0)
+            refresher.start()
+        self.refresher = refresher  # what the stored events change, refreshed off this call
+        # Concurrent batches share one log transaction and one refresh ticket (core.group_commit).
+        self._ingest: GroupCommit[list[Event], tuple[set[str], Ticket]] = GroupCommit(self._store)
         self.model_name = get_ranker(settings.ranker).model_name
 
     def RecordEvents(self, request: feedback_pb2.RecordEventsRequest, context: grpc.ServicerContext) -> feedback_pb2.RecordEventsResponse:
@@ -64,13 +70,18 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         good, bad = validate_events(request.events, self.log.catalogue.known(e.item_id for e in request.events))
         good = [dataclasses.replace(e, user_id=self.pseudonyms(e.user_id)) for e in good]
         fresh: set[str] = set()
+        pending = False
         if good:
-            fresh, refresh_error = self._ingest.submit(good)  # durable before we answer
+            fresh, ticket = self._ingest.submit(good)  # durable before we answer
             INGESTED_EVENTS.inc(len(fresh))
-            if refresh_error is not None:
+            try:
+                pending = not self.refresher.refreshed(ticket)  # waits when the refresher is close enough
+            except Exception as exc:  # noqa: BLE001 - the refresh pass failed; the refresher retries it
                 raise Unavailable(
                     "events were stored durably but the online features were not refreshed; retrying the same batch is safe"
-                ) from refresh_error
+                ) from exc
+            if pending:
+                FEATURES_PENDING.inc()
         job = None
         if fresh and self.settings.auto_fine_tune_events > 0:
             job = maybe_fine_tune(self.settings, self.log, self.sender, self.model_name, self.settings.auto_fine_tune_events, "volume")
@@ -79,11 +90,12 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             duplicates=len(good) - len(fresh),
             rejected=[common_pb2.Rejection(index=r.index, id=r.id, reason=r.reason) for r in bad],
             fine_tune_job_id=job.job_id if job else "",
+            features_pending=pending,
         )
 
-    def _store_and_refresh(self, batches: Sequence[list[Event]]) -> list[tuple[set[str], Exception | None]]:
-        """Append every batch in one transaction (if it fails, no batch is acknowledged), then refresh
-        what they changed in the online store once."""
+    def _store(self, batches: Sequence[list[Event]]) -> list[tuple[set[str], Ticket]]:
+        """Append every batch in one transaction (if it fails, no batch is acknowledged), then queue one
+        refresh of what they changed in the online store."""
         fresh = self.log.events.append_batches(batches)
         stored, seen = [], set()  # the events stored now, each id once (the first batch that carried it)
         for batch, ids in zip(batches, fresh):
@@ -91,13 +103,8 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
                 if e.event_id in ids and e.event_id not in seen:
                     seen.add(e.event_id)
                     stored.append(e)
-        error: Exception | None = None
-        try:
-            self.sync.after_batch({e.user_id for b in batches for e in b}, {e.item_id for b in batches for e in b}, stored)
-        except Exception as exc:  # noqa: BLE001 - the events are stored; the caller answers UNAVAILABLE
-            logger.exception("feature refresh failed")
-            error = exc
-        return [(f, error) for f in fresh]
+        ticket = self.refresher.submit(stored, {e.user_id for b in batches for e in b}, {e.item_id for b in batches for e in b})
+        return [(f, ticket) for f in fresh]
 
     def UpsertItems(self, request: feedback_pb2.UpsertItemsRequest, context: grpc.ServicerContext) -> feedback_pb2.UpsertItemsResponse:
         if not request.items:
@@ -173,12 +180,13 @@ SERVICE_NAMES = (
 )
 
 
-def create_server(settings: Settings, address: str = "127.0.0.1:0", lead: bool = True) -> tuple[grpc.Server, int, Any]:
-    """(server, port, health) with the feedback and model-admin services; not started. Its attributor
-    thread (core/experiments/attributor.py) attributes events to served lists and looks at canaries.
-    `lead`: False in the second and later processes of RECSYS_FEEDBACK_PROCESSES, which leave the
-    log-wide duties (the popularity refresh, the attributor, a new version's state backfill) to the
-    first; each still refreshes what its own batches change."""
+def create_server(settings: Settings, address: str = "127.0.0.1:0", lead: bool = True) -> tuple[grpc.Server, int, Any, FeatureRefresher]:
+    """(server, port, health, refresher) with the feedback and model-admin services; not started (drain
+    the refresher once the server stops). Its attributor thread (core/experiments/attributor.py)
+    attributes events to served lists and looks at canaries. `lead`: False in the second and later
+    processes of RECSYS_FEEDBACK_PROCESSES, which leave the log-wide duties (the popularity refresh, the
+    attributor, a new version's state backfill, the catch-up at start) to the first; each still
+    refreshes what its own batches change."""
     from core.security import ensure_secrets
     from shoprank.v1 import model_admin_pb2_grpc
 
@@ -198,7 +206,11 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0", lead: bool =
             states.on_new_versions = lambda versions: threading.Thread(
                 target=backfill_active, args=(sync, log, settings.state_backfill_days), name="state-backfill", daemon=True).start()
         states.start()
-    feedback = FeedbackServicer(settings, log, features, sender, pseudonyms, sync)
+    refresher = FeatureRefresher(sync, settings.refresh_wait_ms / 1000.0)
+    refresher.start()
+    if lead:  # the shoppers a process that died may have acknowledged events of without refreshing them
+        threading.Thread(target=catch_up, args=(refresher, log), name="refresh-catch-up", daemon=True).start()
+    feedback = FeedbackServicer(settings, log, features, sender, pseudonyms, sync, refresher)
     admin = ModelAdminServicer(settings, log, features, sender, pseudonyms, sync)
     server, port, health = build_server(
         [
@@ -216,14 +228,26 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0", lead: bool =
     if lead:
         Attributor(log, admin.experiments.control, settings.attribution_grace_s, settings.attribution_window_s,
                    check_s=settings.experiment_check_s).start()
-    return server, port, health
+    return server, port, health, refresher
+
+
+def catch_up(refresher: FeatureRefresher, log: EventLog) -> None:
+    """Queue the shoppers of every event received in the CATCH_UP_S before now for a refresh (a backlog
+    never holds more than MAX_LAG_S of work, so a process restarted within the difference left none behind)."""
+    try:
+        users = log.events.users_received_since(time.time() - CATCH_UP_S)
+        refresher.catch_up(users)
+        logger.info("refresh catch-up: %d shoppers with events received in the last %.0fs queued", len(users), CATCH_UP_S)
+    except Exception:  # noqa: BLE001 - their next event refreshes them; the service still starts
+        logger.exception("refresh catch-up failed")
 
 
 def serve(address: str) -> None:
-    """One feedback process: build the server on `address` and serve until SIGTERM."""
+    """One feedback process: build the server on `address` and serve until SIGTERM, then finish the
+    refreshes its acknowledged batches queued."""
     configure("feedback")
-    server, port, health = create_server(load(), address, lead=first_process())
-    serve_until_signalled(server, health, f"feedback on {port}")
+    server, port, health, refresher = create_server(load(), address, lead=first_process())
+    serve_until_signalled(server, health, f"feedback on {port}", after_stop=refresher.drain)
 
 
 def main() -> None:

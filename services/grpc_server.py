@@ -91,8 +91,10 @@ def build_server(
     return server, port, health_servicer
 
 
-def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0) -> None:
-    """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace."""
+def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0,
+                          after_stop: Callable[[], object] = lambda: None) -> None:
+    """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace, then
+    `after_stop` (work the answered calls queued)."""
     stopped = threading.Event()
     stopping = threading.Event()
 
@@ -104,6 +106,7 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
         logger.info("%s: signal %d, draining", name, signum)
         health_servicer.enter_graceful_shutdown()
         server.stop(grace).wait()
+        after_stop()
         stopped.set()
 
     signal.signal(signal.SIGTERM, on_signal)

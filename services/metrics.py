@@ -35,6 +35,8 @@ DEPENDENCY_LATENCY = Histogram("shoprank_dependency_latency_seconds", "Latency o
 DEGRADED_ANSWERS = Counter("shoprank_degraded_answers_total", "Answers not scored by the model")
 # events stored by RecordEvents (new ones only; rate() gives events/s)
 INGESTED_EVENTS = Counter("shoprank_ingested_events_total", "Events stored")
+# RecordEvents answers sent before the shopper features were refreshed (the refresher was behind)
+FEATURES_PENDING = Counter("shoprank_features_pending_answers_total", "RecordEvents answered with features_pending")
 # the model version the scoring path last saw Triton serve
 SERVING_VERSION = Gauge("shoprank_serving_version", "Model version Triton serves", ["model"], multiprocess_mode="max")
 # ranking answers by experiment, arm and version (experiment "" outside an experiment)

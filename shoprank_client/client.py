@@ -118,6 +118,7 @@ class BatchResult:
     duplicates: int = 0
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (index, id, reason)
     fine_tune_job_id: str = ""
+    features_pending: bool = False  # RecordEvents: stored, but the shopper features not refreshed yet (they follow)
 
 
 def _timestamp(value: datetime | float) -> Timestamp:
@@ -172,7 +173,8 @@ class ShopRankClient:
             event_id=e.event_id, user_id=e.user_id, item_id=e.item_id, event_type=event_type_enum(e.event_type), timestamp=_timestamp(e.timestamp),
             request_id=e.request_id) for e in events])
         reply = self._feedback.RecordEvents(request, timeout=self._deadline(timeout_s))
-        return BatchResult(reply.accepted, reply.duplicates, [(r.index, r.id, r.reason) for r in reply.rejected], reply.fine_tune_job_id)
+        return BatchResult(reply.accepted, reply.duplicates, [(r.index, r.id, r.reason) for r in reply.rejected], reply.fine_tune_job_id,
+                           reply.features_pending)
 
     def upsert_items(self, items: Iterable[Item], timeout_s: float | None = None) -> BatchResult:
         request = feedback_pb2.UpsertItemsRequest(items=[common_pb2.Item(

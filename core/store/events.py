@@ -148,6 +148,23 @@ class EventStore:
         with self.engine.connect() as conn:
             return sorted(r[0] for r in conn.execute(q))
 
+    def users_received_since(self, since: float, chunk: int = 5000) -> list[str]:
+        """Shoppers of the events received (appended, by this machine's clock) at or after `since`: read
+        newest first along the arrival-number index, stopping at the first chunk that reaches past it."""
+        c = events_table.c
+        users: set[str] = set()
+        cursor: int | None = None
+        with self.engine.connect() as conn:
+            while True:
+                q = sa.select(c.seq, c.user_id, c.received_at).where(c.seq.is_not(None))
+                if cursor is not None:
+                    q = q.where(c.seq < cursor)
+                rows = conn.execute(q.order_by(c.seq.desc()).limit(chunk)).all()
+                users.update(r[1] for r in rows if r[2] >= since)
+                if len(rows) < chunk or rows[-1][2] < since:
+                    return sorted(users)
+                cursor = rows[-1][0]
+
     def newest_time(self) -> float | None:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(sa.func.max(events_table.c.ts))).scalar_one()

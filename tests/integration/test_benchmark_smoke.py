@@ -86,6 +86,7 @@ def test_load_bench(tmp_path):
     assert sum(r["shopper_states"].get("stored", 0) for r in shop["rank"]) > 0  # Ranks read stored shopper states
     assert shop["soak"]["memory"] and (results / "load-smoke-shop-soak.png").exists()
     assert shop["ingest"]["acked"] > 0 and shop["ingest"]["failed_calls"] == 0
+    assert shop["ingest"]["refreshed_s_after_last_answer"] >= 0 and shop["ingest"]["calls"] >= shop["ingest"]["pending_answers"]
     again = shop["ingest_processes"]  # the same ingest with the feedback service restarted on two processes
     assert again["processes"] == 2 and again["acked"] > 0 and again["failed_calls"] == 0
     assert shop["state_backfill"]["shoppers"] > 0 and shop["state_backfill"]["state_bytes_per_shopper_per_version"] == 384 * 4

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shoprank.v1 import common_pb2 as shoprank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashoprank/v1/feedback.proto\x12\x0bshoprank.v1\x1a\x18shoprank/v1/common.proto\"9\n\x13RecordEventsRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.shoprank.v1.Event\"\x80\x01\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12(\n\x08rejected\x18\x03 \x03(\x0b\x32\x16.shoprank.v1.Rejection\x12\x18\n\x10\x66ine_tune_job_id\x18\x04 \x01(\t\"6\n\x12UpsertItemsRequest\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.shoprank.v1.Item\"Q\n\x13UpsertItemsResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12(\n\x08rejected\x18\x02 \x03(\x0b\x32\x16.shoprank.v1.Rejection\"&\n\x12\x44\x65leteItemsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"P\n\x13\x44\x65leteItemsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12(\n\x08rejected\x18\x02 \x03(\x0b\x32\x16.shoprank.v1.Rejection2\x8a\x02\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12S\n\x0cRecordEvents\x12 .shoprank.v1.RecordEventsRequest\x1a!.shoprank.v1.RecordEventsResponse\x12P\n\x0bUpsertItems\x12\x1f.shoprank.v1.UpsertItemsRequest\x1a .shoprank.v1.UpsertItemsResponse\x12P\n\x0b\x44\x65leteItems\x12\x1f.shoprank.v1.DeleteItemsRequest\x1a .shoprank.v1.DeleteItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashoprank/v1/feedback.proto\x12\x0bshoprank.v1\x1a\x18shoprank/v1/common.proto\"9\n\x13RecordEventsRequest\x12\"\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x12.shoprank.v1.Event\"\x9a\x01\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12(\n\x08rejected\x18\x03 \x03(\x0b\x32\x16.shoprank.v1.Rejection\x12\x18\n\x10\x66ine_tune_job_id\x18\x04 \x01(\t\x12\x18\n\x10\x66\x65\x61tures_pending\x18\x05 \x01(\x08\"6\n\x12UpsertItemsRequest\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.shoprank.v1.Item\"Q\n\x13UpsertItemsResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12(\n\x08rejected\x18\x02 \x03(\x0b\x32\x16.shoprank.v1.Rejection\"&\n\x12\x44\x65leteItemsRequest\x12\x10\n\x08item_ids\x18\x01 \x03(\t\"P\n\x13\x44\x65leteItemsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12(\n\x08rejected\x18\x02 \x03(\x0b\x32\x16.shoprank.v1.Rejection2\x8a\x02\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12S\n\x0cRecordEvents\x12 .shoprank.v1.RecordEventsRequest\x1a!.shoprank.v1.RecordEventsResponse\x12P\n\x0bUpsertItems\x12\x1f.shoprank.v1.UpsertItemsRequest\x1a .shoprank.v1.UpsertItemsResponse\x12P\n\x0b\x44\x65leteItems\x12\x1f.shoprank.v1.DeleteItemsRequest\x1a .shoprank.v1.DeleteItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,15 +35,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDEVENTSREQUEST']._serialized_start=69
   _globals['_RECORDEVENTSREQUEST']._serialized_end=126
   _globals['_RECORDEVENTSRESPONSE']._serialized_start=129
-  _globals['_RECORDEVENTSRESPONSE']._serialized_end=257
-  _globals['_UPSERTITEMSREQUEST']._serialized_start=259
-  _globals['_UPSERTITEMSREQUEST']._serialized_end=313
-  _globals['_UPSERTITEMSRESPONSE']._serialized_start=315
-  _globals['_UPSERTITEMSRESPONSE']._serialized_end=396
-  _globals['_DELETEITEMSREQUEST']._serialized_start=398
-  _globals['_DELETEITEMSREQUEST']._serialized_end=436
-  _globals['_DELETEITEMSRESPONSE']._serialized_start=438
-  _globals['_DELETEITEMSRESPONSE']._serialized_end=518
-  _globals['_FEEDBACKSERVICE']._serialized_start=521
-  _globals['_FEEDBACKSERVICE']._serialized_end=787
+  _globals['_RECORDEVENTSRESPONSE']._serialized_end=283
+  _globals['_UPSERTITEMSREQUEST']._serialized_start=285
+  _globals['_UPSERTITEMSREQUEST']._serialized_end=339
+  _globals['_UPSERTITEMSRESPONSE']._serialized_start=341
+  _globals['_UPSERTITEMSRESPONSE']._serialized_end=422
+  _globals['_DELETEITEMSREQUEST']._serialized_start=424
+  _globals['_DELETEITEMSREQUEST']._serialized_end=462
+  _globals['_DELETEITEMSRESPONSE']._serialized_start=464
+  _globals['_DELETEITEMSRESPONSE']._serialized_end=544
+  _globals['_FEEDBACKSERVICE']._serialized_start=547
+  _globals['_FEEDBACKSERVICE']._serialized_end=813
 # @@protoc_insertion_point(module_scope)

@@ -14,16 +14,18 @@ class RecordEventsRequest(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_common_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class RecordEventsResponse(_message.Message):
-    __slots__ = ("accepted", "duplicates", "rejected", "fine_tune_job_id")
+    __slots__ = ("accepted", "duplicates", "rejected", "fine_tune_job_id", "features_pending")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     FINE_TUNE_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_PENDING_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     duplicates: int
     rejected: _containers.RepeatedCompositeFieldContainer[_common_pb2.Rejection]
     fine_tune_job_id: str
-    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[_common_pb2.Rejection, _Mapping]]] = ..., fine_tune_job_id: _Optional[str] = ...) -> None: ...
+    features_pending: bool
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[_common_pb2.Rejection, _Mapping]]] = ..., fine_tune_job_id: _Optional[str] = ..., features_pending: _Optional[bool] = ...) -> None: ...
 
 class UpsertItemsRequest(_message.Message):
     __slots__ = ("items",)
