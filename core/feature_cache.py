@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from core import background
 from core.features import ItemFeatures, OnlineFeatures, ShopFeatures, ShopperState, UserFeatures
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class CachedFeatures:
         with self._stale_lock:
             self._stale[popularity].update(item_ids)
             if self._revalidator is None:
-                self._revalidator = threading.Thread(target=self._revalidate_loop, name="feature-cache-revalidate", daemon=True)
+                self._revalidator = background.thread(self._revalidate_loop, "feature-cache-revalidate")
                 self._revalidator.start()
             self._stale_lock.notify()
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from core import background
 from core.domain import Event
 from core.feature_sync import FeatureSync
 
@@ -64,7 +65,7 @@ class FeatureRefresher:
         self.failures = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="feature-refresh", daemon=True)
+        self._thread = background.thread(self._loop, "feature-refresh")
         self._thread.start()
 
     def submit(self, fresh: Sequence[Event], users: Iterable[str], items: Iterable[str]) -> Ticket:

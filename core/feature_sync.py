@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from typing import Callable, Iterable, Mapping, Sequence
 
+from core import background
 from core.domain import HISTORY_LENGTH, INTEREST_EVENTS, WINDOW_7D, WINDOW_30D, Event
 from core.features import FeatureClient, UserFeatures
 from core.store import EventLog
@@ -211,7 +212,7 @@ class FeatureSync:
                     except Exception:  # noqa: BLE001 - the log keeps everything; the next period retries
                         logger.exception("popularity refresh failed; retried in %.0fs", self.refresh_s)
 
-        thread = threading.Thread(target=loop, name="popularity-refresh", daemon=True)
+        thread = background.thread(loop, "popularity-refresh")
         thread.start()
         return thread
 

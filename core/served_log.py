@@ -14,6 +14,7 @@ import queue
 import threading
 from typing import Any, Callable, Sequence
 
+from core import background
 from core.experiments.attribution import ServedList
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class ServedRecorder:
         self.on_drop = on_drop
         self._queue: queue.Queue[ServedList] = queue.Queue(capacity)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="served-recorder", daemon=True)
+        self._thread = background.thread(self._loop, "served-recorder")
         self._thread.start()
 
     def record(self, served: ServedList) -> None:

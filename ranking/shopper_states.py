@@ -8,7 +8,8 @@ pushes one row per shopper, keyed by version inside it, to the online store. Ran
 the shopper's other features and sends only the fusion step to Triton (rankers.fusion).
 
 What a shopper's next Rank sees while their state is being written: their history is already in the
-online store when RecordEvents answers, the state a moment later; until then the stored state's
+online store when RecordEvents answers (unless the answer said features_pending: core.feature_refresher),
+the state a moment later; until then the stored state's
 fingerprint no longer matches the history, so Rank computes the vector inline in its one Triton
 request (the answer says `inline`), never an outdated one. A newly published version serves the same
 way until the writer, which notices the new version in Triton's serving plan, has backfilled the
@@ -19,18 +20,24 @@ next Rank, and their next event stores them again.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from core import background
 from core.features import OnlineFeatures, StateRow, UserFeatures
 from core.triton_client import InferenceUnavailable, TritonClickClient
 from rankers.base import Ranker
 from shoptext.text import item_text
 
 logger = logging.getLogger(__name__)
+
+# An item's model text from its catalogue fields (a pure function of them): the same popular items sit in
+# many histories, and building the text was a sixth of the writer's time under the shop-like load.
+cached_item_text = functools.lru_cache(maxsize=65536)(item_text)
 
 CHUNK = 256  # shoppers per Triton request
 MAX_PENDING = 200_000  # shoppers waiting; beyond this the oldest are dropped (their Rank computes inline)
@@ -97,7 +104,7 @@ class ShopperStateWriter:
         self._wake.set()
 
     def start(self) -> "ShopperStateWriter":
-        self._thread = threading.Thread(target=self._run, name="shopper-states", daemon=True)
+        self._thread = background.thread(self._run, "shopper-states")
         self._thread.start()
         return self
 
@@ -174,7 +181,8 @@ class ShopperStateWriter:
         items = self.items.get_items(needed)
         users = list(interests)
         histories = [self.encoder.history(interests[u], items) for u in users]
-        inputs = self.encoder.inputs(histories, {i: item_text(items[i].text) for h in histories for i in h.items})
+        shown = dict.fromkeys(i for h in histories for i in h.items)  # each item once: histories share items
+        inputs = self.encoder.inputs(histories, {i: cached_item_text(items[i].text) for i in shown})
         vectors = {v: self.triton.shopper_vectors(inputs, v) for v in versions}
         rows = {u: StateRow(self.encoder.fingerprint(interests[u]), {self.ranker.version_key(v): vectors[v][k] for v in versions},
                             (as_of or {}).get(u, started_wall)) for k, u in enumerate(users)}

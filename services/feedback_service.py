@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import grpc
 
+from core import background
 from core.domain import Event, ItemStatus
 from core.errors import InvalidArgument, Unavailable
 from core.experiments.attributor import Attributor
@@ -191,6 +192,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0", lead: bool =
     from shoprank.v1 import model_admin_pb2_grpc
 
     ensure_secrets(settings)
+    background.configure(settings.background_nice)
     log = EventLog.open(settings.eventlog, settings.audit_log)
     features = FeatureClient(settings)
     sender = celery_client(settings)

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from core import background
 from core.domain import ItemText
 from core.errors import InvalidArgument, NotFound
 from core.features import FeatureClient
@@ -92,6 +93,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     from core.security import ensure_secrets
 
     ensure_secrets(settings)
+    background.configure(settings.background_nice)
     store = FeatureClient(settings)
     servicer = ProfileServicer(store, Pseudonyms.of(settings))
     server, port, health = build_server([lambda s: profile_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, s)], SERVICE_NAMES,

@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 
 import grpc
 
-from core import log_format, tracing
+from core import background, log_format, tracing
 from core.errors import InvalidArgument
 from core.feature_cache import CachedFeatures
 from core.features import FeatureClient
@@ -177,6 +177,7 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
     from core.security import ensure_secrets
 
     ensure_secrets(settings)
+    background.configure(settings.background_nice)
     triton = triton_client(settings, ranker.model_name)
     store = FeatureClient(settings)
     recorder = None

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 
+from core import background
 from core.experiments.attribution import WINDOW_S, attribute_all
 from core.experiments.control import ExperimentControl
 from core.store import EventLog
@@ -85,7 +86,7 @@ class Attributor:
                 logger.exception("attribution round failed")
 
     def start(self) -> "Attributor":
-        self._thread = threading.Thread(target=self._loop, name="attributor", daemon=True)
+        self._thread = background.thread(self._loop, "attributor")
         self._thread.start()
         return self
 
