@@ -59,6 +59,10 @@ HEADLINES = [
              "load-shop.json", "make bench-load WORKLOAD=shop TAG=shop", lambda r: _shop_level(r, 1, "{p50_ms:.1f} ms / {p99_ms:.1f} ms")),
     Headline("Rank in the shop-like workload, 16 clients: throughput and p99 (goal: 200/s, p99 100 ms)", "load-shop.json",
              "make bench-load WORKLOAD=shop TAG=shop", lambda r: _shop_level(r, 16, "{per_s:.0f}/s, p99 {p99_ms:.0f} ms")),
+    Headline("Ingest in the shop-like workload, 16 clients × 50 events, shopper rows and states recomputed meanwhile (goal: 2,000/s)",
+             "load-shop.json", "make bench-load WORKLOAD=shop TAG=shop",
+             lambda r: f"{r['shop']['ingest']['events_per_s']:,.0f} events/s, rows refreshed "
+                       f"{r['shop']['ingest'].get('refreshed_s_after_last_answer', '?')} s after the last answer"),
     Headline("Rank, 100 candidates, 1 client, every cache hot (60 shoppers, no events): p50 / p99", "load-main.json", "make bench-load",
              lambda r: _rank_level(r, 1, "{p50_ms:.1f} ms / {p99_ms:.1f} ms")),
     Headline("Rank, 100 candidates, 16 clients, every cache hot: throughput and p99", "load-main.json", "make bench-load",
