@@ -52,7 +52,10 @@ class ShopperRows:
             return None
         if not liked:
             return interests
-        merged = interests + [(e.item_id, e.event_type, float(e.timestamp), e.event_id) for e in liked]
+        # A full read can already hold an event whose count it missed: this process appended it between the
+        # pass's count and its interest read, and the event comes again as the next pass's fresh. Keep it once.
+        held = {r[3] for r in interests}
+        merged = interests + [(e.item_id, e.event_type, float(e.timestamp), e.event_id) for e in liked if e.event_id not in held]
         merged.sort(key=lambda r: (r[2], r[3]), reverse=True)  # the log's order: ts, then event id, newest first
         return merged[:INTEREST_LIMIT]
 

@@ -104,3 +104,26 @@ def test_remembered_rows_stay_within_their_event_budget():
         rows.remember(f"u{k}", (4, 0, 0.0), [("a", "click", float(t), f"e{k}{t}") for t in range(4)])
     assert len(rows) == 2  # the least recently remembered went first
     assert rows.merged("u4", [], (4, 0, 0.0)) is not None and rows.merged("u0", [], (4, 0, 0.0)) is None
+
+
+def test_an_event_appended_during_a_full_read_is_not_merged_twice(tmp_path):
+    """This process's own request thread appends a shopper's event between the refresh pass's count and its
+    interest read (the refresher runs beside ingest): the read already holds the event, the next pass
+    brings it again as fresh, and the counts add up. The row must hold it once."""
+    log = EventLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    rows = Rows()
+    sync = FeatureSync(log, rows, refresh_s=1e9)  # type: ignore[arg-type]
+    log.events.append([Event("a1", "u", "a", "click", 100.0)])  # before this process started: its first pass reads the log
+    racing = Event("a2", "u", "b", "click", 200.0)
+    read = log.events.recent_events_many
+
+    def read_after_a_concurrent_append(users, limit):
+        log.events.append([racing])
+        return read(users, limit)
+
+    log.events.recent_events_many = read_after_a_concurrent_append  # type: ignore[method-assign]
+    sync.users(["u"])
+    log.events.recent_events_many = read  # type: ignore[method-assign]
+    sync.after_batch({"u"}, {"b"}, [racing])  # the pass that takes the racing event's own batch
+    assert rows.users == full_read(log, ["u"])
+    assert [i for i, _ in rows.users["u"].interests] == ["b", "a"]
