@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 from tritonclient.grpc import model_config_pb2 as mc
 
+from core.errors import FailedPrecondition
 from core.features import ItemFeatures, OnlineFeatures
 from core.triton_config import python_model_config
 from rankers.base import Ranker, Shopper, Trainer
 from rankers.fusion.co_purchase import RECENT_ITEMS, co_purchase_scores
 from rankers.fusion.shopper_state import COLD_START, INLINE, STATE_DIM, STORED, History, StateEncoder
-from rankers.fusion.signals import SIGNAL_COUNT, Purchase, candidate_signals, merge_candidates
+from rankers.fusion.signals import SIGNAL_COUNT, SIGNAL_NAMES, Purchase, Traffic, candidate_signals, merge_candidates
 from shoptext.text import ITEM_TEXT_LENGTH, ItemText, item_text
 from shoptext.tokenizer import encode_catalogue_texts
 
@@ -46,6 +47,12 @@ def model_inputs(shopper: np.ndarray | dict[str, np.ndarray], item_texts: Sequen
             "signals": signals.astype(np.float32)}
 
 
+def signals_trained_on(version_dir: Path) -> list[str] | None:
+    """The signal names a version was trained on (its signals.json), None for a version without one."""
+    path = version_dir / SIGNAL_STATS
+    return list(json.loads(path.read_text())["names"]) if path.exists() else None
+
+
 def shopper_co_purchase(shopper: Shopper) -> Counter:
     """Co-purchase scores of the shopper's recent items (once per request: retrieval and signals share it)."""
     if "co_purchase" not in shopper.derived:
@@ -62,7 +69,7 @@ def serving_signals(shopper: Shopper, candidates: Sequence[str], items: dict[str
     co = shopper_co_purchase(shopper)
     pop30 = {c: items[c].popularity_30d for c in candidates if c in items}
     pop7 = {c: items[c].popularity_7d for c in candidates if c in items}
-    return candidate_signals(purchases, now, candidates, pop30, pop7, co)
+    return candidate_signals(purchases, now, candidates, pop30, pop7, co, Traffic(*shopper.shop_events))
 
 
 class FusionRanker(Ranker):
@@ -158,6 +165,11 @@ class FusionRanker(Ranker):
         return explain(shopper, candidates, probabilities, items, similar)
 
     def materialise(self, version_dir: Path, features: OnlineFeatures, version: int) -> None:
+        trained_on = signals_trained_on(version_dir)
+        if trained_on is not None and trained_on != list(SIGNAL_NAMES):
+            changed = [f"{a} -> {b}" for a, b in zip(trained_on, SIGNAL_NAMES) if a != b] or [f"{len(trained_on)} -> {SIGNAL_COUNT} signals"]
+            raise FailedPrecondition(f"version {version} was trained on other signals than this code computes ({', '.join(changed)}): "
+                                     "it cannot serve; train a version on this code (TriggerFineTune, or bootstrap on a new deployment)")
         for kind, name in (("co_purchase", CO_PURCHASE_FILE), ("similar", SIMILAR_FILE)):
             path = version_dir / name
             if path.exists():
