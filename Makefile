@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-states-ab bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online experiment-report results-page
+.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-states-ab bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online bench-traffic experiment-report results-page
 
 targets:                      ## every make target and what it does
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## /\1\t/' | expand -t 26
@@ -113,6 +113,9 @@ bench-states-ab: install       ## stored shopper states on vs off, alternated, o
 
 bench-online: install         ## online experiments through simulated shoppers: canary, degraded arm, rollback (~12 min)
 	$(PY) -m evaluation.online_bench
+
+bench-traffic: install        ## hidden relevance of the serving version as simulated traffic grows ~50x (popularity feedback loop; ~6 min): TAG=name
+	$(PY) -m evaluation.traffic_loop $(if $(TAG),--tag $(TAG),)
 
 experiment-report: install    ## Markdown + PNG of one experiment from this deployment's logs: EXPERIMENT=id
 	@test -n "$(EXPERIMENT)" || { echo "usage: make experiment-report EXPERIMENT=<experiment id>" >&2; exit 2; }

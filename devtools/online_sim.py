@@ -85,12 +85,12 @@ def simulate(client: SuiteClient, shoppers: SimulatedShoppers, experiment_id: st
             sim.events += len(events)
         sim.sent_at.append((time.time(), sim.events))
         sim.steps = step + 1
+        if progress is not None and (step + 1) % 25 == 0:
+            progress(step + 1, sim)
         if look_every and (step + 1) % look_every == 0:
             look = client.admin.GetExperiment(model_admin_pb2.GetExperimentRequest(experiment_id=experiment_id), timeout=60)
             sim.looks.append((sim.events, look))
             sim.final_state = experiment_state_of(look.experiment.state)
-            if progress is not None:
-                progress(step + 1, sim)
             if sim.final_state != "running":
                 sim.decided_after_events = sim.events_by(look.experiment.ended.ToNanoseconds() / 1e9)
                 if stop_when_decided:

@@ -136,6 +136,14 @@ def test_online_bench(tmp_path):
     assert report["users"] == 20 and report["scenarios"]
 
 
+def test_traffic_loop(tmp_path):
+    results = tmp_path / "results"
+    report = written(run_harness(tmp_path, ["-m", "evaluation.traffic_loop", "--users", "20", "--visits", "30", "--bootstrap-steps", "5",
+                                            "--tag", "smoke", "--out", str(results)], timeout=900), "traffic-smoke")
+    assert report["quiet"]["visits"] == report["busy"]["visits"] == 30 and report["busy_over_quiet"] is not None
+    assert (results / "traffic-smoke.png").stat().st_size > 0
+
+
 def test_freshness(tmp_path):
     report = written(run_harness(tmp_path, ["-m", "evaluation.freshness", "--events", "3", "--steps", "2"]), "freshness")
     assert {"ack_ms", "ack_to_visible_ms", "fine_tune"} <= set(report) and report["ack_ms"]["p50"] > 0

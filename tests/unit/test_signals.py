@@ -28,8 +28,8 @@ def test_repeat_and_recency_signals():
     assert mug[column("in_last_basket")] == 1 and pot[column("in_last_basket")] == 0
     assert 0 < mug[column("due")] <= 1 and pot[column("due")] == 0  # one purchase: no interval yet
     assert mug[column("decayed_count_30d")] > pot[column("decayed_count_30d")]
-    # 4 of the shop's 200 events in 30 days: 20 per mille; 2 of 40 in 7 days: 50
-    assert new[column("popularity_share_30d")] == pytest.approx(math.log1p(20)) and new[column("popularity_share_7d")] == pytest.approx(math.log1p(50))
+    # 4 of the shop's 200 events in 30 days: 2,000 per 100,000; 2 of 40 in 7 days: 5,000
+    assert new[column("popularity_share_30d")] == pytest.approx(math.log1p(2000)) and new[column("popularity_share_7d")] == pytest.approx(math.log1p(5000))
     assert pot[column("co_purchase")] == pytest.approx(math.log1p(5))
     assert np.all(out[:, column("log_baskets")] == pytest.approx(math.log1p(3)))
     assert new[:10].sum() == 0  # never bought: every repeat signal is zero
