@@ -248,8 +248,7 @@ class FeatureSync:
         filler: list[str] = []
         if len(popular) < POPULAR_ITEMS:
             filler = self.log.catalogue.first_ids(POPULAR_ITEMS - len(popular), excluding=popular)
-        self.features.push_shop(clock, popular, filler, trending(pop30, pop7, hidden),
-                                (float(sum(pop30.values())), float(sum(pop7.values()))))
+        self.features.push_shop(clock, popular, filler, trending(pop30, pop7, hidden))
         with self._lock:
             touched = sorted(self._touched or ())
             if touched:  # batches pushed these while the log was read: our counts may be older than theirs

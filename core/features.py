@@ -39,8 +39,7 @@ USER_FEATURES = [
     "user_history:purchased_item_ids",
 ]
 SHOP_FEATURES = ["shop_activity:clock", "shop_activity:popular_item_ids", "shop_activity:filler_item_ids",
-                 "shop_activity:trending_item_ids", "shop_activity:trending_scores", "shop_activity:events_30d",
-                 "shop_activity:events_7d", "catalogue_stamp:changed_at"]
+                 "shop_activity:trending_item_ids", "shop_activity:trending_scores", "catalogue_stamp:changed_at"]
 CO_PURCHASE = ["co_purchase:neighbour_ids", "co_purchase:neighbour_scores"]
 SHOPPER_STATE = ["shopper_state:version_keys", "shopper_state:vectors", "shopper_state:fingerprint"]
 SEGMENT_FEATURES = ["shop_segments:segment_ids", "shop_segments:segment_names", "shop_segments:segment_sizes",
@@ -96,8 +95,6 @@ class ShopFeatures:
     filler: list[str] = field(default_factory=list)  # catalogue items that pad a short candidate list
     trending: list[tuple[str, float]] = field(default_factory=list)  # (item, trend ratio), most rising first
     catalogue_stamp: float = 0.0  # moves whenever item text or statuses are pushed (only compared, never ordered)
-    events_30d: float = 0.0  # the shop's interest events in the last 30 days (item popularity is read as a share of them)
-    events_7d: float = 0.0  # the same over 7 days
 
 
 class OnlineFeatures(Protocol):
@@ -308,13 +305,10 @@ class FeatureClient:
         }, as_of)
 
     def push_shop(self, clock: float, popular: Sequence[str], filler: Sequence[str] = (),
-                  trending: Sequence[tuple[str, float]] = (), events: tuple[float, float] = (0.0, 0.0)) -> None:
-        """The shop row: its clock, popular, filler and trending items, and `events` (its interest events
-        in the last 30 and 7 days)."""
+                  trending: Sequence[tuple[str, float]] = ()) -> None:
         self._push("shop_push", {"shop_id": [SHOP_ID], "clock": [float(clock)], "popular_item_ids": [list(popular)],
                                  "filler_item_ids": [list(filler)], "trending_item_ids": [[i for i, _ in trending]],
-                                 "trending_scores": [[float(s) for _, s in trending]],
-                                 "events_30d": [float(events[0])], "events_7d": [float(events[1])]})
+                                 "trending_scores": [[float(s) for _, s in trending]]})
 
     def push_co_purchase(self, key: str, table: dict[str, list[tuple[str, float]]]) -> None:
         """One model version's co-purchase neighbours (see version_key)."""
@@ -447,7 +441,7 @@ class FeatureClient:
         return ShopFeatures(float(data["clock"][0] or 0.0), list(data["popular_item_ids"][0] or []),
                             list(data["filler_item_ids"][0] or []),
                             list(zip(data["trending_item_ids"][0] or [], map(float, data["trending_scores"][0] or []))),
-                            float(data["changed_at"][0] or 0.0), float(data["events_30d"][0] or 0.0), float(data["events_7d"][0] or 0.0))
+                            float(data["changed_at"][0] or 0.0))
 
     def get_segments(self) -> tuple[list[Segment], float]:
         """The latest clustering's segments and when it ran (none and 0 before the first)."""

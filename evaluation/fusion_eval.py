@@ -46,7 +46,7 @@ from rankers.fusion.network import (
     score_list,
     train_ranker,
 )
-from rankers.fusion.signals import Purchase, Traffic, candidate_signals
+from rankers.fusion.signals import Purchase, candidate_signals
 from shopdata.uci_retail import DEFAULT_PATH
 from shoptext.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, history_from_events, item_text, user_text
 
@@ -308,8 +308,7 @@ def auc_per_month(rec: FusionRecommender, cases: list[Case], ev: EventArrays, hi
         pop7 = np.bincount(ev.item[lo7 : c.cutoff], minlength=ev.n_items)
         past = [Purchase(int(ev.item[p]), float(ev.ts[p]), int(ev.basket[p])) for p in history.before(c)]
         candidates = target + negatives
-        signals = candidate_signals(past, float(c.ts), candidates, CountLookup(pop30), CountLookup(pop7), retrieval.cooc.scores(c),
-                                    Traffic(float(pop30.sum()), float(pop7.sum())))
+        signals = candidate_signals(past, float(c.ts), candidates, CountLookup(pop30), CountLookup(pop7), retrieval.cooc.scores(c))
         probs = rec.scores(c, signals, np.asarray(candidates))
         pos.setdefault(c.month, []).extend(probs[: len(target)].tolist())
         neg.setdefault(c.month, []).extend(probs[len(target) :].tolist())

@@ -10,7 +10,7 @@ import numpy as np
 
 from evaluation.baselines import CoOccurrence, History, Popularity
 from evaluation.protocol import DAY, Case, EventArrays
-from rankers.fusion.signals import Purchase, Traffic, candidate_signals, merge_candidates
+from rankers.fusion.signals import Purchase, candidate_signals, merge_candidates
 
 
 @dataclass
@@ -54,8 +54,7 @@ class Retrieval:
         merged = merge_candidates(own, [int(i) for i, _ in cooc.most_common(self.size)], [int(i) for i in popular], self.size, self.own, also)
         pos = self.history.before(case)
         history = [Purchase(int(ev.item[p]), float(ev.ts[p]), int(ev.basket[p])) for p in pos]
-        signals = candidate_signals(history, float(case.ts), merged, CountLookup(pop30), CountLookup(pop7), cooc,
-                                    Traffic(float(pop30.sum()), float(pop7.sum())))
+        signals = candidate_signals(history, float(case.ts), merged, CountLookup(pop30), CountLookup(pop7), cooc)
         labels = np.asarray([1.0 if i in case.target else 0.0 for i in merged], dtype=np.float32)
         return CaseRows(case, np.asarray(merged, dtype=np.int64), signals, labels)
 

@@ -124,16 +124,14 @@ user_history = FeatureView(
 
 # The shop's clock (its newest event time), its items by 30-day popularity, catalogue items that pad
 # short candidate lists (a new shop has few popular items), and its trending items with their trend
-# ratios (last-7-day interest against the 30-day rate; core.feature_sync.trending), and how many
-# interest events the shop had in the last 30 and 7 days (the ranker reads item popularity as a share).
+# ratios (last-7-day interest against the 30-day rate; core.feature_sync.trending).
 shop_activity = FeatureView(
     name="shop_activity",
     entities=[shop],
     ttl=timedelta(days=0),
     schema=[Field(name="clock", dtype=Float64), Field(name="popular_item_ids", dtype=Array(String)),
             Field(name="filler_item_ids", dtype=Array(String)), Field(name="trending_item_ids", dtype=Array(String)),
-            Field(name="trending_scores", dtype=Array(Float64)), Field(name="events_30d", dtype=Float64),
-            Field(name="events_7d", dtype=Float64)],
+            Field(name="trending_scores", dtype=Array(Float64))],
     source=shop_push,
     online=True,
 )

@@ -42,7 +42,6 @@ class Shopper:
     co_purchase: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # of recent items, this version
     purchased: list[str] = field(default_factory=list)  # distinct items they bought, newest first (Recommend's rules)
     state: Any = None  # the ranker's stored shopper state for this version, when current (None: none, or stale)
-    shop_events: tuple[float, float] = (0.0, 0.0)  # the shop's interest events in the last 30 and 7 days
     derived: dict = field(default_factory=dict, repr=False, compare=False)  # what a ranker derives once per request
 
 
@@ -64,9 +63,9 @@ class Ranker(ABC):
         user = features.get_user(user_id)
         shop = features.get_shop()
         if user is None:
-            return Shopper(user_id, [], [], shop.clock, shop.popular, shop.filler, shop_events=(shop.events_30d, shop.events_7d))
+            return Shopper(user_id, [], [], shop.clock, shop.popular, shop.filler)
         return Shopper(user_id, [HistoryEntry(i, t) for i, t in user.recent], user.interests, shop.clock, shop.popular, shop.filler,
-                       purchased=user.purchased, shop_events=(shop.events_30d, shop.events_7d))
+                       purchased=user.purchased)
 
     def context_items(self, shopper: Shopper) -> list[str]:
         """Items besides the candidates whose features request_inputs reads (default: the recent history's)."""

@@ -25,7 +25,7 @@ from core.triton_config import python_model_config
 from rankers.base import Ranker, Shopper, Trainer
 from rankers.fusion.co_purchase import RECENT_ITEMS, co_purchase_scores
 from rankers.fusion.shopper_state import COLD_START, INLINE, STATE_DIM, STORED, History, StateEncoder
-from rankers.fusion.signals import SIGNAL_COUNT, SIGNAL_NAMES, Purchase, Traffic, candidate_signals, merge_candidates
+from rankers.fusion.signals import SIGNAL_COUNT, SIGNAL_NAMES, Purchase, candidate_signals, merge_candidates
 from shoptext.text import ITEM_TEXT_LENGTH, ItemText, item_text
 from shoptext.tokenizer import encode_catalogue_texts
 
@@ -69,7 +69,7 @@ def serving_signals(shopper: Shopper, candidates: Sequence[str], items: dict[str
     co = shopper_co_purchase(shopper)
     pop30 = {c: items[c].popularity_30d for c in candidates if c in items}
     pop7 = {c: items[c].popularity_7d for c in candidates if c in items}
-    return candidate_signals(purchases, now, candidates, pop30, pop7, co, Traffic(*shopper.shop_events))
+    return candidate_signals(purchases, now, candidates, pop30, pop7, co)
 
 
 class FusionRanker(Ranker):

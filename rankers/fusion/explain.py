@@ -26,7 +26,7 @@ from rankers.fusion.signals import DAY, SIGNAL_NAMES
 GROUPS: dict[str, tuple[str, ...]] = {
     "repeat": ("bought", "log_count", "count_share", "basket_share", "decayed_count_30d", "decayed_count_120d"),
     "timing": ("recency_30d", "recency_180d", "due", "in_last_basket"),
-    "popularity": ("popularity_share_30d", "popularity_share_7d"),
+    "popularity": ("log_popularity_30d", "log_popularity_7d"),
     "co_purchase": ("co_purchase",),
 }
 TEXT = "text"

@@ -15,7 +15,7 @@ import numpy as np
 from core.domain import WINDOW_7D, WINDOW_30D, Event
 from rankers.fusion.co_purchase import RECENT_ITEMS, co_purchase_scores
 from rankers.fusion.shopper_state import STATE_HISTORY
-from rankers.fusion.signals import Purchase, Traffic, candidate_signals, merge_candidates
+from rankers.fusion.signals import Purchase, candidate_signals, merge_candidates
 from shoptext.text import INTEREST_EVENTS, ItemText
 
 CANDIDATES = 100
@@ -78,8 +78,7 @@ def build_lists(events: Sequence[Event], catalogue: dict[str, ItemText], chosen:
             popular = [i for i, n in pop30.most_common(size) if n > 0]
             candidates = merge_candidates(own, [i for i, _ in co.most_common(size)], popular, size)
             bought = {e.item_id for e in same_time if e.user_id == user}
-            traffic = Traffic(float(k - lo30), float(k - lo7))  # the windows hold interest[lo:k]
-            signals = candidate_signals([Purchase(i, ts, ts) for i, _, ts in past], t, candidates, pop30, pop7, co, traffic)
+            signals = candidate_signals([Purchase(i, ts, ts) for i, _, ts in past], t, candidates, pop30, pop7, co)
             labels = np.asarray([1.0 if c in bought else 0.0 for c in candidates], dtype=np.float32)
             newest = [(i, ts) for i, _, ts in reversed(past[-STATE_HISTORY:])]
             lists.append(ListSpec(user, t, newest, candidates, signals, labels))

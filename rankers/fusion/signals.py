@@ -26,40 +26,13 @@ SIGNAL_NAMES = (
     "decayed_count_120d",  # the same over 120 days
     "due",  # how close "days since last purchase" is to the shopper's usual interval for the item
     "in_last_basket",  # the item was in the shopper's most recent basket
-    "popularity_share_30d",  # log(1 + the item's share of the shop's interest events in the last 30 days, per 100,000)
-    "popularity_share_7d",  # the same over 7 days
+    "log_popularity_30d",  # log(1 + purchases of the item by anyone in the last 30 days)
+    "log_popularity_7d",  # the same over 7 days
     "co_purchase",  # log(1 + 10 × co-purchase score with the shopper's recent items)
     "log_baskets",  # shopper: log(1 + baskets so far)
     "shopper_recency",  # shopper: exp(-days since their last basket / 30)
 )
 SIGNAL_COUNT = len(SIGNAL_NAMES)
-
-
-# Shares are read per 100,000 events: large enough that log1p(x) is close to log(x) for any item bought at
-# all, so the signal is the log count shifted by the shop's traffic, and items with a few purchases stay as
-# distinct as their counts made them (per mille squeezed every item under ~20 purchases into 0..0.5 and
-# cost 0.002 NDCG@10 on the validation months).
-SHARE_SCALE = 100_000.0
-
-
-class Traffic(NamedTuple):
-    """The shop's interest events (every item's) in the popularity windows: popularity is read as each
-    item's share of them, not as a count, so a model trained on a quiet month reads a busy one (or a
-    closed-loop simulation at a visit a minute) the same way. Counts grew with traffic and swamped the
-    other signals: bench-online's version 1 lost a third of its hidden relevance that way, no drift at all."""
-
-    events_30d: float
-    events_7d: float
-
-    @staticmethod
-    def of(popularity_30d: Mapping[Any, float], popularity_7d: Mapping[Any, float]) -> "Traffic":
-        """The totals of complete per-item count tables."""
-        return Traffic(float(sum(popularity_30d.values())), float(sum(popularity_7d.values())))
-
-
-def popularity_share(counts: np.ndarray, total: float) -> np.ndarray:
-    """log(1 + share of the window's events per SHARE_SCALE); 0 where the shop had none (an empty window)."""
-    return np.log1p(counts * (SHARE_SCALE / total)) if total > 0 else np.zeros_like(counts)
 
 
 class Purchase(NamedTuple):
@@ -78,11 +51,9 @@ def candidate_signals(
     popularity_30d: Mapping[Any, float],
     popularity_7d: Mapping[Any, float],
     co_purchase: Mapping[Any, float],
-    traffic: Traffic,
 ) -> np.ndarray:
     """A float32 [len(candidates), SIGNAL_COUNT] matrix; `history` is the shopper's purchases strictly
-    before `now`, in any order; `popularity_*` the items' interest events in each window, of the
-    `traffic` of the whole shop in it."""
+    before `now`, in any order."""
     times: dict[Hashable, list[float]] = defaultdict(list)  # only the candidates' own purchases are looked up
     baskets: dict[Hashable, set] = defaultdict(set)
     all_baskets: dict[Hashable, float] = {}
@@ -125,10 +96,8 @@ def candidate_signals(
                 due,
                 1.0 if last_basket in baskets[item] else 0.0,
             )
-    out[:, 10] = popularity_share(np.fromiter((popularity_30d.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)),
-                                  traffic.events_30d)
-    out[:, 11] = popularity_share(np.fromiter((popularity_7d.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)),
-                                  traffic.events_7d)
+    out[:, 10] = np.log1p(np.fromiter((popularity_30d.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)))
+    out[:, 11] = np.log1p(np.fromiter((popularity_7d.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)))
     out[:, 12] = np.log1p(10 * np.fromiter((co_purchase.get(c, 0.0) for c in candidates), dtype=np.float64, count=len(candidates)))
     out[:, 13] = log_baskets
     out[:, 14] = shopper_recency

@@ -138,7 +138,7 @@ def test_online_bench(tmp_path):
 
 def test_traffic_loop(tmp_path):
     results = tmp_path / "results"
-    report = written(run_harness(tmp_path, ["-m", "evaluation.traffic_loop", "--users", "20", "--visits", "30", "--bootstrap-steps", "5",
+    report = written(run_harness(tmp_path, ["-m", "evaluation.traffic_loop", "--users", "20", "--visits", "30", "--busy-visits", "30", "--bootstrap-steps", "5",
                                             "--tag", "smoke", "--out", str(results)], timeout=900), "traffic-smoke")
     assert report["quiet"]["visits"] == report["busy"]["visits"] == 30 and report["busy_over_quiet"] is not None
     assert (results / "traffic-smoke.png").stat().st_size > 0

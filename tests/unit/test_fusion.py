@@ -189,16 +189,16 @@ def test_rank_reads_the_stored_state_per_version_and_never_a_stale_one(tmp_path:
 
 
 def test_a_version_trained_on_other_signals_is_refused_before_it_serves(tmp_path: Path):
-    """Popularity became a share of the shop's traffic (was a count): a version trained before reads the
-    new inputs wrongly, so putting it into service fails with the reason instead of ranking badly."""
+    """A version trained on other signals than the code computes (a signal redefined or added since) would
+    read its inputs wrongly: putting it into service fails with the reason instead of ranking badly."""
     from core.errors import FailedPrecondition
     from rankers import get_ranker
     from rankers.fusion import SIGNAL_STATS
 
     ranker = get_ranker("fusion")
-    old = [n.replace("popularity_share", "log_popularity") for n in SIGNAL_NAMES]
+    old = [n.replace("log_popularity", "popularity_share") for n in SIGNAL_NAMES]
     (tmp_path / SIGNAL_STATS).write_text(json.dumps({"names": old, "mean": [], "std": []}))
-    with pytest.raises(FailedPrecondition, match="popularity_share_30d"):
+    with pytest.raises(FailedPrecondition, match="popularity_share_30d -> log_popularity_30d"):
         ranker.materialise(tmp_path, None, 3)  # type: ignore[arg-type]
     (tmp_path / SIGNAL_STATS).write_text(json.dumps({"names": list(SIGNAL_NAMES), "mean": [], "std": []}))
     ranker.materialise(tmp_path, None, 3)  # type: ignore[arg-type]  # no neighbour tables: nothing pushed

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rankers.fusion.co_purchase import co_purchase_scores, fit_neighbours
-from rankers.fusion.signals import DAY, SIGNAL_COUNT, SIGNAL_NAMES, Purchase, Traffic, candidate_signals, merge_candidates
+from rankers.fusion.signals import DAY, SIGNAL_COUNT, SIGNAL_NAMES, Purchase, candidate_signals, merge_candidates
 
 NOW = 1_000 * DAY
 
@@ -18,7 +18,7 @@ def column(name):
 def test_repeat_and_recency_signals():
     history = [Purchase("mug", NOW - 40 * DAY, "b1"), Purchase("mug", NOW - 20 * DAY, "b2"), Purchase("pot", NOW - 20 * DAY, "b2"),
                Purchase("mug", NOW - 1 * DAY, "b3")]
-    out = candidate_signals(history, NOW, ["mug", "pot", "new"], {"mug": 9, "new": 4}, {"new": 2}, {"pot": 0.5}, Traffic(200, 40))
+    out = candidate_signals(history, NOW, ["mug", "pot", "new"], {"mug": 9, "new": 4}, {"new": 2}, {"pot": 0.5})
     assert out.shape == (3, SIGNAL_COUNT) and out.dtype == np.float32
     mug, pot, new = out
     assert mug[column("bought")] == 1 and new[column("bought")] == 0
@@ -28,26 +28,15 @@ def test_repeat_and_recency_signals():
     assert mug[column("in_last_basket")] == 1 and pot[column("in_last_basket")] == 0
     assert 0 < mug[column("due")] <= 1 and pot[column("due")] == 0  # one purchase: no interval yet
     assert mug[column("decayed_count_30d")] > pot[column("decayed_count_30d")]
-    # 4 of the shop's 200 events in 30 days: 2,000 per 100,000; 2 of 40 in 7 days: 5,000
-    assert new[column("popularity_share_30d")] == pytest.approx(math.log1p(2000)) and new[column("popularity_share_7d")] == pytest.approx(math.log1p(5000))
+    assert new[column("log_popularity_30d")] == pytest.approx(math.log1p(4)) and new[column("log_popularity_7d")] == pytest.approx(math.log1p(2))
     assert pot[column("co_purchase")] == pytest.approx(math.log1p(5))
     assert np.all(out[:, column("log_baskets")] == pytest.approx(math.log1p(3)))
     assert new[:10].sum() == 0  # never bought: every repeat signal is zero
 
 
 def test_no_history_gives_only_item_signals():
-    out = candidate_signals([], NOW, ["a"], {"a": 1}, {}, {}, Traffic(10, 0))
+    out = candidate_signals([], NOW, ["a"], {"a": 1}, {}, {})
     assert out[0, :10].sum() == 0 and out[0, column("shopper_recency")] == 0
-    assert out[0, column("popularity_share_7d")] == 0  # an empty window: no share, not a division by zero
-
-
-def test_popularity_is_a_share_of_the_shop_traffic_so_it_holds_as_traffic_grows():
-    """The same shop ten times as busy (every item's count and the total alike): the popularity signals do
-    not move, so a model trained on a quiet month reads a busy one the same way."""
-    quiet = candidate_signals([], NOW, ["a", "b"], {"a": 6, "b": 2}, {"a": 3}, {}, Traffic(400, 90))
-    busy = candidate_signals([], NOW, ["a", "b"], {"a": 60, "b": 20}, {"a": 30}, {}, Traffic(4000, 900))
-    assert np.allclose(quiet, busy)
-    assert quiet[0, column("popularity_share_30d")] > quiet[1, column("popularity_share_30d")] > 0
 
 
 def test_co_purchase_neighbours_and_scores():
