@@ -3,6 +3,8 @@ the share of the target invoice's items among the candidates that retrieval hand
 shopper's own items, co-purchase neighbours of their recent items and 30-day popular items,
 interleaved: rankers.fusion.signals.merge_candidates, as served), at several candidate-list sizes, and
 each source's own recall at that size; overall and for discovery (items the shopper never bought).
+Also the shop's trending items (core.feature_sync.trending, what Trending serves: 7-day interest against
+the 30-day rate) as a source of their own and interleaved into the merge as a fourth source.
 
 Cheap (no model): run it on the validation months first, e.g.
     python -m evaluation.retrieval_recall --months 2010-06..2010-11 --tag validation
@@ -18,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from core.feature_sync import trending
 from evaluation.baselines import CoOccurrence, History
 from evaluation.protocol import DAY, Case, EventArrays, add_months_arguments, build_cases, months_of, sample_cases
 from evaluation.run import RESULTS, load_data, machine
 from rankers.fusion.signals import merge_candidates
 from shopdata.uci_retail import DEFAULT_PATH
 
-SOURCES = ("merged", "own", "co-purchase", "popular-30d")
+SOURCES = ("merged", "merged+trending", "own", "co-purchase", "popular-30d", "trending-7d")
 
 
 def sources(case: Case, ev: EventArrays, history: History, cooc: CoOccurrence, size: int) -> dict[str, list[int]]:
@@ -35,8 +38,13 @@ def sources(case: Case, ev: EventArrays, history: History, cooc: CoOccurrence, s
     pop30 = np.bincount(ev.item[lo : case.cutoff], minlength=ev.n_items)
     nz = np.flatnonzero(pop30)
     popular = nz[np.lexsort((ev.item_first_seen[nz], -pop30[nz]))][:size].tolist()
+    lo7 = int(np.searchsorted(ev.ts, case.ts - 8 * DAY, side="right"))
+    pop7 = np.bincount(ev.item[lo7 : case.cutoff], minlength=ev.n_items)
+    rising = [int(i) for i, _ in trending({int(i): int(pop30[i]) for i in nz}, {int(i): int(pop7[i]) for i in np.flatnonzero(pop7)}, limit=size)]
     merged = merge_candidates(own, co, popular, size, own_limit=int(0.6 * size))
-    return {"merged": merged, "own": own[:size], "co-purchase": co, "popular-30d": popular}
+    with_trending = merge_candidates(own, co, popular, size, own_limit=int(0.6 * size), also=[rising])
+    return {"merged": merged, "merged+trending": with_trending, "own": own[:size], "co-purchase": co, "popular-30d": popular,
+            "trending-7d": rising}
 
 
 def main() -> None:
