@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 from core import background
 from core.domain import HISTORY_LENGTH, INTEREST_EVENTS, WINDOW_7D, WINDOW_30D, Event
@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 INTEREST_LIMIT = 2000  # interest events per shopper for the repeat / recency signals
 POPULAR_ITEMS = 200  # the shop's popular list (retrieval's fallback; Recommend retrieves 200)
+ItemKey = TypeVar("ItemKey", str, int)  # item ids as served, or item indices in the evaluation harnesses
 TRENDING_ITEMS = 500  # the shop's trending list (Trending filters it by the request's rules)
 TRENDING_MIN_7D = 3  # interest events in 7 days before an item can trend (one shopper's clicks are noise)
 ROW_CACHE_EVENTS = 250_000  # interest events kept in memory across every remembered shopper (~60 MB at most)
@@ -76,7 +77,8 @@ class ShopperRows:
         return len(self._rows)
 
 
-def trending(pop30: dict[str, int], pop7: dict[str, int], hidden: Iterable[str] = (), limit: int = TRENDING_ITEMS) -> list[tuple[str, float]]:
+def trending(pop30: Mapping[ItemKey, int], pop7: Mapping[ItemKey, int], hidden: Iterable[ItemKey] = (),
+             limit: int = TRENDING_ITEMS) -> list[tuple[ItemKey, float]]:
     """Items whose 7-day interest rose most against their 30-day rate: (n7 / 8 days) / ((n30 + 1) / 31
     days), the windows of WINDOW_7D and WINDOW_30D: 1.0 is a steady item, at most ~3.9 (all of its 30 days in the last 7)."""
     skip = set(hidden)
