@@ -73,6 +73,9 @@ HEADLINES = [
              lambda r: f"{r['ingest_embedded']['events_per_s']:,.0f} events/s, {r['ingest_embedded']['lost']} lost"),
     Headline("RecordEvents acknowledgement (durable append + Feast push), p50", "freshness.json", "make bench-freshness",
              lambda r: f"{r['ack_ms']['p50']:.1f} ms"),
+    Headline("Event sent → the shopper's next Rank reflects it (goal: p99 500 ms)", "freshness.json", "make bench-freshness",
+             lambda r: f"p50 {r['event_to_next_ranking']['reflected_ms']['p50']:.1f} ms, p99 {r['event_to_next_ranking']['reflected_ms']['p99']:.1f} ms, "
+                       f"{r['event_to_next_ranking']['reflected']}/{r['event_to_next_ranking']['events']} reflected"),
 ]
 
 
