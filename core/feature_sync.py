@@ -126,7 +126,9 @@ class FeatureSync:
             return
         started = time.time()
         erased = self.log.erasures.erased_at_map(ids)
-        counts = self.log.events.user_counts_many(ids)  # before the events: a concurrent append then fails the next merge
+        # the counts before the events: another writer's concurrent append then fails the next merge; this process's
+        # own comes back as the next pass's fresh, and ShopperRows.merged keeps it once
+        counts = self.log.events.user_counts_many(ids)
         interests: dict[str, list[Interest]] = {}
         with self._rows_lock:
             for user_id in ids:

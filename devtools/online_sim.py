@@ -10,15 +10,33 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable
 
 from core.domain import Event
 from devtools.client import SuiteClient, event_message
+from shopdata import Shop
 from shopdata.simulator import SimulatedShoppers
+from shopdata.synthetic import generate
 from shoprank.v1 import feedback_pb2, model_admin_pb2
 from shoprank_client.enums import experiment_state_of
 
 logger = logging.getLogger(__name__)
+
+
+def history_pace(shop: Shop) -> float:
+    """Shop seconds per visit (a shopper's request) in the shop's own history: the pace a simulation keeps
+    to move the shop's clock as its history did."""
+    return (shop.events[-1].timestamp - shop.events[0].timestamp) / max(len({(e.user_id, e.request_id) for e in shop.events}), 1)
+
+
+def simulated_shop(users: int, visits_at_history_pace: int, more_seconds: float = 0.0, n_days: int = 60, seed: int = 21) -> Shop:
+    """The synthetic shop the simulations use, dated so that its history, then `visits_at_history_pace`
+    visits at its own pace and `more_seconds` of shop time after them, all end before now (the feedback
+    service rejects events stamped in the future)."""
+    pace = history_pace(generate(n_users=users, n_days=n_days, seed=seed))
+    days = n_days + (visits_at_history_pace * pace + more_seconds + 4 * 3600) / 86400 + 2
+    return generate(n_users=users, n_days=n_days, seed=seed, start=datetime.fromtimestamp(time.time() - days * 86400, timezone.utc).date().isoformat())
 
 
 @dataclass(frozen=True)

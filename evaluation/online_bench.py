@@ -25,7 +25,6 @@ import json
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,11 @@ from core.model_repository import ModelRepository
 from core.store import EventLog
 from devtools.degrade import publish_copy, publish_degraded
 from devtools.experiment_report import markdown, plot, timeline
-from devtools.online_sim import Simulation, simulate
+from devtools.online_sim import Simulation, history_pace, simulate, simulated_shop
 from devtools.suite import Suite, deploy
 from evaluation.results import results_dir
 from evaluation.run import machine
 from shopdata.simulator import SimulatedShoppers
-from shopdata.synthetic import generate
 from shoprank.v1 import experiments_pb2, model_admin_pb2
 
 RESULTS = results_dir()
@@ -139,13 +137,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    # the history and every simulated visit (at the history's pace) end before now: the feedback service
-    # rejects events stamped in the future
-    probe = generate(n_users=args.users, n_days=60, seed=21)
-    pace = (probe.events[-1].timestamp - probe.events[0].timestamp) / max(len({(e.user_id, e.request_id) for e in probe.events}), 1)
-    days = 60 + (3 * args.steps * pace + 4 * 3600) / 86400 + 2
-    start = datetime.fromtimestamp(time.time() - days * 86400, timezone.utc).date().isoformat()
-    shop = generate(n_users=args.users, n_days=60, seed=21, start=start)
+    shop = simulated_shop(args.users, 3 * args.steps)  # the history and every simulated visit end before now
     results: dict[str, Any] = {"machine": machine(), "users": args.users, "policy": "canary 20%, CTR@10, 95%, margin 10%, >=500 impressions per arm",
                                "scenarios": [], "restarts": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,8 +152,7 @@ def main() -> None:
             # the shop's clock moves as fast per visit as in its history: denser simulated traffic would
             # swamp the popularity windows the model was trained with (bench-online's first runs at one
             # visit a minute did, and version 1 lost half its hidden relevance without any drift)
-            sessions = len({(e.user_id, e.request_id) for e in shop.events})
-            step_seconds = (shop.events[-1].timestamp - shop.events[0].timestamp) / max(sessions, 1)
+            step_seconds = history_pace(shop)
             results["shop_seconds_per_visit"] = round(step_seconds)
             visits: list[tuple[int, str, float, float]] = []
             # the shoppers' tastes drift between 15% and 45% of all planned visits (during scenarios 1 and 2)

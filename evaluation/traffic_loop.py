@@ -25,16 +25,14 @@ import json
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from devtools.online_sim import simulate
+from devtools.online_sim import history_pace, simulate, simulated_shop
 from devtools.suite import deploy
 from evaluation.results import results_dir
 from evaluation.run import machine
 from shopdata.simulator import SimulatedShoppers
-from shopdata.synthetic import generate
 
 # the shop-wide refresh (popular list, clock, traffic) every second, not every 30: the simulation runs its shop clock
 # thousands of times faster than a real one, and a 30 s refresh would hold a whole phase at one snapshot
@@ -83,13 +81,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=results_dir())
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    # the history and both phases end before now (the feedback service rejects events from the future)
-    probe = generate(n_users=args.users, n_days=60, seed=21)
-    pace = (probe.events[-1].timestamp - probe.events[0].timestamp) / max(len({(e.user_id, e.request_id) for e in probe.events}), 1)
-    days = 60 + (args.visits * pace + args.busy_visits * args.busy_seconds + 4 * 3600) / 86400 + 2
-    shop = generate(n_users=args.users, n_days=60, seed=21, start=datetime.fromtimestamp(time.time() - days * 86400, timezone.utc).date().isoformat())
-    sessions = len({(e.user_id, e.request_id) for e in shop.events})
-    quiet_seconds = (shop.events[-1].timestamp - shop.events[0].timestamp) / max(sessions, 1)
+    shop = simulated_shop(args.users, args.visits, args.busy_visits * args.busy_seconds)  # both phases end before now
+    quiet_seconds = history_pace(shop)
     shoppers = SimulatedShoppers(shop, args.visits + args.busy_visits, seed=1, drift_from=NEVER, drift_to=NEVER)
     report: dict[str, Any] = {"machine": machine(), "tag": args.tag, "users": args.users, "items": len(shop.items)}
     with tempfile.TemporaryDirectory(prefix="traffic-") as tmp:

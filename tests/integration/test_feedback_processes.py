@@ -18,7 +18,7 @@ from core.privacy import Pseudonyms
 from core.settings import PROJECT_ROOT
 from core.store import EventLog
 from devtools.client import event_message, open_channel
-from devtools.ports import free_port, wait_until
+from devtools.ports import eventually, free_port, wait_until
 from devtools.suite import grpc_serving
 from shoprank.v1 import feedback_pb2, feedback_pb2_grpc
 from tests.integration.test_scoring_processes import _children, _cpu_ticks, stop_supervisor
@@ -79,9 +79,6 @@ def test_two_processes_store_every_event_and_leave_each_shopper_row_as_the_log_s
         want = [([(i, ts) for i, _, ts, _ in expected[key]], len(expected[key])) for key in keys]
         # A reply may say features_pending (the refresher was further behind than RECSYS_REFRESH_WAIT_MS on a
         # busy machine): the rows then follow within seconds, without another call.
-        deadline = time.monotonic() + 30
-        while rows() != want and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert rows() == want
+        assert eventually(lambda: rows() == want, timeout=30, interval=0.2), (rows(), want)
     finally:
         stop_supervisor(proc, children, "feedback")
