@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # attributor, served-list recorder, item-cache revalidation; core/background.py): higher lets the
     # request path win the cores when both want them, 0 shares them evenly (10: +6% Rank/s, shop-like lab).
     background_nice: int = Field(10, ge=0, le=19)
+    # Every this many seconds each service process collects its young objects and freezes the survivors
+    # (core/gc_freeze.py), so CPython's full collection no longer walks the caches: without it each scoring
+    # process paused 300-500 ms about every 30 s under the shop-like load. 0: CPython's own collection only.
+    gc_freeze_s: float = Field(60.0, ge=0)
     # RecordEvents answers once its events are durable, and waits for the refresh of the shopper rows
     # they change when the refresher (core/feature_refresher.py) expects to reach them within this many ms
     # (read-your-writes); further behind, it answers at once with features_pending. 0: never waits.

@@ -248,8 +248,9 @@ def serve(address: str) -> None:
     """One feedback process: build the server on `address` and serve until SIGTERM, then finish the
     refreshes its acknowledged batches queued."""
     configure("feedback")
-    server, port, health, refresher = create_server(load(), address, lead=first_process())
-    serve_until_signalled(server, health, f"feedback on {port}", after_stop=refresher.drain)
+    settings = load()
+    server, port, health, refresher = create_server(settings, address, lead=first_process())
+    serve_until_signalled(server, health, f"feedback on {port}", after_stop=refresher.drain, gc_freeze_s=settings.gc_freeze_s)
 
 
 def main() -> None:

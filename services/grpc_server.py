@@ -92,9 +92,12 @@ def build_server(
 
 
 def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthServicer, name: str, grace: float = 5.0,
-                          after_stop: Callable[[], object] = lambda: None) -> None:
+                          after_stop: Callable[[], object] = lambda: None, gc_freeze_s: float = 0.0) -> None:
     """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace, then
-    `after_stop` (work the answered calls queued)."""
+    `after_stop` (work the answered calls queued). With `gc_freeze_s`, what is alive before serving is
+    frozen out of CPython's full collections, and again every that many seconds (core.gc_freeze)."""
+    from core import gc_freeze
+
     stopped = threading.Event()
     stopping = threading.Event()
 
@@ -111,6 +114,7 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    gc_freeze.start(gc_freeze_s)
     server.start()
     logger.info("%s serving", name)
     stopped.wait()

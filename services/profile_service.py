@@ -108,10 +108,11 @@ def main() -> None:
     parser.add_argument("--metrics-address", default="", help="host:port for Prometheus /metrics (off when empty)")
     args = parser.parse_args()
     configure("profile")
-    server, port, health = create_server(load(), args.address)
+    settings = load()
+    server, port, health = create_server(settings, args.address)
     if args.metrics_address:
         serve_metrics(args.metrics_address)
-    serve_until_signalled(server, health, f"profile on {port}")
+    serve_until_signalled(server, health, f"profile on {port}", gc_freeze_s=settings.gc_freeze_s)
 
 
 if __name__ == "__main__":

@@ -203,8 +203,9 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0") -> tuple[grp
 def serve(address: str) -> None:
     """One scoring process: build the server on `address` and serve until SIGTERM."""
     configure("scoring")
-    server, port, health = create_server(load(), address)
-    serve_until_signalled(server, health, f"scoring on {port}")
+    settings = load()
+    server, port, health = create_server(settings, address)
+    serve_until_signalled(server, health, f"scoring on {port}", gc_freeze_s=settings.gc_freeze_s)
 
 
 def main() -> None:
