@@ -81,8 +81,8 @@ bench-drift: install          ## frozen vs lifelong vs drift-triggered vs full r
 bench-retrieval: install      ## retrieval recall of the candidates at 100/200/300/500, by source (no model; MONTHS=2010-06..2010-11 TAG=validation)
 	$(PY) -m evaluation.retrieval_recall $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS) --warmup-months 6,) $(if $(TAG),--tag $(TAG),)
 
-bench-fusion-served: install  ## the fusion ranker through the worker, Feast and tritonserver (served path), full protocol (~35 min); FROZEN=1: version 1 only
-	$(PY) -m evaluation.fusion_served $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),) $(if $(FROZEN),--frozen,)
+bench-fusion-served: install  ## the fusion ranker through the worker, Feast and tritonserver (served path), full protocol (~35 min); ARM=frozen (FROZEN=1): version 1 only; ARM=retrain: a full retrain every month
+	$(PY) -m evaluation.fusion_served $(if $(DATA),--data $(DATA),) $(if $(MONTHS),--months $(MONTHS),) $(if $(FROZEN),--arm frozen,) $(if $(ARM),--arm $(ARM),)
 
 bench-item-to-item: install   ## p50/p99 of Recommend (+rules), SimilarItems, FrequentlyBoughtTogether, Trending through gRPC, 5k items (~5 min)
 	$(PY) -m evaluation.item_to_item_bench

@@ -16,7 +16,15 @@ end to end, as a replay of the shop's history:
   from Feast, retrieves up to 100 candidates, and one request to the tritonserver scores them with the
   serving version. Nothing reads the event log per case.
 
-Writes bench/results/fusion-served.{json,md,png}. Compare with `make bench-fusion` (the research harness).
+Three arms on the same cases (`--arm`): `lifelong` (version 1, then a gated fine-tune of the serving version
+at every month boundary), `frozen` (version 1 serves every month) and `retrain` (at every month boundary a
+new version from the pretrained towers, not from the serving one, on every basket so far, or the newest
+`--retrain-lists`: what a shop that retrains in full each month would serve; its versions replace the
+serving one ungated, as a bootstrap does).
+
+Writes bench/results/fusion-served.{json,md,png} (fusion-served-frozen.*, fusion-served-retrain.* for the other
+arms) and, once the arms exist for the same cases, fusion-served-ablation.md. Compare with `make bench-fusion`
+(the research harness).
 """
 from __future__ import annotations
 
@@ -54,6 +62,7 @@ from shopdata.uci_retail import DEFAULT_PATH
 from workers.publishing import serve, train_and_publish
 
 DAY = 86400.0
+ARMS = {"lifelong": "fusion-served", "frozen": "fusion-served-frozen", "retrain": "fusion-served-retrain"}  # arm -> its results file
 
 
 class ServedFusion:
@@ -133,15 +142,19 @@ class Replay:
     def month(self, month: str, cases: list[Case]) -> None:
         """Train (or fine-tune) at the month boundary, serve the result if it passed, answer the month's cases."""
         boundary = float(month_start_seconds(month))
-        if self.args.frozen and self.serving is not None:  # the frozen arm: version 1 serves every month
+        if self.args.arm == "frozen" and self.serving is not None:  # the frozen arm: version 1 serves every month
             self.decisions[month] = f"frozen: v{self.serving} kept (no fine-tune)"
             assert self.served is not None
             self.served.score_month([c for c in cases if c.month == month], month)
             return
         t = time.perf_counter()
-        run = TrainingRun(self.settings, self.log, self.repo, parent=self.serving, since=self.since, until=boundary, job_id=f"replay-{month}",
-                          max_examples=self.args.bootstrap_lists if self.serving is None else self.args.monthly_lists,
-                          stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+        if self.args.arm == "retrain":  # from the pretrained towers on everything so far (or the newest retrain_lists)
+            run = TrainingRun(self.settings, self.log, self.repo, parent=None, since=float("-inf"), until=boundary, job_id=f"replay-{month}",
+                              max_examples=self.args.retrain_lists or len(self.events), stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+        else:
+            run = TrainingRun(self.settings, self.log, self.repo, parent=self.serving, since=self.since, until=boundary, job_id=f"replay-{month}",
+                              max_examples=self.args.bootstrap_lists if self.serving is None else self.args.monthly_lists,
+                              stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
         version, lineage = train_and_publish(run, self.ranker, features=self.features, load_in_triton=self.triton is not None)
         self.train_seconds += time.perf_counter() - t
         self.decisions[month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:160]}"
@@ -159,8 +172,8 @@ class Replay:
             # cases are answered by the scoring pipeline with the replay's own ids: no pseudonyms needed
             pipeline = RankingPipeline(self.settings, self.features, client, self.ranker)
             self.served = ServedFusion(self.ev, self.events, self.live, self.features, pipeline)
-            if self.args.frozen:
-                self.served.name = "fusion frozen (served: Feast + Triton)"
+            if self.args.arm != "lifelong":
+                self.served.name = f"fusion {self.args.arm} (served: Feast + Triton)"
         self.served.score_month([c for c in cases if c.month == month], month)
 
     def close(self) -> None:
@@ -175,11 +188,16 @@ def main() -> None:
     parser.add_argument("--bootstrap-lists", type=int, default=4000)
     parser.add_argument("--monthly-lists", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--frozen", action="store_true", help="the frozen arm: version 1 only, never fine-tuned (same cases)")
-    parser.add_argument("--tag", default="", help="results file name under bench/results/ (default fusion-served, or fusion-served-frozen)")
+    parser.add_argument("--arm", choices=ARMS, default="lifelong", help="see above")
+    parser.add_argument("--frozen", action="store_true", help="the same as --arm frozen")
+    parser.add_argument("--retrain-lists", type=int, default=0,
+                        help="--arm retrain: train each month on the newest this many baskets so far (0: every basket so far)")
+    parser.add_argument("--tag", default="", help="results file name under bench/results/ (default fusion-served, or fusion-served-ARM)")
     add_months_arguments(parser)
     args = parser.parse_args()
-    args.tag = args.tag or ("fusion-served-frozen" if args.frozen else "fusion-served")
+    if args.frozen:
+        args.arm = "frozen"
+    args.tag = args.tag or ARMS[args.arm]
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     items, events_frame = load_data(args.data)
@@ -216,20 +234,24 @@ def main() -> None:
 
 
 def write_ablation(folder: Path) -> None:
-    """fusion-served-ablation.md: lifelong (fusion-served.json) vs frozen (fusion-served-frozen.json) on
-    the same cases, overall, over the last six months and on discovery, with the compute of each; written
-    once both runs exist for the same months and cases."""
-    paths = {"lifelong (monthly fine-tunes)": folder / "fusion-served.json", "frozen (version 1 only)": folder / "fusion-served-frozen.json"}
-    if not all(path.exists() for path in paths.values()):
+    """fusion-served-ablation.md: lifelong (fusion-served.json) vs frozen (fusion-served-frozen.json), and the
+    full retrain (fusion-served-retrain.json) when it was run on the same cases, overall, over the last six
+    months and on discovery, with the compute of each; written once lifelong and frozen exist for the same
+    months and cases."""
+    paths = {"lifelong (monthly fine-tunes)": folder / "fusion-served.json", "frozen (version 1 only)": folder / "fusion-served-frozen.json",
+             "full retrain (every month, every basket so far)": folder / "fusion-served-retrain.json"}
+    reports = {arm: json.loads(path.read_text()) for arm, path in paths.items() if path.exists()}
+    if len(reports) < 2 or "lifelong (monthly fine-tunes)" not in reports or "frozen (version 1 only)" not in reports:
         return
-    reports = {arm: json.loads(path.read_text()) for arm, path in paths.items()}
-    if len({(r["cases"], tuple(r["results"]["repeat+popularity"]["months"])) for r in reports.values()}) != 1:
+    same = (reports["lifelong (monthly fine-tunes)"]["cases"], tuple(reports["lifelong (monthly fine-tunes)"]["results"]["repeat+popularity"]["months"]))
+    reports = {arm: r for arm, r in reports.items() if (r["cases"], tuple(r["results"]["repeat+popularity"]["months"])) == same}
+    if "frozen (version 1 only)" not in reports:
         return
     first = next(iter(reports.values()))
     months = list(first["results"]["repeat+popularity"]["months"])
     last6 = months[-6:]
     baseline = first["results"]["repeat+popularity"]
-    lines = [f"# Served fusion ranker: lifelong vs frozen on the same {first['cases']} cases", "",
+    lines = [f"# Served fusion ranker: {' vs '.join(a.split(' (')[0] for a in reports)} on the same {first['cases']} cases", "",
              f"| arm | NDCG@10 | NDCG@10, last six months ({last6[0]}..{last6[-1]}) | discovery NDCG@10 | discovery NDCG@10, last six | training s |",
              "| --- | --- | --- | --- | --- | --- |"]
 
@@ -241,14 +263,22 @@ def write_ablation(folder: Path) -> None:
 
     for arm, rep in reports.items():
         served = next(r for n, r in rep["results"].items() if n != "repeat+popularity")
-        lines.append(row(arm, served, f"{rep['train_seconds']:.0f}"))
+        retrain_lists = rep["settings"].get("retrain_lists") if rep["settings"].get("arm") == "retrain" else 0
+        name = arm.replace("every basket so far", f"the newest {retrain_lists} baskets") if retrain_lists else arm
+        lines.append(row(name, served, f"{rep['train_seconds']:.0f}"))
     lines.append(row("repeat+popularity", baseline, "0"))
     lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
     for arm, rep in reports.items():
         served = next(r for n, r in rep["results"].items() if n != "repeat+popularity")
         lines.append(f"| {arm} | " + " | ".join(f"{served['months'][m]['ndcg']:.4f}" for m in months) + " |")
-    lines += ["", "Both through the worker, Feast and a real tritonserver (evaluation/fusion_served.py; frozen: `--frozen`). "
+    lines += ["", "Every arm through the worker, Feast and a real tritonserver (evaluation/fusion_served.py `--arm lifelong|frozen|retrain`). "
               "Training seconds include list building, text encoding, gates and publishing.", ""]
+    if "full retrain (every month, every basket so far)" in reports:
+        lifelong, retrain = reports["lifelong (monthly fine-tunes)"], reports["full retrain (every month, every basket so far)"]
+        gap = [np.mean([next(r for n, r in rep["results"].items() if n != "repeat+popularity")["months"][m]["ndcg"] for m in last6])
+               for rep in (lifelong, retrain)]
+        lines += [f"Lifelong against the full retrain over the last six months: {gap[0] - gap[1]:+.4f} NDCG@10 (goal: no worse than -0.003), "
+                  f"at {lifelong['train_seconds'] / max(retrain['train_seconds'], 1e-9):.0%} of its training seconds (goal: at most 25%).", ""]
     (folder / "fusion-served-ablation.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
@@ -265,7 +295,11 @@ def write_report(report: dict[str, Any], cases: list[Case]) -> None:
         lines.append(f"| {name} | {o['hr']:.4f} | {o['recall']:.4f} | {o['ndcg']:.4f} | {d.get('hr', 0):.4f} | {d.get('ndcg', 0):.4f} |")
     lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |" for name, r in results.items()]
-    trainings = "version 1 only (frozen)" if report["settings"].get("frozen") else f"bootstrap + {len(months) - 1} monthly fine-tunes"
+    arm = report["settings"].get("arm") or ("frozen" if report["settings"].get("frozen") else "lifelong")
+    trainings = {"frozen": "version 1 only (frozen)", "lifelong": f"bootstrap + {len(months) - 1} monthly fine-tunes",
+                 "retrain": f"{len(months)} trainings from the pretrained towers, each on "
+                            + (f"the newest {report['settings'].get('retrain_lists')} baskets" if report["settings"].get("retrain_lists") else "every basket")
+                            + " before its month"}[arm]
     lines += ["", f"Training ({trainings}, with list building, text encoding and gates): {train_seconds:.0f} s; "
               f"wall {report['wall_seconds']:.0f} s; cases answered by the scoring path: {report['ranked_cases']} of {len(cases)} "
               f"(degraded answers: {report['degraded_answers']}; mean candidates {report['mean_candidates']}).", "",

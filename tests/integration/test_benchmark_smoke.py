@@ -57,6 +57,18 @@ def test_fusion_served(tmp_path, shop_export):
     assert (results / "smoke.png").stat().st_size > 1000
 
 
+def test_fusion_served_full_retrain_arm(tmp_path, shop_export):
+    results = run_harness(tmp_path, ["-m", "evaluation.fusion_served", "--data", str(shop_export), "--months", "2021-04..2021-05",
+                                     "--warmup-months", "3", "--sample-per-month", "8", "--arm", "retrain", "--retrain-lists", "60",
+                                     "--threads", "1", "--tag", "smoke-retrain"])
+    report = written(results, "smoke-retrain")
+    assert report["settings"]["arm"] == "retrain" and report["ranked_cases"] > 0 and report["degraded_answers"] == 0
+    # a new version every month, each from the pretrained towers (so published ungated, like a bootstrap)
+    assert all(d.startswith("promoted v") and "first version" in d for d in report["decisions"].values()), report["decisions"]
+    assert "fusion retrain (served: Feast + Triton)" in report["results"]
+    assert "the newest 60 baskets" in (results / "smoke-retrain.md").read_text()
+
+
 def test_lifelong(tmp_path, shop_export):
     results = run_harness(tmp_path, ["-m", "evaluation.lifelong", "--data", str(shop_export), "--months", "2021-04..2021-05",
                                      "--warmup-months", "3", "--sample-per-month", "4", "--eval-months", "2", "--initial-steps", "2",
