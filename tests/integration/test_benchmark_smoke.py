@@ -96,6 +96,7 @@ def test_load_bench(tmp_path):
     assert sum(r["events"]["recorded"] for r in shop["rank"]) > 0 and all(r["events"]["failed"] == 0 for r in shop["rank"])
     assert "Shop-like workload" in (results / "load-smoke.md").read_text()
     assert sum(r["shopper_states"].get("stored", 0) for r in shop["rank"]) > 0  # Ranks read stored shopper states
+    assert shop["state_backfill"]["shoppers"] > 0 and all(r["max_ms"] >= r["p999_ms"] >= r["p99_ms"] for r in shop["rank"])
     assert shop["soak"]["memory"] and (results / "load-smoke-shop-soak.png").exists()
     assert shop["ingest"]["acked"] > 0 and shop["ingest"]["failed_calls"] == 0
     assert shop["ingest"]["refreshed_s_after_last_answer"] >= 0 and shop["ingest"]["calls"] >= shop["ingest"]["pending_answers"]
