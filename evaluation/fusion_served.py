@@ -149,12 +149,12 @@ class Replay:
             return
         t = time.perf_counter()
         if self.args.arm == "retrain":  # from the pretrained towers on everything so far (or the newest retrain_lists)
-            run = TrainingRun(self.settings, self.log, self.repo, parent=None, since=float("-inf"), until=boundary, job_id=f"replay-{month}",
-                              max_examples=self.args.retrain_lists or len(self.events), stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+            parent, since, size = None, float("-inf"), self.args.retrain_lists or len(self.events)
         else:
-            run = TrainingRun(self.settings, self.log, self.repo, parent=self.serving, since=self.since, until=boundary, job_id=f"replay-{month}",
-                              max_examples=self.args.bootstrap_lists if self.serving is None else self.args.monthly_lists,
-                              stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
+            parent, since = self.serving, self.since
+            size = self.args.bootstrap_lists if self.serving is None else self.args.monthly_lists
+        run = TrainingRun(self.settings, self.log, self.repo, parent=parent, since=since, until=boundary, job_id=f"replay-{month}",
+                          max_examples=size, stage=lambda text: print(f"  {month}: {text}", file=sys.stderr))
         version, lineage = train_and_publish(run, self.ranker, features=self.features, load_in_triton=self.triton is not None)
         self.train_seconds += time.perf_counter() - t
         self.decisions[month] = ("promoted" if lineage.gate["passed"] else "rejected") + f" v{version}: {lineage.gate['reason'][:160]}"
@@ -233,52 +233,61 @@ def main() -> None:
     write_ablation(RESULTS)
 
 
+LABELS = {"lifelong": "lifelong (monthly fine-tunes)", "frozen": "frozen (version 1 only)",
+          "retrain": "full retrain (every month, every basket so far)"}  # arm -> its row in the ablation table
+
+
+def _served(report: dict) -> dict:
+    """The served ranker's results in a report (the one beside repeat+popularity)."""
+    return next(r for n, r in report["results"].items() if n != "repeat+popularity")
+
+
 def write_ablation(folder: Path) -> None:
     """fusion-served-ablation.md: lifelong (fusion-served.json) vs frozen (fusion-served-frozen.json), and the
     full retrain (fusion-served-retrain.json) when it was run on the same cases, overall, over the last six
     months and on discovery, with the compute of each; written once lifelong and frozen exist for the same
     months and cases."""
-    paths = {"lifelong (monthly fine-tunes)": folder / "fusion-served.json", "frozen (version 1 only)": folder / "fusion-served-frozen.json",
-             "full retrain (every month, every basket so far)": folder / "fusion-served-retrain.json"}
-    reports = {arm: json.loads(path.read_text()) for arm, path in paths.items() if path.exists()}
-    if len(reports) < 2 or "lifelong (monthly fine-tunes)" not in reports or "frozen (version 1 only)" not in reports:
+    reports = {arm: json.loads(path.read_text()) for arm, tag in ARMS.items() if (path := folder / f"{tag}.json").exists()}
+    if "lifelong" not in reports or "frozen" not in reports:
         return
-    same = (reports["lifelong (monthly fine-tunes)"]["cases"], tuple(reports["lifelong (monthly fine-tunes)"]["results"]["repeat+popularity"]["months"]))
-    reports = {arm: r for arm, r in reports.items() if (r["cases"], tuple(r["results"]["repeat+popularity"]["months"])) == same}
-    if "frozen (version 1 only)" not in reports:
+
+    def cases_of(r: dict) -> tuple:
+        return r["cases"], tuple(r["results"]["repeat+popularity"]["months"])
+
+    reports = {arm: r for arm, r in reports.items() if cases_of(r) == cases_of(reports["lifelong"])}
+    if "frozen" not in reports:
         return
-    first = next(iter(reports.values()))
+    first = reports["lifelong"]
     months = list(first["results"]["repeat+popularity"]["months"])
     last6 = months[-6:]
     baseline = first["results"]["repeat+popularity"]
-    lines = [f"# Served fusion ranker: {' vs '.join(a.split(' (')[0] for a in reports)} on the same {first['cases']} cases", "",
+    lines = [f"# Served fusion ranker: {' vs '.join(LABELS[a].split(' (')[0] for a in reports)} on the same {first['cases']} cases", "",
              f"| arm | NDCG@10 | NDCG@10, last six months ({last6[0]}..{last6[-1]}) | discovery NDCG@10 | discovery NDCG@10, last six | training s |",
              "| --- | --- | --- | --- | --- | --- |"]
 
+    def last_six(r: dict) -> float:
+        return float(np.mean([r["months"][m]["ndcg"] for m in last6]))
+
     def row(name: str, r: dict, seconds: str) -> str:
-        six = np.mean([r["months"][m]["ndcg"] for m in last6])
         disc = r["discovery"]["months"]
         six_d = np.mean([disc[m]["ndcg"] for m in last6 if m in disc])
-        return (f"| {name} | {r['overall']['ndcg']:.4f} | {six:.4f} | {r['discovery']['overall'].get('ndcg', 0):.4f} | {six_d:.4f} | {seconds} |")
+        return (f"| {name} | {r['overall']['ndcg']:.4f} | {last_six(r):.4f} | {r['discovery']['overall'].get('ndcg', 0):.4f} | {six_d:.4f} | {seconds} |")
 
     for arm, rep in reports.items():
-        served = next(r for n, r in rep["results"].items() if n != "repeat+popularity")
-        retrain_lists = rep["settings"].get("retrain_lists") if rep["settings"].get("arm") == "retrain" else 0
-        name = arm.replace("every basket so far", f"the newest {retrain_lists} baskets") if retrain_lists else arm
-        lines.append(row(name, served, f"{rep['train_seconds']:.0f}"))
+        retrain_lists = rep["settings"].get("retrain_lists") if arm == "retrain" else 0
+        name = LABELS[arm].replace("every basket so far", f"the newest {retrain_lists} baskets") if retrain_lists else LABELS[arm]
+        lines.append(row(name, _served(rep), f"{rep['train_seconds']:.0f}"))
     lines.append(row("repeat+popularity", baseline, "0"))
     lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
     for arm, rep in reports.items():
-        served = next(r for n, r in rep["results"].items() if n != "repeat+popularity")
-        lines.append(f"| {arm} | " + " | ".join(f"{served['months'][m]['ndcg']:.4f}" for m in months) + " |")
+        lines.append(f"| {LABELS[arm]} | " + " | ".join(f"{_served(rep)['months'][m]['ndcg']:.4f}" for m in months) + " |")
     lines += ["", "Every arm through the worker, Feast and a real tritonserver (evaluation/fusion_served.py `--arm lifelong|frozen|retrain`). "
               "Training seconds include list building, text encoding, gates and publishing.", ""]
-    if "full retrain (every month, every basket so far)" in reports:
-        lifelong, retrain = reports["lifelong (monthly fine-tunes)"], reports["full retrain (every month, every basket so far)"]
-        gap = [np.mean([next(r for n, r in rep["results"].items() if n != "repeat+popularity")["months"][m]["ndcg"] for m in last6])
-               for rep in (lifelong, retrain)]
-        lines += [f"Lifelong against the full retrain over the last six months: {gap[0] - gap[1]:+.4f} NDCG@10 (goal: no worse than -0.003), "
-                  f"at {lifelong['train_seconds'] / max(retrain['train_seconds'], 1e-9):.0%} of its training seconds (goal: at most 25%).", ""]
+    if "retrain" in reports:
+        lifelong, retrain = reports["lifelong"], reports["retrain"]
+        lines += [f"Lifelong against the full retrain over the last six months: {last_six(_served(lifelong)) - last_six(_served(retrain)):+.4f} "
+                  f"NDCG@10 (goal: no worse than -0.003), at {lifelong['train_seconds'] / max(retrain['train_seconds'], 1e-9):.0%} of its "
+                  "training seconds (goal: at most 25%).", ""]
     (folder / "fusion-served-ablation.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core import gc_freeze
 from services.audit_trail import AuditTrail
 from services.auth import AuditSink, Authorizer
 from services.interceptors import MAX_MESSAGE_BYTES, ErrorInterceptor
@@ -96,8 +97,6 @@ def serve_until_signalled(server: grpc.Server, health_servicer: health.HealthSer
     """Run until SIGTERM/SIGINT: mark NOT_SERVING first so balancers drain, then stop with grace, then
     `after_stop` (work the answered calls queued). With `gc_freeze_s`, what is alive before serving is
     frozen out of CPython's full collections, and again every that many seconds (core.gc_freeze)."""
-    from core import gc_freeze
-
     stopped = threading.Event()
     stopping = threading.Event()
 
