@@ -22,7 +22,9 @@ events change, so it is never cached: a purchase shows in the next Rank.
   30 s still cost 158 Rank/s against 188 without re-reads, issue 26.)
 - shop: RECSYS_FEATURE_CACHE_S;
 - co-purchase: per (version, item) until evicted, the version's rows being immutable; an item without
-  neighbours is remembered for the TTL only, in case its version's rows are still being pushed.
+  neighbours is remembered for RECSYS_ITEM_CACHE_S (a version's rows are pushed before it serves, so an
+  empty answer is final but for a version whose rows were still being pushed: re-read each period, not
+  each RECSYS_FEATURE_CACHE_S, which had every process re-read its neighbourless items every 5 s).
 """
 from __future__ import annotations
 
@@ -197,7 +199,8 @@ class CachedFeatures:
         now = self.clock()
         ids = list(dict.fromkeys(item_ids))
         keys = [(key, i) for i in ids]
-        found = self._co_purchase.get_many(keys, lambda neighbours, stored_at: bool(neighbours) or self._current(stored_at, now))
+        found = self._co_purchase.get_many(keys, lambda neighbours, stored_at: bool(neighbours) or (
+            self.ttl_s > 0 and now - stored_at < self.item_ttl_s))
         missing = [i for (_, i) in keys if (key, i) not in found]
         if missing:
             fresh = self.store.get_co_purchase(key, missing)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -161,20 +161,29 @@ class RankReport:
     answered: list[tuple[float, bool]] = field(default_factory=list)  # (monotonic time, degraded) of each OK answer
     latencies_ms: list[float] = field(default_factory=list)
     shopper_states: Counter = field(default_factory=Counter)  # how each answer's shopper vector was obtained
+    # latencies by what the call was: its answer's shopper_state ("stored", "inline", ...) and, in the
+    # shop-like traffic, "after_event" / "no_event" (whether a click of the shopper's was recorded just before)
+    latencies_by_kind: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
 def rank_once(stub: scoring_pb2_grpc.ScoringServiceStub, user: str, pool: list[str], rng: random.Random, candidates: int,
-              recommend_k: int, report: RankReport, lock: threading.Lock) -> None:
+              recommend_k: int, report: RankReport, lock: threading.Lock, kind: str = "") -> None:
     """One Rank of `candidates` random items of `pool` for `user` (or Recommend of the top
-    `recommend_k`), its outcome and latency added to `report`; a failed call backs off 0.1 s."""
+    `recommend_k`), its outcome and latency added to `report` (also under `kind`, when given, and under
+    its answer's shopper_state); a failed call backs off 0.1 s."""
     t0 = time.perf_counter()
     try:
         if recommend_k:
             reply = stub.Recommend(scoring_pb2.RecommendRequest(user_id=user, k=recommend_k), timeout=30)
         else:
             reply = stub.Rank(scoring_pb2.RankRequest(user_id=user, item_ids=rng.sample(pool, min(candidates, len(pool)))), timeout=30)
+        latency_ms = (time.perf_counter() - t0) * 1000
         with lock:
-            report.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            report.latencies_ms.append(latency_ms)
+            if reply.shopper_state:
+                report.latencies_by_kind[reply.shopper_state].append(latency_ms)
+            if kind:
+                report.latencies_by_kind[kind].append(latency_ms)
             report.calls += 1
             report.statuses["OK"] += 1
             report.degraded += reply.degraded
@@ -245,7 +254,8 @@ def shop_rank_load(scoring: str, feedback: str, credentials: Credentials, users:
         try:
             while not stop.is_set():
                 user = users[min(bisect.bisect_right(cumulative, rng.random() * cumulative[-1]), len(users) - 1)]
-                if rng.random() < event_probability:
+                after_event = rng.random() < event_probability
+                if after_event:
                     n += 1
                     click = Event(f"shop-{run}-{c}-{n}", user, rng.choice(pool), "click", time.time())
                     t0 = time.perf_counter()
@@ -257,7 +267,7 @@ def shop_rank_load(scoring: str, feedback: str, credentials: Credentials, users:
                     except grpc.RpcError:
                         with lock:
                             report.event_failed += 1
-                rank_once(stub, user, pool, rng, candidates, recommend_k, report, lock)
+                rank_once(stub, user, pool, rng, candidates, recommend_k, report, lock, "after_event" if after_event else "no_event")
         finally:
             channel.close()
             events_channel.close()

@@ -140,7 +140,10 @@ def level(suite: Suite, users: list[str], items: list[str], clients: int, second
            # the far tail: one call in a thousand, and the slowest (a process-wide pause shows here first)
            "p999_ms": round(percentile(report.latencies_ms, 0.999), 1), "max_ms": round(max(report.latencies_ms, default=float("nan")), 1),
            "failed": report.failed_calls, "degraded": report.degraded, "cpu_per_s": cpu, "seconds": round(wall, 1),
-           "rss_mb": {name: rss_mb(pids) for name, pids in groups.items()}, "shopper_states": dict(report.shopper_states)}
+           "rss_mb": {name: rss_mb(pids) for name, pids in groups.items()}, "shopper_states": dict(report.shopper_states),
+           # where the tail comes from: the calls by their answer's shopper_state and by whether an event preceded them
+           "by_kind": {kind: {"calls": len(ms), "p50_ms": round(percentile(ms, 0.5), 1), "p99_ms": round(percentile(ms, 0.99), 1)}
+                       for kind, ms in sorted(report.latencies_by_kind.items())}}
     if isinstance(report, ShopRankReport):
         out["events"] = {"recorded": report.events_recorded, "failed": report.event_failed,
                          "p50_ms": round(percentile(report.event_latencies_ms, 0.5), 1),
@@ -463,6 +466,15 @@ def shop_lines(shop: dict[str, Any], tag: str = "main") -> list[str]:
             lines.append(f"| {rpc} | {r['clients']} | {r['per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r.get('p999_ms', '-')} | {r.get('max_ms', '-')} | "
                          f"{r['failed']} | {r['degraded']} | {ev.get('recorded', 0)} ({ev.get('p99_ms', '-')}) | {st.get('stored', 0)} / {st.get('inline', 0)} / {st.get('cold_start', 0)} | "
                          f"{', '.join(str(r['cpu_per_s'][n]) for n in names)} |")
+    kinds = ("no_event", "after_event", "stored", "inline", "cold_start")
+    broken_down = [(rpc, r) for rpc in ("rank", "recommend") for r in shop[rpc] if r.get("by_kind")]
+    if broken_down:
+        lines += ["", "Where the latency comes from: the same calls by whether a click of the shopper's was recorded just before, "
+                  "and by how the answer's shopper vector was obtained (calls, p50 / p99 ms):", "",
+                  "| RPC | clients | " + " | ".join(kinds) + " |", "| --- | --- | " + " | ".join("---" for _ in kinds) + " |"]
+        for rpc, r in broken_down:
+            cells = [f"{k['calls']}: {k['p50_ms']} / {k['p99_ms']}" if (k := r["by_kind"].get(kind)) else "-" for kind in kinds]
+            lines.append(f"| {rpc} | {r['clients']} | " + " | ".join(cells) + " |")
     if b := shop.get("state_backfill"):
         lines += ["", f"Shopper states for a newly serving version (`ranking.shopper_states.backfill`, {b['chunk']} shoppers per Triton "
                   f"request): {b['shoppers']} shoppers in {b['seconds']} s ({b['shoppers_per_s']}/s), {b['cpu_ms_per_shopper']} ms of CPU "

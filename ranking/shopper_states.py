@@ -13,7 +13,8 @@ the state a moment later; until then the stored state's
 fingerprint no longer matches the history, so Rank computes the vector inline in its one Triton
 request (the answer says `inline`), never an outdated one. A newly published version serves the same
 way until the writer, which notices the new version in Triton's serving plan, has backfilled the
-active shoppers (`backfill`, with progress in the log).
+active shoppers (`backfill`, with progress in the log). At its first look a writer cannot tell a restart
+(states stored) from a fresh deployment's first version (none): `on_first_look` lets the service check.
 
 Nothing here is kept across restarts: pending shoppers lost at a stop are computed inline by their
 next Rank, and their next event stores them again.
@@ -86,6 +87,8 @@ class ShopperStateWriter:
         self._failing_since = 0.0  # monotonic time of the first failure in a row (0: none)
         self._last_failure_log = float("-inf")
         self.on_new_versions: Callable[[list[str]], None] = lambda versions: None
+        # the versions serving at this writer's first look (a fresh deployment's version 1, or a restart)
+        self.on_first_look: Callable[[list[str]], None] = lambda versions: None
         self._thread: threading.Thread | None = None
 
     # --- the feedback path's side -----------------------------------------------------------------
@@ -200,9 +203,11 @@ class ShopperStateWriter:
 
     def _notice(self, versions: Sequence[str]) -> None:
         new = [v for v in versions if v not in self._known_versions]
-        if new and self._known_versions:  # not at start: a restarted writer does not re-encode every shopper
+        if new and self._known_versions:
             logger.info("versions %s now serve: backfilling the active shoppers' states", new)
             self.on_new_versions(new)
+        elif new:  # the first look: a restart finds its states stored, a fresh deployment does not (on_first_look tells)
+            self.on_first_look(new)
         self._known_versions = set(versions)
 
 

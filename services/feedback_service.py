@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import random
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import grpc
 
@@ -175,6 +176,27 @@ def backfill_active(sync: FeatureSync, log: EventLog, days: float, chunk: int = 
     return len(users)
 
 
+STATE_SAMPLE = 20  # active shoppers whose stored states tell a restarted writer from a fresh deployment's
+
+
+def backfill_if_missing(sync: FeatureSync, log: EventLog, features: FeatureClient, ranker_key: Callable[[str], str],
+                        versions: list[str], days: float, sample: int = STATE_SAMPLE) -> int:
+    """At the state writer's first look: backfill (backfill_active) when most of a sample of the active
+    shoppers have no stored state for one of `versions` (a fresh deployment's first version, or a writer
+    that stopped mid-backfill); a restart whose states are stored re-encodes nothing. Returns how many
+    shoppers it resubmitted."""
+    clock = log.events.newest_time() or 0.0
+    users = log.events.active_users(clock - days * 86400.0)
+    if not users:
+        return 0
+    picked = random.Random(0).sample(users, min(sample, len(users)))
+    missing = [v for v in versions if sum(features.get_shopper_state(u, ranker_key(v)) is None for u in picked) * 2 > len(picked)]
+    if not missing:
+        return 0
+    logger.info("shopper states of versions %s are missing for most active shoppers: backfilling", missing)
+    return backfill_active(sync, log, days, chunk=1000)
+
+
 SERVICE_NAMES = (
     feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
     model_admin_pb2.DESCRIPTOR.services_by_name["ModelAdminService"].full_name,
@@ -207,6 +229,9 @@ def create_server(settings: Settings, address: str = "127.0.0.1:0", lead: bool =
         if lead:
             states.on_new_versions = lambda versions: threading.Thread(
                 target=backfill_active, args=(sync, log, settings.state_backfill_days), name="state-backfill", daemon=True).start()
+            states.on_first_look = lambda versions: threading.Thread(
+                target=backfill_if_missing, args=(sync, log, features, states.ranker.version_key, versions, settings.state_backfill_days),
+                name="state-backfill", daemon=True).start()
         states.start()
     refresher = FeatureRefresher(sync, settings.refresh_wait_ms / 1000.0)
     refresher.start()

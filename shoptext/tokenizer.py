@@ -68,10 +68,10 @@ def encode_catalogue_texts(texts: Sequence[str], max_length: int) -> dict[str, n
     """The same arrays as `encode_texts`, each distinct text tokenised once per process (item texts
     repeat across requests; shopper texts are not cached here, so no process keeps them)."""
     rows = [_token_ids(t, max_length) for t in texts]
-    width = max((len(r) for r in rows), default=0)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max()) if len(rows) else 0
+    mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
     ids = np.zeros((len(rows), width), dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for k, row in enumerate(rows):
-        ids[k, : len(row)] = row
-        mask[k, : len(row)] = 1
+    if len(rows):
+        ids[mask.astype(bool)] = np.concatenate(rows)  # row-major fill: each row's ids in order (no loop per text)
     return {"input_ids": ids, "attention_mask": mask}

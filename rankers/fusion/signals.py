@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from operator import itemgetter
 from typing import Any, Hashable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -45,7 +46,7 @@ class Purchase(NamedTuple):
 
 
 def candidate_signals(
-    history: Sequence[Purchase],
+    history: Sequence[tuple[Hashable, float, Hashable]],
     now: float,
     candidates: Sequence[Hashable],
     popularity_30d: Mapping[Any, float],
@@ -53,23 +54,22 @@ def candidate_signals(
     co_purchase: Mapping[Any, float],
 ) -> np.ndarray:
     """A float32 [len(candidates), SIGNAL_COUNT] matrix; `history` is the shopper's purchases strictly
-    before `now`, in any order."""
-    times: dict[Hashable, list[float]] = defaultdict(list)  # only the candidates' own purchases are looked up
-    baskets: dict[Hashable, set] = defaultdict(set)
-    all_baskets: dict[Hashable, float] = {}
+    before `now` (Purchase values, or plain (item, timestamp, basket) tuples), in any order."""
+    # C-level passes over the whole history (a frequent shopper's Rank has up to 2,000 events); the
+    # per-event Python loop runs over the candidates' own purchases only
     wanted = set(candidates)
-    for item, timestamp, basket in history:
-        newest = all_baskets.get(basket)
-        if newest is None or timestamp > newest:
-            all_baskets[basket] = timestamp
-        if item in wanted:
-            times[item].append(timestamp)
-            baskets[item].add(basket)
+    mine = [h for h in history if h[0] in wanted]
+    times: dict[Hashable, list[float]] = defaultdict(list)
+    baskets: dict[Hashable, set] = defaultdict(set)
+    for item, timestamp, basket in mine:
+        times[item].append(timestamp)
+        baskets[item].add(basket)
     n_events = max(1, len(history))
-    n_baskets = max(1, len(all_baskets))
-    last_basket = max(all_baskets, key=all_baskets.__getitem__) if all_baskets else None
-    last_basket_time = all_baskets[last_basket] if last_basket is not None else None
-    log_baskets = math.log1p(len(all_baskets))
+    basket_ids = list(map(itemgetter(2), history))
+    distinct_baskets = len(set(basket_ids))
+    n_baskets = max(1, distinct_baskets)
+    last_basket, last_basket_time = _last_basket(history, basket_ids)
+    log_baskets = math.log1p(distinct_baskets)
     shopper_recency = math.exp(-(now - last_basket_time) / DAY / 30) if last_basket_time is not None else 0.0
 
     out = np.zeros((len(candidates), SIGNAL_COUNT), dtype=np.float32)
@@ -102,6 +102,18 @@ def candidate_signals(
     out[:, 13] = log_baskets
     out[:, 14] = shopper_recency
     return out
+
+
+def _last_basket(history: Sequence[tuple[Hashable, float, Hashable]], basket_ids: list[Hashable]) -> tuple[Hashable | None, float | None]:
+    """The basket of the newest purchase and its time; among baskets tied at that time, the one that
+    appears first in `history`."""
+    if not history:
+        return None, None
+    newest = max(map(itemgetter(1), history))
+    tied = {basket for _, timestamp, basket in history if timestamp == newest}
+    if len(tied) == 1:
+        return next(iter(tied)), newest
+    return next(b for b in basket_ids if b in tied), newest
 
 
 def merge_candidates(own: Sequence[Hashable], co_purchased: Sequence[Hashable], popular: Sequence[Hashable],

@@ -96,6 +96,10 @@ def test_load_bench(tmp_path):
     assert sum(r["events"]["recorded"] for r in shop["rank"]) > 0 and all(r["events"]["failed"] == 0 for r in shop["rank"])
     assert "Shop-like workload" in (results / "load-smoke.md").read_text()
     assert sum(r["shopper_states"].get("stored", 0) for r in shop["rank"]) > 0  # Ranks read stored shopper states
+    for r in shop["rank"]:  # the latency breakdown covers every call, once by event and once by shopper state
+        assert sum(r["by_kind"].get(k, {}).get("calls", 0) for k in ("after_event", "no_event")) == r["calls"]
+        assert sum(r["by_kind"].get(k, {}).get("calls", 0) for k in ("stored", "inline", "cold_start")) == r["calls"]
+    assert "Where the latency comes from" in (results / "load-smoke.md").read_text()
     assert shop["state_backfill"]["shoppers"] > 0 and all(r["max_ms"] >= r["p999_ms"] >= r["p99_ms"] for r in shop["rank"])
     assert shop["soak"]["memory"] and (results / "load-smoke-shop-soak.png").exists()
     assert shop["ingest"]["acked"] > 0 and shop["ingest"]["failed_calls"] == 0

@@ -113,12 +113,15 @@ def test_feature_cache_keeps_items_for_the_item_period_and_rereads_them_when_the
     assert set(cache.get_items(["a", "b"])) == {"b"}  # dropped at once, not served stale until it aged out
 
 
-def test_feature_cache_keeps_a_versions_neighbours_but_not_their_absence():
+def test_feature_cache_keeps_a_versions_neighbours_and_their_absence_for_the_item_period():
     store, now = CountingStore(), [0.0]
-    cache = CachedFeatures(store, ttl_s=5.0, clock=lambda: now[0])
+    cache = CachedFeatures(store, ttl_s=5.0, clock=lambda: now[0], item_ttl_s=300.0)
     assert cache.get_co_purchase("m:1", ["a", "b"]) == {"a": [("b", 1.0)]}
-    now[0] = 50.0
-    store.co["b"] = [("a", 0.5)]  # the version's rows finished arriving
+    reads = len(store.reads)
+    now[0] = 50.0  # many feature periods later, within the item period: b's absence is not read again
+    assert cache.get_co_purchase("m:1", ["a", "b"]) == {"a": [("b", 1.0)]} and len(store.reads) == reads
+    now[0] = 320.0
+    store.co["b"] = [("a", 0.5)]  # the version's rows finished arriving (they are pushed before it serves, but were not)
     assert cache.get_co_purchase("m:1", ["a", "b"]) == {"a": [("b", 1.0)], "b": [("a", 0.5)]}
     assert store.reads[-1] == ("co", ("b",))  # a's neighbours came from the cache, b's absence was re-read
 

@@ -63,3 +63,36 @@ def test_a_failure_puts_the_shoppers_back_and_the_writer_goes_on(tmp_path, monke
     assert not writer.run_once() and features.get_shopper_state("u", "fusion_click:1") is None
     assert writer.stats.failures == 1
     assert writer.run_once() and features.get_shopper_state("u", "fusion_click:1") is not None
+
+
+def test_the_first_look_asks_the_service_and_a_later_version_backfills(tmp_path):
+    writer, _ = writer_over(tmp_path, StandInTriton())
+    first, new = [], []
+    writer.on_first_look, writer.on_new_versions = first.append, new.append
+    writer.check_versions()  # a (re)started writer: it cannot tell a restart from a fresh deployment itself
+    assert first == [["1", "2"]] and new == []
+    writer.serving_versions = lambda: ["1", "2", "3"]
+    writer.check_versions()
+    assert new == [["3"]] and first == [["1", "2"]]
+
+
+def test_a_fresh_deployment_is_backfilled_and_a_restart_is_not(tmp_path):
+    from core.domain import Event
+    from core.feature_sync import FeatureSync
+    from core.features import StateRow
+    from core.store import EventLog
+    from services.feedback_service import backfill_if_missing
+
+    settings = Settings(data_dir=tmp_path, feast_online_url="")
+    apply(settings)
+    features, log = FeatureClient(settings), EventLog.open(settings.eventlog)
+    log.events.append([Event(f"e{k}", f"u{k % 5}", "a", "purchase", 1000.0 + k) for k in range(10)])
+    resubmitted: list[str] = []
+    sync = FeatureSync(log, features, on_users=lambda rows: resubmitted.extend(rows))
+    key = get_ranker("fusion").version_key
+    assert backfill_if_missing(sync, log, features, key, ["1"], days=90) == 5  # no state stored: every active shopper
+    assert sorted(resubmitted) == [f"u{k}" for k in range(5)]
+    features.push_shopper_states({f"u{k}": StateRow("f", {key("1"): np.ones(384, np.float32)}, 0.0) for k in range(4)})
+    resubmitted.clear()
+    assert backfill_if_missing(sync, log, features, key, ["1"], days=90) == 0 and resubmitted == []  # a restart: stored
+    assert backfill_if_missing(sync, log, features, key, ["2"], days=90) == 5  # a version none of them has

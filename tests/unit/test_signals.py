@@ -52,3 +52,50 @@ def test_merge_candidates_keeps_own_first_and_interleaves():
     merged = merge_candidates(["o1", "o2", "o3"], ["c1", "o1", "c2"], ["p1", "c1", "p2"], size=7, own_limit=2)
     assert merged == ["o1", "o2", "c1", "p1", "c2", "p2"]
     assert merge_candidates(["a"] * 3, [], [], size=5) == ["a"]
+
+
+def reference_signals(history, now, candidates):
+    """The per-event loop candidate_signals had before its whole-history passes moved to C (issue 26):
+    the repeat columns (0-9) and the shopper's own (13, 14), for comparison."""
+    from collections import defaultdict
+
+    times, baskets, all_baskets = defaultdict(list), defaultdict(set), {}
+    for item, timestamp, basket in history:
+        if all_baskets.get(basket) is None or timestamp > all_baskets[basket]:
+            all_baskets[basket] = timestamp
+        if item in set(candidates):
+            times[item].append(timestamp)
+            baskets[item].add(basket)
+    last = max(all_baskets, key=all_baskets.__getitem__) if all_baskets else None
+    out = np.zeros((len(candidates), SIGNAL_COUNT))
+    for row, item in enumerate(candidates):
+        ts = times.get(item)
+        if ts:
+            ages = [(now - t) / DAY for t in ts]
+            visits = sorted(set(ts))
+            due = 0.0
+            if len(visits) >= 2:
+                interval = (visits[-1] - visits[0]) / DAY / (len(visits) - 1)
+                due = math.exp(-abs(math.log((min(ages) + 1) / (interval + 1))))
+            out[row, :10] = (1.0, math.log1p(len(ts)), len(ts) / max(1, len(history)), len(baskets[item]) / max(1, len(all_baskets)),
+                             math.exp(-min(ages) / 30), math.exp(-min(ages) / 180), math.log1p(sum(math.exp(-a / 30) for a in ages)),
+                             math.log1p(sum(math.exp(-a / 120) for a in ages)), due, 1.0 if last in baskets[item] else 0.0)
+    out[:, 13] = math.log1p(len(all_baskets))
+    out[:, 14] = math.exp(-(now - all_baskets[last]) / DAY / 30) if last is not None else 0.0
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_signals_equal_the_per_event_reference(seed):
+    """Random histories with repeated items, shared baskets and tied newest timestamps (the last basket
+    is then the tied one that appears first): the same repeat and shopper columns as the reference."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 300))
+    days = rng.integers(0, 60, size=n)  # few distinct days: ties at the newest time are common
+    history = [Purchase(f"i{rng.integers(0, 30)}", NOW - float(d) * DAY, f"b{rng.integers(0, 40)}" if seed % 2 else NOW - float(d) * DAY)
+               for d in days]
+    candidates = [f"i{k}" for k in rng.permutation(40)[:25]]
+    got = candidate_signals(history, NOW, candidates, {}, {}, {})
+    want = reference_signals(history, NOW, candidates)
+    columns = list(range(10)) + [13, 14]
+    np.testing.assert_allclose(got[:, columns], want[:, columns].astype(np.float32), rtol=1e-6)
