@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     ranker: str = "fusion"
     # How a cross-encoder fine-tune updates the serving version (rankers.cross_encoder.continual).
     fine_tune_strategy: Literal["full", "distill", "top-layers", "lora"] = "top-layers"
+    # The fusion ranker's item tower: frozen (the packaged MiniLM in every version) or top_layer (its last
+    # transformer layer fine-tuned on the shop's baskets at every training run, rankers.fusion.text_tower).
+    text_tower: Literal["frozen", "top_layer"] = "frozen"
+    text_tower_steps: int = Field(100, ge=0)
     # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
     train_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     # Torch threads of a training process (0: torch's default).

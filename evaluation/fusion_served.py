@@ -192,6 +192,9 @@ def main() -> None:
     parser.add_argument("--frozen", action="store_true", help="the same as --arm frozen")
     parser.add_argument("--retrain-lists", type=int, default=0,
                         help="--arm retrain: train each month on the newest this many baskets so far (0: every basket so far)")
+    parser.add_argument("--text-tower", choices=["frozen", "top_layer"], default=None,
+                        help="the item tower of every trained version (RECSYS_TEXT_TOWER; default: the setting's)")
+    parser.add_argument("--text-tower-steps", type=int, default=None, help="RECSYS_TEXT_TOWER_STEPS")
     parser.add_argument("--tag", default="", help="results file name under bench/results/ (default fusion-served, or fusion-served-ARM)")
     add_months_arguments(parser)
     args = parser.parse_args()
@@ -210,7 +213,8 @@ def main() -> None:
     root = work_dir("fusion-served")
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    settings = Settings(data_dir=root, model_repository=root / "triton_models", ranker="fusion", train_device="cpu")
+    tower = {k: v for k, v in (("text_tower", args.text_tower), ("text_tower_steps", args.text_tower_steps)) if v is not None}
+    settings = Settings(data_dir=root, model_repository=root / "triton_models", ranker="fusion", train_device="cpu", **tower)
     log = EventLog.open(settings.eventlog)
     log.catalogue.upsert(catalogue)
     print(f"replaying {len(events)} purchases into the event log", file=sys.stderr)
@@ -225,7 +229,9 @@ def main() -> None:
     served = replay.served
     assert served is not None
     results = {r.name: evaluate(r, cases, ev, history, r.name[:18]) for r in (RepeatPopularity(ev, history), served)}
-    report = {"machine": machine(), "cases": len(cases), "settings": vars(args) | {"data": str(args.data)}, "decisions": replay.decisions,
+    report = {"machine": machine(), "cases": len(cases), "settings": vars(args) | {"data": str(args.data), "text_tower": settings.text_tower,
+                                                                             "text_tower_steps": settings.text_tower_steps},
+              "decisions": replay.decisions,
               "train_seconds": round(replay.train_seconds, 1), "results": results, "wall_seconds": round(time.perf_counter() - started, 1),
               "months": months, "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,
               "mean_candidates": round(served.candidates / max(1, len(served.ranked_by_case)), 1)}

@@ -43,6 +43,7 @@ from rankers.fusion.network import (
 from rankers.fusion.shopper_state import history_weights
 from rankers.fusion.signals import SIGNAL_NAMES
 from rankers.fusion.text_neighbours import text_neighbours
+from rankers.fusion.text_tower import TowerSettings, eager_encoder, tune_top_layer
 from rankers.metrics import list_ndcg as ndcg_of_list
 from shoptext.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, ItemText, item_text
 
@@ -113,17 +114,19 @@ def similar_table(catalogue: dict[str, ItemText], table: dict[str, Any]) -> dict
 
 
 def fusion_gate(candidate: Any, serving: Any, held_new: Sequence[RankingList], held_replay: Sequence[RankingList],
-                tolerance: float) -> GateDecision:
+                tolerance: float, serving_lists: tuple[Sequence[RankingList], Sequence[RankingList]] | None = None) -> GateDecision:
     """Listwise NDCG@10 of the candidate may not fall below the serving version's by more than
-    `tolerance` on the newest held-out lists nor on the replay lists."""
+    `tolerance` on the newest held-out lists nor on the replay lists. `serving_lists`: the same lists
+    embedded by the serving version's own item tower, when the candidate's learned a new one."""
     if serving is None:
         return GateDecision(True, "first version")
     results, reasons, passed = {}, [], True
-    for name, lists in (("newest", held_new), ("replay", held_replay)):
+    theirs_lists = serving_lists or (held_new, held_replay)
+    for name, lists, their_lists in (("newest", held_new, theirs_lists[0]), ("replay", held_replay, theirs_lists[1])):
         scored = [r for r in lists if r.labels.sum() > 0]
         if not scored:
             continue
-        ours, theirs = list_ndcg(candidate, scored), list_ndcg(serving, scored)
+        ours, theirs = list_ndcg(candidate, scored), list_ndcg(serving, [r for r in their_lists if r.labels.sum() > 0])
         ok = ours >= theirs - tolerance
         passed &= ok
         results[name] = {"candidate_ndcg": round(ours, 5), "serving_ndcg": round(theirs, 5), "lists": len(scored), "passed": ok}
@@ -131,6 +134,10 @@ def fusion_gate(candidate: Any, serving: Any, held_new: Sequence[RankingList], h
     if not results:
         return GateDecision(True, "too few lists to hold any out; published ungated")
     return GateDecision(passed, "; ".join(reasons) + f" (tolerance {tolerance})", results)
+
+
+def _split(lists: list[RankingList], at: int) -> tuple[list[RankingList], list[RankingList]]:
+    return lists[:at], lists[at:]
 
 
 def signal_statistics(ranker: FusionRanker) -> dict[str, Any]:
@@ -168,15 +175,27 @@ class FusionTrainer(Trainer):
             encoder, previous = build_text_encoder(), None
         else:
             encoder, previous = load_fusion(run.repo.model_path(run.parent))
-        stage("encoding item texts and shopper histories")
-        new_lists, replay_lists = embed_lists(encoder, new_specs, catalogue), embed_lists(encoder, replay_specs, catalogue)
-        held_new: list[RankingList] = []
-        held_replay: list[RankingList] = []
+        held_new_specs: list[ListSpec] = []
+        held_replay_specs: list[ListSpec] = []
         if run.parent is not None:  # the newest lists are held out for the gate, and a slice of replay lists
-            cut = len(new_lists) - min(GATE_LISTS, max(1, len(new_lists) // 5))
-            new_lists, held_new = new_lists[:cut], new_lists[cut:]
-            cut = len(replay_lists) - min(64, len(replay_lists) // 5)
-            replay_lists, held_replay = replay_lists[:cut], replay_lists[cut:]
+            cut = len(new_specs) - min(GATE_LISTS, max(1, len(new_specs) // 5))
+            new_specs, held_new_specs = new_specs[:cut], new_specs[cut:]
+            cut = len(replay_specs) - min(64, len(replay_specs) // 5)
+            replay_specs, held_replay_specs = replay_specs[:cut], replay_specs[cut:]
+        tower: dict[str, Any] = {"mode": settings.text_tower}
+        serving_encoder = encoder  # the parent's tower (the pretrained one for version 1)
+        if settings.text_tower == "top_layer":  # the item tower learns, on the training lists only (never the gate's)
+            encoder = eager_encoder(encoder) if run.parent is not None else encoder
+            stage(f"fine-tuning the item tower's top layer ({settings.text_tower_steps} steps)")
+            texts = {i: item_text(it) for i, it in catalogue.items()}
+            tower.update(tune_top_layer(encoder, new_specs + replay_specs, texts,
+                                        TowerSettings(steps=settings.text_tower_steps, seed=run.seed), progress=run.progress))
+        stage("encoding item texts and shopper histories")
+        new_lists, held_new = _split(embed_lists(encoder, new_specs + held_new_specs, catalogue), len(new_specs))
+        replay_lists, held_replay = _split(embed_lists(encoder, replay_specs + held_replay_specs, catalogue), len(replay_specs))
+        serving_lists = None
+        if encoder is not serving_encoder and previous is not None:  # the serving version reads its own tower's embeddings
+            serving_lists = (embed_lists(serving_encoder, held_new_specs, catalogue), embed_lists(serving_encoder, held_replay_specs, catalogue))
         stage("training the ranker")
         started = time.perf_counter()
         losses: list[float] = []
@@ -185,18 +204,20 @@ class FusionTrainer(Trainer):
                                  model=clone_ranker(previous) if previous is not None else None)
         seconds = time.perf_counter() - started
         stage("evaluating the candidate against the serving version")
-        gate = fusion_gate(candidate, previous, held_new, held_replay, settings.gate_ndcg_tolerance)
+        gate = fusion_gate(candidate, previous, held_new, held_replay, settings.gate_ndcg_tolerance, serving_lists)
         lineage = Lineage(
             version="", parent_version="" if run.parent is None else str(run.parent), created=time.time(),
             data_from=new[0][1], data_to=new[-1][1], example_count=sum(len(r.labels) for r in new_lists),
             final_loss=float(np.mean(losses[-max(1, len(losses) // 5):])),
             job_id=run.job_id, train_seconds=seconds, seq_to=max((e.seq for e in events), default=0),
             notes={"ranker": self.ranker.name, "new_lists": len(new_lists), "replay_lists": len(replay_lists),
-                   "held_out_lists": len(held_new), "held_out_replay_lists": len(held_replay), "candidates_per_list": CANDIDATES},
+                   "held_out_lists": len(held_new), "held_out_replay_lists": len(held_replay), "candidates_per_list": CANDIDATES,
+                   "text_tower": tower},
             gate=gate.to_json(),
         )
         stage("embedding the catalogue for Triton's item cache")
-        parent_table = run.repo.version_dir(run.parent) / ITEM_TABLE if run.parent is not None else None
+        # the parent's table is reused only while the tower is the parent's (a learned one re-embeds every item)
+        parent_table = run.repo.version_dir(run.parent) / ITEM_TABLE if run.parent is not None and encoder is serving_encoder else None
         table_items = item_table(encoder, catalogue, parent_table)
         serving_table = fit_neighbours(items for _, _, items in baskets)  # serving reads every basket
         stage("finding each item's nearest items by text (similar items)")
