@@ -8,8 +8,7 @@ from core.drift import QualityRecord
 from core.model_repository import ModelRepository
 from core.settings import Settings
 from core.store import EventLog
-from rankers import get_ranker
-from rankers.base import TrainingRun
+from tests.unit.fusion_log import fusion_log
 from workers.scheduled import drift_detected, quality_record
 
 
@@ -58,19 +57,8 @@ def test_drift_check_fires_only_when_the_serving_version_falls_below_its_own_rec
 
 
 def test_the_fusion_trainer_scores_a_published_version_on_new_baskets(tmp_path):
-    from shopdata.synthetic import generate
-    from workers.publishing import train_and_publish
-
-    shop = generate(n_users=30, n_days=40, seed=3)
-    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models", train_device="cpu", train_threads=1)
-    log = EventLog.open(settings.eventlog)
-    log.catalogue.upsert(shop.items)
-    log.events.append(shop.events)
-    ranker = get_ranker("fusion")
-    repo = ModelRepository(settings.model_repository, ranker.model_name)
-    cut = shop.events[len(shop.events) // 2].timestamp
-    version, _ = train_and_publish(TrainingRun(settings, log, repo, parent=None, since=float("-inf"), until=cut, job_id="v1",
-                                               max_examples=200), ranker, load_in_triton=False)
+    shop = fusion_log(tmp_path)
+    settings, log, repo, ranker, version, cut = shop.settings, shop.log, shop.repo, shop.ranker, shop.first, shop.cut
     ndcg, lists = ranker.trainer().serving_quality(settings, log, repo, version, cut, float("inf"), 60)
     assert lists > 10 and 0.0 < ndcg <= 1.0
     assert ranker.trainer().serving_quality(settings, log, repo, version, float("inf"), float("inf"), 60) == (0.0, 0)

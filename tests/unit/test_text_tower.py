@@ -6,16 +6,13 @@ import json
 import numpy as np
 import torch
 
-from core.model_repository import ModelRepository
-from core.settings import Settings
-from core.store import EventLog
-from rankers import get_ranker
 from rankers.base import TrainingRun
 from rankers.fusion import ITEM_TABLE
 from rankers.fusion.lists import ListSpec
 from rankers.fusion.network import build_text_encoder, embed_texts, load_fusion
 from rankers.fusion.text_tower import TopLayer, TowerSettings, tune_top_layer
 from shoptext.text import ITEM_TEXT_LENGTH
+from tests.unit.fusion_log import fusion_log
 
 TEXTS = {"mug": "white ceramic mug. category kitchen", "cup": "tea cup and saucer. category kitchen",
          "bag": "jumbo bag red retrospot. category bags", "tote": "shopping tote bag. category bags",
@@ -47,27 +44,18 @@ def test_tuning_moves_only_the_top_layer_and_lowers_the_loss():
 
 
 def test_a_fine_tune_publishes_its_own_tower_and_catalogue(tmp_path):
-    from shopdata.synthetic import generate
     from workers.publishing import train_and_publish
 
-    shop = generate(n_users=30, n_days=40, seed=3)
-    settings = Settings(data_dir=tmp_path, model_repository=tmp_path / "models", train_device="cpu", train_threads=1,
-                        text_tower="top_layer", text_tower_steps=3)
-    log = EventLog.open(settings.eventlog)
-    log.catalogue.upsert(shop.items)
-    log.events.append(shop.events)
-    ranker = get_ranker("fusion")
-    repo = ModelRepository(settings.model_repository, ranker.model_name)
-    cut = shop.events[len(shop.events) // 2].timestamp
-    first, _ = train_and_publish(TrainingRun(settings, log, repo, parent=None, since=float("-inf"), until=cut, job_id="v1",
-                                             max_examples=200), ranker, load_in_triton=False)
-    second, lineage = train_and_publish(TrainingRun(settings, log, repo, parent=first, since=cut, job_id="v2", max_examples=200),
-                                        ranker, load_in_triton=False)
+    shop = fusion_log(tmp_path, text_tower="top_layer", text_tower_steps=3)
+    repo, first = shop.repo, shop.first
+    second, lineage = train_and_publish(TrainingRun(shop.settings, shop.log, repo, parent=first, since=shop.cut, job_id="v2", max_examples=200),
+                                        shop.ranker, load_in_triton=False)
     assert lineage.notes["text_tower"]["mode"] == "top_layer" and lineage.notes["text_tower"]["steps"] == 3
     assert "newest" in json.dumps(lineage.gate)  # gated on held-out lists, the serving version through its own tower
     towers = [load_fusion(repo.model_path(v))[0].state_dict() for v in (first, second)]
-    pretrained = build_text_encoder().state_dict()
-    top = f"encoder.encoder.layer.{len(build_text_encoder().encoder.encoder.layer) - 1}."
+    packaged = build_text_encoder()
+    pretrained = packaged.state_dict()
+    top = f"encoder.encoder.layer.{len(packaged.encoder.encoder.layer) - 1}."
     assert any(not torch.equal(towers[0][k], pretrained[k]) for k in pretrained if k.startswith(top))  # version 1 learned too
     assert any(not torch.equal(towers[1][k], towers[0][k]) for k in towers[0] if k.startswith(top))
     assert all(torch.equal(towers[1][k], pretrained[k]) for k in pretrained if not k.startswith(top))
