@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-states-ab bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online bench-traffic experiment-report results-page
+.PHONY: targets demo install lint test test-unit test-integration up protos check-protos lint-protos check-breaking feast-apply compose-native clean bench-quality bench-quality-full bench-freshness bench-lifelong bench-step-cost bench-fusion bench-fusion-served bench-rank bench-reliability bench-load bench-states-ab bench-gpu gpu-wheels bench-catalogue bench-load-ablations bench-retrieval bench-drift bench-item-to-item bench-online bench-online-drift bench-traffic experiment-report results-page
 
 targets:                      ## every make target and what it does
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## /\1\t/' | expand -t 26
@@ -111,8 +111,12 @@ bench-load: install           ## Rank/s, p50, p99 at 1/4/16 clients: a shop-like
 bench-states-ab: install       ## stored shopper states on vs off, alternated, on the shop-like workload: Rank at 1 and 16 clients, ingest (~16 min)
 	$(PY) -m evaluation.states_ab
 
-bench-online: install         ## online experiments through simulated shoppers: canary, degraded arm, rollback (~12 min)
+bench-online: install         ## online experiments through simulated shoppers: canary, degraded arm, rollback (~12 min), then bench-online-drift
 	$(PY) -m evaluation.online_bench
+	$(PY) -m evaluation.drift_loop $(if $(TAG),--tag $(TAG),)
+
+bench-online-drift: install   ## lifelong vs frozen in closed loop through a sudden taste change, one deployment each (~15 min): TAG=name
+	$(PY) -m evaluation.drift_loop $(if $(TAG),--tag $(TAG),)
 
 bench-traffic: install        ## hidden relevance of the serving version as simulated traffic grows ~50x (popularity feedback loop; ~6 min): TAG=name
 	$(PY) -m evaluation.traffic_loop $(if $(TAG),--tag $(TAG),)

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # transformer layer fine-tuned on the shop's baskets at every training run, rankers.fusion.text_tower).
     text_tower: Literal["frozen", "top_layer"] = "frozen"
     text_tower_steps: int = Field(100, ge=0)
+    # A fusion fine-tune's distillation from its parent on the replayed lists (0: none): the weight of
+    # KL(parent's list softmax || candidate's) beside the bought items' cross-entropy.
+    distill_weight: float = Field(0.0, ge=0)
     # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
     train_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     # Torch threads of a training process (0: torch's default).

@@ -195,6 +195,8 @@ def main() -> None:
     parser.add_argument("--text-tower", choices=["frozen", "top_layer"], default=None,
                         help="the item tower of every trained version (RECSYS_TEXT_TOWER; default: the setting's)")
     parser.add_argument("--text-tower-steps", type=int, default=None, help="RECSYS_TEXT_TOWER_STEPS")
+    parser.add_argument("--distill-weight", type=float, default=None,
+                        help="RECSYS_DISTILL_WEIGHT: a fine-tune's distillation from its parent on replayed lists")
     parser.add_argument("--tag", default="", help="results file name under bench/results/ (default fusion-served, or fusion-served-ARM)")
     add_months_arguments(parser)
     args = parser.parse_args()
@@ -213,7 +215,8 @@ def main() -> None:
     root = work_dir("fusion-served")
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    tower = {k: v for k, v in (("text_tower", args.text_tower), ("text_tower_steps", args.text_tower_steps)) if v is not None}
+    tower = {k: v for k, v in (("text_tower", args.text_tower), ("text_tower_steps", args.text_tower_steps),
+                               ("distill_weight", args.distill_weight)) if v is not None}
     settings = Settings(data_dir=root, model_repository=root / "triton_models", ranker="fusion", train_device="cpu", **tower)
     log = EventLog.open(settings.eventlog)
     log.catalogue.upsert(catalogue)
@@ -230,7 +233,8 @@ def main() -> None:
     assert served is not None
     results = {r.name: evaluate(r, cases, ev, history, r.name[:18]) for r in (RepeatPopularity(ev, history), served)}
     report = {"machine": machine(), "cases": len(cases), "settings": vars(args) | {"data": str(args.data), "text_tower": settings.text_tower,
-                                                                             "text_tower_steps": settings.text_tower_steps},
+                                                                             "text_tower_steps": settings.text_tower_steps,
+                                                                             "distill_weight": settings.distill_weight},
               "decisions": replay.decisions,
               "train_seconds": round(replay.train_seconds, 1), "results": results, "wall_seconds": round(time.perf_counter() - started, 1),
               "months": months, "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,

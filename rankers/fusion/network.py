@@ -198,15 +198,24 @@ def train_ranker(
     model: FusionRanker | None = None,
     progress=None,
     losses: list[float] | None = None,
+    teacher: nn.Module | None = None,
+    distilled: Sequence[RankingList] = (),
+    distill_weight: float = 0.0,
 ) -> FusionRanker:
     """Listwise training (softmax cross-entropy over each list, bought items as the targets): what
     NDCG rewards is the order within a shopper's list, not calibrated absolute scores. A new model takes
     its signal normalisation from these lists; a given `model` (a fine-tune) keeps its own. Each
-    step's loss is appended to `losses` when given."""
+    step's loss is appended to `losses` when given.
+
+    Distillation (ADER-style replay): on each of `distilled` (lists among `lists`, the replayed ones), the
+    loss also carries `distill_weight` x KL(teacher's softmax over the list || the model's), so a
+    fine-tune learns the new baskets without forgetting how its parent (`teacher`) ordered older ones."""
     usable = [r for r in lists if r.labels.sum() > 0 and len(r.labels) > 1]
     if not usable:
         raise ValueError("no training list has a bought item among its candidates")
     torch.manual_seed(seed)
+    targets = _teacher_distributions(teacher, [r for r in distilled if r.labels.sum() > 0 and len(r.labels) > 1]) \
+        if teacher is not None and distill_weight > 0 else {}
     if model is None:
         model = FusionRanker(signals=usable[0].signals.shape[1])
         model.set_normalisation(np.concatenate([r.signals for r in usable]))
@@ -222,7 +231,11 @@ def train_ranker(
             user = torch.from_numpy(np.broadcast_to(r.user_embedding, (n, r.user_embedding.shape[-1])).copy())
             logits = model.logits(user, torch.from_numpy(r.item_embeddings), torch.from_numpy(r.signals))[:, 0]
             labels = torch.from_numpy(r.labels)
-            loss = -(torch.log_softmax(logits, 0) * labels).sum() / labels.sum()
+            log_p = torch.log_softmax(logits, 0)
+            loss = -(log_p * labels).sum() / labels.sum()
+            target = targets.get(id(r))
+            if target is not None:
+                loss = loss + distill_weight * (target * (target.clamp(min=1e-12).log() - log_p)).sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -232,6 +245,18 @@ def train_ranker(
             if progress is not None and (step % 100 == 0 or step == total):
                 progress(step, total, float(loss))
     return model.eval()
+
+
+def _teacher_distributions(teacher: nn.Module, lists: Sequence[RankingList]) -> dict[int, torch.Tensor]:
+    """The teacher's softmax over each list's candidates (fixed targets, computed once), by the list's id."""
+    out = {}
+    with torch.no_grad():  # not inference_mode: the targets enter the (autograd-tracked) loss
+        for r in lists:
+            n = len(r.labels)
+            user = torch.from_numpy(np.broadcast_to(r.user_embedding, (n, r.user_embedding.shape[-1])).copy())
+            logits = teacher.logits(user, torch.from_numpy(r.item_embeddings), torch.from_numpy(r.signals))[:, 0]
+            out[id(r)] = torch.softmax(logits, 0)
+    return out
 
 
 def score_list(model: nn.Module, user_embedding: np.ndarray, item_embeddings: np.ndarray, signals: np.ndarray) -> np.ndarray:

@@ -201,7 +201,8 @@ class FusionTrainer(Trainer):
         losses: list[float] = []
         candidate = train_ranker(new_lists + replay_lists, epochs=3 if run.parent is None else 1, seed=run.seed, losses=losses,
                                  progress=run.progress, lr=run.learning_rate or (1e-3 if run.parent is None else 3e-4),
-                                 model=clone_ranker(previous) if previous is not None else None)
+                                 model=clone_ranker(previous) if previous is not None else None,
+                                 teacher=previous, distilled=replay_lists, distill_weight=settings.distill_weight)
         seconds = time.perf_counter() - started
         stage("evaluating the candidate against the serving version")
         gate = fusion_gate(candidate, previous, held_new, held_replay, settings.gate_ndcg_tolerance, serving_lists)

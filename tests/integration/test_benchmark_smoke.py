@@ -153,6 +153,19 @@ def test_online_bench(tmp_path):
     assert report["users"] == 20 and report["scenarios"]
 
 
+def test_drift_loop(tmp_path):
+    """The lifelong arm only (one deployment, one fine-tune between its two chunks of visits): the frozen
+    arm runs the same visits without the fine-tune."""
+    results = tmp_path / "results"
+    report = written(run_harness(tmp_path, ["-m", "evaluation.drift_loop", "--users", "20", "--before", "20", "--after", "20",
+                                            "--fine-tune-every", "20", "--window", "10", "--arms", "lifelong", "--bootstrap-steps", "5",
+                                            "--tag", "smoke", "--out", str(results)], timeout=900), "online-drift-smoke")
+    lifelong = report["arms"]["lifelong"]
+    assert len(lifelong["relevance"]) == 40 and len(lifelong["fine_tunes"]) == 1 and lifelong["before"] > 0
+    assert lifelong["fine_tunes"][0]["state"] in ("SUCCEEDED", "REJECTED") and lifelong["share_at_horizon"] is not None
+    assert (results / "online-drift-smoke.png").stat().st_size > 0
+
+
 def test_traffic_loop(tmp_path):
     results = tmp_path / "results"
     report = written(run_harness(tmp_path, ["-m", "evaluation.traffic_loop", "--users", "20", "--visits", "30", "--busy-visits", "30", "--bootstrap-steps", "5",
