@@ -55,6 +55,9 @@ HEADLINES = [
              lambda r: f"{_served(r, 'served')['overall']['ndcg']:.4f}"),
     Headline("NDCG@10 after a synthetic change of tastes: lifelong vs frozen", "drift-synthetic.json", "make bench-drift",
              lambda r: f"{r['summary']['lifelong']['after_change']:.4f} vs {r['summary']['frozen']['after_change']:.4f}"),
+    Headline("Closed loop through a sudden taste change (each arm learns only from what it showed): relevance 1,000 visits after, "
+             "as a share of before, lifelong vs frozen (goal: 90% vs under 70%)", "online-drift-main.json", "make bench-online-drift",
+             lambda r: f"{r['arms']['lifelong']['share_at_horizon']:.0%} vs {r['arms']['frozen']['share_at_horizon']:.0%}"),
     Headline("Rank in a shop-like workload (3,000 shoppers, 4,619 items, a click recorded before 30% of Ranks), 1 client: p50 / p99",
              "load-shop.json", "make bench-load WORKLOAD=shop TAG=shop", lambda r: _shop_level(r, 1, "{p50_ms:.1f} ms / {p99_ms:.1f} ms")),
     Headline("Rank in the shop-like workload, 16 clients: throughput and p99 (goal: 200/s, p99 100 ms)", "load-shop.json",
