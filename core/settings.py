@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # The promotion gates: how much worse than the serving version a candidate may be.
     gate_loss_tolerance: float = Field(0.02, ge=0)  # log loss (cross-encoder)
     gate_ndcg_tolerance: float = Field(0.01, ge=0)  # listwise NDCG@10 (fusion)
+    # The fusion gate rejects a drop beyond the tolerance only when it is also worse at this one-sided
+    # confidence over the held-out lists (0: any drop beyond the tolerance rejects).
+    gate_confidence: float = Field(0.0, ge=0, lt=1)
     # How often the feedback service refreshes shop-wide popularity in the online store (seconds).
     popularity_refresh_s: float = Field(30.0, ge=0)
     segments: int = Field(8, ge=1, le=100)  # shopper segments the clustering finds (fewer for a small shop)

@@ -67,7 +67,7 @@ def run_arm(arm: str, shop: Shop, args: argparse.Namespace, root: Path) -> dict[
     shoppers = SimulatedShoppers(shop, total, seed=1, drift_from=at, drift_to=at)
     pace = history_pace(shop)
     print(f"{arm}: deploying the synthetic shop ({len(shop.items)} items, {args.users} shoppers)...", flush=True)
-    suite = deploy(root / arm, shop, ENV, bootstrap_steps=args.bootstrap_steps)
+    suite = deploy(root / arm, shop, ENV | dict(kv.split("=", 1) for kv in args.env), bootstrap_steps=args.bootstrap_steps)
     relevance: list[float] = []
     tunes: list[dict[str, Any]] = []
     latency: list[float] = []
@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=0.0, help="each fine-tune's rate (0: the ranker's default)")
     parser.add_argument("--window", type=int, default=200, help="visits in each trailing mean")
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--env", action="append", default=[], metavar="RECSYS_X=value", help="a setting for both deployments (repeatable)")
     parser.add_argument("--bootstrap-steps", type=int, default=30)
     parser.add_argument("--tag", default="main")
     parser.add_argument("--out", type=Path, default=results_dir())
@@ -189,7 +190,7 @@ def main() -> None:
     shop = simulated_shop(args.users, args.before + args.after)  # the history and every visit end before now
     report: dict[str, Any] = {"machine": machine(), "tag": args.tag, "users": args.users, "items": len(shop.items),
                               "before": args.before, "after": args.after, "fine_tune_every": args.fine_tune_every,
-                              "learning_rate": args.learning_rate, "max_steps": args.max_steps,
+                              "learning_rate": args.learning_rate, "max_steps": args.max_steps, "env": args.env,
                               "window": args.window, "arms": {}}
     with tempfile.TemporaryDirectory(prefix="drift-loop-") as tmp:
         for arm in args.arms.split(","):

@@ -33,6 +33,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -197,12 +198,17 @@ def main() -> None:
     parser.add_argument("--text-tower-steps", type=int, default=None, help="RECSYS_TEXT_TOWER_STEPS")
     parser.add_argument("--distill-weight", type=float, default=None,
                         help="RECSYS_DISTILL_WEIGHT: a fine-tune's distillation from its parent on replayed lists")
+    parser.add_argument("--tables", action="store_true", help="only rewrite the ablation and validation tables from the files there")
     parser.add_argument("--tag", default="", help="results file name under bench/results/ (default fusion-served, or fusion-served-ARM)")
     add_months_arguments(parser)
     args = parser.parse_args()
     if args.frozen:
         args.arm = "frozen"
     args.tag = args.tag or ARMS[args.arm]
+    if args.tables:
+        write_ablation(RESULTS)
+        write_validation_table(RESULTS)
+        return
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     items, events_frame = load_data(args.data)
@@ -234,13 +240,16 @@ def main() -> None:
     results = {r.name: evaluate(r, cases, ev, history, r.name[:18]) for r in (RepeatPopularity(ev, history), served)}
     report = {"machine": machine(), "cases": len(cases), "settings": vars(args) | {"data": str(args.data), "text_tower": settings.text_tower,
                                                                              "text_tower_steps": settings.text_tower_steps,
-                                                                             "distill_weight": settings.distill_weight},
+                                                                             "distill_weight": settings.distill_weight,
+                                                                             "gate_ndcg_tolerance": settings.gate_ndcg_tolerance,
+                                                                             "gate_confidence": settings.gate_confidence},
               "decisions": replay.decisions,
               "train_seconds": round(replay.train_seconds, 1), "results": results, "wall_seconds": round(time.perf_counter() - started, 1),
               "months": months, "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,
               "mean_candidates": round(served.candidates / max(1, len(served.ranked_by_case)), 1)}
     write_report(report, cases)
     write_ablation(RESULTS)
+    write_validation_table(RESULTS)
 
 
 LABELS = {"lifelong": "lifelong (monthly fine-tunes)", "frozen": "frozen (version 1 only)",
@@ -302,6 +311,51 @@ def write_ablation(folder: Path) -> None:
     print("\n".join(lines))
 
 
+def _arm(report: dict) -> str:
+    settings = report["settings"]
+    return settings.get("arm") or ("frozen" if settings.get("frozen") else "lifelong")
+
+
+def _choice(report: dict) -> str:
+    """What a validation run changed, from its recorded settings (older files: their tag says it)."""
+    settings, changed = report["settings"], []
+    if settings.get("text_tower") not in (None, "frozen"):
+        changed.append(f"item tower {settings['text_tower']}")
+    if settings.get("distill_weight"):
+        changed.append(f"distillation {settings['distill_weight']}")
+    if settings.get("gate_ndcg_tolerance") not in (None, 0.01):
+        changed.append(f"gate tolerance {settings['gate_ndcg_tolerance']}")
+    if settings.get("gate_confidence"):
+        changed.append(f"gate confidence {settings['gate_confidence']}")
+    return f"{_arm(report)}: " + (", ".join(changed) or "defaults of its day")
+
+
+def write_validation_table(folder: Path) -> None:
+    """fusion-served-validation.md: every served run on the validation months (fusion-served-validation-*.json)
+    in one table, so each choice made on them is read against the others on the same cases."""
+    reports = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("fusion-served-validation-*.json"))}
+    if not reports:
+        return
+    months = list(Counter(tuple(r["results"]["repeat+popularity"]["months"]) for r in reports.values()).most_common(1)[0][0])
+    reports = {stem: r for stem, r in reports.items() if list(r["results"]["repeat+popularity"]["months"]) == months}
+    lines = ["# Every served run on the validation months (choices are made here; test months are reported once per choice)", "",
+             "| file | arm: what it changed | NDCG@10 | discovery NDCG@10 | " + " | ".join(months) + " | fine-tunes promoted | training s |",
+             "| --- " * (len(months) + 6) + "|"]
+    for stem, rep in reports.items():
+        served = _served(rep)
+        promoted = {"frozen": "none (version 1 serves)", "retrain": "each retrain, ungated"}.get(
+            _arm(rep), f"{sum(str(d).startswith('promoted') for d in list(rep['decisions'].values())[1:])} of {len(months) - 1}")
+        lines.append(f"| [{stem}]({stem}.md) | {_choice(rep)} | {served['overall']['ndcg']:.4f} | "
+                     f"{served['discovery']['overall'].get('ndcg', 0):.4f} | " + " | ".join(f"{served['months'][m]['ndcg']:.4f}" for m in months)
+                     + f" | {promoted} | {rep['train_seconds']:.0f} |")
+    first = next(iter(reports.values()))
+    lines += ["", f"repeat+popularity on the same {first['cases']} cases: {first['results']['repeat+popularity']['overall']['ndcg']:.4f} NDCG@10. "
+              "Written by every `python -m evaluation.fusion_served` run (or `--tables`); older files predate the recorded "
+              "settings, so their tag names the choice (tol0: gate tolerance 0; toplayer: the item tower's top layer "
+              "fine-tuned). Training seconds depend on the day's machine and on what shared it.", ""]
+    (folder / "fusion-served-validation.md").write_text("\n".join(lines))
+
+
 def write_report(report: dict[str, Any], cases: list[Case]) -> None:
     results, decisions, train_seconds = report["results"], report["decisions"], report["train_seconds"]
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -314,7 +368,7 @@ def write_report(report: dict[str, Any], cases: list[Case]) -> None:
         lines.append(f"| {name} | {o['hr']:.4f} | {o['recall']:.4f} | {o['ndcg']:.4f} | {d.get('hr', 0):.4f} | {d.get('ndcg', 0):.4f} |")
     lines += ["", "| NDCG@10 | " + " | ".join(months) + " |", "| --- " * (len(months) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{r['months'][m]['ndcg']:.4f}" for m in months) + " |" for name, r in results.items()]
-    arm = report["settings"].get("arm") or ("frozen" if report["settings"].get("frozen") else "lifelong")
+    arm = _arm(report)
     trainings = {"frozen": "version 1 only (frozen)", "lifelong": f"bootstrap + {len(months) - 1} monthly fine-tunes",
                  "retrain": f"{len(months)} trainings from the pretrained towers, each on "
                             + (f"the newest {report['settings'].get('retrain_lists')} baskets" if report["settings"].get("retrain_lists") else "every basket")

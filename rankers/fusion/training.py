@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
@@ -79,11 +80,16 @@ def shopper_vectors(histories: Sequence[Sequence[tuple[str, float]]], vectors: d
         return shopper_from_items(table, torch.from_numpy(index), torch.from_numpy(weights)).numpy()
 
 
+def list_ndcgs(model: Any, lists: Sequence[RankingList], k: int = 10) -> np.ndarray:
+    """NDCG@k of a ranker on each labelled list (binary gains, ideal over min(k, bought)), in list order."""
+    return np.array([ndcg_of_list(score_list(model, r.user_embedding, r.item_embeddings, r.signals), r.labels, k)
+                     for r in lists if r.labels.sum() > 0], dtype=np.float64)
+
+
 def list_ndcg(model: Any, lists: Sequence[RankingList], k: int = 10) -> float:
-    """Mean NDCG@k of a ranker over labelled lists (binary gains, ideal over min(k, bought))."""
-    values = [ndcg_of_list(score_list(model, r.user_embedding, r.item_embeddings, r.signals), r.labels, k)
-              for r in lists if r.labels.sum() > 0]
-    return float(np.mean(values)) if values else float("nan")
+    """Mean NDCG@k of a ranker over labelled lists."""
+    values = list_ndcgs(model, lists, k)
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def item_table(encoder: Any, catalogue: dict[str, ItemText], previous: Path | None = None) -> dict[str, Any]:
@@ -114,26 +120,36 @@ def similar_table(catalogue: dict[str, ItemText], table: dict[str, Any]) -> dict
 
 
 def fusion_gate(candidate: Any, serving: Any, held_new: Sequence[RankingList], held_replay: Sequence[RankingList],
-                tolerance: float, serving_lists: tuple[Sequence[RankingList], Sequence[RankingList]] | None = None) -> GateDecision:
+                tolerance: float, serving_lists: tuple[Sequence[RankingList], Sequence[RankingList]] | None = None,
+                confidence: float = 0.0) -> GateDecision:
     """Listwise NDCG@10 of the candidate may not fall below the serving version's by more than
-    `tolerance` on the newest held-out lists nor on the replay lists. `serving_lists`: the same lists
-    embedded by the serving version's own item tower, when the candidate's learned a new one."""
+    `tolerance` on the newest held-out lists nor on the replay lists. With `confidence` > 0 a drop beyond
+    the tolerance rejects only when it is also beyond the lists' noise: the one-sided `confidence` bound of
+    the mean per-list difference (the two versions score the same lists) is below zero. `serving_lists`:
+    the same lists embedded by the serving version's own item tower, when the candidate's learned a new one."""
     if serving is None:
         return GateDecision(True, "first version")
     results, reasons, passed = {}, [], True
     theirs_lists = serving_lists or (held_new, held_replay)
+    z = NormalDist().inv_cdf(confidence) if confidence > 0 else 0.0
     for name, lists, their_lists in (("newest", held_new, theirs_lists[0]), ("replay", held_replay, theirs_lists[1])):
-        scored = [r for r in lists if r.labels.sum() > 0]
-        if not scored:
+        ours_each, theirs_each = list_ndcgs(candidate, lists), list_ndcgs(serving, their_lists)
+        if not len(ours_each):
             continue
-        ours, theirs = list_ndcg(candidate, scored), list_ndcg(serving, [r for r in their_lists if r.labels.sum() > 0])
-        ok = ours >= theirs - tolerance
+        ours, theirs = float(ours_each.mean()), float(theirs_each.mean())
+        difference = ours_each - theirs_each
+        spread = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+        beyond_noise = confidence <= 0 or float(difference.mean()) + z * spread < 0
+        ok = ours >= theirs - tolerance or not beyond_noise
         passed &= ok
-        results[name] = {"candidate_ndcg": round(ours, 5), "serving_ndcg": round(theirs, 5), "lists": len(scored), "passed": ok}
-        reasons.append(f"{name}: NDCG@10 {ours:.4f} {'not worse than' if ok else 'worse than'} the serving version's {theirs:.4f} on {len(scored)} lists")
+        results[name] = {"candidate_ndcg": round(ours, 5), "serving_ndcg": round(theirs, 5), "lists": len(difference), "passed": ok,
+                         "difference_se": round(spread, 5)}
+        verdict = "not worse than" if ours >= theirs - tolerance else ("worse than" if beyond_noise else "within the noise of")
+        reasons.append(f"{name}: NDCG@10 {ours:.4f} {verdict} the serving version's {theirs:.4f} on {len(difference)} lists")
     if not results:
         return GateDecision(True, "too few lists to hold any out; published ungated")
-    return GateDecision(passed, "; ".join(reasons) + f" (tolerance {tolerance})", results)
+    rule = f"tolerance {tolerance}" + (f", rejected only when worse at {confidence:.0%}" if confidence > 0 else "")
+    return GateDecision(passed, "; ".join(reasons) + f" ({rule})", results)
 
 
 def _split(lists: list[RankingList], at: int) -> tuple[list[RankingList], list[RankingList]]:
@@ -205,7 +221,8 @@ class FusionTrainer(Trainer):
                                  teacher=previous, distilled=replay_lists, distill_weight=settings.distill_weight)
         seconds = time.perf_counter() - started
         stage("evaluating the candidate against the serving version")
-        gate = fusion_gate(candidate, previous, held_new, held_replay, settings.gate_ndcg_tolerance, serving_lists)
+        gate = fusion_gate(candidate, previous, held_new, held_replay, settings.gate_ndcg_tolerance, serving_lists,
+                           settings.gate_confidence)
         lineage = Lineage(
             version="", parent_version="" if run.parent is None else str(run.parent), created=time.time(),
             data_from=new[0][1], data_to=new[-1][1], example_count=sum(len(r.labels) for r in new_lists),

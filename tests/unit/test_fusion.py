@@ -232,3 +232,39 @@ def test_a_version_trained_on_other_signals_is_refused_before_it_serves(tmp_path
         ranker.materialise(tmp_path, None, 3)  # type: ignore[arg-type]
     (tmp_path / SIGNAL_STATS).write_text(json.dumps({"names": list(SIGNAL_NAMES), "mean": [], "std": []}))
     ranker.materialise(tmp_path, None, 3)  # type: ignore[arg-type]  # no neighbour tables: nothing pushed
+
+
+class _ByColumn(torch.nn.Module):
+    """A stand-in ranker for the gate's arithmetic: scores each candidate by one signal column."""
+
+    def __init__(self, column: int) -> None:
+        super().__init__()
+        self.column = column
+
+    def forward(self, user, items, signals):
+        return signals[:, self.column : self.column + 1]
+
+
+def _two_candidate_lists(wins: int, losses: int, ties: int) -> list[RankingList]:
+    """Lists of two candidates, the first bought (NDCG@10 1 when ranked first, 0.63 when second): column 1
+    ranks it first and column 0 second in `wins` lists, the other way round in `losses`, both first in `ties`."""
+    lists = []
+    for k in range(wins + losses + ties):
+        signals = np.zeros((2, SIGNAL_COUNT), np.float32)
+        signals[:, 0] = [0.0, 1.0] if k < wins else [1.0, 0.0]
+        signals[:, 1] = [0.0, 1.0] if wins <= k < wins + losses else [1.0, 0.0]
+        lists.append(RankingList(np.zeros(384, np.float32), np.zeros((2, 384), np.float32), signals, np.array([1.0, 0.0], np.float32)))
+    return lists
+
+
+def test_the_gate_rejects_a_drop_within_the_noise_only_without_a_confidence():
+    from rankers.fusion.training import fusion_gate
+
+    serving, candidate = _ByColumn(0), _ByColumn(1)
+    noisy = _two_candidate_lists(wins=2, losses=5, ties=33)  # -0.028 on average: beyond 0.01, within the noise of 40 lists
+    assert not fusion_gate(candidate, serving, noisy, [], 0.01).passed
+    decision = fusion_gate(candidate, serving, noisy, [], 0.01, confidence=0.95)
+    assert decision.passed and "within the noise" in decision.reason
+    worse = _two_candidate_lists(wins=0, losses=30, ties=10)  # -0.28: worse beyond any doubt
+    assert not fusion_gate(candidate, serving, worse, [], 0.01, confidence=0.95).passed
+    assert fusion_gate(candidate, serving, _two_candidate_lists(0, 0, 40), worse, 0.01, confidence=0.95).passed is False  # replay too
