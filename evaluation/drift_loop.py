@@ -64,7 +64,7 @@ def fine_tune(suite: Suite, job_id: str, max_steps: int, learning_rate: float) -
 def run_arm(arm: str, shop: Shop, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     total = args.before + args.after
     at = args.before / total  # every shopper's taste changes at the same visit
-    shoppers = SimulatedShoppers(shop, total, seed=1, drift_from=at, drift_to=at)
+    shoppers = SimulatedShoppers(shop, total, seed=args.seed, drift_from=at, drift_to=at)
     pace = history_pace(shop)
     print(f"{arm}: deploying the synthetic shop ({len(shop.items)} items, {args.users} shoppers)...", flush=True)
     suite = deploy(root / arm, shop, ENV | dict(kv.split("=", 1) for kv in args.env), bootstrap_steps=args.bootstrap_steps)
@@ -78,7 +78,7 @@ def run_arm(arm: str, shop: Shop, args: argparse.Namespace, root: Path) -> dict[
         chunk = 0
         while len(relevance) < total:
             visits = min(args.fine_tune_every, total - len(relevance))
-            sim = simulate(client, shoppers, f"drift-{arm}-{chunk}", visits, clock, step_seconds=pace, look_every=0, seed=chunk)
+            sim = simulate(client, shoppers, f"drift-{arm}-{chunk}", visits, clock, step_seconds=pace, look_every=0, seed=1000 * (args.seed - 1) + chunk)
             relevance += [r for _, _, r, _ in sim.visits]
             latency += sim.latency_ms
             clock += visits * pace
@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--env", action="append", default=[], metavar="RECSYS_X=value", help="a setting for both deployments (repeatable)")
     parser.add_argument("--bootstrap-steps", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1, help="the simulated shoppers' draws (tastes, visits, reactions)")
     parser.add_argument("--tag", default="main")
     parser.add_argument("--out", type=Path, default=results_dir())
     args = parser.parse_args()
@@ -190,7 +191,7 @@ def main() -> None:
     shop = simulated_shop(args.users, args.before + args.after)  # the history and every visit end before now
     report: dict[str, Any] = {"machine": machine(), "tag": args.tag, "users": args.users, "items": len(shop.items),
                               "before": args.before, "after": args.after, "fine_tune_every": args.fine_tune_every,
-                              "learning_rate": args.learning_rate, "max_steps": args.max_steps, "env": args.env,
+                              "learning_rate": args.learning_rate, "max_steps": args.max_steps, "env": args.env, "seed": args.seed,
                               "window": args.window, "arms": {}}
     with tempfile.TemporaryDirectory(prefix="drift-loop-") as tmp:
         for arm in args.arms.split(","):
