@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # A fusion fine-tune's distillation from its parent on the replayed lists (0: none): the weight of
     # KL(parent's list softmax || candidate's) beside the bought items' cross-entropy.
     distill_weight: float = Field(0.0, ge=0)
+    # Older baskets a fusion fine-tune replays from the log per new basket (sampled across all history).
+    replay_ratio: float = Field(1.0, ge=0)
     # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
     train_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     # Torch threads of a training process (0: torch's default).

@@ -242,7 +242,8 @@ def main() -> None:
                                                                              "text_tower_steps": settings.text_tower_steps,
                                                                              "distill_weight": settings.distill_weight,
                                                                              "gate_ndcg_tolerance": settings.gate_ndcg_tolerance,
-                                                                             "gate_confidence": settings.gate_confidence},
+                                                                             "gate_confidence": settings.gate_confidence,
+                                                                             "replay_ratio": settings.replay_ratio},
               "decisions": replay.decisions,
               "train_seconds": round(replay.train_seconds, 1), "results": results, "wall_seconds": round(time.perf_counter() - started, 1),
               "months": months, "ranked_cases": len(served.ranked_by_case), "degraded_answers": served.degraded,
@@ -327,6 +328,8 @@ def _choice(report: dict) -> str:
         changed.append(f"gate tolerance {settings['gate_ndcg_tolerance']}")
     if settings.get("gate_confidence"):
         changed.append(f"gate confidence {settings['gate_confidence']}")
+    if settings.get("replay_ratio") not in (None, 1.0):
+        changed.append(f"replay {settings['replay_ratio']}x the new baskets")
     return f"{_arm(report)}: " + (", ".join(changed) or "defaults of its day")
 
 

@@ -180,7 +180,7 @@ class FusionTrainer(Trainer):
         fresh = {(u, t) for u, t, _ in new}
         rng = random.Random(run.seed)
         older = [b for b in baskets if (b[0], b[1]) not in fresh and b[1] < new[-1][1]]
-        replay = rng.sample(older, min(len(older), len(new))) if run.parent is not None else []
+        replay = rng.sample(older, min(len(older), round(settings.replay_ratio * len(new)))) if run.parent is not None else []
         first = min([new[0][1]] + [b[1] for b in replay])
         stage(f"building ranking lists: {len(new)} new baskets, {len(replay)} replayed")
         table = fit_neighbours(items for _, t, items in baskets if t < first)
