@@ -1,6 +1,7 @@
 """Dev tooling: a small Python client of the suite (stubs on one channel each), used by the demo and the tests."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -110,6 +111,15 @@ class SuiteClient:
 
     def job(self, job_id: str) -> model_admin_pb2.GetJobResponse:
         return self.admin.GetJob(model_admin_pb2.GetJobRequest(job_id=job_id), timeout=30)
+
+    def wait_job(self, job_id: str, timeout_s: float = 1800.0, poll_s: float = 0.5) -> model_admin_pb2.GetJobResponse:
+        """The job once it is no longer pending or running (SUCCEEDED, REJECTED or FAILED)."""
+        deadline = time.monotonic() + timeout_s
+        while (job := self.job(job_id)).state in (model_admin_pb2.JOB_STATE_PENDING, model_admin_pb2.JOB_STATE_RUNNING):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still running after {timeout_s:.0f} s: {job.message}")
+            time.sleep(poll_s)
+        return job
 
     def close(self) -> None:
         for c in self._channels:

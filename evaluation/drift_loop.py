@@ -36,7 +36,6 @@ from evaluation.results import results_dir
 from evaluation.run import machine
 from shopdata import Shop
 from shopdata.simulator import SimulatedShoppers
-from shoprank.v1 import model_admin_pb2
 from shoprank_client.enums import job_state_of
 
 # the shop-wide refresh every second (the simulated clock runs thousands of times faster than a real one)
@@ -53,8 +52,7 @@ def fine_tune(suite: Suite, job_id: str, max_steps: int, learning_rate: float) -
     started = time.perf_counter()
     try:
         client.trigger(job_id=job_id, max_steps=max_steps, learning_rate=learning_rate)
-        while (job := client.job(job_id)).state in (model_admin_pb2.JOB_STATE_PENDING, model_admin_pb2.JOB_STATE_RUNNING):
-            time.sleep(0.5)
+        job = client.wait_job(job_id)
     finally:
         client.close()
     return {"job_id": job_id, "state": job_state_of(job.state), "new_version": job.new_version, "message": job.message[:300],

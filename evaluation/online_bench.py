@@ -170,9 +170,8 @@ def main() -> None:
             # a real fine-tune on what the shoppers did, started as a canary by the worker
             print("scenario 3: the worker fine-tunes on the simulated behaviour; its gated version starts as a canary", flush=True)
             job = client.trigger(job_id="bench-online-ft", max_steps=40)
-            while (state := client.job(job.job_id).state) in (model_admin_pb2.JOB_STATE_PENDING, model_admin_pb2.JOB_STATE_RUNNING):
-                time.sleep(2.0)
-            final = client.job(job.job_id)
+            final = client.wait_job(job.job_id, poll_s=2.0)
+            state = final.state
             experiment_id = f"canary-v{final.new_version}"
             what = "the worker's fine-tune of version 1 on the simulated behaviour (drift included)"
             if state != model_admin_pb2.JOB_STATE_SUCCEEDED or log.experiments.get(experiment_id) is None:

@@ -214,8 +214,8 @@ def train_ranker(
     if not usable:
         raise ValueError("no training list has a bought item among its candidates")
     torch.manual_seed(seed)
-    targets = _teacher_distributions(teacher, [r for r in distilled if r.labels.sum() > 0 and len(r.labels) > 1]) \
-        if teacher is not None and distill_weight > 0 else {}
+    distilled_ids = {id(r) for r in distilled} if teacher is not None and distill_weight > 0 else set()
+    targets = _teacher_distributions(teacher, [r for r in usable if id(r) in distilled_ids]) if distilled_ids else {}
     if model is None:
         model = FusionRanker(signals=usable[0].signals.shape[1])
         model.set_normalisation(np.concatenate([r.signals for r in usable]))
@@ -227,9 +227,7 @@ def train_ranker(
     for _ in range(epochs):
         for k in rng.permutation(len(usable)):
             r = usable[k]
-            n = len(r.labels)
-            user = torch.from_numpy(np.broadcast_to(r.user_embedding, (n, r.user_embedding.shape[-1])).copy())
-            logits = model.logits(user, torch.from_numpy(r.item_embeddings), torch.from_numpy(r.signals))[:, 0]
+            logits = _list_logits(model, r)
             labels = torch.from_numpy(r.labels)
             log_p = torch.log_softmax(logits, 0)
             loss = -(log_p * labels).sum() / labels.sum()
@@ -247,16 +245,17 @@ def train_ranker(
     return model.eval()
 
 
+def _list_logits(model: nn.Module, r: RankingList) -> torch.Tensor:
+    """The ranker's logit for each of a list's candidates (the shopper's vector repeated per candidate)."""
+    n = len(r.labels)
+    user = torch.from_numpy(np.broadcast_to(r.user_embedding, (n, r.user_embedding.shape[-1])).copy())
+    return model.logits(user, torch.from_numpy(r.item_embeddings), torch.from_numpy(r.signals))[:, 0]
+
+
 def _teacher_distributions(teacher: nn.Module, lists: Sequence[RankingList]) -> dict[int, torch.Tensor]:
     """The teacher's softmax over each list's candidates (fixed targets, computed once), by the list's id."""
-    out = {}
     with torch.no_grad():  # not inference_mode: the targets enter the (autograd-tracked) loss
-        for r in lists:
-            n = len(r.labels)
-            user = torch.from_numpy(np.broadcast_to(r.user_embedding, (n, r.user_embedding.shape[-1])).copy())
-            logits = teacher.logits(user, torch.from_numpy(r.item_embeddings), torch.from_numpy(r.signals))[:, 0]
-            out[id(r)] = torch.softmax(logits, 0)
-    return out
+        return {id(r): torch.softmax(_list_logits(teacher, r), 0) for r in lists}
 
 
 def score_list(model: nn.Module, user_embedding: np.ndarray, item_embeddings: np.ndarray, signals: np.ndarray) -> np.ndarray:
