@@ -46,6 +46,7 @@ from rankers.fusion.network import (
     score_list,
     train_ranker,
 )
+from rankers.fusion.sequence import SequenceFusionRanker, pretrain_shopper_tower
 from rankers.fusion.signals import Purchase, candidate_signals
 from shopdata.uci_retail import DEFAULT_PATH
 from shoptext.text import ITEM_TEXT_LENGTH, USER_TEXT_LENGTH, history_from_events, item_text, user_text
@@ -110,10 +111,24 @@ class Embeddings:
         histories = [[(int(self.ev.item[p]), float(self.ev.ts[p])) for p in self.history.before(c)[-STATE_HISTORY:][::-1]] for c in cases]
         return shopper_vectors(histories, dict(enumerate(self.items)))
 
+    def histories(self, cases: list[Case]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """What a learned shopper tower reads (rankers.fusion.sequence): the rows of the shopper's last
+        STATE_HISTORY purchases, newest first, and their ages in days before the newest."""
+        from rankers.fusion.shopper_state import DAY, STATE_HISTORY
+
+        out = []
+        for c in cases:
+            pos = self.history.before(c)[-STATE_HISTORY:][::-1]
+            ts = self.ev.ts[pos].astype(np.float64)
+            ages = ((ts.max() - ts) / DAY if len(ts) else ts).astype(np.float32)
+            out.append((self.ev.item[pos].astype(np.int64), ages))
+        return out
+
     def shoppers(self, cases: list[Case], kind: str = "items") -> np.ndarray:
-        """Shopper vectors: `items` (item_means, as served), `text` (the MiniLM embedding of their text, the
-        shopper tower served before issue 26) or `text+items` (the normalised sum of both, one 384-d vector)."""
-        if kind == "items":
+        """Shopper vectors: `items` (item_means, as served; also what `sequence` starts from), `text` (the MiniLM
+        embedding of their text, the shopper tower served before issue 26) or `text+items` (the normalised sum
+        of both, one 384-d vector)."""
+        if kind in ("items", "sequence"):
             return self.item_means(cases)
         text = self.users_for(cases)
         if kind == "text":
@@ -122,24 +137,36 @@ class Embeddings:
         return (both / np.maximum(np.linalg.norm(both, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
-def ranking_lists(rows: list[CaseRows], users: np.ndarray, items: np.ndarray, text: bool = True) -> list[RankingList]:
+def ranking_lists(rows: list[CaseRows], users: np.ndarray, items: np.ndarray, text: bool = True,
+                  histories: list[tuple[np.ndarray, np.ndarray]] | None = None) -> list[RankingList]:
     out = []
-    for r, u in zip(rows, users):
+    for k, (r, u) in enumerate(zip(rows, users)):
         emb = items[r.candidates]
-        out.append(RankingList(u if text else np.zeros_like(u), emb if text else np.zeros_like(emb), r.signals, r.labels))
+        out.append(RankingList(u if text else np.zeros_like(u), emb if text else np.zeros_like(emb), r.signals, r.labels,
+                               histories[k] if histories is not None else None))
     return out
 
 
 class FusionRecommender:
     """Ranks a case's candidates with one ranker per month (then popularity for the rest)."""
 
-    def __init__(self, name: str, ev: EventArrays, rows: dict, users: dict, items: np.ndarray, models: dict, text: bool = True) -> None:
+    def __init__(self, name: str, ev: EventArrays, rows: dict, users: dict, items: np.ndarray, models: dict, text: bool = True,
+                 histories: dict | None = None) -> None:
         self.name, self.ev, self.rows, self.users, self.items, self.models, self.text = name, ev, rows, users, items, models, text
+        self.histories = histories  # given: each month's model computes the shopper's vector (a learned tower)
+        self.table = torch.from_numpy(items)
         self.popularity = Popularity(ev)
         self.auc_scores: dict[str, tuple[list[float], list[float]]] = {}
 
+    def user(self, case: Case) -> np.ndarray:
+        if self.histories is None:
+            return self.users[(case.user, case.ts)]
+        index, ages = self.histories[(case.user, case.ts)]
+        with torch.inference_mode():
+            return self.models[case.month].shoppers(self.table, index[None, :], ages[None, :])[0].numpy()
+
     def scores(self, case: Case, signals: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        u, emb = self.users[(case.user, case.ts)], self.items[candidates]
+        u, emb = self.user(case), self.items[candidates]
         if not self.text:
             u, emb = np.zeros_like(u), np.zeros_like(emb)
         return score_list(self.models[case.month], u, emb, signals)
@@ -179,9 +206,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--text-candidates", type=int, default=0,
                         help="also retrieve the N items whose text embedding is nearest the shopper's (an experiment; 0 = off)")
-    parser.add_argument("--shopper-vector", choices=("text", "items", "text+items"), default="items",
+    parser.add_argument("--shopper-vector", choices=("text", "items", "text+items", "sequence"), default="items",
                         help="the shopper tower: the recency-weighted mean of their items' embeddings (served), their text "
-                             "through MiniLM (served before issue 26), or both summed")
+                             "through MiniLM (served before issue 26), both summed, or self-attention over their items' "
+                             "embeddings and ages trained with the ranker (rankers.fusion.sequence)")
+    parser.add_argument("--tower-pretrain-epochs", type=int, default=0,
+                        help="with --shopper-vector sequence: first train the tower on next-basket prediction over every "
+                             "basket before the test months for this many epochs (one more per month for the monthly arm)")
     parser.add_argument("--rules", default="", help="also score the monthly ranker with Recommend's rules applied, e.g. "
                         "exclude-purchased,distinct-titles (core.rules; one arm per ';'-separated set)")
     parser.add_argument("--seed", type=int, default=0)
@@ -219,32 +250,54 @@ def main() -> None:
             cases = [cases[k] for k in sorted(rng.choice(len(cases), args.train_per_month, replace=False))]
         users = emb.shoppers(cases, args.shopper_vector)  # before the rows: text retrieval reads them
         rows = [retrieval.rows(c) for c in cases]
-        return ranking_lists(rows, users, emb.items, text)
+        return ranking_lists(rows, users, emb.items, text, emb.histories(cases) if sequence else None)
 
     first = pd.Timestamp(months[0] + "-01")
     pre_months = [(first - pd.offsets.MonthBegin(k)).strftime("%Y-%m") for k in range(args.train_months, 0, -1)]
     all_months = pre_months + months[:-1]
     print(f"training lists for {all_months[0]}..{all_months[-1]}", file=sys.stderr)
+    sequence = args.shopper_vector == "sequence"
+    tower: dict[str, Any] = {"item_table": emb.items, "new_model": SequenceFusionRanker} if sequence else {}
     lists = {m: month_lists(m) for m in all_months}
 
     compute: dict[str, float] = {}
     if not any(r.labels.sum() for m in pre_months for r in lists[m]):
         raise SystemExit(f"error: nothing to train on in {pre_months[0]}..{pre_months[-1]} (the --train-months before {months[0]}); "
                          "choose later test months or fewer --train-months")
+    def basket_examples(month_list: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        cases = [c for m in month_list for c in training_cases(ev, month_start_seconds(m), month_start_seconds(next_month(m)), m)]
+        return [(index, ages, np.fromiter(c.target, dtype=np.int64)) for c, (index, ages) in zip(cases, emb.histories(cases))]
+
+    def pretrained(training: list[RankingList]) -> dict[str, Any]:
+        """The first model of a sequence arm: its tower trained on next-basket prediction first (if asked)."""
+        if not (sequence and args.tower_pretrain_epochs):
+            return {}
+        model = SequenceFusionRanker(signals=training[0].signals.shape[1])
+        model.set_normalisation(np.concatenate([r.signals for r in training]))
+        examples = basket_examples(pre_months)
+        losses = pretrain_shopper_tower(model, examples, emb.items, epochs=args.tower_pretrain_epochs, seed=args.seed)
+        print(f"  tower: {len(examples)} baskets, loss {np.mean(losses[:20]):.3f} -> {np.mean(losses[-20:]):.3f}", file=sys.stderr)
+        return {"model": model}
+
     t = time.perf_counter()
-    frozen = train_ranker([r for m in pre_months for r in lists[m]], epochs=args.epochs, seed=args.seed)
+    first_lists = [r for m in pre_months for r in lists[m]]
+    frozen = train_ranker(first_lists, epochs=args.epochs, seed=args.seed, **tower, **pretrained(first_lists))
     compute["fusion (frozen)"] = time.perf_counter() - t
 
     def monthly(text: bool) -> tuple[dict[str, FusionRanker], float]:
         t = time.perf_counter()
         strip = (lambda r: r) if text else (lambda r: RankingList(np.zeros_like(r.user_embedding), np.zeros_like(r.item_embeddings), r.signals, r.labels))
+        learned = tower if text else {}
         older = [strip(r) for m in pre_months for r in lists[m]]
-        model = train_ranker(older, epochs=args.epochs, seed=args.seed)
+        model = train_ranker(older, epochs=args.epochs, seed=args.seed, **learned, **(pretrained(older) if text else {}))
         models = {months[0]: model}
         for prev, month in zip(months, months[1:]):
             new = [strip(r) for r in lists[prev]]
+            if text and isinstance(model, SequenceFusionRanker) and args.tower_pretrain_epochs:
+                model = clone_ranker(model)
+                pretrain_shopper_tower(model, basket_examples([prev]), emb.items, epochs=1, lr=3e-4, seed=args.seed)
             replay = [older[k] for k in np.random.default_rng(args.seed).choice(len(older), min(len(older), len(new)), replace=False)]
-            model = train_ranker(new + replay, epochs=1, lr=3e-4, seed=args.seed, model=clone_ranker(model))
+            model = train_ranker(new + replay, epochs=1, lr=3e-4, seed=args.seed, model=clone_ranker(model), **learned)
             models[month] = model
             older += new
         return models, time.perf_counter() - t
@@ -259,10 +312,11 @@ def main() -> None:
     rows = {(c.user, c.ts): retrieval.rows(c) for c in cases}
     retrieval_seconds = time.perf_counter() - t
     users = {(c.user, c.ts): u for c, u in zip(cases, user_vectors)}
+    histories = {(c.user, c.ts): h for c, h in zip(cases, emb.histories(cases))} if sequence else None
     recommenders: list[Any] = [
         Popularity(ev), RepeatPopularity(ev, history), CoOccurrence(ev, history), PopularTies(rows, ev),
-        FusionRecommender("fusion (frozen)", ev, rows, users, emb.items, {m: frozen for m in months}),
-        FusionRecommender("fusion (monthly)", ev, rows, users, emb.items, monthly_models),
+        FusionRecommender("fusion (frozen)", ev, rows, users, emb.items, {m: frozen for m in months}, histories=histories),
+        FusionRecommender("fusion (monthly)", ev, rows, users, emb.items, monthly_models, histories=histories),
         FusionRecommender("signals only (monthly)", ev, rows, users, emb.items, signal_models, text=False),
     ]
     catalogue = catalogue_text(items)

@@ -99,6 +99,14 @@ class FusionRanker(nn.Module):
     def forward(self, user_embedding: torch.Tensor, item_embedding: torch.Tensor, signals: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(user_embedding, item_embedding, signals))
 
+    def list_user(self, r: "RankingList", item_table: torch.Tensor | None) -> torch.Tensor:
+        """A training list's shopper vector: precomputed (this tower has no weights to learn)."""
+        return torch.from_numpy(r.user_embedding)
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """The optimiser's parameter groups at base rate `lr` (a learned shopper tower may want its own)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
 
 class FusionClick(nn.Module):
     """The served artifact: the item tower, the shopper tower and the ranker in one TorchScript file.
@@ -125,8 +133,8 @@ class FusionClick(nn.Module):
 
 def clone_ranker(model: FusionRanker) -> FusionRanker:
     """An independent copy of a ranker (a fine-tune starts from it and leaves the original intact)."""
-    clone = FusionRanker(signals=model.signal_mean.shape[0], projection=model.user_projection.out_features,
-                         hidden=model.mlp[0].out_features)
+    clone = type(model)(signals=model.signal_mean.shape[0], projection=model.user_projection.out_features,
+                        hidden=model.mlp[0].out_features)
     clone.load_state_dict(model.state_dict())
     return clone
 
@@ -178,15 +186,18 @@ def save_scripted(module: nn.Module, path: Path) -> None:
 
 
 class RankingList:
-    """One shopper's candidates at one moment, with which of them were bought (a training list)."""
+    """One shopper's candidates at one moment, with which of them were bought (a training list). `history`,
+    where given, is what a learned shopper tower reads: (rows of the item table, ages in days), newest first."""
 
-    __slots__ = ("user_embedding", "item_embeddings", "signals", "labels")
+    __slots__ = ("user_embedding", "item_embeddings", "signals", "labels", "history")
 
-    def __init__(self, user_embedding: np.ndarray, item_embeddings: np.ndarray, signals: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, user_embedding: np.ndarray, item_embeddings: np.ndarray, signals: np.ndarray, labels: np.ndarray,
+                 history: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.user_embedding = user_embedding
         self.item_embeddings = item_embeddings
         self.signals = signals
         self.labels = labels
+        self.history = history
 
 
 def train_ranker(
@@ -201,6 +212,8 @@ def train_ranker(
     teacher: nn.Module | None = None,
     distilled: Sequence[RankingList] = (),
     distill_weight: float = 0.0,
+    item_table: np.ndarray | None = None,
+    new_model: type[FusionRanker] = FusionRanker,
 ) -> FusionRanker:
     """Listwise training (softmax cross-entropy over each list, bought items as the targets): what
     NDCG rewards is the order within a shopper's list, not calibrated absolute scores. A new model takes
@@ -209,25 +222,29 @@ def train_ranker(
 
     Distillation (ADER-style replay): on each of `distilled` (lists among `lists`, the replayed ones), the
     loss also carries `distill_weight` x KL(teacher's softmax over the list || the model's), so a
-    fine-tune learns the new baskets without forgetting how its parent (`teacher`) ordered older ones."""
+    fine-tune learns the new baskets without forgetting how its parent (`teacher`) ordered older ones.
+
+    A model with a learned shopper tower (`new_model` for a new one, e.g. rankers.fusion.sequence's) reads each
+    list's `history` as rows of `item_table`."""
     usable = [r for r in lists if r.labels.sum() > 0 and len(r.labels) > 1]
     if not usable:
         raise ValueError("no training list has a bought item among its candidates")
     torch.manual_seed(seed)
     distilled_ids = {id(r) for r in distilled} if teacher is not None and distill_weight > 0 else set()
-    targets = _teacher_distributions(teacher, [r for r in usable if id(r) in distilled_ids]) if distilled_ids else {}
+    table = torch.from_numpy(item_table) if item_table is not None else None
+    targets = _teacher_distributions(teacher, [r for r in usable if id(r) in distilled_ids], table) if distilled_ids else {}
     if model is None:
-        model = FusionRanker(signals=usable[0].signals.shape[1])
+        model = new_model(signals=usable[0].signals.shape[1])
         model.set_normalisation(np.concatenate([r.signals for r in usable]))
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-5)
+    optimizer = torch.optim.Adam(model.parameter_groups(lr), lr=lr, weight_decay=1e-5)
     rng = np.random.default_rng(seed)
     total = epochs * len(usable)
     step = 0
     for _ in range(epochs):
         for k in rng.permutation(len(usable)):
             r = usable[k]
-            logits = _list_logits(model, r)
+            logits = _list_logits(model, r, table)
             labels = torch.from_numpy(r.labels)
             log_p = torch.log_softmax(logits, 0)
             loss = -(log_p * labels).sum() / labels.sum()
@@ -245,17 +262,17 @@ def train_ranker(
     return model.eval()
 
 
-def _list_logits(model: nn.Module, r: RankingList) -> torch.Tensor:
+def _list_logits(model: FusionRanker, r: RankingList, item_table: torch.Tensor | None = None) -> torch.Tensor:
     """The ranker's logit for each of a list's candidates (the shopper's vector repeated per candidate)."""
     n = len(r.labels)
-    user = torch.from_numpy(np.broadcast_to(r.user_embedding, (n, r.user_embedding.shape[-1])).copy())
+    user = model.list_user(r, item_table).unsqueeze(0).expand(n, -1)
     return model.logits(user, torch.from_numpy(r.item_embeddings), torch.from_numpy(r.signals))[:, 0]
 
 
-def _teacher_distributions(teacher: nn.Module, lists: Sequence[RankingList]) -> dict[int, torch.Tensor]:
+def _teacher_distributions(teacher: FusionRanker, lists: Sequence[RankingList], item_table: torch.Tensor | None) -> dict[int, torch.Tensor]:
     """The teacher's softmax over each list's candidates (fixed targets, computed once), by the list's id."""
     with torch.no_grad():  # not inference_mode: the targets enter the (autograd-tracked) loss
-        return {id(r): torch.softmax(_list_logits(teacher, r), 0) for r in lists}
+        return {id(r): torch.softmax(_list_logits(teacher, r, item_table), 0) for r in lists}
 
 
 def score_list(model: nn.Module, user_embedding: np.ndarray, item_embeddings: np.ndarray, signals: np.ndarray) -> np.ndarray:

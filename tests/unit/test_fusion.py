@@ -268,3 +268,68 @@ def test_the_gate_rejects_a_drop_within_the_noise_only_without_a_confidence():
     worse = _two_candidate_lists(wins=0, losses=30, ties=10)  # -0.28: worse beyond any doubt
     assert not fusion_gate(candidate, serving, worse, [], 0.01, confidence=0.95).passed
     assert fusion_gate(candidate, serving, _two_candidate_lists(0, 0, 40), worse, 0.01, confidence=0.95).passed is False  # replay too
+
+
+def test_sequence_tower_starts_as_the_served_mean_and_learns_what_the_mean_cannot():
+    """rankers.fusion.sequence: untrained, the shopper vector is exactly the recency-weighted mean (and zero
+    without history); trained on lists where the shopper buys again the item of their second-newest event
+    (all on the same day, so the mean weighs every event alike), it learns to pick that item."""
+    from rankers.fusion.network import shopper_from_items
+    from rankers.fusion.sequence import SequenceFusionRanker
+
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((8, 384)).astype(np.float32)
+    table = rng.standard_normal((60, 8)).astype(np.float32) @ basis
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    torch.manual_seed(0)
+    untrained = SequenceFusionRanker().eval()
+    index, ages = np.array([[4, 9, 2], [7, -1, -1], [-1, -1, -1]]), np.array([[0, 3, 40], [0, 0, 0], [0, 0, 0]], np.float32)
+    with torch.no_grad():
+        vectors = untrained.shoppers(torch.from_numpy(table), index, ages)
+        mean = shopper_from_items(torch.from_numpy(table), torch.from_numpy(index), torch.from_numpy(np.exp2(-ages / 30)))
+    assert torch.allclose(vectors, mean, atol=1e-6) and float(vectors[2].abs().sum()) == 0.0
+
+    lists = []
+    for _ in range(250):
+        history = rng.choice(60, 5, replace=False)
+        labels = np.zeros(5, dtype=np.float32)
+        labels[1] = 1.0
+        lists.append(RankingList(np.zeros(384, np.float32), table[history], np.zeros((5, SIGNAL_COUNT), np.float32), labels,
+                                 (history.astype(np.int64), np.zeros(5, np.float32))))
+
+    def ndcg(model: FusionRanker) -> float:
+        from rankers.fusion.network import _list_logits
+
+        with torch.no_grad():
+            scores = [_list_logits(model, r, torch.from_numpy(table)).numpy() for r in lists[150:]]
+        return float(np.mean([1.0 / np.log2(2 + int((s > s[1]).sum())) for s in scores]))
+
+    trained = train_ranker(lists[:150], epochs=15, lr=1e-2, item_table=table, new_model=SequenceFusionRanker)
+    assert isinstance(trained, SequenceFusionRanker)
+    assert ndcg(trained) > max(0.8, ndcg(untrained) + 0.2)
+
+
+def test_next_basket_pretraining_teaches_the_tower_what_follows_a_history():
+    """pretrain_shopper_tower: every shopper's next basket is the item after their newest one (in a fixed
+    order of the catalogue): the weighted mean points at the items already bought, the trained tower at the next."""
+    from rankers.fusion.sequence import SequenceFusionRanker, next_basket_loss, pretrain_shopper_tower
+
+    rng = np.random.default_rng(1)
+    table = rng.standard_normal((30, 384)).astype(np.float32)
+    table /= np.linalg.norm(table, axis=1, keepdims=True)
+    examples = []
+    for _ in range(300):
+        history = rng.choice(30, 4, replace=False)
+        examples.append((history.astype(np.int64), np.array([0, 2, 5, 9], np.float32), np.array([(history[0] + 1) % 30])))
+    torch.manual_seed(0)
+    model = SequenceFusionRanker()
+
+    def held_out_loss() -> float:
+        held = examples[250:]
+        with torch.no_grad():
+            return float(next_basket_loss(model.eval(), torch.from_numpy(table), np.stack([e[0] for e in held]),
+                                          np.stack([e[1] for e in held]), [e[2] for e in held]))
+
+    before = held_out_loss()
+    losses = pretrain_shopper_tower(model, examples[:250], table, epochs=25, lr=3e-3, batch=32)
+    assert losses and held_out_loss() < before - 1.0
