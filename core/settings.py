@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     distill_weight: float = Field(0.0, ge=0)
     # Older baskets a fusion fine-tune replays from the log per new basket (sampled across all history).
     replay_ratio: float = Field(1.0, ge=0)
+    # A fusion fine-tune also learns from the lists it served: each shown list that drew a click (tied to it by
+    # the events' request ids) becomes a training list of the shown items, the clicked ones weighted by the
+    # inverse of their position's examination probability, the others negatives (issue 27, item 4).
+    impression_lists: bool = False
     # Where training runs: auto (CUDA when the worker has a GPU, else CPU), cpu, cuda, cuda:1, ...
     train_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     # Torch threads of a training process (0: torch's default).

@@ -60,8 +60,13 @@ def examination(served: Sequence[ServedList], attributions: Sequence[Attribution
     for a in attributions:
         if a.event_type == "click" and 1 <= a.position <= k:
             clicks[a.position - 1] += 1
+    return examination_curve(shown, clicks)
+
+
+def examination_curve(shown: np.ndarray, clicks: np.ndarray) -> np.ndarray:
+    """P(examined | position) from lists shown and clicks per position (index 0 = position 1)."""
     ctr = (clicks + 0.5) / (shown + 1.0)  # smoothed
-    prop = np.minimum.accumulate(ctr / ctr[0]) if ctr[0] > 0 else np.ones(k)
+    prop = np.minimum.accumulate(ctr / ctr[0]) if ctr[0] > 0 else np.ones(len(shown))
     return np.clip(prop, MIN_EXAMINATION, 1.0)
 
 

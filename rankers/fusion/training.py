@@ -26,7 +26,7 @@ from rankers.base import Candidate, NothingToLearn, Trainer, TrainingRun
 from rankers.fusion import CO_PURCHASE_FILE, ITEM_TABLE, SIGNAL_STATS, SIMILAR_FILE
 from rankers.fusion import FusionRanker as FusionServing
 from rankers.fusion.co_purchase import fit_neighbours
-from rankers.fusion.lists import CANDIDATES, ListSpec, baskets_of, build_lists
+from rankers.fusion.lists import CANDIDATES, ListSpec, ShownList, baskets_of, build_lists, shown_lists
 from rankers.fusion.network import (
     EMBEDDING_DIM,
     FusionRanker,
@@ -183,10 +183,16 @@ class FusionTrainer(Trainer):
         replay = rng.sample(older, min(len(older), round(settings.replay_ratio * len(new)))) if run.parent is not None else []
         first = min([new[0][1]] + [b[1] for b in replay])
         stage(f"building ranking lists: {len(new)} new baskets, {len(replay)} replayed")
+        shown: list[ShownList] = []
+        if settings.impression_lists and run.parent is not None:  # what the serving versions showed and drew
+            named = [e for e in events if e.request_id and e.event_type in INTEREST_EVENTS and run.is_new(e)]
+            served = run.log.served.by_request({e.request_id for e in named})
+            shown = shown_lists(named, {r: s.item_ids for r, s in served.items()})
+            stage(f"{len(shown)} served lists with a click among {len(served)} named by new events")
         table = fit_neighbours(items for _, t, items in baskets if t < first)
-        specs = build_lists(events, catalogue, {(u, t) for u, t, _ in new + replay}, table)
-        new_specs = [s for s in specs if (s.user_id, s.timestamp) in fresh]
-        replay_specs = [s for s in specs if (s.user_id, s.timestamp) not in fresh]
+        specs = build_lists(events, catalogue, {(u, t) for u, t, _ in new + replay}, table, shown=shown)
+        new_specs = [s for s in specs if s.shown or (s.user_id, s.timestamp) in fresh]
+        replay_specs = [s for s in specs if not s.shown and (s.user_id, s.timestamp) not in fresh]
         if run.parent is None:
             encoder, previous = build_text_encoder(), None
         else:
@@ -228,7 +234,7 @@ class FusionTrainer(Trainer):
             data_from=new[0][1], data_to=new[-1][1], example_count=sum(len(r.labels) for r in new_lists),
             final_loss=float(np.mean(losses[-max(1, len(losses) // 5):])),
             job_id=run.job_id, train_seconds=seconds, seq_to=max((e.seq for e in events), default=0),
-            notes={"ranker": self.ranker.name, "new_lists": len(new_lists), "replay_lists": len(replay_lists),
+            notes={"ranker": self.ranker.name, "new_lists": len(new_lists), "replay_lists": len(replay_lists), "shown_lists": len(shown),
                    "held_out_lists": len(held_new), "held_out_replay_lists": len(held_replay), "candidates_per_list": CANDIDATES,
                    "text_tower": tower},
             gate=gate.to_json(),

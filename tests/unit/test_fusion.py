@@ -333,3 +333,27 @@ def test_next_basket_pretraining_teaches_the_tower_what_follows_a_history():
     before = held_out_loss()
     losses = pretrain_shopper_tower(model, examples[:250], table, epochs=25, lr=3e-3, batch=32)
     assert losses and held_out_loss() < before - 1.0
+
+
+def test_shown_lists_become_training_lists_with_position_weighted_clicks():
+    """Issue 27, item 4: a served list that a click names by its request id is a training list of the shown
+    items (not retrieval's), the clicked one weighted by 1 / P(examined | its position), the rest negatives;
+    a list nobody reacted to, or one whose request id the log does not know, is none."""
+    from rankers.fusion.lists import shown_lists
+
+    catalogue = {i: ItemText(f"item {i}") for i in "abcdefgh"}
+    day = 86400.0
+    served = {"r1": ["e", "f", "g", "h"], "r2": ["f", "e", "g"], "r3": ["a", "b"]}
+    events = [Event("1", "u", "a", "purchase", day), Event("2", "w", "b", "purchase", day),
+              Event("3", "u", "g", "click", 2 * day, "r1"), Event("4", "u", "g", "purchase", 2 * day + 1, "r1"),
+              Event("5", "w", "f", "click", 3 * day, "r2"), Event("6", "w", "e", "click", 3 * day + 1, "r9")]
+    shown = shown_lists(events, served, k=10)
+    assert [(s.user_id, s.timestamp, s.items) for s in shown] == [("u", 2 * day, ["e", "f", "g", "h"]), ("w", 3 * day, ["f", "e", "g"])]
+    first, second = shown
+    assert first.labels[[0, 1, 3]].tolist() == [0, 0, 0] and second.labels[1:].tolist() == [0, 0]
+    assert first.labels[2] > second.labels[0] >= 1.0  # position 3 is examined less often than position 1: weighs more
+    specs = build_lists(events, catalogue, {("u", 2 * day)}, table={}, shown=shown)
+    by_kind = {(s.user_id, s.shown): s for s in specs}
+    assert set(by_kind) == {("u", False), ("u", True), ("w", True)}  # u's basket keeps its retrieval list too
+    assert by_kind[("u", True)].candidates == ["e", "f", "g", "h"] and by_kind[("u", True)].history == [("a", day)]
+    assert by_kind[("u", True)].labels.tolist() == first.labels.tolist()
