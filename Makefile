@@ -17,7 +17,7 @@ install: .venv/.installed     ## the project virtualenv with every dependency an
 	touch $@
 
 test: install                 ## every test (unit + integration against real processes)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 lint: install                 ## ruff and mypy as configured in pyproject.toml (CI runs it)
 	.venv/bin/ruff check .

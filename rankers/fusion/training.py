@@ -51,6 +51,7 @@ from shoptext.text import INTEREST_EVENTS, ITEM_TEXT_LENGTH, ItemText, item_text
 logger = logging.getLogger(__name__)
 
 GATE_LISTS = 200
+VISIT_S = 3600.0  # a shown list's reactions (clicks, carts, purchases) come within this many seconds of the first
 
 
 def embed_lists(encoder: Any, specs: Sequence[ListSpec], catalogue: dict[str, ItemText]) -> list[RankingList]:
@@ -191,7 +192,8 @@ class FusionTrainer(Trainer):
             stage(f"{len(shown)} served lists with a click among {len(served)} named by new events")
         table = fit_neighbours(items for _, t, items in baskets if t < first)
         specs = build_lists(events, catalogue, {(u, t) for u, t, _ in new + replay}, table, shown=shown)
-        new_specs = [s for s in specs if s.shown or (s.user_id, s.timestamp) in fresh]
+        shown_specs = [s for s in specs if s.shown]
+        new_specs = [s for s in specs if not s.shown and (s.user_id, s.timestamp) in fresh]
         replay_specs = [s for s in specs if not s.shown and (s.user_id, s.timestamp) not in fresh]
         if run.parent is None:
             encoder, previous = build_text_encoder(), None
@@ -202,6 +204,12 @@ class FusionTrainer(Trainer):
         if run.parent is not None:  # the newest lists are held out for the gate, and a slice of replay lists
             cut = len(new_specs) - min(GATE_LISTS, max(1, len(new_specs) // 5))
             new_specs, held_new_specs = new_specs[:cut], new_specs[cut:]
+            # shown lists only train (the gate's lists stay basket lists), and none whose reactions a held-out
+            # basket holds: none of a shopper in the hour before one of their held-out baskets
+            held: dict[str, list[float]] = {}
+            for h in held_new_specs:
+                held.setdefault(h.user_id, []).append(h.timestamp)
+            shown_specs = [h for h in shown_specs if not any(0 <= t - h.timestamp <= VISIT_S for t in held.get(h.user_id, ()))]
             cut = len(replay_specs) - min(64, len(replay_specs) // 5)
             replay_specs, held_replay_specs = replay_specs[:cut], replay_specs[cut:]
         tower: dict[str, Any] = {"mode": settings.text_tower}
@@ -213,6 +221,7 @@ class FusionTrainer(Trainer):
             tower.update(tune_top_layer(encoder, new_specs + replay_specs, texts,
                                         TowerSettings(steps=settings.text_tower_steps, seed=run.seed), progress=run.progress))
         stage("encoding item texts and shopper histories")
+        new_specs = sorted(new_specs + shown_specs, key=lambda x: x.timestamp)
         new_lists, held_new = _split(embed_lists(encoder, new_specs + held_new_specs, catalogue), len(new_specs))
         replay_lists, held_replay = _split(embed_lists(encoder, replay_specs + held_replay_specs, catalogue), len(replay_specs))
         serving_lists = None
