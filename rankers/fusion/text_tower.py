@@ -136,7 +136,7 @@ def tune_top_layer(encoder: TextEncoder, specs: Sequence[ListSpec], texts: dict[
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if progress is not None:
             progress(step + 1, settings.steps, losses[-1])
     tower.layer.eval()
