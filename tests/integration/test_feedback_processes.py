@@ -29,6 +29,19 @@ SHOPPERS = ["fp-shopper-1", "fp-shopper-2"]
 ITEMS = ["SKU0001", "SKU1001", "SKU2001", "SKU3001", "SKU0002"]
 
 
+def _difference(rows: list, want: list) -> str:
+    """Where each shopper's online row differs from the log's (the full rows are too long for a message)."""
+    out = []
+    for k, (row, expected) in enumerate(zip(rows, want)):
+        if row is None or row == expected:
+            out.append(f"shopper {k}: {'no row' if row is None else 'same'}")
+            continue
+        first = next((n for n, (a, b) in enumerate(zip(row[0], expected[0])) if a != b), min(len(row[0]), len(expected[0])))
+        out.append(f"shopper {k}: count {row[1]} vs log {expected[1]}; {len(row[0])} vs {len(expected[0])} interests, first "
+                   f"difference at {first}: {row[0][first:first + 2]} vs {expected[0][first:first + 2]}")
+    return "; ".join(out)
+
+
 def test_two_processes_store_every_event_and_leave_each_shopper_row_as_the_log_says(serving_suite, tmp_path):
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -79,6 +92,6 @@ def test_two_processes_store_every_event_and_leave_each_shopper_row_as_the_log_s
         want = [([(i, ts) for i, _, ts, _ in expected[key]], len(expected[key])) for key in keys]
         # A reply may say features_pending (the refresher was further behind than RECSYS_REFRESH_WAIT_MS on a
         # busy machine): the rows then follow within seconds, without another call.
-        assert eventually(lambda: rows() == want, timeout=30, interval=0.2), (rows(), want)
+        assert eventually(lambda: rows() == want, timeout=30, interval=0.2), _difference(rows(), want)
     finally:
         stop_supervisor(proc, children, "feedback")
