@@ -95,13 +95,23 @@ def start_canary(suite: Suite, client: Any, experiment_id: str, candidate: int, 
     try:
         client.admin.CreateExperiment(request, timeout=180)
     except grpc.RpcError as error:
-        dead = suite.died()
-        if error.code() != grpc.StatusCode.UNAVAILABLE or not dead:
+        if error.code() != grpc.StatusCode.UNAVAILABLE:
             raise
+        dead = suite.died()
+        for _ in range(30):  # a process that stopped answering may take a few seconds to exit
+            if dead:
+                break
+            time.sleep(0.5)
+            dead = suite.died()
         for name, what in dead.items():
             print(f"  {name} {what}\n  restarting it (as make up's supervisor would)", flush=True)
-        restarts.extend(f"{experiment_id}: {name}" for name in dead)
-        suite.restart_dead()
+        if dead:
+            restarts.extend(f"{experiment_id}: {name}" for name in dead)
+            suite.restart_dead()
+        else:  # nothing died, yet Triton refused (seen twice in CI): say what it logged, and ask once more
+            print(f"  CreateExperiment: {error.details()}; no process died; asking again\n"
+                  f"  tritonserver's log ends:\n{suite.tail('tritonserver')}", flush=True)
+            restarts.append(f"{experiment_id}: asked again after UNAVAILABLE")
         client.admin.CreateExperiment(request, timeout=180)
 
 
